@@ -1,0 +1,117 @@
+//! Command-line flags (clap) and their resolution into library settings.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use gplake::Month;
+use gplake::discover::Source;
+use gplake::fetch::FetchOptions;
+use gplake::http::HttpConfig;
+
+/// gplake: NHS England "Patients Registered at a GP Practice" into a data lake.
+#[derive(Debug, Parser)]
+#[command(name = "gplake", version, about, long_about = None)]
+pub(crate) struct Cli {
+    /// The lake: a folder, file://, or s3://bucket/prefix (AWS_* environment).
+    #[arg(long, global = true, env = "GPLAKE_LAKE", default_value = "./lake")]
+    pub(crate) lake: String,
+    /// More logging (-v, -vv); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true)]
+    pub(crate) quiet: bool,
+    /// Machine-readable result on stdout.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// The main job: discover releases and bring every new or changed file into bronze.
+    Sync(FetchArgs),
+    /// List the releases upstream: month, page, published date, each file with its kind.
+    Discover(SourceArgs),
+    /// Bronze only: fetch every new or changed file.
+    Fetch(FetchArgs),
+}
+
+/// Where releases come from and which months.
+#[derive(Debug, Args)]
+pub(crate) struct SourceArgs {
+    /// The series page URL (or a mirror of it), or a folder of hand-downloaded files.
+    #[arg(long, env = "GPLAKE_SOURCE")]
+    pub(crate) source: Option<String>,
+    /// First month, YYYY-MM.
+    #[arg(long)]
+    pub(crate) from: Option<Month>,
+    /// Last month, YYYY-MM.
+    #[arg(long)]
+    pub(crate) to: Option<Month>,
+    /// Concurrent requests.
+    #[arg(long, short = 'j', default_value_t = 4)]
+    pub(crate) jobs: usize,
+    /// Another host links may lead to (repeatable); the source's host and
+    /// files.digital.nhs.uk are always allowed.
+    #[arg(long = "allow-host")]
+    pub(crate) allow_hosts: Vec<String>,
+    /// Attempts per request, the first included.
+    #[arg(long, default_value_t = 5)]
+    pub(crate) attempts: u32,
+    /// First retry delay in milliseconds (doubles each retry, with jitter).
+    #[arg(long, default_value_t = 500)]
+    pub(crate) backoff_ms: u64,
+    /// Longest silence allowed while reading a response, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub(crate) timeout: u64,
+}
+
+/// Fetch (and sync) flags.
+#[derive(Debug, Args)]
+pub(crate) struct FetchArgs {
+    /// Source and months.
+    #[command(flatten)]
+    pub(crate) source: SourceArgs,
+    /// Print the plan; download and write nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+}
+
+impl SourceArgs {
+    /// The source, the live site by default.
+    pub(crate) fn source(&self) -> Source {
+        self.source
+            .as_deref()
+            .map(Source::parse)
+            .unwrap_or_else(Source::live)
+    }
+
+    /// HTTP settings from the flags.
+    pub(crate) fn http_config(&self) -> HttpConfig {
+        let mut config = HttpConfig {
+            attempts: self.attempts.max(1),
+            base_backoff: Duration::from_millis(self.backoff_ms),
+            read_timeout: Duration::from_secs(self.timeout.max(1)),
+            ..HttpConfig::default()
+        };
+        config
+            .allowed_hosts
+            .extend(self.allow_hosts.iter().cloned());
+        config
+    }
+}
+
+impl FetchArgs {
+    /// Fetch settings from the flags.
+    pub(crate) fn fetch_options(&self) -> FetchOptions {
+        FetchOptions {
+            jobs: self.source.jobs.max(1),
+            dry_run: self.dry_run,
+            ..FetchOptions::default()
+        }
+    }
+}

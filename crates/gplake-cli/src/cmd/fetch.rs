@@ -1,0 +1,54 @@
+//! `gplake fetch` and `gplake sync`: releases into bronze, one summary line at the end.
+
+use gplake::http::Http;
+use gplake::{Lake, SyncOptions};
+
+use crate::args::FetchArgs;
+use crate::{Output, clock, progress};
+
+/// Runs the bronze pipeline (discover → fetch) and prints the report.
+pub(crate) async fn run(lake_url: &str, args: &FetchArgs, out: &Output) -> anyhow::Result<()> {
+    let lake = Lake::open(lake_url)?;
+    let source = args.source.source();
+    let http = Http::new(args.source.http_config(), source.host());
+    let clock = clock();
+    let ctx = gplake::fetch::FetchContext {
+        lake: &lake,
+        http: &http,
+        clock,
+        progress: progress::bars(!out.quiet && !out.json),
+    };
+    let options = SyncOptions {
+        source,
+        from: args.source.from,
+        to: args.source.to,
+        fetch: args.fetch_options(),
+    };
+    let report = gplake::sync::sync(&ctx, &options).await?;
+    if out.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    if args.dry_run {
+        for f in &report.fetch.files {
+            println!(
+                "{}  {:<11} {}",
+                f.month,
+                format!("{:?}", f.action).to_lowercase(),
+                f.name
+            );
+        }
+    }
+    for release in &report.discovery.releases {
+        for skipped in &release.skipped {
+            eprintln!(
+                "warning: {}: link not followed: {} ({})",
+                release.month, skipped.url, skipped.reason
+            );
+        }
+    }
+    if !out.quiet {
+        println!("{}", report.summary());
+    }
+    Ok(())
+}

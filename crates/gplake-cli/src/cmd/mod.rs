@@ -1,0 +1,4 @@
+//! One file per subcommand: each calls the library and prints its report.
+
+pub(crate) mod discover;
+pub(crate) mod fetch;

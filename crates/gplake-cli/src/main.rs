@@ -1,0 +1,65 @@
+//! The `gplake` binary: parse flags, set up logging, call the library, map errors to exit
+//! codes (0 ok, 1 failure, 2 usage, 3 quality gate).
+
+mod args;
+mod cmd;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use gplake::{Clock, SystemClock};
+
+use args::{Cli, Command};
+
+/// How results are printed.
+pub(crate) struct Output {
+    json: bool,
+    quiet: bool,
+}
+
+/// The clock the commands pass to the library.
+pub(crate) fn clock() -> &'static dyn Clock {
+    static CLOCK: SystemClock = SystemClock;
+    &CLOCK
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
+    match runtime.block_on(run(&cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cli: &Cli) -> anyhow::Result<()> {
+    let out = Output {
+        json: cli.json,
+        quiet: cli.quiet,
+    };
+    match &cli.command {
+        Command::Sync(args) | Command::Fetch(args) => cmd::fetch::run(&cli.lake, args, &out).await,
+        Command::Discover(args) => cmd::discover::run(args, &out).await,
+    }
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info,gplake=debug",
+        (false, _) => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

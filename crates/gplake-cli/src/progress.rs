@@ -1,0 +1,43 @@
+//! Progress bars for downloads, shown only on a terminal.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
+
+use gplake::http::{Progress, ProgressEvent};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+/// A progress callback drawing one bar per download, or `None` off a terminal.
+pub(crate) fn bars(enabled: bool) -> Option<Progress> {
+    if !enabled || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let multi = MultiProgress::new();
+    let bars: Mutex<HashMap<String, ProgressBar>> = Mutex::default();
+    let style =
+        ProgressStyle::with_template("{msg:50!} {bytes:>10}/{total_bytes:10} {bar:30} {eta}")
+            .expect("valid template");
+    Some(Arc::new(move |event| {
+        let mut bars = bars.lock().expect("progress lock");
+        match event {
+            ProgressEvent::Started { key, total } => {
+                let bar = multi.add(ProgressBar::new(total.unwrap_or(0)));
+                bar.set_style(style.clone());
+                bar.set_message(key.clone());
+                if let Some(old) = bars.insert(key, bar) {
+                    old.finish_and_clear();
+                }
+            }
+            ProgressEvent::Advanced { key, bytes } => {
+                if let Some(bar) = bars.get(&key) {
+                    bar.inc(bytes);
+                }
+            }
+            ProgressEvent::Finished { key } => {
+                if let Some(bar) = bars.remove(&key) {
+                    bar.finish_and_clear();
+                }
+            }
+        }
+    }))
+}

@@ -1,0 +1,426 @@
+//! Fetch: every file of every discovered release, byte for byte, into bronze.
+//!
+//! Downloads stream to local temporary files (hashed on the way), never whole into memory;
+//! only files that are new or whose bytes changed are then written to the lake, under a
+//! month lock, by the protocol in `commit.rs`. A run against an unchanged source writes
+//! nothing. Reports what it did in a [`FetchReport`].
+
+mod commit;
+mod lock;
+pub mod manifest;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+
+use crate::clock::Clock;
+use crate::discover::{Discovery, Release, ReleaseFile};
+use crate::http::{Download, Fetched, Http, HttpError, Progress, Validators};
+use crate::lake::{Lake, LakeError};
+use crate::month::Month;
+
+pub use lock::LockError;
+pub use manifest::{FileRevision, Manifest, ManifestError, ManifestFile};
+
+/// How fetching behaves.
+#[derive(Debug, Clone)]
+pub struct FetchOptions {
+    /// Concurrent downloads.
+    pub jobs: usize,
+    /// Plan only: download and write nothing.
+    pub dry_run: bool,
+    /// How long a month lock may be held before another run takes it over.
+    pub lock_ttl: Duration,
+}
+
+impl Default for FetchOptions {
+    fn default() -> FetchOptions {
+        FetchOptions {
+            jobs: 4,
+            dry_run: false,
+            lock_ttl: Duration::from_secs(600),
+        }
+    }
+}
+
+/// A fetch failure, naming the month and file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// A download failed.
+    #[error("month {month}, file {file}: {source}")]
+    Http {
+        /// The month.
+        month: Month,
+        /// The file.
+        file: String,
+        /// The HTTP failure.
+        source: HttpError,
+    },
+    /// A local (hand-downloaded or temporary) file could not be read.
+    #[error("month {month}, file {file}: {source}")]
+    LocalIo {
+        /// The month.
+        month: Month,
+        /// The file.
+        file: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A manifest could not be read or written.
+    #[error("month {month}: {source}")]
+    Manifest {
+        /// The month.
+        month: Month,
+        /// The cause.
+        source: ManifestError,
+    },
+    /// The month lock could not be taken.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// The lake failed while writing a month.
+    #[error("month {month}: {source}")]
+    Lake {
+        /// The month.
+        month: Month,
+        /// The cause.
+        source: LakeError,
+    },
+}
+
+/// What happened (or, in a dry run, would happen) to one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// First bytes of a file: written.
+    New,
+    /// Changed bytes: written as a new revision, the old ones kept.
+    Revised,
+    /// Same bytes as bronze already holds: nothing written.
+    Unchanged,
+    /// Dry run: not in bronze, would be fetched.
+    WouldFetch,
+    /// Dry run: in bronze, would be checked for changes.
+    WouldCheck,
+}
+
+/// One file's outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileOutcome {
+    /// The month.
+    pub month: Month,
+    /// The name in bronze.
+    pub name: String,
+    /// What happened.
+    pub action: Action,
+    /// Bytes of the current revision, when known.
+    pub size: Option<u64>,
+    /// SHA-256 of the current revision, when known.
+    pub sha256: Option<String>,
+}
+
+/// What a fetch did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FetchReport {
+    /// Releases considered.
+    pub months: usize,
+    /// Months whose bronze changed.
+    pub months_written: Vec<Month>,
+    /// Files written (new + revised).
+    pub fetched: usize,
+    /// Files seen for the first time.
+    pub new_files: usize,
+    /// Files with changed bytes.
+    pub revised: usize,
+    /// Files with the same bytes as before.
+    pub unchanged: usize,
+    /// Bytes written to bronze.
+    pub bytes: u64,
+    /// A plan, not a run: nothing was written.
+    pub dry_run: bool,
+    /// Every file's outcome.
+    pub files: Vec<FileOutcome>,
+}
+
+impl FetchReport {
+    /// The one-line summary: `N months, M files fetched (X MB), K unchanged, R revised`.
+    pub fn summary(&self) -> String {
+        if self.dry_run {
+            let new = self.count(Action::WouldFetch);
+            let known = self.count(Action::WouldCheck);
+            return format!(
+                "dry run: {} months, {new} files to fetch, {known} already in bronze to check; nothing written",
+                self.months
+            );
+        }
+        let line = format!(
+            "{} months, {} files fetched ({:.1} MB), {} unchanged, {} revised",
+            self.months,
+            self.fetched,
+            self.bytes as f64 / 1e6,
+            self.unchanged,
+            self.revised
+        );
+        if self.fetched == 0 {
+            format!("{line}; bronze is up to date, nothing written")
+        } else {
+            line
+        }
+    }
+
+    fn count(&self, action: Action) -> usize {
+        self.files.iter().filter(|f| f.action == action).count()
+    }
+
+    fn add(&mut self, outcome: FileOutcome) {
+        match outcome.action {
+            Action::New => self.new_files += 1,
+            Action::Revised => self.revised += 1,
+            Action::Unchanged => self.unchanged += 1,
+            Action::WouldFetch | Action::WouldCheck => {}
+        }
+        if matches!(outcome.action, Action::New | Action::Revised) {
+            self.fetched += 1;
+            self.bytes += outcome.size.unwrap_or(0);
+            if self.months_written.last() != Some(&outcome.month) {
+                self.months_written.push(outcome.month);
+            }
+        }
+        self.files.push(outcome);
+    }
+}
+
+/// The I/O a fetch needs, passed in.
+#[derive(Clone)]
+pub struct FetchContext<'a> {
+    /// The lake.
+    pub lake: &'a Lake,
+    /// The HTTP client.
+    pub http: &'a Http,
+    /// The clock.
+    pub clock: &'a dyn Clock,
+    /// Byte progress, for progress bars.
+    pub progress: Option<Progress>,
+}
+
+/// A downloaded file whose bytes may be new to bronze.
+#[derive(Debug)]
+pub(crate) struct Candidate {
+    pub(crate) file: ReleaseFile,
+    pub(crate) local: PathBuf,
+    pub(crate) fetched: Fetched,
+}
+
+enum Staged {
+    Unchanged(FileOutcome),
+    Candidate(Candidate),
+}
+
+/// Fetches every release in `discovery` into bronze.
+pub async fn fetch(
+    ctx: &FetchContext<'_>,
+    discovery: &Discovery,
+    options: &FetchOptions,
+) -> Result<FetchReport, FetchError> {
+    let mut report = FetchReport {
+        months: discovery.releases.len(),
+        dry_run: options.dry_run,
+        ..FetchReport::default()
+    };
+    let outcomes = if options.dry_run {
+        plan(ctx.lake, discovery).await?
+    } else {
+        run(ctx, discovery, options).await?
+    };
+    outcomes.into_iter().for_each(|o| report.add(o));
+    Ok(report)
+}
+
+async fn plan(lake: &Lake, discovery: &Discovery) -> Result<Vec<FileOutcome>, FetchError> {
+    let mut outcomes = Vec::new();
+    for release in &discovery.releases {
+        let manifest = read_manifest(lake, release.month).await?;
+        for file in &release.files {
+            let known = manifest.as_ref().and_then(|m| m.file(&file.name));
+            outcomes.push(FileOutcome {
+                month: release.month,
+                name: file.name.clone(),
+                action: if known.is_some() {
+                    Action::WouldCheck
+                } else {
+                    Action::WouldFetch
+                },
+                size: known.map(|k| k.current.size),
+                sha256: known.map(|k| k.current.sha256.clone()),
+            });
+        }
+    }
+    Ok(outcomes)
+}
+
+async fn run(
+    ctx: &FetchContext<'_>,
+    discovery: &Discovery,
+    options: &FetchOptions,
+) -> Result<Vec<FileOutcome>, FetchError> {
+    let tmp = tempfile::tempdir().map_err(|source| FetchError::LocalIo {
+        month: discovery
+            .releases
+            .first()
+            .map(|r| r.month)
+            .unwrap_or(Month::FIRST),
+        file: std::env::temp_dir().display().to_string(),
+        source,
+    })?;
+    let permits = Arc::new(Semaphore::new(options.jobs.max(1)));
+    let per_month: Vec<Vec<FileOutcome>> = futures::stream::iter(&discovery.releases)
+        .map(|release| fetch_release(ctx, release, &permits, tmp.path(), options))
+        .buffered(options.jobs.max(1))
+        .try_collect()
+        .await?;
+    Ok(per_month.into_iter().flatten().collect())
+}
+
+async fn fetch_release(
+    ctx: &FetchContext<'_>,
+    release: &Release,
+    permits: &Semaphore,
+    tmp: &std::path::Path,
+    options: &FetchOptions,
+) -> Result<Vec<FileOutcome>, FetchError> {
+    let manifest = read_manifest(ctx.lake, release.month).await?;
+    let staged: Vec<Staged> = futures::stream::iter(release.files.iter().enumerate())
+        .map(|(i, file)| {
+            let known = manifest.as_ref().and_then(|m| m.file(&file.name));
+            let local = tmp.join(format!("{}-{i}", release.month));
+            async move {
+                let _permit = permits.acquire().await.expect("semaphore never closes");
+                stage(ctx, release.month, file, known, local).await
+            }
+        })
+        .buffered(release.files.len().max(1))
+        .try_collect()
+        .await?;
+    let mut outcomes = Vec::new();
+    let mut candidates = Vec::new();
+    for s in staged {
+        match s {
+            Staged::Unchanged(o) => outcomes.push(o),
+            Staged::Candidate(c) => candidates.push(c),
+        }
+    }
+    if !candidates.is_empty() {
+        outcomes.extend(commit::commit_month(ctx, release, candidates, options.lock_ttl).await?);
+    }
+    Ok(outcomes)
+}
+
+/// Brings one file's bytes to a local file and decides whether bronze already has them.
+async fn stage(
+    ctx: &FetchContext<'_>,
+    month: Month,
+    file: &ReleaseFile,
+    known: Option<&ManifestFile>,
+    local: PathBuf,
+) -> Result<Staged, FetchError> {
+    let (local, download) = if file.url.scheme() == "file" {
+        let path = file.url.to_file_path().unwrap_or_default();
+        let fetched = hash_local(month, &file.name, &path).await?;
+        (path, Download::Fetched(fetched))
+    } else {
+        let validators = validators_for(file, known);
+        let key = format!("{month}/{}", file.name);
+        let download = ctx
+            .http
+            .download(&file.url, &validators, &local, &key, ctx.progress.as_ref())
+            .await
+            .map_err(|source| FetchError::Http {
+                month,
+                file: file.url.to_string(),
+                source,
+            })?;
+        (local, download)
+    };
+    let unchanged = |size, sha256| {
+        Staged::Unchanged(FileOutcome {
+            month,
+            name: file.name.clone(),
+            action: Action::Unchanged,
+            size,
+            sha256,
+        })
+    };
+    let known_facts = known.map(|k| (Some(k.current.size), Some(k.current.sha256.clone())));
+    Ok(match download {
+        Download::NotModified => {
+            let (size, sha) = known_facts.unwrap_or_default();
+            unchanged(size, sha)
+        }
+        Download::Fetched(f) if known.is_some_and(|k| k.current.sha256 == f.sha256) => {
+            if file.url.scheme() != "file" {
+                let _ = tokio::fs::remove_file(&local).await;
+            }
+            unchanged(Some(f.size), Some(f.sha256))
+        }
+        Download::Fetched(fetched) => Staged::Candidate(Candidate {
+            file: file.clone(),
+            local,
+            fetched,
+        }),
+    })
+}
+
+/// Conditional-request validators, only when the file is still served from the same URL.
+fn validators_for(file: &ReleaseFile, known: Option<&ManifestFile>) -> Validators {
+    match known {
+        Some(k) if k.current.source_url == file.url.as_str() => Validators {
+            etag: k.current.etag.clone(),
+            last_modified: k.current.last_modified.clone(),
+        },
+        _ => Validators::default(),
+    }
+}
+
+async fn hash_local(
+    month: Month,
+    name: &str,
+    path: &std::path::Path,
+) -> Result<Fetched, FetchError> {
+    let io = |source| FetchError::LocalIo {
+        month,
+        file: path.display().to_string(),
+        source,
+    };
+    let mut file = tokio::fs::File::open(path).await.map_err(io)?;
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = tokio::io::AsyncReadExt::read(&mut file, &mut buf)
+            .await
+            .map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    tracing::debug!(%month, name, size, "hashed local file");
+    Ok(Fetched {
+        size,
+        sha256: hex::encode(hasher.finalize()),
+        etag: None,
+        last_modified: None,
+    })
+}
+
+async fn read_manifest(lake: &Lake, month: Month) -> Result<Option<Manifest>, FetchError> {
+    Manifest::read(lake, month)
+        .await
+        .map_err(|source| FetchError::Manifest { month, source })
+}

@@ -1,0 +1,266 @@
+//! The lake: one object store chosen from a URL, and the paths of the bronze layout.
+//!
+//! `./lake`, `/abs/path` or `file:///abs/path` is a local folder; `s3://bucket/prefix` is S3
+//! (or any S3-compatible server) configured from the standard `AWS_*` environment;
+//! `memory://` is an in-memory store for unit tests. Every write goes through
+//! [`Lake::put_bytes`] or [`Lake::upload_file`], which are atomic on every backend: a reader
+//! sees the old object or the new one, never part of one.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::prefix::PrefixStore;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, WriteMultipart};
+use tokio::io::AsyncReadExt;
+
+use crate::month::Month;
+
+/// The bronze prefix of this dataset.
+pub const BRONZE_ROOT: &str = "bronze/gp_registered_patients";
+/// Upload part size: above S3's 5 MiB minimum, small enough to keep memory flat.
+const PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// A storage failure, naming the lake path involved.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LakeError {
+    /// The lake URL cannot be used.
+    #[error("cannot open lake '{url}': {reason}")]
+    Config {
+        /// The URL given.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The store refused for lack of permission or credentials.
+    #[error(
+        "permission denied on {path} ({op}): check the credentials and bucket policy (AWS_PROFILE, AWS_ACCESS_KEY_ID…): {source}"
+    )]
+    PermissionDenied {
+        /// What was attempted.
+        op: &'static str,
+        /// The lake path.
+        path: String,
+        /// The store's error.
+        source: object_store::Error,
+    },
+    /// Any other storage failure.
+    #[error("storage error on {path} ({op}): {source}")]
+    Storage {
+        /// What was attempted.
+        op: &'static str,
+        /// The lake path.
+        path: String,
+        /// The store's error.
+        source: object_store::Error,
+    },
+    /// A local file (being uploaded) could not be read.
+    #[error("cannot read local file {file}: {source}")]
+    LocalIo {
+        /// The local file.
+        file: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+impl LakeError {
+    fn from_store(op: &'static str, path: &Path, source: object_store::Error) -> LakeError {
+        let path = path.to_string();
+        match source {
+            object_store::Error::PermissionDenied { .. }
+            | object_store::Error::Unauthenticated { .. } => {
+                LakeError::PermissionDenied { op, path, source }
+            }
+            source => LakeError::Storage { op, path, source },
+        }
+    }
+}
+
+/// A lake: where bronze, silver and metadata live.
+#[derive(Debug, Clone)]
+pub struct Lake {
+    store: Arc<dyn ObjectStore>,
+    url: String,
+}
+
+impl Lake {
+    /// Opens the lake at `location` (a path, `file://`, `s3://` or `memory://` URL).
+    pub fn open(location: &str) -> Result<Lake, LakeError> {
+        let config = |reason: String| LakeError::Config {
+            url: location.to_string(),
+            reason,
+        };
+        let store: Arc<dyn ObjectStore> = match location.split_once("://") {
+            Some(("s3" | "s3a", rest)) => open_s3(rest).map_err(|e| config(e.to_string()))?,
+            Some(("memory", _)) => Arc::new(InMemory::new()),
+            Some(("file", path)) => open_local(path).map_err(config)?,
+            Some((scheme, _)) => {
+                return Err(config(format!(
+                    "unsupported scheme '{scheme}' (use a path, file://, s3:// or memory://)"
+                )));
+            }
+            None => open_local(location).map_err(config)?,
+        };
+        Ok(Lake::from_store(store, location))
+    }
+
+    /// A lake over an existing store (tests, embedding).
+    pub fn from_store(store: Arc<dyn ObjectStore>, url: &str) -> Lake {
+        Lake {
+            store,
+            url: url.to_string(),
+        }
+    }
+
+    /// The URL the lake was opened from.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// `bronze/gp_registered_patients/snapshot_year=YYYY/snapshot_month=MM`.
+    pub fn bronze_month_dir(month: Month) -> Path {
+        Path::from(format!(
+            "{BRONZE_ROOT}/snapshot_year={:04}/snapshot_month={:02}",
+            month.year(),
+            month.month()
+        ))
+    }
+
+    /// The object's bytes, or `None` when it does not exist.
+    pub async fn get_bytes(&self, path: &Path) -> Result<Option<Bytes>, LakeError> {
+        let result = match self.store.get(path).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(LakeError::from_store("get", path, e)),
+        };
+        result
+            .bytes()
+            .await
+            .map(Some)
+            .map_err(|e| LakeError::from_store("get", path, e))
+    }
+
+    /// The object's metadata, or `None` when it does not exist.
+    pub async fn head(&self, path: &Path) -> Result<Option<ObjectMeta>, LakeError> {
+        match self.store.head(path).await {
+            Ok(meta) => Ok(Some(meta)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(LakeError::from_store("head", path, e)),
+        }
+    }
+
+    /// Writes a small object in one atomic PUT.
+    pub async fn put_bytes(&self, path: &Path, bytes: Bytes) -> Result<(), LakeError> {
+        self.store
+            .put(path, bytes.into())
+            .await
+            .map(|_| ())
+            .map_err(|e| LakeError::from_store("put", path, e))
+    }
+
+    /// Creates an object only if none exists; `false` when one already did.
+    pub async fn put_if_absent(&self, path: &Path, bytes: Bytes) -> Result<bool, LakeError> {
+        let opts = PutOptions::from(PutMode::Create);
+        match self.store.put_opts(path, bytes.into(), opts).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(LakeError::from_store("put-if-absent", path, e)),
+        }
+    }
+
+    /// Streams a local file into the lake as one object (multipart, completed atomically).
+    pub async fn upload_file(&self, path: &Path, local: &std::path::Path) -> Result<(), LakeError> {
+        let local_err = |source| LakeError::LocalIo {
+            file: local.display().to_string(),
+            source,
+        };
+        let mut file = tokio::fs::File::open(local).await.map_err(local_err)?;
+        let upload = self
+            .store
+            .put_multipart(path)
+            .await
+            .map_err(|e| LakeError::from_store("upload", path, e))?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        let mut buf = vec![0u8; 1024 * 1024];
+        loop {
+            let n = match file.read(&mut buf).await {
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(local_err(e));
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            if let Err(e) = writer.wait_for_capacity(2).await {
+                let _ = writer.abort().await;
+                return Err(LakeError::from_store("upload", path, e));
+            }
+            writer.write(&buf[..n]);
+        }
+        writer
+            .finish()
+            .await
+            .map(|_| ())
+            .map_err(|e| LakeError::from_store("upload", path, e))
+    }
+
+    /// Copies an object within the lake (server-side on S3).
+    pub async fn copy(&self, from: &Path, to: &Path) -> Result<(), LakeError> {
+        self.store
+            .copy(from, to)
+            .await
+            .map_err(|e| LakeError::from_store("copy", from, e))
+    }
+
+    /// Deletes an object; deleting a missing object is not an error.
+    pub async fn delete(&self, path: &Path) -> Result<(), LakeError> {
+        match self.store.delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(LakeError::from_store("delete", path, e)),
+        }
+    }
+
+    /// Every object under `prefix`, in no particular order.
+    pub async fn list(&self, prefix: &Path) -> Result<Vec<ObjectMeta>, LakeError> {
+        self.store
+            .list(Some(prefix))
+            .try_collect()
+            .await
+            .map_err(|e| LakeError::from_store("list", prefix, e))
+    }
+}
+
+fn open_local(path: &str) -> Result<Arc<dyn ObjectStore>, String> {
+    std::fs::create_dir_all(path).map_err(|e| format!("cannot create folder: {e}"))?;
+    let store = LocalFileSystem::new_with_prefix(path)
+        .map_err(|e| e.to_string())?
+        .with_automatic_cleanup(true);
+    Ok(Arc::new(store))
+}
+
+/// `bucket/prefix` from the standard AWS environment (credentials chain, region, endpoint).
+fn open_s3(rest: &str) -> Result<Arc<dyn ObjectStore>, object_store::Error> {
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let store = AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .build()?;
+    let prefix = prefix.trim_matches('/');
+    Ok(if prefix.is_empty() {
+        Arc::new(store)
+    } else {
+        Arc::new(PrefixStore::new(store, prefix))
+    })
+}

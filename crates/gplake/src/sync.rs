@@ -1,0 +1,55 @@
+//! Sync: the main job. Discover releases, then bring every new or changed file into bronze.
+//!
+//! Idempotent: against an unchanged source a second run writes nothing and says so. (Silver,
+//! checks and gold join this pipeline in later stages.)
+
+use serde::Serialize;
+
+use crate::clock::Clock;
+use crate::discover::{Discovery, Source, discover};
+use crate::error::Error;
+use crate::fetch::{FetchContext, FetchOptions, FetchReport, fetch};
+use crate::month::Month;
+
+/// What to sync.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// Where releases come from.
+    pub source: Source,
+    /// First month (default: the first release, 2013-10).
+    pub from: Option<Month>,
+    /// Last month (default: the clock's current month).
+    pub to: Option<Month>,
+    /// Fetch settings (jobs, dry run, lock time-to-live).
+    pub fetch: FetchOptions,
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncReport {
+    /// What discovery found.
+    pub discovery: Discovery,
+    /// What fetching did.
+    pub fetch: FetchReport,
+}
+
+impl SyncReport {
+    /// The one-line summary.
+    pub fn summary(&self) -> String {
+        self.fetch.summary()
+    }
+}
+
+/// The month range an option pair stands for.
+pub fn month_range(clock: &dyn Clock, from: Option<Month>, to: Option<Month>) -> (Month, Month) {
+    let to = to.unwrap_or_else(|| Month::of(clock.now().date_naive()));
+    (from.unwrap_or(Month::FIRST), to)
+}
+
+/// Runs discovery and fetch.
+pub async fn sync(ctx: &FetchContext<'_>, options: &SyncOptions) -> Result<SyncReport, Error> {
+    let (from, to) = month_range(ctx.clock, options.from, options.to);
+    let discovery = discover(ctx.http, &options.source, from, to, options.fetch.jobs).await?;
+    let fetch = fetch(ctx, &discovery, &options.fetch).await?;
+    Ok(SyncReport { discovery, fetch })
+}
