@@ -471,17 +471,26 @@ fn header_string(
         .map(str::to_string)
 }
 
+/// A request that got no response: no connection at all, or one dropped mid-response.
 fn unreachable(url: &Url, err: &reqwest::Error) -> HttpError {
-    let mut reason = err.to_string();
+    let mut reason = String::new();
     let mut source = std::error::Error::source(err);
     while let Some(s) = source {
-        reason = format!("{reason}: {s}");
+        reason = if reason.is_empty() {
+            s.to_string()
+        } else {
+            format!("{reason}: {s}")
+        };
         source = s.source();
     }
-    HttpError::Unreachable {
-        url: url.to_string(),
-        reason,
-        attempts: 1,
+    if err.is_connect() {
+        HttpError::Unreachable {
+            url: url.to_string(),
+            reason,
+            attempts: 1,
+        }
+    } else {
+        truncated(url, format!("no complete response ({reason})"))
     }
 }
 

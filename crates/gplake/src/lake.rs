@@ -92,12 +92,25 @@ pub struct Lake {
 impl Lake {
     /// Opens the lake at `location` (a path, `file://`, `s3://` or `memory://` URL).
     pub fn open(location: &str) -> Result<Lake, LakeError> {
+        Lake::open_with(location, std::iter::empty::<(String, String)>())
+    }
+
+    /// Opens the lake with store options that override the environment (for S3:
+    /// `aws_endpoint`, `aws_access_key_id`, `aws_allow_http`, …).
+    pub fn open_with<I, K, V>(location: &str, options: I) -> Result<Lake, LakeError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: Into<String>,
+    {
         let config = |reason: String| LakeError::Config {
             url: location.to_string(),
             reason,
         };
         let store: Arc<dyn ObjectStore> = match location.split_once("://") {
-            Some(("s3" | "s3a", rest)) => open_s3(rest).map_err(|e| config(e.to_string()))?,
+            Some(("s3" | "s3a", rest)) => {
+                open_s3(rest, options).map_err(|e| config(e.to_string()))?
+            }
             Some(("memory", _)) => Arc::new(InMemory::new()),
             Some(("file", path)) => open_local(path).map_err(config)?,
             Some((scheme, _)) => {
@@ -252,11 +265,19 @@ fn open_local(path: &str) -> Result<Arc<dyn ObjectStore>, String> {
 }
 
 /// `bucket/prefix` from the standard AWS environment (credentials chain, region, endpoint).
-fn open_s3(rest: &str) -> Result<Arc<dyn ObjectStore>, object_store::Error> {
+fn open_s3<I, K, V>(rest: &str, options: I) -> Result<Arc<dyn ObjectStore>, object_store::Error>
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: AsRef<str>,
+    V: Into<String>,
+{
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    let store = AmazonS3Builder::from_env()
-        .with_bucket_name(bucket)
-        .build()?;
+    let mut builder = AmazonS3Builder::from_env();
+    for (key, value) in options {
+        let key = key.as_ref().parse().map_err(|e: object_store::Error| e)?;
+        builder = builder.with_config(key, value);
+    }
+    let store = builder.with_bucket_name(bucket).build()?;
     let prefix = prefix.trim_matches('/');
     Ok(if prefix.is_empty() {
         Arc::new(store)

@@ -52,7 +52,7 @@ impl Default for FetchOptions {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FetchError {
-    /// A download failed.
+    /// A download failed (the HTTP error names the URL).
     #[error("month {month}, file {file}: {source}")]
     Http {
         /// The month.
@@ -341,7 +341,7 @@ async fn stage(
             .await
             .map_err(|source| FetchError::Http {
                 month,
-                file: file.url.to_string(),
+                file: file.name.clone(),
                 source,
             })?;
         (local, download)

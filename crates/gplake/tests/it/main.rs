@@ -1,0 +1,7 @@
+//! gplake's integration tests: one binary, a module per topic.
+
+mod faults;
+mod lake_conformance;
+mod source_dir;
+mod support;
+mod sync_mirror;

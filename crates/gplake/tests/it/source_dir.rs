@@ -1,0 +1,143 @@
+//! `--source DIR`: files downloaded by hand, in any layout, dated by their own EXTRACT_DATE,
+//! else their name, else their folder — and clear errors when none of these says.
+
+use gplake::{Lake, Source};
+use gplake_testkit::{Population, fixtures, release};
+
+use crate::support::{bronze_bytes, manifest, sync};
+
+fn write(dir: &std::path::Path, relative: &str, bytes: &[u8]) {
+    let path = dir.join(relative);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[tokio::test]
+async fn any_layout_dated_by_extract_date_name_or_folder() {
+    let pop = Population::new(3, 8);
+    let src = tempfile::tempdir().unwrap();
+    let jan21 = release(&pop, (2021, 1)).unwrap();
+    let apr26 = release(&pop, (2026, 4)).unwrap();
+    let jan16 = release(&pop, (2016, 1)).unwrap();
+    for f in &jan21.files {
+        write(src.path(), &f.name, &f.bytes);
+    }
+    for f in &apr26.files {
+        write(src.path(), &format!("misc/nested/{}", f.name), &f.bytes);
+    }
+    for f in &jan16.files {
+        write(src.path(), &format!("2016-01/{}", f.name), &f.bytes);
+    }
+    write(src.path(), "notes.txt", b"not data");
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let report = sync(&lake, &Source::Dir(src.path().into()), "2013-10", "2026-11")
+        .await
+        .unwrap();
+    let months: Vec<String> = report
+        .discovery
+        .releases
+        .iter()
+        .map(|r| r.month.to_string())
+        .collect();
+    assert_eq!(months, ["2016-01", "2021-01", "2026-04"]);
+    for (month, r) in [
+        ("2016-01", &jan16),
+        ("2021-01", &jan21),
+        ("2026-04", &apr26),
+    ] {
+        for f in &r.files {
+            assert!(
+                bronze_bytes(&lake, month, &f.name).await.unwrap() == f.bytes,
+                "{month}/{}",
+                f.name
+            );
+        }
+        assert_eq!(
+            manifest(&lake, month).await.unwrap().files.len(),
+            r.files.len()
+        );
+    }
+    let again = sync(&lake, &Source::Dir(src.path().into()), "2013-10", "2026-11")
+        .await
+        .unwrap();
+    assert_eq!(again.fetch.fetched, 0);
+}
+
+#[tokio::test]
+async fn the_real_samples_are_dated_by_their_extract_date() {
+    let src = tempfile::tempdir().unwrap();
+    for (_, name, bytes) in fixtures::samples() {
+        write(src.path(), &name, &bytes);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let report = sync(&lake, &Source::Dir(src.path().into()), "2013-10", "2026-11")
+        .await
+        .unwrap();
+    let months: Vec<String> = report
+        .discovery
+        .releases
+        .iter()
+        .map(|r| r.month.to_string())
+        .collect();
+    assert_eq!(months, ["2017-10", "2021-01", "2022-01"]);
+}
+
+async fn error_for(files: &[(&str, &[u8])]) -> String {
+    let src = tempfile::tempdir().unwrap();
+    for (name, bytes) in files {
+        write(src.path(), name, bytes);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let err = sync(&lake, &Source::Dir(src.path().into()), "2013-10", "2026-11")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), gplake::ErrorKind::BadInput);
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "nothing written"
+    );
+    err.to_string()
+}
+
+#[tokio::test]
+async fn a_file_with_no_month_anywhere_is_named() {
+    let err = error_for(&[(
+        "downloads/gp-reg-patients-prac-sing-year-age.csv",
+        b"practice_code,total_all\nA1,5\n",
+    )])
+    .await;
+    assert!(
+        err.contains("gp-reg-patients-prac-sing-year-age.csv") && err.contains("YYYY-MM"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreadable_extract_date_is_named_with_line_and_column() {
+    let err = error_for(&[(
+        "gp-reg-pat-prac-all.csv",
+        b"PUBLICATION,EXTRACT_DATE,TYPE\r\nGP_PRAC_PAT_LIST,31/01/2021,GP\r\n",
+    )])
+    .await;
+    assert!(
+        err.contains("gp-reg-pat-prac-all.csv line 2, column EXTRACT_DATE")
+            && err.contains("31/01/2021"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_corrupt_zip_is_named() {
+    let err = error_for(&[(
+        "gp-reg-pat-prac-all.zip",
+        b"PK\x03\x04 this is not a zip at all",
+    )])
+    .await;
+    assert!(
+        err.contains("gp-reg-pat-prac-all.zip") && err.contains("not a readable ZIP"),
+        "{err}"
+    );
+}
