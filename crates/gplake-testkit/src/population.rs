@@ -199,7 +199,7 @@ impl Population {
         }
         if index == self.tiny_index() {
             return u64::from(age == 40 && sex == Sex::Female)
-                + u64::from(age == 70 && month.1 % 2 == 0);
+                + u64::from(age == 70 && month.1.is_multiple_of(2));
         }
         let size = 1500 + mix(self.seed, index as u64, 0, 0) % 12_000;
         let months = (month.0 - 2013) as f64 * 12.0 + f64::from(month.1);
@@ -213,7 +213,9 @@ impl Population {
             ) % 300) as f64
                 / 1000.0;
         let value = size as f64 * age_weight(age, sex) * growth * noise;
-        if age >= 90 && mix(self.seed, index as u64, 7, u64::from(age) + sex as u64) % 3 == 0 {
+        if age >= 90
+            && mix(self.seed, index as u64, 7, u64::from(age) + sex as u64).is_multiple_of(3)
+        {
             return 0;
         }
         value.round() as u64

@@ -72,7 +72,7 @@ struct Counts<'a> {
 impl Counts<'_> {
     fn get(&self, p: &Practice, sex: Sex, age: u8) -> u64 {
         let truth = self.pop.count(p.index, self.month, sex, age);
-        if self.nhais && truth > 0 && age % 10 == 0 {
+        if self.nhais && truth > 0 && age.is_multiple_of(10) {
             truth + 1
         } else {
             truth
@@ -528,7 +528,7 @@ fn lsoa_files(practices: &[Practice], c: Counts) -> Vec<SynthFile> {
     let names: Vec<(String, u16)> =
         if m == (2017, 4) || (m.0 == 2018) || (m >= (2017, 7) && m.0 == 2017) {
             vec![("gp-reg-pat-prac-lsoa-all-females-males.zip".into(), 2011)]
-        } else if (2024, 7) <= m && m <= (2025, 7) {
+        } else if ((2024, 7)..=(2025, 7)).contains(&m) {
             [2021u16, 2011]
                 .iter()
                 .map(|v| {

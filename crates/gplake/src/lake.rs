@@ -39,25 +39,29 @@ pub enum LakeError {
     },
     /// The store refused for lack of permission or credentials.
     #[error(
-        "permission denied on {path} ({op}): check the credentials and bucket policy (AWS_PROFILE, AWS_ACCESS_KEY_ID…): {source}"
+        "permission denied on {path} ({op}: {reason}); check the credentials and bucket policy (AWS_PROFILE, AWS_ACCESS_KEY_ID…)"
     )]
     PermissionDenied {
         /// What was attempted.
         op: &'static str,
         /// The lake path.
         path: String,
+        /// The store's answer, in brief.
+        reason: String,
         /// The store's error.
-        source: object_store::Error,
+        source: Box<object_store::Error>,
     },
     /// Any other storage failure.
-    #[error("storage error on {path} ({op}): {source}")]
+    #[error("storage error on {path} ({op}): {reason}")]
     Storage {
         /// What was attempted.
         op: &'static str,
         /// The lake path.
         path: String,
+        /// The store's answer, in brief.
+        reason: String,
         /// The store's error.
-        source: object_store::Error,
+        source: Box<object_store::Error>,
     },
     /// A local file (being uploaded) could not be read.
     #[error("cannot read local file {file}: {source}")]
@@ -72,12 +76,21 @@ pub enum LakeError {
 impl LakeError {
     fn from_store(op: &'static str, path: &Path, source: object_store::Error) -> LakeError {
         let path = path.to_string();
+        let reason = brief(&source);
         match source {
             object_store::Error::PermissionDenied { .. }
-            | object_store::Error::Unauthenticated { .. } => {
-                LakeError::PermissionDenied { op, path, source }
-            }
-            source => LakeError::Storage { op, path, source },
+            | object_store::Error::Unauthenticated { .. } => LakeError::PermissionDenied {
+                op,
+                path,
+                reason,
+                source: Box::new(source),
+            },
+            source => LakeError::Storage {
+                op,
+                path,
+                reason,
+                source: Box::new(source),
+            },
         }
     }
 }
@@ -253,6 +266,24 @@ impl Lake {
             .try_collect()
             .await
             .map_err(|e| LakeError::from_store("list", prefix, e))
+    }
+}
+
+/// A store error in one line: the S3 error code and message when the body has them.
+fn brief(err: &object_store::Error) -> String {
+    let text = err.to_string();
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let start = text.find(&open)? + open.len();
+        let end = text[start..].find("</")? + start;
+        Some(text[start..end].to_string())
+    };
+    match (tag("Code"), tag("Message")) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        _ => {
+            let line = text.lines().next().unwrap_or_default();
+            line.chars().take(300).collect()
+        }
     }
 }
 

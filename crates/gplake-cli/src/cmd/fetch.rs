@@ -31,12 +31,9 @@ pub(crate) async fn run(lake_url: &str, args: &FetchArgs, out: &Output) -> anyho
     }
     if args.dry_run {
         for f in &report.fetch.files {
-            println!(
-                "{}  {:<11} {}",
-                f.month,
-                format!("{:?}", f.action).to_lowercase(),
-                f.name
-            );
+            let action = serde_json::to_value(f.action)?;
+            let action = action.as_str().unwrap_or("?");
+            println!("{}  {action:<11} {}", f.month, f.name);
         }
     }
     for release in &report.discovery.releases {

@@ -225,10 +225,8 @@ async fn month_pages(
         .map(|m| (m, series_child(series, &slug_of(m))))
         .collect();
     for link in found {
-        if let Some(month) = month_of_page(series, &link.url) {
-            if (from..=to).contains(&month) {
-                pages.insert(month, link.url);
-            }
+        if let Some(month) = month_of_page(series, &link.url).filter(|m| (from..=to).contains(m)) {
+            pages.insert(month, link.url);
         }
     }
     Ok(pages)
@@ -388,12 +386,10 @@ mod tests {
             m("https://elsewhere.org/x/patients-registered-at-a-gp-practice/may-2024"),
             None
         );
-        assert_eq!(
+        assert!(
             series_child(&series, &slug_of(Month::new(2018, 4).unwrap()))
                 .path()
-                .len()
-                > 100,
-            true
+                .ends_with("projected-resident-population-in-england")
         );
         assert!(
             series_child(&series, "may-2024")

@@ -146,7 +146,7 @@ async fn reissue_becomes_a_revision(lake: &Lake) {
         ]
     );
     assert_eq!(report.fetch.unchanged, fixed.files.len() - 2);
-    assert_bronze_holds(lake, &mirror, &[fixed.clone()]).await;
+    assert_bronze_holds(lake, &mirror, std::slice::from_ref(&fixed)).await;
     let m = manifest(lake, "2024-05").await.unwrap();
     for name in revised {
         let entry = m.file(name).unwrap();

@@ -1,0 +1,106 @@
+//! A real S3-compatible server on 127.0.0.1 for tests: moto's server (`pip install
+//! 'moto[server]'`), which does conditional PUTs atomically.
+//!
+//! `GPLAKE_TEST_S3_ENDPOINT` names a running server (CI starts one); otherwise the first
+//! call starts one for this test process, with a watchdog that stops it when the process ends.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// The endpoint URL of the shared test server.
+pub fn endpoint() -> &'static str {
+    static ENDPOINT: OnceLock<String> = OnceLock::new();
+    ENDPOINT.get_or_init(|| match std::env::var("GPLAKE_TEST_S3_ENDPOINT") {
+        Ok(url) => url,
+        Err(_) => start_moto(&[]),
+    })
+}
+
+/// Starts a private moto server with extra environment (e.g. enforced authentication).
+pub fn start_moto(env: &[(&str, &str)]) -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("free port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let script = format!(
+        "moto_server -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill $m",
+        parent = std::process::id()
+    );
+    let mut command = std::process::Command::new("sh");
+    command.arg("-c").arg(script);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    // The shell exits with the watchdog; a thread reaps it so it never lingers as a zombie.
+    let mut child = command
+        .spawn()
+        .expect("start moto_server (pip install 'moto[server]')");
+    std::thread::spawn(move || child.wait());
+    for _ in 0..300 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return format!("http://127.0.0.1:{port}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("moto_server did not start on port {port}: is moto[server] installed?");
+}
+
+/// Store options (and the matching `AWS_*` environment) for a server at `endpoint`.
+pub fn options(endpoint: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("aws_endpoint", endpoint.to_string()),
+        ("aws_access_key_id", "testing".into()),
+        ("aws_secret_access_key", "testing".into()),
+        ("aws_region", "us-east-1".into()),
+        ("aws_allow_http", "true".into()),
+    ]
+}
+
+/// The same settings as environment variables, for a child `gplake` process.
+pub fn env(endpoint: &str) -> Vec<(String, String)> {
+    options(endpoint)
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                if k == "aws_endpoint" {
+                    "AWS_ENDPOINT_URL".into()
+                } else {
+                    k.to_ascii_uppercase()
+                },
+                v,
+            )
+        })
+        .collect()
+}
+
+/// Creates a fresh, uniquely named bucket on the shared server and returns its name.
+pub fn new_bucket(tag: &str) -> String {
+    static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let bucket = format!("gplake-{tag}-{}-{n}", std::process::id());
+    let status = put_status(endpoint(), &bucket);
+    assert!(
+        (200..300).contains(&status),
+        "create bucket {bucket}: HTTP {status}"
+    );
+    bucket
+}
+
+/// A bare `PUT /bucket` (moto needs no signature for it) over a plain TCP connection.
+fn put_status(endpoint: &str, bucket: &str) -> u16 {
+    use std::io::{Read, Write};
+    let authority = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(authority).expect("connect to S3 server");
+    let request = format!(
+        "PUT /{bucket} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
