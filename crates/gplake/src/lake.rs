@@ -100,6 +100,9 @@ impl LakeError {
 pub struct Lake {
     store: Arc<dyn ObjectStore>,
     url: String,
+    /// The same storage unprefixed, and the lake's own URL on it: what Delta tables need.
+    root: Arc<dyn ObjectStore>,
+    root_url: url::Url,
 }
 
 impl Lake {
@@ -120,11 +123,14 @@ impl Lake {
             url: location.to_string(),
             reason,
         };
-        let store: Arc<dyn ObjectStore> = match location.split_once("://") {
+        let (root, root_url) = match location.split_once("://") {
             Some(("s3" | "s3a", rest)) => {
                 open_s3(rest, options).map_err(|e| config(e.to_string()))?
             }
-            Some(("memory", _)) => Arc::new(InMemory::new()),
+            Some(("memory", _)) => {
+                let url = url::Url::parse("memory:///lake").expect("valid URL");
+                (Arc::new(InMemory::new()) as Arc<dyn ObjectStore>, url)
+            }
             Some(("file", path)) => open_local(path).map_err(config)?,
             Some((scheme, _)) => {
                 return Err(config(format!(
@@ -133,15 +139,18 @@ impl Lake {
             }
             None => open_local(location).map_err(config)?,
         };
-        Ok(Lake::from_store(store, location))
-    }
-
-    /// A lake over an existing store (tests, embedding).
-    pub fn from_store(store: Arc<dyn ObjectStore>, url: &str) -> Lake {
-        Lake {
+        let prefix = root_url.path().trim_matches('/');
+        let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            root.clone()
+        } else {
+            Arc::new(PrefixStore::new(root.clone(), prefix))
+        };
+        Ok(Lake {
             store,
-            url: url.to_string(),
-        }
+            url: location.to_string(),
+            root,
+            root_url,
+        })
     }
 
     /// The URL the lake was opened from.
@@ -149,9 +158,18 @@ impl Lake {
         &self.url
     }
 
-    /// The underlying store.
+    /// The underlying store, rooted at the lake.
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.store
+    }
+
+    /// The unprefixed store and the URL of `relative` (a folder of the lake) on it: how a
+    /// Delta table is opened on the same storage as everything else.
+    pub fn table_location(&self, relative: &str) -> (Arc<dyn ObjectStore>, url::Url) {
+        let mut url = self.root_url.clone();
+        let path = format!("{}/{}", url.path().trim_end_matches('/'), relative.trim_matches('/'));
+        url.set_path(&path);
+        (self.root.clone(), url)
     }
 
     /// `bronze/gp_registered_patients/snapshot_year=YYYY/snapshot_month=MM`.
@@ -243,6 +261,28 @@ impl Lake {
             .map_err(|e| LakeError::from_store("upload", path, e))
     }
 
+    /// Streams an object to a local file.
+    pub async fn download_to(&self, path: &Path, local: &std::path::Path) -> Result<(), LakeError> {
+        use futures::StreamExt;
+        use tokio::io::AsyncWriteExt;
+        let local_err = |source| LakeError::LocalIo {
+            file: local.display().to_string(),
+            source,
+        };
+        let result = self
+            .store
+            .get(path)
+            .await
+            .map_err(|e| LakeError::from_store("get", path, e))?;
+        let mut file = tokio::fs::File::create(local).await.map_err(local_err)?;
+        let mut stream = result.into_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| LakeError::from_store("get", path, e))?;
+            file.write_all(&chunk).await.map_err(local_err)?;
+        }
+        file.flush().await.map_err(local_err)
+    }
+
     /// Copies an object within the lake (server-side on S3).
     pub async fn copy(&self, from: &Path, to: &Path) -> Result<(), LakeError> {
         self.store
@@ -287,16 +327,19 @@ fn brief(err: &object_store::Error) -> String {
     }
 }
 
-fn open_local(path: &str) -> Result<Arc<dyn ObjectStore>, String> {
+fn open_local(path: &str) -> Result<(Arc<dyn ObjectStore>, url::Url), String> {
     std::fs::create_dir_all(path).map_err(|e| format!("cannot create folder: {e}"))?;
-    let store = LocalFileSystem::new_with_prefix(path)
-        .map_err(|e| e.to_string())?
-        .with_automatic_cleanup(true);
-    Ok(Arc::new(store))
+    let absolute = std::fs::canonicalize(path).map_err(|e| e.to_string())?;
+    let url = url::Url::from_directory_path(&absolute).map_err(|_| "not an absolute path".to_string())?;
+    let store = LocalFileSystem::new();
+    Ok((Arc::new(store), url))
 }
 
 /// `bucket/prefix` from the standard AWS environment (credentials chain, region, endpoint).
-fn open_s3<I, K, V>(rest: &str, options: I) -> Result<Arc<dyn ObjectStore>, object_store::Error>
+fn open_s3<I, K, V>(
+    rest: &str,
+    options: I,
+) -> Result<(Arc<dyn ObjectStore>, url::Url), object_store::Error>
 where
     I: IntoIterator<Item = (K, V)>,
     K: AsRef<str>,
@@ -309,10 +352,11 @@ where
         builder = builder.with_config(key, value);
     }
     let store = builder.with_bucket_name(bucket).build()?;
-    let prefix = prefix.trim_matches('/');
-    Ok(if prefix.is_empty() {
-        Arc::new(store)
-    } else {
-        Arc::new(PrefixStore::new(store, prefix))
-    })
+    let url = url::Url::parse(&format!("s3://{bucket}/{}", prefix.trim_matches('/'))).map_err(|e| {
+        object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(e),
+        }
+    })?;
+    Ok((Arc::new(store), url))
 }

@@ -32,6 +32,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod check;
 pub mod clock;
 pub mod discover;
 mod error;
@@ -40,6 +41,7 @@ pub mod formats;
 pub mod http;
 pub mod lake;
 pub mod month;
+pub mod silver;
 pub mod sync;
 
 pub use clock::{Clock, FixedClock, SystemClock};

@@ -142,6 +142,7 @@ fn record(
             name: c.file.name.clone(),
             original_name: c.file.original_name.clone(),
             kind: c.file.kind.clone(),
+            link_text: c.file.link_text.clone(),
             current,
             revisions: Vec::new(),
         }),

@@ -45,6 +45,9 @@ pub struct ManifestFile {
     /// What the name says about the file.
     #[serde(flatten)]
     pub kind: FileKind,
+    /// The link's text on the month page (it may name the data source of a set).
+    #[serde(default)]
+    pub link_text: String,
     /// The current bytes.
     pub current: FileRevision,
     /// Earlier bytes, oldest first, each kept under `_revisions/`.

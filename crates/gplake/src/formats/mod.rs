@@ -1,10 +1,289 @@
-//! What is known of the publisher's files: families, naming eras, EXTRACT_DATE spellings.
+//! What is known of the publisher's files, and how to read them.
 //!
-//! One file per concern; a new era or family is a new entry here, little editing elsewhere.
+//! Families and naming eras from names ([`family`]); EXTRACT_DATE spellings
+//! ([`extract_date`]); one alias registry for headers ([`columns`]) and one for values
+//! ([`values`]); streaming readers of CSV and ZIP ([`reader`]); and one parser per shape:
+//! long count files ([`long`]), the map ([`map`]), LSOA ([`lsoa`]), pre-2017 wide files
+//! ([`legacy`]). Parsers stream rows to the caller and return [`FileStats`]; a row that cannot
+//! be read is quarantined with its line and reason; an unknown column or value stops the file.
 
+pub mod columns;
 pub mod extract_date;
 pub mod family;
+pub mod legacy;
+pub mod long;
+pub mod lsoa;
+pub mod map;
+pub mod reader;
 pub mod sniff;
+pub mod values;
+
+use serde::Serialize;
+
+use crate::month::Month;
 
 pub use extract_date::parse_extract_date;
 pub use family::{Container, Family, FileKind, NamingEra, classify, is_data_file, month_from_name};
+pub use values::{AgeKey, OrgLevel, SexKey};
+
+/// A file that cannot be read as its family: the whole file stops.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FormatError {
+    /// A header not in the alias registry.
+    #[error("{file}: unknown column '{column}' for a {family:?} file; the header looks like {era}; gplake needs an alias for it")]
+    UnknownColumn {
+        /// The file (and member).
+        file: String,
+        /// The column as published.
+        column: String,
+        /// The family expected.
+        family: Family,
+        /// The era the header resembles.
+        era: &'static str,
+    },
+    /// A column the family needs is absent.
+    #[error("{file}: no {column} column for a {family:?} file; the header looks like {era}")]
+    MissingColumn {
+        /// The file.
+        file: String,
+        /// The canonical column.
+        column: String,
+        /// The family expected.
+        family: Family,
+        /// The era the header resembles.
+        era: &'static str,
+    },
+    /// A code value not in the value registry.
+    #[error("{file} line {line}, column {column}: unknown value '{value}'")]
+    UnknownValue {
+        /// The file.
+        file: String,
+        /// 1-based line.
+        line: u64,
+        /// The column.
+        column: String,
+        /// The value.
+        value: String,
+    },
+    /// EXTRACT_DATE is unreadable or names another month.
+    #[error("{file} line {line}, column EXTRACT_DATE: '{value}' {problem} (release month {month})")]
+    ExtractDate {
+        /// The file.
+        file: String,
+        /// 1-based line.
+        line: u64,
+        /// The value.
+        value: String,
+        /// What is wrong.
+        problem: &'static str,
+        /// The release month.
+        month: Month,
+    },
+    /// The CSV itself is broken (bad quoting, invalid UTF-8 in a header).
+    #[error("{file} line {line}: {reason}")]
+    Csv {
+        /// The file.
+        file: String,
+        /// 1-based line.
+        line: u64,
+        /// The CSV reader's reason.
+        reason: String,
+    },
+    /// The ZIP container is corrupt.
+    #[error("{file} is not a readable ZIP of CSV files: {reason}")]
+    Zip {
+        /// The file.
+        file: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Reading failed.
+    #[error("cannot read {file}: {source}")]
+    Io {
+        /// The file.
+        file: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// What a parser needs to know of the file it reads.
+#[derive(Debug, Clone)]
+pub struct FileContext {
+    /// The release month.
+    pub month: Month,
+    /// The family the file belongs to.
+    pub family: Family,
+}
+
+/// One count as published: an organisation, a sex, an age or band, a number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountRow {
+    /// 1-based line in the file.
+    pub line: u64,
+    /// Practice or an organisation above it.
+    pub level: OrgLevel,
+    /// Practice or organisation code.
+    pub code: String,
+    /// ONS code, for organisation rows.
+    pub ons: Option<String>,
+    /// Practice postcode, when the file has it.
+    pub postcode: Option<String>,
+    /// The practice's sub-ICB (CCG) code, when the file has it.
+    pub sub_icb: Option<String>,
+    /// Its ONS code.
+    pub sub_icb_ons: Option<String>,
+    /// Sex (ALL for subtotals).
+    pub sex: SexKey,
+    /// Age, band, or ALL.
+    pub age: AgeKey,
+    /// The count.
+    pub count: u64,
+}
+
+impl CountRow {
+    /// True for a practice leaf row (not ALL, not an organisation aggregate).
+    pub fn is_leaf(&self) -> bool {
+        self.level == OrgLevel::Practice && self.sex != SexKey::All && self.age != AgeKey::All
+    }
+}
+
+/// One LSOA count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LsoaRow {
+    /// 1-based line.
+    pub line: u64,
+    /// Practice code.
+    pub practice: String,
+    /// Practice name, when given.
+    pub practice_name: Option<String>,
+    /// LSOA code as published (`E01…`, `W01…`, `NO2011`, `CLOSED`).
+    pub lsoa: String,
+    /// Sex (ALL in the all-persons member).
+    pub sex: SexKey,
+    /// The count.
+    pub count: u64,
+}
+
+/// A practice's attributes from the map file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PracticeAttrs {
+    /// Line in the map.
+    pub line: u64,
+    /// Practice code.
+    pub code: String,
+    /// Name.
+    pub name: Option<String>,
+    /// Postcode.
+    pub postcode: Option<String>,
+    /// PCN code (`U` = unallocated).
+    pub pcn_code: Option<String>,
+    /// PCN name.
+    pub pcn_name: Option<String>,
+    /// Sub-ICB (CCG) code.
+    pub sub_icb_code: Option<String>,
+    /// Its ONS code.
+    pub sub_icb_ons_code: Option<String>,
+    /// Its name.
+    pub sub_icb_name: Option<String>,
+    /// ICB (STP) code.
+    pub icb_code: Option<String>,
+    /// Its ONS code.
+    pub icb_ons_code: Option<String>,
+    /// Its name.
+    pub icb_name: Option<String>,
+    /// Region code (Y56…).
+    pub region_code: Option<String>,
+    /// Region ONS code.
+    pub region_ons_code: Option<String>,
+    /// Region name.
+    pub region_name: Option<String>,
+    /// GP system supplier (2026 →).
+    pub supplier: Option<String>,
+}
+
+/// A row that could not be read, kept with its reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Quarantined {
+    /// The file (and member).
+    pub file: String,
+    /// 1-based line.
+    pub line: u64,
+    /// The row's text.
+    pub raw: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Accounting of one file: `rows_read = rows_leaf + rows_zero + rows_subtotal + rows_quarantined`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FileStats {
+    /// Count cells read (a wide row holds many).
+    pub rows_read: u64,
+    /// Practice leaf rows with a count above zero (what facts store).
+    pub rows_leaf: u64,
+    /// Leaf rows with a zero count (not stored: the publisher stopped writing them).
+    pub rows_zero: u64,
+    /// ALL rows and organisation aggregates (read for the checks, not stored).
+    pub rows_subtotal: u64,
+    /// Rows that could not be read.
+    pub rows_quarantined: u64,
+    /// The quarantined rows.
+    #[serde(skip)]
+    pub quarantined: Vec<Quarantined>,
+}
+
+impl FileStats {
+    fn tally(&mut self, row: &CountRow) {
+        match () {
+            _ if !row.is_leaf() => self.rows_subtotal += 1,
+            _ if row.count == 0 => self.rows_zero += 1,
+            _ => self.rows_leaf += 1,
+        }
+    }
+
+    fn quarantine(&mut self, q: Quarantined) {
+        self.rows_quarantined += 1;
+        self.quarantined.push(q);
+    }
+
+    /// True when every row read is accounted for.
+    pub fn balances(&self) -> bool {
+        self.rows_read == self.rows_leaf + self.rows_zero + self.rows_subtotal + self.rows_quarantined
+    }
+}
+
+/// Checks EXTRACT_DATE values against the release month, parsing each distinct value once.
+pub(crate) struct DateCheck {
+    month: Month,
+    last_ok: String,
+}
+
+impl DateCheck {
+    pub(crate) fn new(month: Month) -> DateCheck {
+        DateCheck {
+            month,
+            last_ok: String::new(),
+        }
+    }
+
+    pub(crate) fn check(&mut self, value: &str, file: &str, line: u64) -> Result<(), FormatError> {
+        if value == self.last_ok {
+            return Ok(());
+        }
+        let err = |problem| FormatError::ExtractDate {
+            file: file.to_string(),
+            line,
+            value: value.to_string(),
+            problem,
+            month: self.month,
+        };
+        let date = parse_extract_date(value).ok_or_else(|| err("is not a date in any known spelling"))?;
+        if Month::of(date) != self.month {
+            return Err(err("belongs to another month"));
+        }
+        self.last_ok = value.to_string();
+        Ok(())
+    }
+}

@@ -1,0 +1,129 @@
+//! Quality and reconciliation: the rules each month must pass, and the results table.
+//!
+//! Hard rules (severity `error`) keep a month out of silver and make the command exit 3:
+//! unreadable rows, duplicate keys, leaf sums that differ from the published ALL rows or
+//! practice totals, organisation totals that differ from the sum of their practices, a
+//! practice missing from the month's map. Soft rules (`warning`) are reported only: the
+//! national total outside a plausible band, practices under 100 patients, large
+//! month-over-month jumps, missing months.
+
+pub mod rules;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::month::Month;
+use crate::silver::batch::{Batcher, Val};
+use crate::silver::schema::QUALITY;
+
+/// How much a failed rule matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Keeps the month out of silver; exit 3.
+    Error,
+    /// Reported only.
+    Warning,
+}
+
+impl Severity {
+    fn label(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
+/// One rule's outcome for one month (or the series).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QualityResult {
+    /// The month, or `None` for series-wide rules.
+    pub month: Option<Month>,
+    /// Rule name.
+    pub rule: &'static str,
+    /// Error or warning.
+    pub severity: Severity,
+    /// True when the rule held.
+    pub passed: bool,
+    /// Practice, organisation or file concerned.
+    pub subject: Option<String>,
+    /// Expected figure.
+    pub expected: Option<i64>,
+    /// Figure found.
+    pub actual: Option<i64>,
+    /// What was checked or found.
+    pub message: String,
+}
+
+impl QualityResult {
+    /// A passed rule.
+    pub fn pass(month: Option<Month>, rule: &'static str, severity: Severity, message: String) -> QualityResult {
+        QualityResult {
+            month,
+            rule,
+            severity,
+            passed: true,
+            subject: None,
+            expected: None,
+            actual: None,
+            message,
+        }
+    }
+
+    /// A failed rule about `subject`, with the expected and actual figures when there are.
+    pub fn fail(
+        month: Option<Month>,
+        rule: &'static str,
+        severity: Severity,
+        subject: &str,
+        figures: Option<(u64, u64)>,
+        message: String,
+    ) -> QualityResult {
+        QualityResult {
+            month,
+            rule,
+            severity,
+            passed: false,
+            subject: Some(subject.to_string()),
+            expected: figures.map(|f| f.0 as i64),
+            actual: figures.map(|f| f.1 as i64),
+            message,
+        }
+    }
+
+    /// True for a failed hard rule.
+    pub fn is_hard_failure(&self) -> bool {
+        !self.passed && self.severity == Severity::Error
+    }
+
+    /// One line for people: `2024-05 unique_keys FAILED: …`.
+    pub fn line(&self) -> String {
+        let month = self.month.map(|m| m.to_string()).unwrap_or_else(|| "series".into());
+        let verdict = match (self.passed, self.severity) {
+            (true, _) => "ok",
+            (false, Severity::Error) => "FAILED",
+            (false, Severity::Warning) => "warning",
+        };
+        format!("{month} {} {verdict}: {}", self.rule, self.message)
+    }
+}
+
+/// Results as rows of `_meta/quality`.
+pub fn quality_batch(results: &[QualityResult], at: DateTime<Utc>) -> deltalake::arrow::record_batch::RecordBatch {
+    let mut b = Batcher::new(QUALITY);
+    for r in results {
+        b.push(&[
+            Val::Ts(at),
+            Val::OptDate(r.month.map(|m| m.first_day())),
+            Val::Text(Some(r.rule)),
+            Val::Text(Some(r.severity.label())),
+            Val::Bool(r.passed),
+            Val::Text(r.subject.as_deref()),
+            Val::OptInt(r.expected),
+            Val::OptInt(r.actual),
+            Val::Text(Some(&r.message)),
+        ]);
+    }
+    b.finish()
+}

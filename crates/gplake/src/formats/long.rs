@@ -1,0 +1,126 @@
+//! The long count files (2017 →): practice totals, quinary, single-age male/female/all and
+//! regions. One parser, because their shape is one shape: an organisation, a sex, an age or
+//! band, a count — only the age column and the presence of `ORG_TYPE` differ.
+
+use csv::ByteRecord;
+
+use super::columns::{Col, Header};
+use super::reader::{Records, raw_text};
+use super::values::{AgeKey, OrgLevel, SexKey, parse_count};
+use super::{CountRow, Family, FileContext, FileStats, FormatError, Quarantined};
+
+/// Where the columns of a long file are.
+struct Layout {
+    code: usize,
+    sex: usize,
+    age: usize,
+    count: usize,
+    org_type: Option<usize>,
+    ons: Option<usize>,
+    postcode: Option<usize>,
+    sub_icb: Option<usize>,
+    sub_icb_ons: Option<usize>,
+    extract_date: Option<usize>,
+    banded: bool,
+    width: usize,
+}
+
+/// Streams the count rows of a long file to `on_row`; unparseable rows are quarantined.
+pub fn parse_counts(
+    records: &mut Records<'_>,
+    ctx: &FileContext,
+    on_row: &mut dyn FnMut(CountRow),
+) -> Result<FileStats, FormatError> {
+    let layout = layout(records, ctx)?;
+    let mut stats = FileStats::default();
+    let mut dates = super::DateCheck::new(ctx.month);
+    let mut record = ByteRecord::new();
+    while let Some(line) = records.next(&mut record)? {
+        stats.rows_read += 1;
+        match row(&record, &layout, line, &records.label, &mut dates)? {
+            Ok(row) => {
+                stats.tally(&row);
+                on_row(row);
+            }
+            Err(reason) => stats.quarantine(Quarantined {
+                file: records.label.clone(),
+                line,
+                raw: raw_text(&record),
+                reason,
+            }),
+        }
+    }
+    Ok(stats)
+}
+
+fn layout(records: &Records<'_>, ctx: &FileContext) -> Result<Layout, FormatError> {
+    let file = records.label.as_str();
+    let header = Header::resolve(&records.header, ctx.family, file)?;
+    let banded = ctx.family == Family::Quinary;
+    let age_col = if banded { Col::AgeBand } else { Col::Age };
+    Ok(Layout {
+        code: header.require(Col::Code, ctx.family, file)?,
+        sex: header.require(Col::Sex, ctx.family, file)?,
+        age: header.require(age_col, ctx.family, file)?,
+        count: header.require(Col::Count, ctx.family, file)?,
+        org_type: header.get(Col::OrgType),
+        ons: header.get(Col::OnsCode),
+        postcode: header.get(Col::Postcode),
+        sub_icb: header.get(Col::SubIcbCode),
+        sub_icb_ons: header.get(Col::SubIcbOnsCode),
+        extract_date: header.get(Col::ExtractDate),
+        banded,
+        width: records.header.len(),
+    })
+}
+
+/// One record: `Ok(Ok(row))`, `Ok(Err(reason))` to quarantine, or `Err` to stop the file.
+fn row(
+    record: &ByteRecord,
+    l: &Layout,
+    line: u64,
+    file: &str,
+    dates: &mut super::DateCheck,
+) -> Result<Result<CountRow, String>, FormatError> {
+    if record.len() < l.width {
+        return Ok(Err(format!("short row: {} fields where the header has {}", record.len(), l.width)));
+    }
+    let field = |i: usize| std::str::from_utf8(record.get(i).unwrap_or_default()).unwrap_or("");
+    let opt = |i: Option<usize>| i.map(field).filter(|v| !v.is_empty()).map(str::to_string);
+    if let Some(i) = l.extract_date {
+        dates.check(field(i), file, line)?;
+    }
+    let unknown = |column: &str, value: &str| FormatError::UnknownValue {
+        file: file.to_string(),
+        line,
+        column: column.to_string(),
+        value: value.to_string(),
+    };
+    let level = match l.org_type {
+        Some(i) => OrgLevel::parse(field(i)).ok_or_else(|| unknown("ORG_TYPE", field(i)))?,
+        None => OrgLevel::Practice,
+    };
+    let sex = SexKey::parse(field(l.sex)).ok_or_else(|| unknown("SEX", field(l.sex)))?;
+    let age_text = field(l.age);
+    let age = if l.banded { AgeKey::parse_band(age_text) } else { AgeKey::parse_year(age_text) };
+    let age = age.ok_or_else(|| unknown(if l.banded { "AGE_GROUP_5" } else { "AGE" }, age_text))?;
+    let Some(count) = parse_count(field(l.count)) else {
+        return Ok(Err(format!("column NUMBER_OF_PATIENTS: '{}' is not a non-negative whole number", field(l.count))));
+    };
+    let code = field(l.code);
+    if code.is_empty() {
+        return Ok(Err("column ORG_CODE: empty".into()));
+    }
+    Ok(Ok(CountRow {
+        line,
+        level,
+        code: code.to_string(),
+        ons: opt(l.ons),
+        postcode: opt(l.postcode),
+        sub_icb: opt(l.sub_icb),
+        sub_icb_ons: opt(l.sub_icb_ons),
+        sex,
+        age,
+        count,
+    }))
+}

@@ -1,0 +1,121 @@
+//! Rows into Arrow record batches, column by column, for any table definition.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use deltalake::arrow::array::{ArrayRef, BooleanBuilder, Date32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
+use deltalake::arrow::record_batch::RecordBatch;
+
+use super::schema::{Kind, TableDef};
+
+/// Rows per batch handed to a writer: large enough to compress well, small enough to keep
+/// memory flat whatever the month's size.
+pub const BATCH_ROWS: usize = 64 * 1024;
+
+/// One value of a row, in column order.
+#[derive(Debug, Clone, Copy)]
+pub enum Val<'a> {
+    /// Text or NULL.
+    Text(Option<&'a str>),
+    /// A BIGINT.
+    Int(i64),
+    /// A BIGINT or NULL.
+    OptInt(Option<i64>),
+    /// A DATE.
+    Date(NaiveDate),
+    /// A BOOLEAN.
+    Bool(bool),
+    /// A DATE or NULL.
+    OptDate(Option<NaiveDate>),
+    /// A TIMESTAMP.
+    Ts(DateTime<Utc>),
+}
+
+enum Builder {
+    Text(StringBuilder),
+    Int(Int64Builder),
+    Date(Date32Builder),
+    Bool(BooleanBuilder),
+    Ts(TimestampMicrosecondBuilder),
+}
+
+/// Accumulates rows of one table.
+pub struct Batcher {
+    def: TableDef,
+    columns: Vec<Builder>,
+    rows: usize,
+}
+
+const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid");
+
+impl Batcher {
+    /// An empty batcher for `def`.
+    pub fn new(def: TableDef) -> Batcher {
+        let columns = def
+            .columns
+            .iter()
+            .map(|c| match c.kind {
+                Kind::Text => Builder::Text(StringBuilder::new()),
+                Kind::Int => Builder::Int(Int64Builder::new()),
+                Kind::Date => Builder::Date(Date32Builder::new()),
+                Kind::Bool => Builder::Bool(BooleanBuilder::new()),
+                Kind::Timestamp => Builder::Ts(TimestampMicrosecondBuilder::new().with_timezone("UTC")),
+            })
+            .collect();
+        Batcher { def, columns, rows: 0 }
+    }
+
+    /// Appends a row; `values` are in the table's column order.
+    pub fn push(&mut self, values: &[Val<'_>]) {
+        debug_assert_eq!(values.len(), self.columns.len(), "{}", self.def.name);
+        for (builder, value) in self.columns.iter_mut().zip(values) {
+            match (builder, value) {
+                (Builder::Text(b), Val::Text(v)) => b.append_option(*v),
+                (Builder::Int(b), Val::Int(v)) => b.append_value(*v),
+                (Builder::Int(b), Val::OptInt(v)) => b.append_option(*v),
+                (Builder::Date(b), Val::Date(d)) => b.append_value(days(*d)),
+                (Builder::Date(b), Val::OptDate(d)) => b.append_option(d.map(days)),
+                (Builder::Bool(b), Val::Bool(v)) => b.append_value(*v),
+                (Builder::Ts(b), Val::Ts(t)) => b.append_value(t.timestamp_micros()),
+                (_, v) => panic!("{}: value {v:?} does not fit its column", self.def.name),
+            }
+        }
+        self.rows += 1;
+    }
+
+    /// Rows waiting.
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// True when no rows wait.
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// True when a batch's worth of rows waits.
+    pub fn is_full(&self) -> bool {
+        self.rows >= BATCH_ROWS
+    }
+
+    /// The waiting rows as a batch; the batcher starts empty again.
+    pub fn finish(&mut self) -> RecordBatch {
+        let arrays: Vec<ArrayRef> = self
+            .columns
+            .iter_mut()
+            .map(|b| -> ArrayRef {
+                match b {
+                    Builder::Text(b) => std::sync::Arc::new(b.finish()),
+                    Builder::Int(b) => std::sync::Arc::new(b.finish()),
+                    Builder::Date(b) => std::sync::Arc::new(b.finish()),
+                    Builder::Bool(b) => std::sync::Arc::new(b.finish()),
+                    Builder::Ts(b) => std::sync::Arc::new(b.finish()),
+                }
+            })
+            .collect();
+        self.rows = 0;
+        RecordBatch::try_new(self.def.arrow_schema(), arrays).expect("batches match their schema")
+    }
+}
+
+fn days(date: NaiveDate) -> i32 {
+    (date - EPOCH).num_days() as i32
+}

@@ -1,0 +1,179 @@
+//! The dimensions, rebuilt whole from `practice_snapshot` after every build that changed
+//! silver: `dim_practice` and `dim_organisation` as SCD type 2 (a new version whenever
+//! anything published about the practice or organisation changes), and the static
+//! `dim_age_band`.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use deltalake::arrow::array::{Array, StringArray};
+use deltalake::arrow::record_batch::RecordBatch;
+
+use super::batch::{Batcher, Val};
+use super::delta::{self, DeltaError};
+use super::schema::{DIM_AGE_BAND, DIM_ORGANISATION, DIM_PRACTICE, PRACTICE_SNAPSHOT};
+use crate::formats::values::{band_label, year_label};
+use crate::lake::Lake;
+use crate::month::Month;
+
+/// Practice attribute columns, in `dim_practice` order after `practice_code`.
+const ATTRS: [&str; 13] = [
+    "practice_name",
+    "practice_postcode",
+    "pcn_code",
+    "pcn_name",
+    "sub_icb_code",
+    "sub_icb_ons_code",
+    "sub_icb_name",
+    "icb_code",
+    "icb_ons_code",
+    "icb_name",
+    "region_code",
+    "region_ons_code",
+    "region_name",
+];
+
+type Attrs = Vec<Option<String>>;
+
+/// One practice-month as published.
+struct Seen {
+    month: Month,
+    code: String,
+    attrs: Attrs,
+    from_map: bool,
+}
+
+/// Rebuilds every dimension.
+pub async fn rebuild(lake: &Lake) -> Result<(), DeltaError> {
+    let seen = read_snapshots(lake).await?;
+    let latest = seen.iter().map(|s| s.month).max();
+    delta::overwrite(lake, &DIM_PRACTICE, vec![practice_versions(&seen, latest)]).await?;
+    delta::overwrite(lake, &DIM_ORGANISATION, vec![organisation_versions(&seen, latest)]).await?;
+    delta::overwrite(lake, &DIM_AGE_BAND, vec![age_bands()]).await
+}
+
+async fn read_snapshots(lake: &Lake) -> Result<Vec<Seen>, DeltaError> {
+    let sql = format!(
+        "SELECT CAST(snapshot_date AS VARCHAR) AS d, practice_code, attributes_from, {} FROM practice_snapshot ORDER BY practice_code, snapshot_date",
+        ATTRS.join(", ")
+    );
+    let batches = delta::query(lake, &[&PRACTICE_SNAPSHOT], &sql).await?;
+    let mut out = Vec::new();
+    for b in &batches {
+        let text = |i: usize| b.column(i).as_any().downcast_ref::<StringArray>().cloned();
+        let cols: Vec<Option<StringArray>> = (0..b.num_columns()).map(text).collect();
+        let get = |c: usize, row: usize| cols[c].as_ref().filter(|a| !a.is_null(row)).map(|a| a.value(row).to_string());
+        for row in 0..b.num_rows() {
+            let Some(month) = get(0, row).and_then(|d| d.get(..7).and_then(|m| m.parse().ok())) else {
+                continue;
+            };
+            out.push(Seen {
+                month,
+                code: get(1, row).unwrap_or_default(),
+                from_map: get(2, row).as_deref() == Some("map"),
+                attrs: (0..ATTRS.len()).map(|i| get(3 + i, row)).collect(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// A version: attributes, first month, and the month after the last one seen.
+struct Version {
+    attrs: Attrs,
+    from: Month,
+    last: Month,
+}
+
+/// Consecutive runs of equal attributes, in month order.
+fn versions<'a>(rows: impl Iterator<Item = (Month, &'a Attrs)>) -> Vec<Version> {
+    let mut out: Vec<Version> = Vec::new();
+    for (month, attrs) in rows {
+        match out.last_mut() {
+            Some(v) if &v.attrs == attrs => v.last = month,
+            _ => out.push(Version { attrs: attrs.clone(), from: month, last: month }),
+        }
+    }
+    out
+}
+
+fn valid_to(versions: &[Version], i: usize, latest: Option<Month>) -> Option<NaiveDate> {
+    match versions.get(i + 1) {
+        Some(next) => Some(next.from.first_day()),
+        None if Some(versions[i].last) == latest => None,
+        None => Some(versions[i].last.next().first_day()),
+    }
+}
+
+fn practice_versions(seen: &[Seen], latest: Option<Month>) -> RecordBatch {
+    let mut by_practice: BTreeMap<&str, Vec<&Seen>> = BTreeMap::new();
+    for s in seen {
+        by_practice.entry(&s.code).or_default().push(s);
+    }
+    let mut b = Batcher::new(DIM_PRACTICE);
+    for (code, rows) in by_practice {
+        // Months without a map carry fewer attributes: use them only for practices never mapped.
+        let mapped = rows.iter().any(|r| r.from_map);
+        let vs = versions(rows.iter().filter(|r| r.from_map || !mapped).map(|r| (r.month, &r.attrs)));
+        for (i, v) in vs.iter().enumerate() {
+            let to = valid_to(&vs, i, latest);
+            let mut values: Vec<Val<'_>> = vec![Val::Text(Some(code))];
+            values.extend(v.attrs.iter().map(|a| Val::Text(a.as_deref())));
+            values.extend([Val::Date(v.from.first_day()), Val::OptDate(to), Val::Bool(to.is_none())]);
+            b.push(&values);
+        }
+    }
+    b.finish()
+}
+
+fn organisation_versions(seen: &[Seen], latest: Option<Month>) -> RecordBatch {
+    // (org_type, code) → month → (name, ons, parent); indices into ATTRS.
+    const LEVELS: [(&str, usize, usize, Option<usize>, Option<usize>); 4] = [
+        ("PCN", 2, 3, None, Some(4)),
+        ("SUB_ICB", 4, 6, Some(5), Some(7)),
+        ("ICB", 7, 9, Some(8), Some(10)),
+        ("REGION", 10, 12, Some(11), None),
+    ];
+    let mut orgs: BTreeMap<(&str, String), BTreeMap<Month, Attrs>> = BTreeMap::new();
+    for s in seen.iter().filter(|s| s.from_map) {
+        for (level, code, name, ons, parent) in LEVELS {
+            let Some(c) = s.attrs[code].clone() else { continue };
+            let pick = |i: Option<usize>| i.and_then(|i| s.attrs[i].clone());
+            orgs.entry((level, c)).or_default().entry(s.month).or_insert_with(|| vec![s.attrs[name].clone(), pick(ons), pick(parent)]);
+        }
+    }
+    let mut b = Batcher::new(DIM_ORGANISATION);
+    for ((level, code), months) in &orgs {
+        let vs = versions(months.iter().map(|(m, a)| (*m, a)));
+        for (i, v) in vs.iter().enumerate() {
+            let to = valid_to(&vs, i, latest);
+            b.push(&[
+                Val::Text(Some(level)),
+                Val::Text(Some(code)),
+                Val::Text(v.attrs[0].as_deref()),
+                Val::Text(v.attrs[1].as_deref()),
+                Val::Text(v.attrs[2].as_deref()),
+                Val::Date(v.from.first_day()),
+                Val::OptDate(to),
+                Val::Bool(to.is_none()),
+            ]);
+        }
+    }
+    b.finish()
+}
+
+fn age_bands() -> RecordBatch {
+    let mut b = Batcher::new(DIM_AGE_BAND);
+    for age in 0..=95u8 {
+        let band = (age / 5).min(19);
+        let ten = if age >= 90 { "90+".to_string() } else { format!("{}-{}", age / 10 * 10, age / 10 * 10 + 9) };
+        b.push(&[
+            Val::Text(Some(&year_label(age))),
+            Val::Int(i64::from(age)),
+            Val::Text(Some(&band_label(band))),
+            Val::Text(Some(&ten)),
+            Val::Int(i64::from(band)),
+        ]);
+    }
+    b.finish()
+}

@@ -1,0 +1,609 @@
+//! One month from bronze files to uncommitted silver data files, plus the aggregates the
+//! checks need — computed while the rows stream past, never by reading a file twice.
+//!
+//! Files are read in dependency order: the map and practice totals first (small, kept in
+//! memory to enrich and to check), then the big age files streamed row by row into Arrow
+//! batches and on into Parquet data files. Nothing becomes visible until `mod.rs` commits.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use deltalake::kernel::Add;
+use deltalake::writer::RecordBatchWriter;
+use tokio::runtime::Handle;
+
+use super::batch::{Batcher, Val};
+use super::delta::{self, DeltaError};
+use super::schema::{FACT_LSOA, FACT_QUINARY, FACT_SINGLE_AGE, FILES, PRACTICE_SNAPSHOT, QUARANTINE, TableDef};
+use crate::formats::reader::{Records, each_csv};
+use crate::formats::values::{band_label, year_label};
+use crate::formats::{
+    AgeKey, CountRow, Family, FileContext, FileStats, FormatError, LsoaRow, OrgLevel, PracticeAttrs, Quarantined, SexKey,
+};
+use crate::month::Month;
+
+/// A bronze file chosen for the month, downloaded to a local path.
+#[derive(Debug, Clone)]
+pub(crate) struct InputFile {
+    pub(crate) name: String,
+    pub(crate) family: Family,
+    pub(crate) sha256: String,
+    pub(crate) local: PathBuf,
+    pub(crate) lsoa_vintage: Option<u16>,
+}
+
+/// What building a month produced: data files (not yet committed) and the evidence.
+pub(crate) struct MonthBuilt {
+    pub(crate) adds: Vec<(TableDef, Vec<Add>)>,
+    pub(crate) aggregates: Aggregates,
+    pub(crate) files: deltalake::arrow::record_batch::RecordBatch,
+    pub(crate) quarantine: Vec<Quarantined>,
+}
+
+/// Sums per practice and organisation, gathered while building, for the checks.
+#[derive(Debug, Default)]
+pub(crate) struct Aggregates {
+    /// Practice attributes from the map (empty when the release has none).
+    pub(crate) map: HashMap<String, PracticeAttrs>,
+    pub(crate) has_map: bool,
+    /// Practice totals file: code → (count, line).
+    pub(crate) totals: HashMap<String, (u64, u64)>,
+    pub(crate) has_totals: bool,
+    pub(crate) quinary: AgeAgg,
+    pub(crate) single: AgeAgg,
+    /// Published ALL/ALL rows of organisations: (file, level, code) → count.
+    pub(crate) orgs: BTreeMap<(String, OrgLevel, String), u64>,
+    /// Sub-ICB of each practice as the practice files give it (when there is no map).
+    pub(crate) row_sub_icb: HashMap<String, String>,
+    /// LSOA sums per practice × sex, and the ALL rows.
+    pub(crate) lsoa_leaf: HashMap<(String, SexKey), u64>,
+    pub(crate) lsoa_dups: Vec<(String, String, u64)>,
+    pub(crate) file_stats: Vec<(String, Family, FileStats)>,
+    pub(crate) missing: Vec<&'static str>,
+}
+
+/// Sums of one age file family (quinary or single-age).
+#[derive(Debug, Default)]
+pub(crate) struct AgeAgg {
+    pub(crate) present: bool,
+    pub(crate) file: String,
+    /// Σ leaf counts per practice × sex.
+    pub(crate) leaf: HashMap<(String, SexKey), u64>,
+    /// Published ALL rows per practice × sex (sex ALL = persons).
+    pub(crate) all_rows: HashMap<(String, SexKey), u64>,
+    keys: HashSet<(String, SexKey, AgeKey)>,
+    /// Repeated keys: (practice, sex, age label, line).
+    pub(crate) duplicates: Vec<(String, SexKey, String, u64)>,
+}
+
+impl AgeAgg {
+    fn add(&mut self, row: &CountRow) {
+        if row.level != OrgLevel::Practice {
+            return;
+        }
+        let key = (row.code.clone(), row.sex, row.age);
+        if !self.keys.insert(key) {
+            let age = match row.age {
+                AgeKey::Year(a) => year_label(a),
+                AgeKey::Band(b) => band_label(b),
+                AgeKey::All => "ALL".into(),
+            };
+            self.duplicates.push((row.code.clone(), row.sex, age, row.line));
+            return;
+        }
+        if row.is_leaf() {
+            *self.leaf.entry((row.code.clone(), row.sex)).or_default() += row.count;
+        } else if row.age == AgeKey::All {
+            self.all_rows.insert((row.code.clone(), row.sex), row.count);
+        }
+    }
+
+    /// Σ leaf counts of a practice, both sexes.
+    pub(crate) fn practice_total(&self, code: &str) -> u64 {
+        [SexKey::Male, SexKey::Female]
+            .iter()
+            .map(|s| self.leaf.get(&(code.to_string(), *s)).copied().unwrap_or(0))
+            .sum()
+    }
+
+    /// Every practice with leaf rows.
+    pub(crate) fn practices(&self) -> Vec<String> {
+        let mut codes: Vec<String> = self.leaf.keys().map(|(c, _)| c.clone()).collect();
+        codes.sort();
+        codes.dedup();
+        codes
+    }
+}
+
+/// A practice's attributes for enrichment: from the map, else the totals file, else the rows.
+#[derive(Debug, Default)]
+struct Info {
+    attrs: PracticeAttrs,
+    from: &'static str,
+}
+
+/// A streaming writer of one table's rows for the month.
+struct Sink {
+    def: TableDef,
+    batcher: Batcher,
+    writer: RecordBatchWriter,
+    rows: u64,
+}
+
+impl Sink {
+    fn new(def: TableDef, table: &deltalake::DeltaTable) -> Result<Sink, DeltaError> {
+        Ok(Sink {
+            def,
+            batcher: Batcher::new(def),
+            writer: delta::writer(table, &def)?,
+            rows: 0,
+        })
+    }
+
+    fn push(&mut self, handle: &Handle, values: &[Val<'_>]) -> Result<(), DeltaError> {
+        self.batcher.push(values);
+        self.rows += 1;
+        if self.batcher.is_full() {
+            let batch = self.batcher.finish();
+            handle.block_on(delta::write(&mut self.writer, &self.def, batch))?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self, handle: &Handle) -> Result<(TableDef, Vec<Add>), DeltaError> {
+        if !self.batcher.is_empty() {
+            let batch = self.batcher.finish();
+            handle.block_on(delta::write(&mut self.writer, &self.def, batch))?;
+        }
+        let adds = handle.block_on(delta::flush(&mut self.writer, &self.def))?;
+        Ok((self.def, adds))
+    }
+}
+
+/// A month build failure that stops the month (the files are named inside).
+#[derive(Debug, thiserror::Error)]
+pub enum MonthError {
+    /// A file cannot be read as its family.
+    #[error("month {month}: {source}")]
+    Format {
+        /// The month.
+        month: Month,
+        /// What is wrong with the file.
+        source: FormatError,
+    },
+    /// Writing data files failed.
+    #[error("month {month}: {source}")]
+    Delta {
+        /// The month.
+        month: Month,
+        /// The Delta failure.
+        source: DeltaError,
+    },
+}
+
+/// The open tables a month writes to.
+pub(crate) struct Targets {
+    pub(crate) quinary: deltalake::DeltaTable,
+    pub(crate) single: deltalake::DeltaTable,
+    pub(crate) lsoa: deltalake::DeltaTable,
+    pub(crate) practices: deltalake::DeltaTable,
+}
+
+struct Builder<'a> {
+    month: Month,
+    date: NaiveDate,
+    handle: &'a Handle,
+    agg: Aggregates,
+    info: HashMap<String, Arc<Info>>,
+    quarantine: Vec<Quarantined>,
+    files: Batcher,
+    built_at: DateTime<Utc>,
+}
+
+/// Builds `month` from `inputs` (chosen files) and records `unused` files as such.
+pub(crate) fn build_month(
+    month: Month,
+    inputs: &[InputFile],
+    unused: &[(String, Family, String)],
+    targets: &Targets,
+    handle: &Handle,
+    built_at: DateTime<Utc>,
+) -> Result<MonthBuilt, MonthError> {
+    let mut b = Builder {
+        month,
+        date: month.first_day(),
+        handle,
+        agg: Aggregates::default(),
+        info: HashMap::new(),
+        quarantine: Vec::new(),
+        files: Batcher::new(FILES),
+        built_at,
+    };
+    let delta_err = |source| MonthError::Delta { month, source };
+    let by = |f: &'static [Family]| inputs.iter().filter(move |i| f.contains(&i.family));
+    for input in by(&[Family::Map]) {
+        b.read_map(input)?;
+    }
+    for input in by(&[Family::PracticeTotals]) {
+        b.read_totals(input)?;
+    }
+    let mut adds = Vec::new();
+    let quinary = by(&[Family::Quinary, Family::LegacyQuinary]).collect::<Vec<_>>();
+    adds.push(b.read_ages(&quinary, FACT_QUINARY, &targets.quinary, true).map_err(|e| e.at(month))?);
+    let single = by(&[Family::SingleAgeMale, Family::SingleAgeFemale, Family::LegacySingleAge]).collect::<Vec<_>>();
+    adds.push(b.read_ages(&single, FACT_SINGLE_AGE, &targets.single, false).map_err(|e| e.at(month))?);
+    for input in by(&[Family::SingleAgeRegions]) {
+        b.read_regions(input)?;
+    }
+    let lsoa = by(&[Family::Lsoa, Family::LegacyLsoa]).collect::<Vec<_>>();
+    adds.push(b.read_lsoa(&lsoa, &targets.lsoa).map_err(|e| e.at(month))?);
+    adds.push(b.write_practices(&targets.practices).map_err(delta_err)?);
+    for (name, family, sha) in unused {
+        b.record_file(name, *family, sha, false, &FileStats::default());
+    }
+    b.note_missing(inputs);
+    Ok(MonthBuilt {
+        adds,
+        aggregates: b.agg,
+        files: b.files.finish(),
+        quarantine: b.quarantine,
+    })
+}
+
+/// A failure inside a reading step: a format error or a Delta error.
+enum StepError {
+    Format(FormatError),
+    Delta(DeltaError),
+}
+
+impl StepError {
+    fn at(self, month: Month) -> MonthError {
+        match self {
+            StepError::Format(source) => MonthError::Format { month, source },
+            StepError::Delta(source) => MonthError::Delta { month, source },
+        }
+    }
+}
+
+impl From<DeltaError> for StepError {
+    fn from(e: DeltaError) -> StepError {
+        StepError::Delta(e)
+    }
+}
+
+impl From<FormatError> for StepError {
+    fn from(e: FormatError) -> StepError {
+        StepError::Format(e)
+    }
+}
+
+impl Builder<'_> {
+    fn ctx(&self, family: Family) -> FileContext {
+        FileContext {
+            month: self.month,
+            family,
+        }
+    }
+
+    fn fmt_err(&self, source: FormatError) -> MonthError {
+        MonthError::Format {
+            month: self.month,
+            source,
+        }
+    }
+
+    fn read_map(&mut self, input: &InputFile) -> Result<(), MonthError> {
+        let ctx = self.ctx(input.family);
+        let mut parsed = Vec::new();
+        each_csv(&input.local, &input.name, |label, reader| {
+            let mut records = Records::new(reader, label)?;
+            let (rows, stats) = crate::formats::map::parse_map(&mut records, &ctx)?;
+            parsed.push((label.to_string(), rows, stats));
+            Ok(())
+        })
+        .map_err(|e| self.fmt_err(e))?;
+        for (label, rows, stats) in parsed {
+            self.agg.has_map = true;
+            for attrs in rows {
+                self.agg.map.insert(attrs.code.clone(), attrs);
+            }
+            self.record_file(&label, input.family, &input.sha256, true, &stats);
+        }
+        Ok(())
+    }
+
+    fn read_totals(&mut self, input: &InputFile) -> Result<(), MonthError> {
+        let ctx = self.ctx(input.family);
+        let mut rows = Vec::new();
+        let mut results = Vec::new();
+        each_csv(&input.local, &input.name, |label, reader| {
+            let mut records = Records::new(reader, label)?;
+            let stats = crate::formats::long::parse_counts(&mut records, &ctx, &mut |row| rows.push(row))?;
+            results.push((label.to_string(), stats));
+            Ok(())
+        })
+        .map_err(|e| self.fmt_err(e))?;
+        self.agg.has_totals = true;
+        for row in rows.into_iter().filter(|r| r.level == OrgLevel::Practice) {
+            self.note_row_attrs(&row, "practice_totals");
+            self.agg.totals.insert(row.code.clone(), (row.count, row.line));
+        }
+        for (label, stats) in results {
+            self.record_file(&label, input.family, &input.sha256, true, &stats);
+        }
+        Ok(())
+    }
+
+    /// Streams quinary (or single-age) files into their fact table.
+    fn read_ages(
+        &mut self,
+        inputs: &[&InputFile],
+        def: TableDef,
+        table: &deltalake::DeltaTable,
+        banded: bool,
+    ) -> Result<(TableDef, Vec<Add>), StepError> {
+        let mut sink = Sink::new(def, table)?;
+        let mut agg = AgeAgg::default();
+        for input in inputs {
+            agg.present = true;
+            agg.file = input.name.clone();
+            let ctx = self.ctx(input.family);
+            let mut failure: Option<DeltaError> = None;
+            let mut stats_all = Vec::new();
+            each_csv(&input.local, &input.name, |label, reader| {
+                let mut records = Records::new(reader, label)?;
+                let mut on_row = |row: CountRow| {
+                    agg.add(&row);
+                    if failure.is_some() || !row.is_leaf() || row.count == 0 {
+                        return;
+                    }
+                    if let Err(e) = self.write_fact(&mut sink, &row, label, &input.sha256, banded) {
+                        failure = Some(e);
+                    }
+                };
+                let stats = match input.family {
+                    Family::LegacyQuinary | Family::LegacySingleAge => {
+                        crate::formats::legacy::parse_wide(&mut records, &ctx, &mut on_row)?
+                    }
+                    _ => crate::formats::long::parse_counts(&mut records, &ctx, &mut on_row)?,
+                };
+                stats_all.push((label.to_string(), stats));
+                Ok(())
+            })?;
+            if let Some(e) = failure {
+                return Err(e.into());
+            }
+            for (label, stats) in stats_all {
+                self.record_file(&label, input.family, &input.sha256, true, &stats);
+            }
+        }
+        if banded {
+            self.agg.quinary = agg;
+        } else {
+            self.agg.single = agg;
+        }
+        Ok(sink.finish(self.handle)?)
+    }
+
+    fn write_fact(&mut self, sink: &mut Sink, row: &CountRow, file: &str, sha: &str, banded: bool) -> Result<(), DeltaError> {
+        self.note_row_attrs(row, "age_file");
+        let info = self.info.get(&row.code).cloned().unwrap_or_default();
+        let a = &info.attrs;
+        let age = match row.age {
+            AgeKey::Band(b) if banded => band_label(b),
+            AgeKey::Year(y) if !banded => year_label(y),
+            AgeKey::Year(y) => band_label(AgeKey::band_of_year(y)),
+            AgeKey::Band(b) => band_label(b),
+            AgeKey::All => unreachable!("leaf rows have an age"),
+        };
+        let values = [
+            Val::Date(self.date),
+            Val::Text(Some(&row.code)),
+            Val::Text(a.name.as_deref()),
+            Val::Text(a.postcode.as_deref()),
+            Val::Text(a.pcn_code.as_deref()),
+            Val::Text(a.sub_icb_code.as_deref()),
+            Val::Text(a.sub_icb_ons_code.as_deref()),
+            Val::Text(a.icb_code.as_deref()),
+            Val::Text(a.icb_ons_code.as_deref()),
+            Val::Text(a.region_code.as_deref()),
+            Val::Text(a.region_name.as_deref()),
+            Val::Text(Some(row.sex.label())),
+            Val::Text(Some(&age)),
+            Val::Int(row.count as i64),
+            Val::Text(Some(file)),
+            Val::Text(Some(sha)),
+        ];
+        sink.push(self.handle, &values)
+    }
+
+    /// Remembers what a row says of its practice, unless the map already said it.
+    fn note_row_attrs(&mut self, row: &CountRow, from: &'static str) {
+        if row.level != OrgLevel::Practice || self.info.contains_key(&row.code) {
+            return;
+        }
+        if let Some(sub) = &row.sub_icb {
+            self.agg.row_sub_icb.insert(row.code.clone(), sub.clone());
+        }
+        let info = match self.agg.map.get(&row.code) {
+            Some(attrs) => Info { attrs: attrs.clone(), from: "map" },
+            None => Info {
+                attrs: PracticeAttrs {
+                    code: row.code.clone(),
+                    postcode: row.postcode.clone(),
+                    sub_icb_code: row.sub_icb.clone(),
+                    sub_icb_ons_code: row.sub_icb_ons.clone(),
+                    ..PracticeAttrs::default()
+                },
+                from,
+            },
+        };
+        self.info.insert(row.code.clone(), Arc::new(info));
+    }
+
+    fn read_regions(&mut self, input: &InputFile) -> Result<(), MonthError> {
+        let ctx = self.ctx(input.family);
+        let mut orgs = Vec::new();
+        let mut results = Vec::new();
+        each_csv(&input.local, &input.name, |label, reader| {
+            let mut records = Records::new(reader, label)?;
+            let stats = crate::formats::long::parse_counts(&mut records, &ctx, &mut |row| {
+                if row.sex == SexKey::All && row.age == AgeKey::All {
+                    orgs.push((label.to_string(), row.level, row.code, row.count));
+                }
+            })?;
+            results.push((label.to_string(), stats));
+            Ok(())
+        })
+        .map_err(|e| self.fmt_err(e))?;
+        for (label, level, code, count) in orgs {
+            self.agg.orgs.insert((label, level, code), count);
+        }
+        for (label, stats) in results {
+            self.record_file(&label, input.family, &input.sha256, true, &stats);
+        }
+        Ok(())
+    }
+
+    fn read_lsoa(&mut self, inputs: &[&InputFile], table: &deltalake::DeltaTable) -> Result<(TableDef, Vec<Add>), StepError> {
+        let mut sink = Sink::new(FACT_LSOA, table)?;
+        for input in inputs {
+            let ctx = self.ctx(input.family);
+            let vintage = input.lsoa_vintage.unwrap_or(if self.month >= Month::new(2025, 10).expect("valid") { 2021 } else { 2011 });
+            let mut rows: Vec<(String, LsoaRow)> = Vec::new();
+            let mut results = Vec::new();
+            let read = each_csv(&input.local, &input.name, |label, reader| {
+                let mut records = Records::new(reader, label)?;
+                let stats = crate::formats::lsoa::parse_lsoa(&mut records, &ctx, &mut |row| rows.push((label.to_string(), row)))?;
+                results.push((label.to_string(), stats));
+                Ok(())
+            });
+            read?;
+            let mut seen = HashSet::new();
+            for (label, row) in rows {
+                if row.sex == SexKey::All {
+                    continue;
+                }
+                if !seen.insert((row.practice.clone(), row.lsoa.clone(), row.sex, vintage)) {
+                    self.agg.lsoa_dups.push((row.practice.clone(), row.lsoa.clone(), row.line));
+                    continue;
+                }
+                *self.agg.lsoa_leaf.entry((row.practice.clone(), row.sex)).or_default() += row.count;
+                if row.count == 0 {
+                    continue;
+                }
+                sink.push(
+                    self.handle,
+                    &[
+                        Val::Date(self.date),
+                        Val::Text(Some(&row.practice)),
+                        Val::Text(row.practice_name.as_deref()),
+                        Val::Text(Some(&row.lsoa)),
+                        Val::Int(i64::from(vintage)),
+                        Val::Text(Some(row.sex.label())),
+                        Val::Int(row.count as i64),
+                        Val::Text(Some(&label)),
+                        Val::Text(Some(&input.sha256)),
+                    ],
+                )?;
+            }
+            for (label, stats) in results {
+                self.record_file(&label, input.family, &input.sha256, true, &stats);
+            }
+        }
+        Ok(sink.finish(self.handle)?)
+    }
+
+    /// One row per practice seen in the month, with its attributes and total.
+    fn write_practices(&mut self, table: &deltalake::DeltaTable) -> Result<(TableDef, Vec<Add>), DeltaError> {
+        let mut codes: Vec<String> = self.agg.map.keys().cloned().collect();
+        codes.extend(self.info.keys().cloned());
+        codes.sort();
+        codes.dedup();
+        let mut sink = Sink::new(PRACTICE_SNAPSHOT, table)?;
+        for code in codes {
+            let info = match self.agg.map.get(&code) {
+                Some(attrs) => Arc::new(Info { attrs: attrs.clone(), from: "map" }),
+                None => self.info.get(&code).cloned().unwrap_or_default(),
+            };
+            let a = &info.attrs;
+            let total = self.agg.quinary.present.then(|| self.agg.quinary.practice_total(&code) as i64);
+            let source = if info.from == "map" { "map" } else { info.from };
+            sink.push(
+                self.handle,
+                &[
+                    Val::Date(self.date),
+                    Val::Text(Some(&code)),
+                    Val::Text(a.name.as_deref()),
+                    Val::Text(a.postcode.as_deref()),
+                    Val::Text(a.pcn_code.as_deref()),
+                    Val::Text(a.pcn_name.as_deref()),
+                    Val::Text(a.sub_icb_code.as_deref()),
+                    Val::Text(a.sub_icb_ons_code.as_deref()),
+                    Val::Text(a.sub_icb_name.as_deref()),
+                    Val::Text(a.icb_code.as_deref()),
+                    Val::Text(a.icb_ons_code.as_deref()),
+                    Val::Text(a.icb_name.as_deref()),
+                    Val::Text(a.region_code.as_deref()),
+                    Val::Text(a.region_ons_code.as_deref()),
+                    Val::Text(a.region_name.as_deref()),
+                    Val::Text(a.supplier.as_deref()),
+                    Val::Text(Some(source)),
+                    Val::OptInt(total),
+                ],
+            )?;
+        }
+        sink.finish(self.handle)
+    }
+
+    fn record_file(&mut self, label: &str, family: Family, sha: &str, used: bool, stats: &FileStats) {
+        self.quarantine.extend(stats.quarantined.iter().cloned());
+        self.agg.file_stats.push((label.to_string(), family, stats.clone()));
+        let family_name = serde_json::to_value(family).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        self.files.push(&[
+            Val::Ts(self.built_at),
+            Val::Date(self.date),
+            Val::Text(Some(label)),
+            Val::Text(Some(sha)),
+            Val::Text(Some(&family_name)),
+            Val::Bool(used),
+            Val::Int(stats.rows_read as i64),
+            Val::Int(stats.rows_leaf as i64),
+            Val::Int(stats.rows_zero as i64),
+            Val::Int(stats.rows_subtotal as i64),
+            Val::Int(stats.rows_quarantined as i64),
+        ]);
+    }
+
+    fn note_missing(&mut self, inputs: &[InputFile]) {
+        let has = |f: &[Family]| inputs.iter().any(|i| f.contains(&i.family));
+        for (families, name) in [
+            (&[Family::Map][..], "map"),
+            (&[Family::PracticeTotals][..], "practice totals"),
+            (&[Family::Quinary, Family::LegacyQuinary][..], "5-year age file"),
+            (&[Family::SingleAgeMale, Family::SingleAgeFemale, Family::LegacySingleAge][..], "single-age files"),
+        ] {
+            if !has(families) {
+                self.agg.missing.push(name);
+            }
+        }
+    }
+}
+
+/// Rows of `silver/_quarantine` for a month.
+pub(crate) fn quarantine_batch(month: Month, rows: &[Quarantined], at: DateTime<Utc>) -> deltalake::arrow::record_batch::RecordBatch {
+    let mut b = Batcher::new(QUARANTINE);
+    for q in rows {
+        b.push(&[
+            Val::Date(month.first_day()),
+            Val::Text(Some(&q.file)),
+            Val::Int(q.line as i64),
+            Val::Text(Some(&q.raw)),
+            Val::Text(Some(&q.reason)),
+            Val::Ts(at),
+        ]);
+    }
+    b.finish()
+}
