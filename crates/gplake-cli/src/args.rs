@@ -32,12 +32,40 @@ pub(crate) struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// The main job: discover releases and bring every new or changed file into bronze.
+    /// The main job: discover → fetch into bronze → build silver → check.
     Sync(FetchArgs),
     /// List the releases upstream: month, page, published date, each file with its kind.
     Discover(SourceArgs),
     /// Bronze only: fetch every new or changed file.
     Fetch(FetchArgs),
+    /// Silver from bronze, for months whose bronze changed (exit 3 if a month is kept out).
+    Build(BuildArgs),
+    /// The quality standing of every month and the series (exit 3 if a month is kept out).
+    Check(CheckArgs),
+    /// What the lake holds: months in bronze and silver, revisions, quality, gaps.
+    Status,
+}
+
+/// `gplake build` flags.
+#[derive(Debug, Args)]
+pub(crate) struct BuildArgs {
+    /// Only this month (repeatable), YYYY-MM.
+    #[arg(long)]
+    pub(crate) month: Vec<Month>,
+    /// Rebuild even if bronze has not changed.
+    #[arg(long)]
+    pub(crate) force: bool,
+    /// Months built at once (default: the number of cores).
+    #[arg(long, short = 'j', default_value_t = 0)]
+    pub(crate) jobs: usize,
+}
+
+/// `gplake check` flags.
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// Only this month (repeatable), YYYY-MM.
+    #[arg(long)]
+    pub(crate) month: Vec<Month>,
 }
 
 /// Where releases come from and which months.

@@ -29,7 +29,7 @@ fn main() -> ExitCode {
     init_logging(cli.verbose, cli.quiet);
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
     match runtime.block_on(run(&cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprintln!("error: {err}");
             ExitCode::from(1)
@@ -37,14 +37,18 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: &Cli) -> anyhow::Result<()> {
+async fn run(cli: &Cli) -> anyhow::Result<u8> {
     let out = Output {
         json: cli.json,
         quiet: cli.quiet,
     };
     match &cli.command {
-        Command::Sync(args) | Command::Fetch(args) => cmd::fetch::run(&cli.lake, args, &out).await,
-        Command::Discover(args) => cmd::discover::run(args, &out).await,
+        Command::Sync(args) => cmd::fetch::run(&cli.lake, args, &out, true).await,
+        Command::Fetch(args) => cmd::fetch::run(&cli.lake, args, &out, false).await,
+        Command::Discover(args) => cmd::discover::run(args, &out).await.map(|()| 0),
+        Command::Build(args) => cmd::silver::build(&cli.lake, args, &out).await,
+        Command::Check(args) => cmd::silver::check(&cli.lake, args, &out).await,
+        Command::Status => cmd::silver::status(&cli.lake, &out).await,
     }
 }
 

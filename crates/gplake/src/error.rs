@@ -18,6 +18,9 @@ pub enum Error {
     /// Fetching into bronze failed.
     #[error(transparent)]
     Fetch(#[from] FetchError),
+    /// Building silver failed (storage or Delta; file problems are quality results).
+    #[error(transparent)]
+    Build(#[from] crate::silver::BuildError),
 }
 
 /// What kind of failure, for exit codes and retries.
@@ -50,6 +53,7 @@ impl Error {
             Error::Fetch(FetchError::LocalIo { .. }) => ErrorKind::BadInput,
             Error::Fetch(FetchError::Lock(crate::fetch::LockError::Busy { .. })) => ErrorKind::Busy,
             Error::Fetch(_) => ErrorKind::Storage,
+            Error::Build(_) => ErrorKind::Storage,
         }
     }
 }

@@ -167,7 +167,11 @@ impl Lake {
     /// Delta table is opened on the same storage as everything else.
     pub fn table_location(&self, relative: &str) -> (Arc<dyn ObjectStore>, url::Url) {
         let mut url = self.root_url.clone();
-        let path = format!("{}/{}", url.path().trim_end_matches('/'), relative.trim_matches('/'));
+        let path = format!(
+            "{}/{}",
+            url.path().trim_end_matches('/'),
+            relative.trim_matches('/')
+        );
         url.set_path(&path);
         (self.root.clone(), url)
     }
@@ -330,7 +334,8 @@ fn brief(err: &object_store::Error) -> String {
 fn open_local(path: &str) -> Result<(Arc<dyn ObjectStore>, url::Url), String> {
     std::fs::create_dir_all(path).map_err(|e| format!("cannot create folder: {e}"))?;
     let absolute = std::fs::canonicalize(path).map_err(|e| e.to_string())?;
-    let url = url::Url::from_directory_path(&absolute).map_err(|_| "not an absolute path".to_string())?;
+    let url =
+        url::Url::from_directory_path(&absolute).map_err(|_| "not an absolute path".to_string())?;
     let store = LocalFileSystem::new();
     Ok((Arc::new(store), url))
 }
@@ -352,11 +357,12 @@ where
         builder = builder.with_config(key, value);
     }
     let store = builder.with_bucket_name(bucket).build()?;
-    let url = url::Url::parse(&format!("s3://{bucket}/{}", prefix.trim_matches('/'))).map_err(|e| {
-        object_store::Error::Generic {
-            store: "S3",
-            source: Box::new(e),
-        }
-    })?;
+    let url =
+        url::Url::parse(&format!("s3://{bucket}/{}", prefix.trim_matches('/'))).map_err(|e| {
+            object_store::Error::Generic {
+                store: "S3",
+                source: Box::new(e),
+            }
+        })?;
     Ok((Arc::new(store), url))
 }

@@ -16,6 +16,8 @@
 //! - [`formats`]: file families, naming eras, EXTRACT_DATE spellings.
 //! - [`discover`]: releases upstream (series page, month pages) or in a hand-downloaded folder.
 //! - [`fetch`]: bronze writes: manifests, revisions, month locks.
+//! - [`silver`]: bronze to Delta tables, month by month, behind the quality gate ([`check`]).
+//! - [`status`]: what the lake holds.
 //! - [`sync`]: the main job.
 //!
 //! # Example
@@ -26,7 +28,7 @@
 //! let source = Source::parse("examples/releases");
 //! let http = Http::new(Default::default(), source.host());
 //! let ctx = FetchContext { lake: &lake, http: &http, clock: &SystemClock, progress: None };
-//! let options = SyncOptions { source, from: None, to: None, fetch: Default::default() };
+//! let options = SyncOptions { source, from: None, to: None, fetch: Default::default(), build: true };
 //! let report = gplake::sync::sync(&ctx, &options).await?;
 //! println!("{}", report.summary());
 //! # Ok(()) }
@@ -42,6 +44,7 @@ pub mod http;
 pub mod lake;
 pub mod month;
 pub mod silver;
+pub mod status;
 pub mod sync;
 
 pub use clock::{Clock, FixedClock, SystemClock};

@@ -123,6 +123,28 @@ impl Month {
     }
 }
 
+/// Months as compact runs: `2018-04…2021-02 (35 months), 2021-04`.
+pub fn describe_runs(months: &[Month]) -> String {
+    let mut runs: Vec<(Month, Month)> = Vec::new();
+    for &m in months {
+        match runs.last_mut() {
+            Some((_, end)) if end.next() == m => *end = m,
+            _ => runs.push((m, m)),
+        }
+    }
+    runs.iter()
+        .map(|(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                let n = Month::range(*a, *b).count();
+                format!("{a}…{b} ({n} months)")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl fmt::Display for Month {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:04}-{:02}", self.year, self.month)

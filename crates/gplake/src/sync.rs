@@ -1,7 +1,7 @@
 //! Sync: the main job. Discover releases, then bring every new or changed file into bronze.
 //!
-//! Idempotent: against an unchanged source a second run writes nothing and says so. (Silver,
-//! checks and gold join this pipeline in later stages.)
+//! Then silver is built for every month whose bronze changed, behind the quality gate.
+//! Idempotent: against an unchanged source a second run writes nothing and says so.
 
 use serde::Serialize;
 
@@ -10,6 +10,7 @@ use crate::discover::{Discovery, Source, discover};
 use crate::error::Error;
 use crate::fetch::{FetchContext, FetchOptions, FetchReport, fetch};
 use crate::month::Month;
+use crate::silver::{BuildOptions, BuildReport};
 
 /// What to sync.
 #[derive(Debug, Clone)]
@@ -22,6 +23,8 @@ pub struct SyncOptions {
     pub to: Option<Month>,
     /// Fetch settings (jobs, dry run, lock time-to-live).
     pub fetch: FetchOptions,
+    /// Build silver after bronze (not in a dry run).
+    pub build: bool,
 }
 
 /// What a sync did.
@@ -31,12 +34,17 @@ pub struct SyncReport {
     pub discovery: Discovery,
     /// What fetching did.
     pub fetch: FetchReport,
+    /// What building silver did (`None` in a dry run or a bronze-only fetch).
+    pub build: Option<BuildReport>,
 }
 
 impl SyncReport {
     /// The one-line summary.
     pub fn summary(&self) -> String {
-        self.fetch.summary()
+        match &self.build {
+            Some(build) => format!("{}\n{}", self.fetch.summary(), build.summary()),
+            None => self.fetch.summary(),
+        }
     }
 }
 
@@ -51,5 +59,15 @@ pub async fn sync(ctx: &FetchContext<'_>, options: &SyncOptions) -> Result<SyncR
     let (from, to) = month_range(ctx.clock, options.from, options.to);
     let discovery = discover(ctx.http, &options.source, from, to, options.fetch.jobs).await?;
     let fetch = fetch(ctx, &discovery, &options.fetch).await?;
-    Ok(SyncReport { discovery, fetch })
+    let build = if options.build && !options.fetch.dry_run {
+        let build_options = BuildOptions::default();
+        Some(crate::silver::build(ctx.lake, ctx.clock, &build_options).await?)
+    } else {
+        None
+    };
+    Ok(SyncReport {
+        discovery,
+        fetch,
+        build,
+    })
 }

@@ -6,8 +6,13 @@ use gplake::{Lake, SyncOptions};
 use crate::args::FetchArgs;
 use crate::{Output, clock, progress};
 
-/// Runs the bronze pipeline (discover → fetch) and prints the report.
-pub(crate) async fn run(lake_url: &str, args: &FetchArgs, out: &Output) -> anyhow::Result<()> {
+/// Runs discover → fetch (→ build when `build`), prints the report, returns the exit code.
+pub(crate) async fn run(
+    lake_url: &str,
+    args: &FetchArgs,
+    out: &Output,
+    build: bool,
+) -> anyhow::Result<u8> {
     let lake = Lake::open(lake_url)?;
     let source = args.source.source();
     let http = Http::new(args.source.http_config(), source.host());
@@ -23,11 +28,16 @@ pub(crate) async fn run(lake_url: &str, args: &FetchArgs, out: &Output) -> anyho
         from: args.source.from,
         to: args.source.to,
         fetch: args.fetch_options(),
+        build,
     };
     let report = gplake::sync::sync(&ctx, &options).await?;
+    let code = match &report.build {
+        Some(_) if gplake::status::status(&lake).await?.any_failed() => super::silver::GATE_FAILED,
+        _ => 0,
+    };
     if out.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
+        return Ok(code);
     }
     if args.dry_run {
         for f in &report.fetch.files {
@@ -45,7 +55,10 @@ pub(crate) async fn run(lake_url: &str, args: &FetchArgs, out: &Output) -> anyho
         }
     }
     if !out.quiet {
-        println!("{}", report.summary());
+        println!("{}", report.fetch.summary());
+        if let Some(build) = &report.build {
+            super::silver::print_build(build);
+        }
     }
-    Ok(())
+    Ok(code)
 }

@@ -2,3 +2,4 @@
 
 pub(crate) mod discover;
 pub(crate) mod fetch;
+pub(crate) mod silver;

@@ -58,7 +58,12 @@ pub struct QualityResult {
 
 impl QualityResult {
     /// A passed rule.
-    pub fn pass(month: Option<Month>, rule: &'static str, severity: Severity, message: String) -> QualityResult {
+    pub fn pass(
+        month: Option<Month>,
+        rule: &'static str,
+        severity: Severity,
+        message: String,
+    ) -> QualityResult {
         QualityResult {
             month,
             rule,
@@ -99,7 +104,10 @@ impl QualityResult {
 
     /// One line for people: `2024-05 unique_keys FAILED: …`.
     pub fn line(&self) -> String {
-        let month = self.month.map(|m| m.to_string()).unwrap_or_else(|| "series".into());
+        let month = self
+            .month
+            .map(|m| m.to_string())
+            .unwrap_or_else(|| "series".into());
         let verdict = match (self.passed, self.severity) {
             (true, _) => "ok",
             (false, Severity::Error) => "FAILED",
@@ -110,7 +118,10 @@ impl QualityResult {
 }
 
 /// Results as rows of `_meta/quality`.
-pub fn quality_batch(results: &[QualityResult], at: DateTime<Utc>) -> deltalake::arrow::record_batch::RecordBatch {
+pub fn quality_batch(
+    results: &[QualityResult],
+    at: DateTime<Utc>,
+) -> deltalake::arrow::record_batch::RecordBatch {
     let mut b = Batcher::new(QUALITY);
     for r in results {
         b.push(&[

@@ -34,14 +34,27 @@ pub(crate) fn month_rules(agg: &Aggregates, month: Month) -> Vec<QualityResult> 
 }
 
 /// Collapses many failures of one rule into at most `MAX_LISTED` plus a summary, or a pass.
-fn verdict(month: Month, rule: &'static str, severity: Severity, mut fails: Vec<QualityResult>, checked: String) -> Vec<QualityResult> {
+fn verdict(
+    month: Month,
+    rule: &'static str,
+    severity: Severity,
+    mut fails: Vec<QualityResult>,
+    checked: String,
+) -> Vec<QualityResult> {
     if fails.is_empty() {
         return vec![QualityResult::pass(Some(month), rule, severity, checked)];
     }
     let more = fails.len().saturating_sub(MAX_LISTED);
     fails.truncate(MAX_LISTED);
     if more > 0 {
-        fails.push(QualityResult::fail(Some(month), rule, severity, "…", None, format!("{more} more failures of {rule} not listed")));
+        fails.push(QualityResult::fail(
+            Some(month),
+            rule,
+            severity,
+            "…",
+            None,
+            format!("{more} more failures of {rule} not listed"),
+        ));
     }
     fails
 }
@@ -50,14 +63,40 @@ fn accounting(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
     let mut fails = Vec::new();
     for (file, _, s) in &agg.file_stats {
         for q in s.quarantined.iter().take(3) {
-            fails.push(QualityResult::fail(Some(month), "rows_readable", Severity::Error, file, None, format!("{file} line {}: {} (row quarantined: {})", q.line, q.reason, q.raw)));
+            fails.push(QualityResult::fail(
+                Some(month),
+                "rows_readable",
+                Severity::Error,
+                file,
+                None,
+                format!(
+                    "{file} line {}: {} (row quarantined: {})",
+                    q.line, q.reason, q.raw
+                ),
+            ));
         }
         if !s.balances() {
-            fails.push(QualityResult::fail(Some(month), "rows_readable", Severity::Error, file, Some((s.rows_read, s.rows_leaf + s.rows_zero + s.rows_subtotal + s.rows_quarantined)), format!("{file}: rows read do not add up")));
+            fails.push(QualityResult::fail(
+                Some(month),
+                "rows_readable",
+                Severity::Error,
+                file,
+                Some((
+                    s.rows_read,
+                    s.rows_leaf + s.rows_zero + s.rows_subtotal + s.rows_quarantined,
+                )),
+                format!("{file}: rows read do not add up"),
+            ));
         }
     }
     let files = agg.file_stats.len();
-    verdict(month, "rows_readable", Severity::Error, fails, format!("every row of {files} files read and accounted for"))
+    verdict(
+        month,
+        "rows_readable",
+        Severity::Error,
+        fails,
+        format!("every row of {files} files read and accounted for"),
+    )
 }
 
 fn unique_keys(a: &AgeAgg, month: Month, name: &str) -> Vec<QualityResult> {
@@ -65,10 +104,27 @@ fn unique_keys(a: &AgeAgg, month: Month, name: &str) -> Vec<QualityResult> {
         .duplicates
         .iter()
         .map(|(code, sex, age, line)| {
-            QualityResult::fail(Some(month), "unique_keys", Severity::Error, code, None, format!("{} line {line}: practice {code} {} age {age} appears more than once", a.file, sex.label()))
+            QualityResult::fail(
+                Some(month),
+                "unique_keys",
+                Severity::Error,
+                code,
+                None,
+                format!(
+                    "{} line {line}: practice {code} {} age {age} appears more than once",
+                    a.file,
+                    sex.label()
+                ),
+            )
         })
         .collect();
-    verdict(month, "unique_keys", Severity::Error, fails, format!("{name} rows unique per practice × sex × age"))
+    verdict(
+        month,
+        "unique_keys",
+        Severity::Error,
+        fails,
+        format!("{name} rows unique per practice × sex × age"),
+    )
 }
 
 fn leaves_sum_to_all(a: &AgeAgg, month: Month, name: &str) -> Vec<QualityResult> {
@@ -76,10 +132,29 @@ fn leaves_sum_to_all(a: &AgeAgg, month: Month, name: &str) -> Vec<QualityResult>
     for ((code, sex), published) in a.all_rows.iter().filter(|((_, s), _)| *s != SexKey::All) {
         let sum = a.leaf.get(&(code.clone(), *sex)).copied().unwrap_or(0);
         if sum != *published {
-            fails.push(QualityResult::fail(Some(month), "bands_sum_to_all", Severity::Error, code, Some((*published, sum)), format!("{name} practice {code} {}: ages sum to {sum}, the ALL row says {published}", sex.label())));
+            fails.push(QualityResult::fail(
+                Some(month),
+                "bands_sum_to_all",
+                Severity::Error,
+                code,
+                Some((*published, sum)),
+                format!(
+                    "{name} practice {code} {}: ages sum to {sum}, the ALL row says {published}",
+                    sex.label()
+                ),
+            ));
         }
     }
-    verdict(month, "bands_sum_to_all", Severity::Error, fails, format!("{name}: Σ ages = ALL row for {} practice × sex", a.all_rows.len()))
+    verdict(
+        month,
+        "bands_sum_to_all",
+        Severity::Error,
+        fails,
+        format!(
+            "{name}: Σ ages = ALL row for {} practice × sex",
+            a.all_rows.len()
+        ),
+    )
 }
 
 fn male_plus_female(a: &AgeAgg, month: Month, name: &str) -> Vec<QualityResult> {
@@ -88,11 +163,24 @@ fn male_plus_female(a: &AgeAgg, month: Month, name: &str) -> Vec<QualityResult> 
         let get = |s| a.all_rows.get(&(code.clone(), s)).copied();
         if let (Some(m), Some(f)) = (get(SexKey::Male), get(SexKey::Female)) {
             if m + f != *persons {
-                fails.push(QualityResult::fail(Some(month), "male_plus_female_is_all", Severity::Error, code, Some((*persons, m + f)), format!("{name} practice {code}: MALE {m} + FEMALE {f} ≠ ALL {persons}")));
+                fails.push(QualityResult::fail(
+                    Some(month),
+                    "male_plus_female_is_all",
+                    Severity::Error,
+                    code,
+                    Some((*persons, m + f)),
+                    format!("{name} practice {code}: MALE {m} + FEMALE {f} ≠ ALL {persons}"),
+                ));
             }
         }
     }
-    verdict(month, "male_plus_female_is_all", Severity::Error, fails, format!("{name}: MALE + FEMALE = ALL"))
+    verdict(
+        month,
+        "male_plus_female_is_all",
+        Severity::Error,
+        fails,
+        format!("{name}: MALE + FEMALE = ALL"),
+    )
 }
 
 fn lsoa_unique(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
@@ -102,7 +190,16 @@ fn lsoa_unique(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
     let fails = agg
         .lsoa_dups
         .iter()
-        .map(|(code, lsoa, line)| QualityResult::fail(Some(month), "unique_keys", Severity::Error, code, None, format!("LSOA line {line}: practice {code} LSOA {lsoa} appears more than once")))
+        .map(|(code, lsoa, line)| {
+            QualityResult::fail(
+                Some(month),
+                "unique_keys",
+                Severity::Error,
+                code,
+                None,
+                format!("LSOA line {line}: practice {code} LSOA {lsoa} appears more than once"),
+            )
+        })
         .collect();
     verdict(month, "unique_keys", Severity::Error, fails, String::new())
 }
@@ -110,10 +207,18 @@ fn lsoa_unique(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
 /// Σ practice leaf rows (5-year and single-age) = the practice totals file.
 fn practice_totals(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
     if !agg.has_totals {
-        return vec![QualityResult::pass(Some(month), "practice_totals_match", Severity::Error, "not applicable: the release has no practice totals file".into())];
+        return vec![QualityResult::pass(
+            Some(month),
+            "practice_totals_match",
+            Severity::Error,
+            "not applicable: the release has no practice totals file".into(),
+        )];
     }
     let mut fails = Vec::new();
-    for (name, a) in [("5-year", &agg.quinary), ("single-age", &agg.single)].iter().filter(|(_, a)| a.present) {
+    for (name, a) in [("5-year", &agg.quinary), ("single-age", &agg.single)]
+        .iter()
+        .filter(|(_, a)| a.present)
+    {
         let mut codes = a.practices();
         codes.extend(agg.totals.keys().cloned());
         codes.sort();
@@ -126,7 +231,16 @@ fn practice_totals(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
             }
         }
     }
-    verdict(month, "practice_totals_match", Severity::Error, fails, format!("Σ age rows = practice totals for {} practices", agg.totals.len()))
+    verdict(
+        month,
+        "practice_totals_match",
+        Severity::Error,
+        fails,
+        format!(
+            "Σ age rows = practice totals for {} practices",
+            agg.totals.len()
+        ),
+    )
 }
 
 /// Σ practices = each published organisation row (sub-ICB, ICB, region, PCN).
@@ -147,19 +261,35 @@ fn org_totals(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
     }
     skipped.sort();
     skipped.dedup();
-    let note = if skipped.is_empty() { String::new() } else { format!("; not checkable without a map: {}", skipped.join(", ")) };
-    verdict(month, "org_totals_match", Severity::Error, fails, format!("Σ practices = {checked} published organisation rows{note}"))
+    let note = if skipped.is_empty() {
+        String::new()
+    } else {
+        format!("; not checkable without a map: {}", skipped.join(", "))
+    };
+    verdict(
+        month,
+        "org_totals_match",
+        Severity::Error,
+        fails,
+        format!("Σ practices = {checked} published organisation rows{note}"),
+    )
 }
 
 /// Σ practice totals per organisation code of `level`, when the month says which practice
 /// belongs where.
 fn practice_sums_by(agg: &Aggregates, level: OrgLevel) -> Option<BTreeMap<String, u64>> {
-    let source = if agg.quinary.present { &agg.quinary } else { &agg.single };
+    let source = if agg.quinary.present {
+        &agg.quinary
+    } else {
+        &agg.single
+    };
     let mut sums = BTreeMap::new();
     for code in source.practices() {
         let attrs = agg.map.get(&code);
         let org = match level {
-            OrgLevel::SubIcb => attrs.and_then(|a| a.sub_icb_code.clone()).or_else(|| agg.row_sub_icb.get(&code).cloned()),
+            OrgLevel::SubIcb => attrs
+                .and_then(|a| a.sub_icb_code.clone())
+                .or_else(|| agg.row_sub_icb.get(&code).cloned()),
             OrgLevel::Icb => attrs.and_then(|a| a.icb_code.clone()),
             OrgLevel::Region => attrs.and_then(|a| a.region_code.clone()),
             OrgLevel::Pcn => attrs.and_then(|a| a.pcn_code.clone()),
@@ -172,7 +302,12 @@ fn practice_sums_by(agg: &Aggregates, level: OrgLevel) -> Option<BTreeMap<String
 
 fn practices_in_map(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
     if !agg.has_map {
-        return vec![QualityResult::pass(Some(month), "practice_in_map", Severity::Error, "not applicable: the release has no map file; names and organisations are NULL".into())];
+        return vec![QualityResult::pass(
+            Some(month),
+            "practice_in_map",
+            Severity::Error,
+            "not applicable: the release has no map file; names and organisations are NULL".into(),
+        )];
     }
     let mut codes = agg.quinary.practices();
     codes.extend(agg.single.practices());
@@ -181,34 +316,104 @@ fn practices_in_map(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
     let fails = codes
         .iter()
         .filter(|c| !agg.map.contains_key(*c))
-        .map(|c| QualityResult::fail(Some(month), "practice_in_map", Severity::Error, c, None, format!("practice {c} has patients but is not in the month's map file")))
+        .map(|c| {
+            QualityResult::fail(
+                Some(month),
+                "practice_in_map",
+                Severity::Error,
+                c,
+                None,
+                format!("practice {c} has patients but is not in the month's map file"),
+            )
+        })
         .collect();
-    verdict(month, "practice_in_map", Severity::Error, fails, format!("all {} practices with patients are in the map", codes.len()))
+    verdict(
+        month,
+        "practice_in_map",
+        Severity::Error,
+        fails,
+        format!("all {} practices with patients are in the map", codes.len()),
+    )
 }
 
 fn plausibility(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
-    let source = if agg.quinary.present { &agg.quinary } else { &agg.single };
+    let source = if agg.quinary.present {
+        &agg.quinary
+    } else {
+        &agg.single
+    };
     let practices = source.practices();
     let national: u64 = practices.iter().map(|c| source.practice_total(c)).sum();
     let mut out = Vec::new();
     let band = if practices.len() < 1000 {
-        QualityResult::pass(Some(month), "national_total_band", Severity::Warning, format!("national total {national} from {} practices (band applies from 1,000 practices)", practices.len()))
+        QualityResult::pass(
+            Some(month),
+            "national_total_band",
+            Severity::Warning,
+            format!(
+                "national total {national} from {} practices (band applies from 1,000 practices)",
+                practices.len()
+            ),
+        )
     } else if (NATIONAL_BAND.0..=NATIONAL_BAND.1).contains(&national) {
-        QualityResult::pass(Some(month), "national_total_band", Severity::Warning, format!("national total {national} within {}–{}", NATIONAL_BAND.0, NATIONAL_BAND.1))
+        QualityResult::pass(
+            Some(month),
+            "national_total_band",
+            Severity::Warning,
+            format!(
+                "national total {national} within {}–{}",
+                NATIONAL_BAND.0, NATIONAL_BAND.1
+            ),
+        )
     } else {
-        QualityResult::fail(Some(month), "national_total_band", Severity::Warning, "England", Some((NATIONAL_BAND.0, national)), format!("national total {national} outside {}–{}", NATIONAL_BAND.0, NATIONAL_BAND.1))
+        QualityResult::fail(
+            Some(month),
+            "national_total_band",
+            Severity::Warning,
+            "England",
+            Some((NATIONAL_BAND.0, national)),
+            format!(
+                "national total {national} outside {}–{}",
+                NATIONAL_BAND.0, NATIONAL_BAND.1
+            ),
+        )
     };
     out.push(band);
     let small = practices
         .iter()
         .filter_map(|c| {
             let total = source.practice_total(c);
-            (total < SMALL_PRACTICE).then(|| QualityResult::fail(Some(month), "small_practice", Severity::Warning, c, Some((SMALL_PRACTICE, total)), format!("practice {c} has {total} patients (under {SMALL_PRACTICE})")))
+            (total < SMALL_PRACTICE).then(|| {
+                QualityResult::fail(
+                    Some(month),
+                    "small_practice",
+                    Severity::Warning,
+                    c,
+                    Some((SMALL_PRACTICE, total)),
+                    format!("practice {c} has {total} patients (under {SMALL_PRACTICE})"),
+                )
+            })
         })
         .collect();
-    out.extend(verdict(month, "small_practice", Severity::Warning, small, format!("no practice under {SMALL_PRACTICE} patients")));
+    out.extend(verdict(
+        month,
+        "small_practice",
+        Severity::Warning,
+        small,
+        format!("no practice under {SMALL_PRACTICE} patients"),
+    ));
     if !agg.missing.is_empty() {
-        out.push(QualityResult::fail(Some(month), "families_present", Severity::Warning, "release", None, format!("the release has no {}: built what it has, missing attributes left NULL", agg.missing.join(", "))));
+        out.push(QualityResult::fail(
+            Some(month),
+            "families_present",
+            Severity::Warning,
+            "release",
+            None,
+            format!(
+                "the release has no {}: built what it has, missing attributes left NULL",
+                agg.missing.join(", ")
+            ),
+        ));
     }
     out
 }

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use super::{FormatError, Family};
+use super::{Family, FormatError};
 
 /// A canonical column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -211,7 +211,12 @@ fn wide_column(lower: &str, index: usize) -> Option<WideColumn> {
     };
     if let Some(from) = rest.strip_suffix('+') {
         let from = from.parse().ok()?;
-        return Some(WideColumn { index, male, from, to: 95 });
+        return Some(WideColumn {
+            index,
+            male,
+            from,
+            to: 95,
+        });
     }
     let parts: Vec<&str> = rest.split(['-', '_']).collect();
     let from: u8 = parts.first()?.parse().ok()?;
@@ -222,14 +227,25 @@ fn wide_column(lower: &str, index: usize) -> Option<WideColumn> {
         [_, to] => to.parse().ok()?,
         _ => return None,
     };
-    (from <= to && to < 95).then_some(WideColumn { index, male, from, to })
+    (from <= to && to < 95).then_some(WideColumn {
+        index,
+        male,
+        from,
+        to,
+    })
 }
 
 /// The era a header looks like, for error messages.
 pub fn resembles(names: &[String]) -> &'static str {
     let has = |n: &str| names.iter().any(|h| h.trim().eq_ignore_ascii_case(n));
     match () {
-        _ if has("total_all") || names.iter().any(|h| h.to_ascii_lowercase().starts_with("male_")) => "pre-2017 wide files (2013–2017)",
+        _ if has("total_all")
+            || names
+                .iter()
+                .any(|h| h.to_ascii_lowercase().starts_with("male_")) =>
+        {
+            "pre-2017 wide files (2013–2017)"
+        }
         _ if has("SUB_ICB_LOC_CODE") => "the 2022 transition (SUB_ICB_LOC_*)",
         _ if has("SUB_ICB_LOCATION_CODE") || has("ICB_CODE") => "the ICB era (2022 →)",
         _ if has("CCG_CODE") || has("STP_CODE") => "the CCG era (2017 – June 2022)",
@@ -255,21 +271,46 @@ mod tests {
             "PUBLICATION,EXTRACT_DATE,PRACTICE_CODE,PRACTICE_NAME,LSOA_CODE,SEX,Number of Patients",
         ] {
             let header = Header::resolve(&names(h), Family::PracticeTotals, "f.csv").unwrap();
-            assert!(header.get(Col::Count).is_some() && header.get(Col::Code).is_some(), "{h}");
+            assert!(
+                header.get(Col::Count).is_some() && header.get(Col::Code).is_some(),
+                "{h}"
+            );
         }
     }
 
     #[test]
     fn wide_columns() {
-        let h = Header::resolve(&names("GP_PRACTICE_CODE,TOTAL_ALL,MALE_0-4,MALE_95+,female_0_1,female_94_95,male_4"), Family::LegacyQuinary, "f").unwrap();
+        let h = Header::resolve(
+            &names("GP_PRACTICE_CODE,TOTAL_ALL,MALE_0-4,MALE_95+,female_0_1,female_94_95,male_4"),
+            Family::LegacyQuinary,
+            "f",
+        )
+        .unwrap();
         let spans: Vec<(bool, u8, u8)> = h.wide.iter().map(|w| (w.male, w.from, w.to)).collect();
-        assert_eq!(spans, [(true, 0, 4), (true, 95, 95), (false, 0, 0), (false, 94, 94), (true, 4, 4)]);
+        assert_eq!(
+            spans,
+            [
+                (true, 0, 4),
+                (true, 95, 95),
+                (false, 0, 0),
+                (false, 94, 94),
+                (true, 4, 4)
+            ]
+        );
     }
 
     #[test]
     fn an_unknown_column_names_itself_and_the_era() {
-        let err = Header::resolve(&names("EXTRACT_DATE,SUB_ICB_LOCATION_CODE,ORG_CODE,FOO,NUMBER_OF_PATIENTS"), Family::SingleAgeMale, "m.csv").unwrap_err();
+        let err = Header::resolve(
+            &names("EXTRACT_DATE,SUB_ICB_LOCATION_CODE,ORG_CODE,FOO,NUMBER_OF_PATIENTS"),
+            Family::SingleAgeMale,
+            "m.csv",
+        )
+        .unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("m.csv") && text.contains("'FOO'") && text.contains("ICB era"), "{text}");
+        assert!(
+            text.contains("m.csv") && text.contains("'FOO'") && text.contains("ICB era"),
+            "{text}"
+        );
     }
 }

@@ -20,23 +20,42 @@ pub fn parse_wide(
     let header = Header::resolve(&records.header, ctx.family, &file)?;
     let code = header.require(Col::Code, ctx.family, &file)?;
     let ages = wide_ages(&header, ctx.family, &file)?;
-    let totals: Vec<(SexKey, usize)> = [(SexKey::All, Col::TotalAll), (SexKey::Male, Col::TotalMale), (SexKey::Female, Col::TotalFemale)]
-        .iter()
-        .filter_map(|(s, c)| header.get(*c).map(|i| (*s, i)))
-        .collect();
+    let totals: Vec<(SexKey, usize)> = [
+        (SexKey::All, Col::TotalAll),
+        (SexKey::Male, Col::TotalMale),
+        (SexKey::Female, Col::TotalFemale),
+    ]
+    .iter()
+    .filter_map(|(s, c)| header.get(*c).map(|i| (*s, i)))
+    .collect();
     let width = records.header.len();
     let mut stats = FileStats::default();
     let mut record = ByteRecord::new();
     while let Some(line) = records.next(&mut record)? {
-        let field = |i: usize| std::str::from_utf8(record.get(i).unwrap_or_default()).unwrap_or("").to_string();
+        let field = |i: usize| {
+            std::str::from_utf8(record.get(i).unwrap_or_default())
+                .unwrap_or("")
+                .to_string()
+        };
         let cells = ages.len() + totals.len();
         stats.rows_read += cells as u64;
         let quarantine = |stats: &mut FileStats, reason: String| {
-            stats.quarantine(Quarantined { file: file.clone(), line, raw: raw_text(&record), reason });
+            stats.quarantine(Quarantined {
+                file: file.clone(),
+                line,
+                raw: raw_text(&record),
+                reason,
+            });
             stats.rows_quarantined += cells as u64 - 1;
         };
         if record.len() < width {
-            quarantine(&mut stats, format!("short row: {} fields where the header has {width}", record.len()));
+            quarantine(
+                &mut stats,
+                format!(
+                    "short row: {} fields where the header has {width}",
+                    record.len()
+                ),
+            );
             continue;
         }
         let base = CountRow {
@@ -44,20 +63,44 @@ pub fn parse_wide(
             level: OrgLevel::Practice,
             code: field(code),
             ons: None,
-            postcode: header.get(Col::Postcode).map(field).filter(|v| !v.is_empty()),
-            sub_icb: header.get(Col::SubIcbCode).map(field).filter(|v| !v.is_empty()),
-            sub_icb_ons: header.get(Col::SubIcbOnsCode).map(field).filter(|v| !v.is_empty()),
+            postcode: header
+                .get(Col::Postcode)
+                .map(field)
+                .filter(|v| !v.is_empty()),
+            sub_icb: header
+                .get(Col::SubIcbCode)
+                .map(field)
+                .filter(|v| !v.is_empty()),
+            sub_icb_ons: header
+                .get(Col::SubIcbOnsCode)
+                .map(field)
+                .filter(|v| !v.is_empty()),
             sex: SexKey::All,
             age: AgeKey::All,
             count: 0,
         };
-        let cells_iter = ages.iter().map(|(sex, age, i)| (*sex, *age, *i)).chain(totals.iter().map(|(s, i)| (*s, AgeKey::All, *i)));
+        let cells_iter = ages
+            .iter()
+            .map(|(sex, age, i)| (*sex, *age, *i))
+            .chain(totals.iter().map(|(s, i)| (*s, AgeKey::All, *i)));
         let mut rows = Vec::with_capacity(cells);
         for (sex, age, i) in cells_iter {
             match parse_count(&field(i)) {
-                Some(count) => rows.push(CountRow { sex, age, count, ..base.clone() }),
+                Some(count) => rows.push(CountRow {
+                    sex,
+                    age,
+                    count,
+                    ..base.clone()
+                }),
                 None => {
-                    quarantine(&mut stats, format!("column {}: '{}' is not a non-negative whole number", records.header[i], field(i)));
+                    quarantine(
+                        &mut stats,
+                        format!(
+                            "column {}: '{}' is not a non-negative whole number",
+                            records.header[i],
+                            field(i)
+                        ),
+                    );
                     rows.clear();
                     break;
                 }
@@ -73,7 +116,11 @@ pub fn parse_wide(
 
 /// The sex and age (or band) of every wide column; a column that fits neither scheme stops
 /// the file.
-fn wide_ages(header: &Header, family: Family, file: &str) -> Result<Vec<(SexKey, AgeKey, usize)>, FormatError> {
+fn wide_ages(
+    header: &Header,
+    family: Family,
+    file: &str,
+) -> Result<Vec<(SexKey, AgeKey, usize)>, FormatError> {
     header
         .wide
         .iter()
@@ -82,15 +129,18 @@ fn wide_ages(header: &Header, family: Family, file: &str) -> Result<Vec<(SexKey,
             let age = match family {
                 Family::LegacySingleAge if w.from == w.to => Some(AgeKey::Year(w.from)),
                 Family::LegacyQuinary if w.from == 95 => Some(AgeKey::Band(19)),
-                Family::LegacyQuinary if w.from % 5 == 0 && w.to == w.from + 4 => Some(AgeKey::Band(w.from / 5)),
+                Family::LegacyQuinary if w.from % 5 == 0 && w.to == w.from + 4 => {
+                    Some(AgeKey::Band(w.from / 5))
+                }
                 _ => None,
             };
-            age.map(|a| (sex, a, w.index)).ok_or_else(|| FormatError::UnknownColumn {
-                file: file.to_string(),
-                column: header.names[w.index].clone(),
-                family,
-                era: "pre-2017 wide files (2013–2017)",
-            })
+            age.map(|a| (sex, a, w.index))
+                .ok_or_else(|| FormatError::UnknownColumn {
+                    file: file.to_string(),
+                    column: header.names[w.index].clone(),
+                    family,
+                    era: "pre-2017 wide files (2013–2017)",
+                })
         })
         .collect()
 }

@@ -83,7 +83,11 @@ fn row(
     dates: &mut super::DateCheck,
 ) -> Result<Result<CountRow, String>, FormatError> {
     if record.len() < l.width {
-        return Ok(Err(format!("short row: {} fields where the header has {}", record.len(), l.width)));
+        return Ok(Err(format!(
+            "short row: {} fields where the header has {}",
+            record.len(),
+            l.width
+        )));
     }
     let field = |i: usize| std::str::from_utf8(record.get(i).unwrap_or_default()).unwrap_or("");
     let opt = |i: Option<usize>| i.map(field).filter(|v| !v.is_empty()).map(str::to_string);
@@ -102,10 +106,17 @@ fn row(
     };
     let sex = SexKey::parse(field(l.sex)).ok_or_else(|| unknown("SEX", field(l.sex)))?;
     let age_text = field(l.age);
-    let age = if l.banded { AgeKey::parse_band(age_text) } else { AgeKey::parse_year(age_text) };
+    let age = if l.banded {
+        AgeKey::parse_band(age_text)
+    } else {
+        AgeKey::parse_year(age_text)
+    };
     let age = age.ok_or_else(|| unknown(if l.banded { "AGE_GROUP_5" } else { "AGE" }, age_text))?;
     let Some(count) = parse_count(field(l.count)) else {
-        return Ok(Err(format!("column NUMBER_OF_PATIENTS: '{}' is not a non-negative whole number", field(l.count))));
+        return Ok(Err(format!(
+            "column NUMBER_OF_PATIENTS: '{}' is not a non-negative whole number",
+            field(l.count)
+        )));
     };
     let code = field(l.code);
     if code.is_empty() {

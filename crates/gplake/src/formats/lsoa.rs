@@ -23,24 +23,49 @@ pub fn parse_lsoa(
     let tall = header.get(Col::MalePatients).is_some();
     let counts: Vec<(SexKey, usize)> = if tall {
         vec![
-            (SexKey::Male, header.require(Col::MalePatients, ctx.family, &file)?),
-            (SexKey::Female, header.require(Col::FemalePatients, ctx.family, &file)?),
-            (SexKey::All, header.require(Col::AllPatients, ctx.family, &file)?),
+            (
+                SexKey::Male,
+                header.require(Col::MalePatients, ctx.family, &file)?,
+            ),
+            (
+                SexKey::Female,
+                header.require(Col::FemalePatients, ctx.family, &file)?,
+            ),
+            (
+                SexKey::All,
+                header.require(Col::AllPatients, ctx.family, &file)?,
+            ),
         ]
     } else {
         vec![(SexKey::All, header.require(Col::Count, ctx.family, &file)?)]
     };
-    let sex_col = if tall { None } else { Some(header.require(Col::Sex, ctx.family, &file)?) };
+    let sex_col = if tall {
+        None
+    } else {
+        Some(header.require(Col::Sex, ctx.family, &file)?)
+    };
     let width = records.header.len();
     let mut dates = super::DateCheck::new(ctx.month);
     let mut stats = FileStats::default();
     let mut record = ByteRecord::new();
     while let Some(line) = records.next(&mut record)? {
         stats.rows_read += 1;
-        let field = |i: usize| std::str::from_utf8(record.get(i).unwrap_or_default()).unwrap_or("").to_string();
-        let bad = |reason: String| Quarantined { file: file.clone(), line, raw: raw_text(&record), reason };
+        let field = |i: usize| {
+            std::str::from_utf8(record.get(i).unwrap_or_default())
+                .unwrap_or("")
+                .to_string()
+        };
+        let bad = |reason: String| Quarantined {
+            file: file.clone(),
+            line,
+            raw: raw_text(&record),
+            reason,
+        };
         if record.len() < width {
-            stats.quarantine(bad(format!("short row: {} fields where the header has {width}", record.len())));
+            stats.quarantine(bad(format!(
+                "short row: {} fields where the header has {width}",
+                record.len()
+            )));
             continue;
         }
         if let Some(d) = header.get(Col::ExtractDate) {
@@ -61,7 +86,11 @@ pub fn parse_lsoa(
                 Some(count) => parsed.push((sex, count)),
                 None => {
                     parsed.clear();
-                    stats.quarantine(bad(format!("column {}: '{}' is not a non-negative whole number", records.header[*col], field(*col))));
+                    stats.quarantine(bad(format!(
+                        "column {}: '{}' is not a non-negative whole number",
+                        records.header[*col],
+                        field(*col)
+                    )));
                     break;
                 }
             }
@@ -69,10 +98,26 @@ pub fn parse_lsoa(
         if parsed.is_empty() {
             continue;
         }
-        let name = header.get(Col::PracticeName).map(field).filter(|n| !n.is_empty());
+        let name = header
+            .get(Col::PracticeName)
+            .map(field)
+            .filter(|n| !n.is_empty());
         for (sex, count) in parsed {
-            let row = LsoaRow { line, practice: field(code), practice_name: name.clone(), lsoa: field(lsoa), sex, count };
-            if sex == SexKey::All { stats.rows_subtotal += 1 } else if count == 0 { stats.rows_zero += 1 } else { stats.rows_leaf += 1 }
+            let row = LsoaRow {
+                line,
+                practice: field(code),
+                practice_name: name.clone(),
+                lsoa: field(lsoa),
+                sex,
+                count,
+            };
+            if sex == SexKey::All {
+                stats.rows_subtotal += 1
+            } else if count == 0 {
+                stats.rows_zero += 1
+            } else {
+                stats.rows_leaf += 1
+            }
             on_row(row);
         }
         if tall {

@@ -28,7 +28,10 @@ pub fn parse_map(
                 file: file.clone(),
                 line,
                 raw: raw_text(&record),
-                reason: format!("short row: {} fields where the header has {width}", record.len()),
+                reason: format!(
+                    "short row: {} fields where the header has {width}",
+                    record.len()
+                ),
             });
             continue;
         }

@@ -31,7 +31,9 @@ pub use values::{AgeKey, OrgLevel, SexKey};
 #[non_exhaustive]
 pub enum FormatError {
     /// A header not in the alias registry.
-    #[error("{file}: unknown column '{column}' for a {family:?} file; the header looks like {era}; gplake needs an alias for it")]
+    #[error(
+        "{file}: unknown column '{column}' for a {family:?} file; the header looks like {era}; gplake needs an alias for it"
+    )]
     UnknownColumn {
         /// The file (and member).
         file: String,
@@ -250,7 +252,8 @@ impl FileStats {
 
     /// True when every row read is accounted for.
     pub fn balances(&self) -> bool {
-        self.rows_read == self.rows_leaf + self.rows_zero + self.rows_subtotal + self.rows_quarantined
+        self.rows_read
+            == self.rows_leaf + self.rows_zero + self.rows_subtotal + self.rows_quarantined
     }
 }
 
@@ -279,7 +282,8 @@ impl DateCheck {
             problem,
             month: self.month,
         };
-        let date = parse_extract_date(value).ok_or_else(|| err("is not a date in any known spelling"))?;
+        let date =
+            parse_extract_date(value).ok_or_else(|| err("is not a date in any known spelling"))?;
         if Month::of(date) != self.month {
             return Err(err("belongs to another month"));
         }

@@ -43,12 +43,16 @@ fn each_member(
         file: name.to_string(),
         reason,
     };
-    let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| zip_err(e.to_string()))?;
+    let mut archive =
+        zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| zip_err(e.to_string()))?;
     let mut members: Vec<(String, usize)> = (0..archive.len())
         .filter_map(|i| {
             let entry = archive.by_index(i).ok()?;
             let member = entry.name().ok()?.to_string();
-            member.to_ascii_lowercase().ends_with(".csv").then_some((member, i))
+            member
+                .to_ascii_lowercase()
+                .ends_with(".csv")
+                .then_some((member, i))
         })
         .collect();
     if members.is_empty() {
@@ -56,7 +60,9 @@ fn each_member(
     }
     members.sort();
     for (member, index) in members {
-        let entry = archive.by_index(index).map_err(|e| zip_err(e.to_string()))?;
+        let entry = archive
+            .by_index(index)
+            .map_err(|e| zip_err(e.to_string()))?;
         let mut bounded = std::io::BufReader::new(entry.take(MAX_MEMBER_BYTES));
         each(&format!("{name}!{member}"), &mut bounded)?;
     }
@@ -83,7 +89,12 @@ impl<'a> Records<'a> {
             .byte_headers()
             .map_err(|e| csv_error(label, e))?
             .iter()
-            .map(|h| String::from_utf8_lossy(h).trim_start_matches('\u{feff}').trim().to_string())
+            .map(|h| {
+                String::from_utf8_lossy(h)
+                    .trim_start_matches('\u{feff}')
+                    .trim()
+                    .to_string()
+            })
             .collect();
         Ok(Records {
             reader,

@@ -26,7 +26,9 @@ impl OrgLevel {
         match text.trim().to_ascii_uppercase().as_str() {
             "GP" => Some(OrgLevel::Practice),
             "PCN" => Some(OrgLevel::Pcn),
-            "CCG" | "SUB_ICB_LOCATION" | "SUB_ICB_LOCATION_CODE" | "SUB_ICB_LOC" => Some(OrgLevel::SubIcb),
+            "CCG" | "SUB_ICB_LOCATION" | "SUB_ICB_LOCATION_CODE" | "SUB_ICB_LOC" => {
+                Some(OrgLevel::SubIcb)
+            }
             "ICB" | "STP" => Some(OrgLevel::Icb),
             "COMM REGION" | "COMM_REGION" | "REGION" => Some(OrgLevel::Region),
             _ => None,
@@ -132,13 +134,19 @@ pub fn band_label(band: u8) -> String {
 
 /// The label of a single year: `0` … `94`, `95+`.
 pub fn year_label(age: u8) -> String {
-    if age >= 95 { "95+".into() } else { age.to_string() }
+    if age >= 95 {
+        "95+".into()
+    } else {
+        age.to_string()
+    }
 }
 
 /// A count: a non-negative whole number without separators.
 pub fn parse_count(text: &str) -> Option<u64> {
     let t = text.trim();
-    (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit())).then(|| t.parse().ok()).flatten()
+    (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| t.parse().ok())
+        .flatten()
 }
 
 #[cfg(test)]
@@ -148,7 +156,10 @@ mod tests {
     #[test]
     fn values_as_published() {
         assert_eq!(OrgLevel::parse("Comm Region"), Some(OrgLevel::Region));
-        assert_eq!(OrgLevel::parse("SUB_ICB_LOCATION_CODE"), Some(OrgLevel::SubIcb));
+        assert_eq!(
+            OrgLevel::parse("SUB_ICB_LOCATION_CODE"),
+            Some(OrgLevel::SubIcb)
+        );
         assert_eq!(OrgLevel::parse("NATIONAL"), None);
         assert_eq!(AgeKey::parse_band("90_94"), Some(AgeKey::Band(18)));
         assert_eq!(AgeKey::parse_band("3_7"), None);

@@ -1,7 +1,10 @@
 //! Rows into Arrow record batches, column by column, for any table definition.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use deltalake::arrow::array::{ArrayRef, BooleanBuilder, Date32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
+use deltalake::arrow::array::{
+    ArrayRef, BooleanBuilder, Date32Builder, Int64Builder, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
 use deltalake::arrow::record_batch::RecordBatch;
 
 use super::schema::{Kind, TableDef};
@@ -57,10 +60,16 @@ impl Batcher {
                 Kind::Int => Builder::Int(Int64Builder::new()),
                 Kind::Date => Builder::Date(Date32Builder::new()),
                 Kind::Bool => Builder::Bool(BooleanBuilder::new()),
-                Kind::Timestamp => Builder::Ts(TimestampMicrosecondBuilder::new().with_timezone("UTC")),
+                Kind::Timestamp => {
+                    Builder::Ts(TimestampMicrosecondBuilder::new().with_timezone("UTC"))
+                }
             })
             .collect();
-        Batcher { def, columns, rows: 0 }
+        Batcher {
+            def,
+            columns,
+            rows: 0,
+        }
     }
 
     /// Appends a row; `values` are in the table's column order.

@@ -57,6 +57,7 @@ pub async fn open_or_create(lake: &Lake, def: &TableDef) -> Result<DeltaTable, D
         .with_columns(def.delta_fields())
         .with_partition_columns(def.partition.into_iter())
         .with_configuration(configuration)
+        .with_raise_if_key_not_exists(false)
         .with_save_mode(SaveMode::Ignore)
         .await;
     match created {
@@ -90,7 +91,10 @@ fn unloaded(lake: &Lake, def: &TableDef) -> Result<DeltaTable, DeltaError> {
 
 async fn exists(lake: &Lake, def: &TableDef) -> bool {
     let log = Path::from(format!("{}/_delta_log", def.path));
-    lake.list(&log).await.map(|l| !l.is_empty()).unwrap_or(false)
+    lake.list(&log)
+        .await
+        .map(|l| !l.is_empty())
+        .unwrap_or(false)
 }
 
 /// A writer of data files for `table` (nothing is visible until committed).
@@ -99,7 +103,11 @@ pub fn writer(table: &DeltaTable, def: &TableDef) -> Result<RecordBatchWriter, D
 }
 
 /// Writes `batch` through `writer`.
-pub async fn write(writer: &mut RecordBatchWriter, def: &TableDef, batch: RecordBatch) -> Result<(), DeltaError> {
+pub async fn write(
+    writer: &mut RecordBatchWriter,
+    def: &TableDef,
+    batch: RecordBatch,
+) -> Result<(), DeltaError> {
     writer.write(batch).await.map_err(err(def))
 }
 
@@ -124,7 +132,13 @@ pub async fn replace_partition(
         .snapshot()
         .file_views(table.log_store().as_ref(), None)
         .try_filter(|f| {
-            let here = f.partition_values_map().get(partition).cloned().flatten().as_deref() == Some(value.as_str());
+            let here = f
+                .partition_values_map()
+                .get(partition)
+                .cloned()
+                .flatten()
+                .as_deref()
+                == Some(value.as_str());
             futures::future::ready(here)
         })
         .map_ok(|f| Action::Remove(f.remove_action(true)))
@@ -148,44 +162,115 @@ pub async fn replace_partition(
 }
 
 /// Replaces the whole table with `batches` in one commit.
-pub async fn overwrite(lake: &Lake, def: &TableDef, batches: Vec<RecordBatch>) -> Result<(), DeltaError> {
+pub async fn overwrite(
+    lake: &Lake,
+    def: &TableDef,
+    batches: Vec<RecordBatch>,
+) -> Result<(), DeltaError> {
     save(lake, def, batches, SaveMode::Overwrite).await
 }
 
 /// Appends `batches` in one commit.
-pub async fn append(lake: &Lake, def: &TableDef, batches: Vec<RecordBatch>) -> Result<(), DeltaError> {
+pub async fn append(
+    lake: &Lake,
+    def: &TableDef,
+    batches: Vec<RecordBatch>,
+) -> Result<(), DeltaError> {
     save(lake, def, batches, SaveMode::Append).await
 }
 
-async fn save(lake: &Lake, def: &TableDef, batches: Vec<RecordBatch>, mode: SaveMode) -> Result<(), DeltaError> {
+async fn save(
+    lake: &Lake,
+    def: &TableDef,
+    batches: Vec<RecordBatch>,
+    mode: SaveMode,
+) -> Result<(), DeltaError> {
     let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
     if batches.is_empty() && mode == SaveMode::Append {
         return Ok(());
     }
     let table = open_or_create(lake, def).await?;
-    let batches = if batches.is_empty() { vec![RecordBatch::new_empty(def.arrow_schema())] } else { batches };
-    table.write(batches).with_save_mode(mode).await.map_err(err(def))?;
+    let batches = if batches.is_empty() {
+        vec![RecordBatch::new_empty(def.arrow_schema())]
+    } else {
+        batches
+    };
+    table
+        .write(batches)
+        .with_save_mode(mode)
+        .await
+        .map_err(err(def))?;
     Ok(())
 }
 
+/// Column `i` of `batch` as text (DataFusion may hand back views or dictionaries).
+pub fn text_column(batch: &RecordBatch, i: usize) -> deltalake::arrow::array::StringArray {
+    use deltalake::arrow::array::AsArray;
+    let cast = deltalake::arrow::compute::cast(
+        batch.column(i),
+        &deltalake::arrow::datatypes::DataType::Utf8,
+    )
+    .unwrap_or_else(|_| {
+        deltalake::arrow::array::new_null_array(
+            &deltalake::arrow::datatypes::DataType::Utf8,
+            batch.num_rows(),
+        )
+    });
+    cast.as_string::<i32>().clone()
+}
+
+/// Column `i` of `batch` as 64-bit integers.
+pub fn int_column(batch: &RecordBatch, i: usize) -> deltalake::arrow::array::Int64Array {
+    use deltalake::arrow::array::AsArray;
+    let cast = deltalake::arrow::compute::cast(
+        batch.column(i),
+        &deltalake::arrow::datatypes::DataType::Int64,
+    )
+    .unwrap_or_else(|_| {
+        deltalake::arrow::array::new_null_array(
+            &deltalake::arrow::datatypes::DataType::Int64,
+            batch.num_rows(),
+        )
+    });
+    cast.as_primitive::<deltalake::arrow::datatypes::Int64Type>()
+        .clone()
+}
+
 /// Runs `sql` over the named tables of the lake (those that exist) and collects the result.
-pub async fn query(lake: &Lake, tables: &[&TableDef], sql: &str) -> Result<Vec<RecordBatch>, DeltaError> {
+pub async fn query(
+    lake: &Lake,
+    tables: &[&TableDef],
+    sql: &str,
+) -> Result<Vec<RecordBatch>, DeltaError> {
     let ctx = SessionContext::new();
     for def in tables {
         let Some(table) = open(lake, def).await? else {
-            let empty = deltalake::datafusion::datasource::MemTable::try_new(def.arrow_schema(), vec![vec![]])
+            let empty = deltalake::datafusion::datasource::MemTable::try_new(
+                def.arrow_schema(),
+                vec![vec![]],
+            )
+            .map_err(|e| err(def)(DeltaTableError::from(e)))?;
+            ctx.register_table(def.name, std::sync::Arc::new(empty))
                 .map_err(|e| err(def)(DeltaTableError::from(e)))?;
-            ctx.register_table(def.name, std::sync::Arc::new(empty)).map_err(|e| err(def)(DeltaTableError::from(e)))?;
             continue;
         };
-        table.update_datafusion_session(&ctx.state()).map_err(err(def))?;
+        table
+            .update_datafusion_session(&ctx.state())
+            .map_err(err(def))?;
         let provider = table
             .table_provider()
             .await
             .map_err(|e| err(def)(DeltaTableError::from(e)))?;
-        ctx.register_table(def.name, provider).map_err(|e| err(def)(DeltaTableError::from(e)))?;
+        ctx.register_table(def.name, provider)
+            .map_err(|e| err(def)(DeltaTableError::from(e)))?;
     }
     let first = tables.first().copied().unwrap_or(&super::schema::QUALITY);
-    let frame = ctx.sql(sql).await.map_err(|e| err(first)(DeltaTableError::from(e)))?;
-    frame.collect().await.map_err(|e| err(first)(DeltaTableError::from(e)))
+    let frame = ctx
+        .sql(sql)
+        .await
+        .map_err(|e| err(first)(DeltaTableError::from(e)))?;
+    frame
+        .collect()
+        .await
+        .map_err(|e| err(first)(DeltaTableError::from(e)))
 }

@@ -48,7 +48,12 @@ pub async fn rebuild(lake: &Lake) -> Result<(), DeltaError> {
     let seen = read_snapshots(lake).await?;
     let latest = seen.iter().map(|s| s.month).max();
     delta::overwrite(lake, &DIM_PRACTICE, vec![practice_versions(&seen, latest)]).await?;
-    delta::overwrite(lake, &DIM_ORGANISATION, vec![organisation_versions(&seen, latest)]).await?;
+    delta::overwrite(
+        lake,
+        &DIM_ORGANISATION,
+        vec![organisation_versions(&seen, latest)],
+    )
+    .await?;
     delta::overwrite(lake, &DIM_AGE_BAND, vec![age_bands()]).await
 }
 
@@ -60,11 +65,14 @@ async fn read_snapshots(lake: &Lake) -> Result<Vec<Seen>, DeltaError> {
     let batches = delta::query(lake, &[&PRACTICE_SNAPSHOT], &sql).await?;
     let mut out = Vec::new();
     for b in &batches {
-        let text = |i: usize| b.column(i).as_any().downcast_ref::<StringArray>().cloned();
-        let cols: Vec<Option<StringArray>> = (0..b.num_columns()).map(text).collect();
-        let get = |c: usize, row: usize| cols[c].as_ref().filter(|a| !a.is_null(row)).map(|a| a.value(row).to_string());
+        let cols: Vec<StringArray> = (0..b.num_columns())
+            .map(|i| delta::text_column(b, i))
+            .collect();
+        let get =
+            |c: usize, row: usize| (!cols[c].is_null(row)).then(|| cols[c].value(row).to_string());
         for row in 0..b.num_rows() {
-            let Some(month) = get(0, row).and_then(|d| d.get(..7).and_then(|m| m.parse().ok())) else {
+            let Some(month) = get(0, row).and_then(|d| d.get(..7).and_then(|m| m.parse().ok()))
+            else {
                 continue;
             };
             out.push(Seen {
@@ -91,7 +99,11 @@ fn versions<'a>(rows: impl Iterator<Item = (Month, &'a Attrs)>) -> Vec<Version> 
     for (month, attrs) in rows {
         match out.last_mut() {
             Some(v) if &v.attrs == attrs => v.last = month,
-            _ => out.push(Version { attrs: attrs.clone(), from: month, last: month }),
+            _ => out.push(Version {
+                attrs: attrs.clone(),
+                from: month,
+                last: month,
+            }),
         }
     }
     out
@@ -114,12 +126,20 @@ fn practice_versions(seen: &[Seen], latest: Option<Month>) -> RecordBatch {
     for (code, rows) in by_practice {
         // Months without a map carry fewer attributes: use them only for practices never mapped.
         let mapped = rows.iter().any(|r| r.from_map);
-        let vs = versions(rows.iter().filter(|r| r.from_map || !mapped).map(|r| (r.month, &r.attrs)));
+        let vs = versions(
+            rows.iter()
+                .filter(|r| r.from_map || !mapped)
+                .map(|r| (r.month, &r.attrs)),
+        );
         for (i, v) in vs.iter().enumerate() {
             let to = valid_to(&vs, i, latest);
             let mut values: Vec<Val<'_>> = vec![Val::Text(Some(code))];
             values.extend(v.attrs.iter().map(|a| Val::Text(a.as_deref())));
-            values.extend([Val::Date(v.from.first_day()), Val::OptDate(to), Val::Bool(to.is_none())]);
+            values.extend([
+                Val::Date(v.from.first_day()),
+                Val::OptDate(to),
+                Val::Bool(to.is_none()),
+            ]);
             b.push(&values);
         }
     }
@@ -137,9 +157,14 @@ fn organisation_versions(seen: &[Seen], latest: Option<Month>) -> RecordBatch {
     let mut orgs: BTreeMap<(&str, String), BTreeMap<Month, Attrs>> = BTreeMap::new();
     for s in seen.iter().filter(|s| s.from_map) {
         for (level, code, name, ons, parent) in LEVELS {
-            let Some(c) = s.attrs[code].clone() else { continue };
+            let Some(c) = s.attrs[code].clone() else {
+                continue;
+            };
             let pick = |i: Option<usize>| i.and_then(|i| s.attrs[i].clone());
-            orgs.entry((level, c)).or_default().entry(s.month).or_insert_with(|| vec![s.attrs[name].clone(), pick(ons), pick(parent)]);
+            orgs.entry((level, c))
+                .or_default()
+                .entry(s.month)
+                .or_insert_with(|| vec![s.attrs[name].clone(), pick(ons), pick(parent)]);
         }
     }
     let mut b = Batcher::new(DIM_ORGANISATION);
@@ -166,7 +191,11 @@ fn age_bands() -> RecordBatch {
     let mut b = Batcher::new(DIM_AGE_BAND);
     for age in 0..=95u8 {
         let band = (age / 5).min(19);
-        let ten = if age >= 90 { "90+".to_string() } else { format!("{}-{}", age / 10 * 10, age / 10 * 10 + 9) };
+        let ten = if age >= 90 {
+            "90+".to_string()
+        } else {
+            format!("{}-{}", age / 10 * 10, age / 10 * 10 + 9)
+        };
         b.push(&[
             Val::Text(Some(&year_label(age))),
             Val::Int(i64::from(age)),

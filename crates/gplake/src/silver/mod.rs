@@ -10,8 +10,8 @@
 pub mod batch;
 pub mod delta;
 pub mod dims;
-mod plan;
 pub mod month;
+mod plan;
 pub mod schema;
 pub mod state;
 
@@ -31,7 +31,10 @@ use crate::lake::{BRONZE_ROOT, Lake, LakeError};
 use crate::month::Month;
 use delta::DeltaError;
 use month::{InputFile, MonthError, Targets};
-use schema::{FACT_LSOA, FACT_QUINARY, FACT_SINGLE_AGE, FILES, PRACTICE_SNAPSHOT, QUALITY, QUARANTINE, TableDef};
+use schema::{
+    FACT_LSOA, FACT_QUINARY, FACT_SINGLE_AGE, FILES, PRACTICE_SNAPSHOT, QUALITY, QUARANTINE,
+    TableDef,
+};
 use state::MonthState;
 
 /// What to build.
@@ -113,9 +116,18 @@ impl BuildReport {
     pub fn summary(&self) -> String {
         let built = self.months.iter().filter(|m| m.committed).count();
         let failed = self.months.len() - built;
-        let rows: u64 = self.months.iter().filter(|m| m.committed).flat_map(|m| m.rows.iter().map(|r| r.1)).sum();
-        let warnings: usize = self.months.iter().map(|m| m.warnings.len()).sum::<usize>() + self.series.iter().filter(|r| !r.passed).count();
-        format!("silver: {built} months built ({rows} rows), {failed} kept out by the quality gate, {} unchanged, {warnings} warnings", self.unchanged)
+        let rows: u64 = self
+            .months
+            .iter()
+            .filter(|m| m.committed)
+            .flat_map(|m| m.rows.iter().map(|r| r.1))
+            .sum();
+        let warnings: usize = self.months.iter().map(|m| m.warnings.len()).sum::<usize>()
+            + self.series.iter().filter(|r| !r.passed).count();
+        format!(
+            "silver: {built} months built ({rows} rows), {failed} kept out by the quality gate, {} unchanged, {warnings} warnings",
+            self.unchanged
+        )
     }
 }
 
@@ -126,18 +138,32 @@ struct Open {
 }
 
 /// Builds silver for every month whose bronze changed.
-pub async fn build(lake: &Lake, clock: &dyn Clock, options: &BuildOptions) -> Result<BuildReport, BuildError> {
+pub async fn build(
+    lake: &Lake,
+    clock: &dyn Clock,
+    options: &BuildOptions,
+) -> Result<BuildReport, BuildError> {
     let months = bronze_months(lake).await?;
     let mut todo = Vec::new();
     let mut report = BuildReport::default();
-    for month in months.into_iter().filter(|m| options.months.is_empty() || options.months.contains(m)) {
+    for month in months
+        .into_iter()
+        .filter(|m| options.months.is_empty() || options.months.contains(m))
+    {
         let manifest = Manifest::read(lake, month)
             .await
             .map_err(|source| BuildError::Manifest { month, source })?
-            .ok_or_else(|| BuildError::Worker { month, reason: "manifest vanished".into() })?;
+            .ok_or_else(|| BuildError::Worker {
+                month,
+                reason: "manifest vanished".into(),
+            })?;
         let fingerprint = plan::fingerprint(&manifest);
         let previous = MonthState::read(lake, month).await?;
-        if !options.force && previous.as_ref().is_some_and(|s| s.fingerprint == fingerprint) {
+        if !options.force
+            && previous
+                .as_ref()
+                .is_some_and(|s| s.fingerprint == fingerprint)
+        {
             report.unchanged += 1;
             continue;
         }
@@ -148,7 +174,13 @@ pub async fn build(lake: &Lake, clock: &dyn Clock, options: &BuildOptions) -> Re
         return Ok(report);
     }
     let open = Arc::new(open_tables(lake).await?);
-    let jobs = if options.jobs == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) } else { options.jobs };
+    let jobs = if options.jobs == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    } else {
+        options.jobs
+    };
     let at = clock.now();
     let results: Vec<Result<MonthReport, BuildError>> = futures::stream::iter(todo)
         .map(|manifest| build_one(lake, open.clone(), manifest, at))
@@ -167,16 +199,33 @@ pub async fn build(lake: &Lake, clock: &dyn Clock, options: &BuildOptions) -> Re
     Ok(report)
 }
 
+/// The digest of a month's bronze that decides whether silver is current.
+pub fn plan_fingerprint(manifest: &Manifest) -> String {
+    plan::fingerprint(manifest)
+}
+
 /// Every month that has a bronze manifest.
 pub async fn bronze_months(lake: &Lake) -> Result<Vec<Month>, LakeError> {
-    let objects = lake.list(&object_store::path::Path::from(BRONZE_ROOT)).await?;
+    let objects = lake
+        .list(&object_store::path::Path::from(BRONZE_ROOT))
+        .await?;
     let mut months: Vec<Month> = objects
         .iter()
         .filter(|o| o.location.filename() == Some(crate::fetch::manifest::MANIFEST_NAME))
         .filter_map(|o| {
             let text = o.location.to_string();
-            let year = text.split("snapshot_year=").nth(1)?.get(..4)?.parse().ok()?;
-            let month = text.split("snapshot_month=").nth(1)?.get(..2)?.parse().ok()?;
+            let year = text
+                .split("snapshot_year=")
+                .nth(1)?
+                .get(..4)?
+                .parse()
+                .ok()?;
+            let month = text
+                .split("snapshot_month=")
+                .nth(1)?
+                .get(..2)?
+                .parse()
+                .ok()?;
             Month::new(year, month)
         })
         .collect();
@@ -187,8 +236,17 @@ pub async fn bronze_months(lake: &Lake) -> Result<Vec<Month>, LakeError> {
 
 async fn open_tables(lake: &Lake) -> Result<Open, DeltaError> {
     let mut commit = HashMap::new();
-    for def in [FACT_QUINARY, FACT_SINGLE_AGE, FACT_LSOA, PRACTICE_SNAPSHOT, QUARANTINE] {
-        commit.insert(def.name, Mutex::new(delta::open_or_create(lake, &def).await?));
+    for def in [
+        FACT_QUINARY,
+        FACT_SINGLE_AGE,
+        FACT_LSOA,
+        PRACTICE_SNAPSHOT,
+        QUARANTINE,
+    ] {
+        commit.insert(
+            def.name,
+            Mutex::new(delta::open_or_create(lake, &def).await?),
+        );
     }
     for def in [QUALITY, FILES] {
         delta::open_or_create(lake, &def).await?;
@@ -202,17 +260,30 @@ async fn open_tables(lake: &Lake) -> Result<Open, DeltaError> {
     Ok(Open { targets, commit })
 }
 
-async fn build_one(lake: &Lake, open: Arc<Open>, manifest: Manifest, at: DateTime<Utc>) -> Result<MonthReport, BuildError> {
+async fn build_one(
+    lake: &Lake,
+    open: Arc<Open>,
+    manifest: Manifest,
+    at: DateTime<Utc>,
+) -> Result<MonthReport, BuildError> {
     let month = manifest.month;
     let plan = plan::choose(&manifest);
-    let tmp = tempfile::tempdir().map_err(|e| BuildError::Worker { month, reason: e.to_string() })?;
+    let tmp = tempfile::tempdir().map_err(|e| BuildError::Worker {
+        month,
+        reason: e.to_string(),
+    })?;
     let inputs = download(lake, month, &plan.used, tmp.path()).await?;
     let unused = plan.unused.clone();
     let handle = tokio::runtime::Handle::current();
     let worker = open.clone();
-    let built = tokio::task::spawn_blocking(move || month::build_month(month, &inputs, &unused, &worker.targets, &handle, at))
-        .await
-        .map_err(|e| BuildError::Worker { month, reason: e.to_string() })?;
+    let built = tokio::task::spawn_blocking(move || {
+        month::build_month(month, &inputs, &unused, &worker.targets, &handle, at)
+    })
+    .await
+    .map_err(|e| BuildError::Worker {
+        month,
+        reason: e.to_string(),
+    })?;
     let mut results = Vec::new();
     let outcome = match built {
         Ok(built) => {
@@ -220,13 +291,28 @@ async fn build_one(lake: &Lake, open: Arc<Open>, manifest: Manifest, at: DateTim
             Some(built)
         }
         Err(MonthError::Format { source, .. }) => {
-            results.push(QualityResult::fail(Some(month), "file_readable", Severity::Error, "file", None, source.to_string()));
+            results.push(QualityResult::fail(
+                Some(month),
+                "file_readable",
+                Severity::Error,
+                "file",
+                None,
+                source.to_string(),
+            ));
             None
         }
         Err(MonthError::Delta { source, .. }) => return Err(source.into()),
     };
-    let hard: Vec<String> = results.iter().filter(|r| r.is_hard_failure()).map(|r| r.message.clone()).collect();
-    let warnings: Vec<String> = results.iter().filter(|r| !r.passed && r.severity == Severity::Warning).map(|r| r.message.clone()).collect();
+    let hard: Vec<String> = results
+        .iter()
+        .filter(|r| r.is_hard_failure())
+        .map(|r| r.message.clone())
+        .collect();
+    let warnings: Vec<String> = results
+        .iter()
+        .filter(|r| !r.passed && r.severity == Severity::Warning)
+        .map(|r| r.message.clone())
+        .collect();
     let mut rows = Vec::new();
     let mut quarantined = 0;
     if let Some(built) = outcome {
@@ -279,7 +365,8 @@ async fn commit_or_discard(
             rows.push((def.name.to_string(), count));
         } else {
             for add in adds {
-                let path = object_store::path::Path::parse(format!("{}/{}", def.path, add.path)).unwrap_or_default();
+                let path = object_store::path::Path::parse(format!("{}/{}", def.path, add.path))
+                    .unwrap_or_default();
                 let _ = lake.delete(&path).await;
             }
         }
@@ -307,7 +394,12 @@ async fn write_now(
     delta::flush(&mut writer, def).await
 }
 
-async fn download(lake: &Lake, month: Month, used: &[plan::Chosen], dir: &std::path::Path) -> Result<Vec<InputFile>, BuildError> {
+async fn download(
+    lake: &Lake,
+    month: Month,
+    used: &[plan::Chosen],
+    dir: &std::path::Path,
+) -> Result<Vec<InputFile>, BuildError> {
     let mut inputs = Vec::new();
     for (i, chosen) in used.iter().enumerate() {
         let local = dir.join(format!("{i}"));
@@ -337,13 +429,10 @@ pub async fn series_rules(lake: &Lake) -> Result<Vec<QualityResult>, DeltaError>
     .await?;
     let mut totals: Vec<(Month, i64)> = Vec::new();
     for b in &batches {
-        let d = b.column(0).as_any().downcast_ref::<deltalake::arrow::array::StringArray>();
-        let n = b.column(1).as_any().downcast_ref::<deltalake::arrow::array::Int64Array>();
-        if let (Some(d), Some(n)) = (d, n) {
-            for i in 0..b.num_rows() {
-                if let Ok(month) = d.value(i).get(..7).unwrap_or("").parse::<Month>() {
-                    totals.push((month, if n.is_null(i) { 0 } else { n.value(i) }));
-                }
+        let (d, n) = (delta::text_column(b, 0), delta::int_column(b, 1));
+        for i in 0..b.num_rows() {
+            if let Ok(month) = d.value(i).get(..7).unwrap_or("").parse::<Month>() {
+                totals.push((month, if n.is_null(i) { 0 } else { n.value(i) }));
             }
         }
     }
@@ -354,12 +443,29 @@ fn rules_over_series(totals: &[(Month, i64)]) -> Vec<QualityResult> {
     let mut out = Vec::new();
     let monthly_from = Month::new(2017, 5).expect("valid");
     let present: Vec<Month> = totals.iter().map(|t| t.0).collect();
-    if let (Some(first), Some(last)) = (present.iter().find(|m| **m >= monthly_from), present.last()) {
-        let gaps: Vec<String> = Month::range(*first, *last).filter(|m| !present.contains(m)).map(|m| m.to_string()).collect();
+    if let (Some(first), Some(last)) =
+        (present.iter().find(|m| **m >= monthly_from), present.last())
+    {
+        let gaps: Vec<Month> = Month::range(*first, *last)
+            .filter(|m| !present.contains(m))
+            .collect();
         out.push(if gaps.is_empty() {
-            QualityResult::pass(None, "missing_months", Severity::Warning, format!("no monthly gaps from {first} to {last}"))
+            QualityResult::pass(
+                None,
+                "missing_months",
+                Severity::Warning,
+                format!("no monthly gaps from {first} to {last}"),
+            )
         } else {
-            QualityResult::fail(None, "missing_months", Severity::Warning, "series", None, format!("{} months missing from silver: {}", gaps.len(), gaps.join(", ")))
+            let runs = crate::month::describe_runs(&gaps);
+            QualityResult::fail(
+                None,
+                "missing_months",
+                Severity::Warning,
+                "series",
+                None,
+                format!("{} months missing from silver: {runs}", gaps.len()),
+            )
         });
     }
     for pair in totals.windows(2) {
@@ -369,7 +475,17 @@ fn rules_over_series(totals: &[(Month, i64)]) -> Vec<QualityResult> {
         }
         let change = (n1 - n0) as f64 / n0 as f64;
         if change.abs() > 0.02 {
-            out.push(QualityResult::fail(Some(m1), "month_over_month", Severity::Warning, "England", Some((n0 as u64, n1 as u64)), format!("national total moved {:+.1}% from {m0} to {m1}", change * 100.0)));
+            out.push(QualityResult::fail(
+                Some(m1),
+                "month_over_month",
+                Severity::Warning,
+                "England",
+                Some((n0 as u64, n1 as u64)),
+                format!(
+                    "national total moved {:+.1}% from {m0} to {m1}",
+                    change * 100.0
+                ),
+            ));
         }
     }
     out

@@ -16,11 +16,14 @@ use tokio::runtime::Handle;
 
 use super::batch::{Batcher, Val};
 use super::delta::{self, DeltaError};
-use super::schema::{FACT_LSOA, FACT_QUINARY, FACT_SINGLE_AGE, FILES, PRACTICE_SNAPSHOT, QUARANTINE, TableDef};
+use super::schema::{
+    FACT_LSOA, FACT_QUINARY, FACT_SINGLE_AGE, FILES, PRACTICE_SNAPSHOT, QUARANTINE, TableDef,
+};
 use crate::formats::reader::{Records, each_csv};
 use crate::formats::values::{band_label, year_label};
 use crate::formats::{
-    AgeKey, CountRow, Family, FileContext, FileStats, FormatError, LsoaRow, OrgLevel, PracticeAttrs, Quarantined, SexKey,
+    AgeKey, CountRow, Family, FileContext, FileStats, FormatError, LsoaRow, OrgLevel,
+    PracticeAttrs, Quarantined, SexKey,
 };
 use crate::month::Month;
 
@@ -90,7 +93,8 @@ impl AgeAgg {
                 AgeKey::Band(b) => band_label(b),
                 AgeKey::All => "ALL".into(),
             };
-            self.duplicates.push((row.code.clone(), row.sex, age, row.line));
+            self.duplicates
+                .push((row.code.clone(), row.sex, age, row.line));
             return;
         }
         if row.is_leaf() {
@@ -231,9 +235,20 @@ pub(crate) fn build_month(
     }
     let mut adds = Vec::new();
     let quinary = by(&[Family::Quinary, Family::LegacyQuinary]).collect::<Vec<_>>();
-    adds.push(b.read_ages(&quinary, FACT_QUINARY, &targets.quinary, true).map_err(|e| e.at(month))?);
-    let single = by(&[Family::SingleAgeMale, Family::SingleAgeFemale, Family::LegacySingleAge]).collect::<Vec<_>>();
-    adds.push(b.read_ages(&single, FACT_SINGLE_AGE, &targets.single, false).map_err(|e| e.at(month))?);
+    adds.push(
+        b.read_ages(&quinary, FACT_QUINARY, &targets.quinary, true)
+            .map_err(|e| e.at(month))?,
+    );
+    let single = by(&[
+        Family::SingleAgeMale,
+        Family::SingleAgeFemale,
+        Family::LegacySingleAge,
+    ])
+    .collect::<Vec<_>>();
+    adds.push(
+        b.read_ages(&single, FACT_SINGLE_AGE, &targets.single, false)
+            .map_err(|e| e.at(month))?,
+    );
     for input in by(&[Family::SingleAgeRegions]) {
         b.read_regions(input)?;
     }
@@ -320,7 +335,8 @@ impl Builder<'_> {
         let mut results = Vec::new();
         each_csv(&input.local, &input.name, |label, reader| {
             let mut records = Records::new(reader, label)?;
-            let stats = crate::formats::long::parse_counts(&mut records, &ctx, &mut |row| rows.push(row))?;
+            let stats =
+                crate::formats::long::parse_counts(&mut records, &ctx, &mut |row| rows.push(row))?;
             results.push((label.to_string(), stats));
             Ok(())
         })
@@ -328,7 +344,9 @@ impl Builder<'_> {
         self.agg.has_totals = true;
         for row in rows.into_iter().filter(|r| r.level == OrgLevel::Practice) {
             self.note_row_attrs(&row, "practice_totals");
-            self.agg.totals.insert(row.code.clone(), (row.count, row.line));
+            self.agg
+                .totals
+                .insert(row.code.clone(), (row.count, row.line));
         }
         for (label, stats) in results {
             self.record_file(&label, input.family, &input.sha256, true, &stats);
@@ -387,7 +405,14 @@ impl Builder<'_> {
         Ok(sink.finish(self.handle)?)
     }
 
-    fn write_fact(&mut self, sink: &mut Sink, row: &CountRow, file: &str, sha: &str, banded: bool) -> Result<(), DeltaError> {
+    fn write_fact(
+        &mut self,
+        sink: &mut Sink,
+        row: &CountRow,
+        file: &str,
+        sha: &str,
+        banded: bool,
+    ) -> Result<(), DeltaError> {
         self.note_row_attrs(row, "age_file");
         let info = self.info.get(&row.code).cloned().unwrap_or_default();
         let a = &info.attrs;
@@ -428,7 +453,10 @@ impl Builder<'_> {
             self.agg.row_sub_icb.insert(row.code.clone(), sub.clone());
         }
         let info = match self.agg.map.get(&row.code) {
-            Some(attrs) => Info { attrs: attrs.clone(), from: "map" },
+            Some(attrs) => Info {
+                attrs: attrs.clone(),
+                from: "map",
+            },
             None => Info {
                 attrs: PracticeAttrs {
                     code: row.code.clone(),
@@ -467,16 +495,28 @@ impl Builder<'_> {
         Ok(())
     }
 
-    fn read_lsoa(&mut self, inputs: &[&InputFile], table: &deltalake::DeltaTable) -> Result<(TableDef, Vec<Add>), StepError> {
+    fn read_lsoa(
+        &mut self,
+        inputs: &[&InputFile],
+        table: &deltalake::DeltaTable,
+    ) -> Result<(TableDef, Vec<Add>), StepError> {
         let mut sink = Sink::new(FACT_LSOA, table)?;
         for input in inputs {
             let ctx = self.ctx(input.family);
-            let vintage = input.lsoa_vintage.unwrap_or(if self.month >= Month::new(2025, 10).expect("valid") { 2021 } else { 2011 });
+            let vintage = input.lsoa_vintage.unwrap_or(
+                if self.month >= Month::new(2025, 10).expect("valid") {
+                    2021
+                } else {
+                    2011
+                },
+            );
             let mut rows: Vec<(String, LsoaRow)> = Vec::new();
             let mut results = Vec::new();
             let read = each_csv(&input.local, &input.name, |label, reader| {
                 let mut records = Records::new(reader, label)?;
-                let stats = crate::formats::lsoa::parse_lsoa(&mut records, &ctx, &mut |row| rows.push((label.to_string(), row)))?;
+                let stats = crate::formats::lsoa::parse_lsoa(&mut records, &ctx, &mut |row| {
+                    rows.push((label.to_string(), row))
+                })?;
                 results.push((label.to_string(), stats));
                 Ok(())
             });
@@ -487,10 +527,16 @@ impl Builder<'_> {
                     continue;
                 }
                 if !seen.insert((row.practice.clone(), row.lsoa.clone(), row.sex, vintage)) {
-                    self.agg.lsoa_dups.push((row.practice.clone(), row.lsoa.clone(), row.line));
+                    self.agg
+                        .lsoa_dups
+                        .push((row.practice.clone(), row.lsoa.clone(), row.line));
                     continue;
                 }
-                *self.agg.lsoa_leaf.entry((row.practice.clone(), row.sex)).or_default() += row.count;
+                *self
+                    .agg
+                    .lsoa_leaf
+                    .entry((row.practice.clone(), row.sex))
+                    .or_default() += row.count;
                 if row.count == 0 {
                     continue;
                 }
@@ -517,7 +563,10 @@ impl Builder<'_> {
     }
 
     /// One row per practice seen in the month, with its attributes and total.
-    fn write_practices(&mut self, table: &deltalake::DeltaTable) -> Result<(TableDef, Vec<Add>), DeltaError> {
+    fn write_practices(
+        &mut self,
+        table: &deltalake::DeltaTable,
+    ) -> Result<(TableDef, Vec<Add>), DeltaError> {
         let mut codes: Vec<String> = self.agg.map.keys().cloned().collect();
         codes.extend(self.info.keys().cloned());
         codes.sort();
@@ -525,11 +574,18 @@ impl Builder<'_> {
         let mut sink = Sink::new(PRACTICE_SNAPSHOT, table)?;
         for code in codes {
             let info = match self.agg.map.get(&code) {
-                Some(attrs) => Arc::new(Info { attrs: attrs.clone(), from: "map" }),
+                Some(attrs) => Arc::new(Info {
+                    attrs: attrs.clone(),
+                    from: "map",
+                }),
                 None => self.info.get(&code).cloned().unwrap_or_default(),
             };
             let a = &info.attrs;
-            let total = self.agg.quinary.present.then(|| self.agg.quinary.practice_total(&code) as i64);
+            let total = self
+                .agg
+                .quinary
+                .present
+                .then(|| self.agg.quinary.practice_total(&code) as i64);
             let source = if info.from == "map" { "map" } else { info.from };
             sink.push(
                 self.handle,
@@ -558,10 +614,22 @@ impl Builder<'_> {
         sink.finish(self.handle)
     }
 
-    fn record_file(&mut self, label: &str, family: Family, sha: &str, used: bool, stats: &FileStats) {
+    fn record_file(
+        &mut self,
+        label: &str,
+        family: Family,
+        sha: &str,
+        used: bool,
+        stats: &FileStats,
+    ) {
         self.quarantine.extend(stats.quarantined.iter().cloned());
-        self.agg.file_stats.push((label.to_string(), family, stats.clone()));
-        let family_name = serde_json::to_value(family).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        self.agg
+            .file_stats
+            .push((label.to_string(), family, stats.clone()));
+        let family_name = serde_json::to_value(family)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
         self.files.push(&[
             Val::Ts(self.built_at),
             Val::Date(self.date),
@@ -582,8 +650,18 @@ impl Builder<'_> {
         for (families, name) in [
             (&[Family::Map][..], "map"),
             (&[Family::PracticeTotals][..], "practice totals"),
-            (&[Family::Quinary, Family::LegacyQuinary][..], "5-year age file"),
-            (&[Family::SingleAgeMale, Family::SingleAgeFemale, Family::LegacySingleAge][..], "single-age files"),
+            (
+                &[Family::Quinary, Family::LegacyQuinary][..],
+                "5-year age file",
+            ),
+            (
+                &[
+                    Family::SingleAgeMale,
+                    Family::SingleAgeFemale,
+                    Family::LegacySingleAge,
+                ][..],
+                "single-age files",
+            ),
         ] {
             if !has(families) {
                 self.agg.missing.push(name);
@@ -593,7 +671,11 @@ impl Builder<'_> {
 }
 
 /// Rows of `silver/_quarantine` for a month.
-pub(crate) fn quarantine_batch(month: Month, rows: &[Quarantined], at: DateTime<Utc>) -> deltalake::arrow::record_batch::RecordBatch {
+pub(crate) fn quarantine_batch(
+    month: Month,
+    rows: &[Quarantined],
+    at: DateTime<Utc>,
+) -> deltalake::arrow::record_batch::RecordBatch {
     let mut b = Batcher::new(QUARANTINE);
     for q in rows {
         b.push(&[

@@ -35,18 +35,20 @@ pub(crate) struct Plan {
 pub(crate) fn choose(manifest: &Manifest) -> Plan {
     let mut used: Vec<&ManifestFile> = Vec::new();
     let mut unused: Vec<&ManifestFile> = Vec::new();
-    let mut dual = false;
+    let mut duplicates = 0;
     for file in &manifest.files {
         let family = file.kind.family;
         if matches!(family, Family::Unknown | Family::SingleAgeAll) {
             unused.push(file);
             continue;
         }
-        let same = |f: &&&ManifestFile| f.kind.family == family && f.kind.lsoa_vintage == file.kind.lsoa_vintage;
+        let same = |f: &&&ManifestFile| {
+            f.kind.family == family && f.kind.lsoa_vintage == file.kind.lsoa_vintage
+        };
         match used.iter().position(|f| same(&f)) {
             None => used.push(file),
             Some(i) => {
-                dual |= is_pds(file) != is_pds(used[i]);
+                duplicates += 1;
                 if better(file, used[i]) {
                     unused.push(std::mem::replace(&mut used[i], file));
                 } else {
@@ -55,25 +57,46 @@ pub(crate) fn choose(manifest: &Manifest) -> Plan {
             }
         }
     }
-    let source_set = if dual {
-        "PDS (the NHAIS set is kept in bronze, not used)".to_string()
-    } else {
-        "single set".to_string()
+    let marked = used.iter().any(|f| is_pds(f)) || unused.iter().any(|f| is_nhais(f));
+    let source_set = match duplicates {
+        0 => "single set".to_string(),
+        n if marked => format!("PDS ({n} files of the NHAIS set kept in bronze, not used)"),
+        n => format!("first set ({n} files of another set kept in bronze, not used)"),
     };
     Plan {
         used: used.into_iter().map(chosen).collect(),
-        unused: unused.into_iter().map(|f| (f.name.clone(), f.kind.family, f.current.sha256.clone())).collect(),
+        unused: unused
+            .into_iter()
+            .map(|f| (f.name.clone(), f.kind.family, f.current.sha256.clone()))
+            .collect(),
         source_set,
     }
 }
 
-fn is_pds(f: &ManifestFile) -> bool {
-    f.link_text.to_ascii_uppercase().contains("PDS")
+/// The link text or the source path names the data source.
+fn says(f: &ManifestFile, word: &str) -> bool {
+    f.link_text.to_ascii_uppercase().contains(word)
+        || f.current.source_url.to_ascii_uppercase().contains(word)
 }
 
-/// PDS over anything else, then the highest `_vN`, then the plain (not disambiguated) name.
+fn is_pds(f: &ManifestFile) -> bool {
+    says(f, "PDS")
+}
+
+fn is_nhais(f: &ManifestFile) -> bool {
+    says(f, "NHAIS")
+}
+
+/// Not NHAIS, then PDS, then the highest `_vN`, then the plain (not disambiguated) name.
 fn better(a: &ManifestFile, b: &ManifestFile) -> bool {
-    let rank = |f: &ManifestFile| (is_pds(f), f.kind.version.unwrap_or(1), !f.name.contains('~'));
+    let rank = |f: &ManifestFile| {
+        (
+            !is_nhais(f),
+            is_pds(f),
+            f.kind.version.unwrap_or(1),
+            !f.name.contains('~'),
+        )
+    };
     rank(a) > rank(b)
 }
 
@@ -89,7 +112,11 @@ fn chosen(f: &ManifestFile) -> Chosen {
 
 /// A digest of the month's current bronze: a change means the month must be rebuilt.
 pub(crate) fn fingerprint(manifest: &Manifest) -> String {
-    let mut parts: Vec<String> = manifest.files.iter().map(|f| format!("{}:{}", f.name, f.current.sha256)).collect();
+    let mut parts: Vec<String> = manifest
+        .files
+        .iter()
+        .map(|f| format!("{}:{}", f.name, f.current.sha256))
+        .collect();
     parts.sort();
     hex::encode(Sha256::digest(parts.join("\n").as_bytes()))
 }

@@ -50,42 +50,153 @@ pub struct TableDef {
 }
 
 const fn col(name: &'static str, kind: Kind, nullable: bool, comment: &'static str) -> Column {
-    Column { name, kind, nullable, comment }
+    Column {
+        name,
+        kind,
+        nullable,
+        comment,
+    }
 }
 
 /// Source, licence and attribution, on every table.
 pub const PROPERTIES: [(&str, &str); 4] = [
-    ("gplake.source", "NHS England, Patients Registered at a GP Practice (https://digital.nhs.uk/data-and-information/publications/statistical/patients-registered-at-a-gp-practice)"),
-    ("gplake.licence", "Open Government Licence v3.0 (https://www.nationalarchives.gov.uk/doc/open-government-licence/version/3/)"),
-    ("gplake.attribution", "Contains public sector information licensed under the Open Government Licence v3.0. Source: NHS England, Patients Registered at a GP Practice"),
+    (
+        "gplake.source",
+        "NHS England, Patients Registered at a GP Practice (https://digital.nhs.uk/data-and-information/publications/statistical/patients-registered-at-a-gp-practice)",
+    ),
+    (
+        "gplake.licence",
+        "Open Government Licence v3.0 (https://www.nationalarchives.gov.uk/doc/open-government-licence/version/3/)",
+    ),
+    (
+        "gplake.attribution",
+        "Contains public sector information licensed under the Open Government Licence v3.0. Source: NHS England, Patients Registered at a GP Practice",
+    ),
     ("gplake.schema_version", "1"),
 ];
 
-const SNAPSHOT: Column = col("snapshot_date", Kind::Date, false, "First day of the month the counts describe (the release month)");
-const PRACTICE: Column = col("practice_code", Kind::Text, false, "GP practice ODS code, e.g. A81001");
-const SEX: Column = col("sex", Kind::Text, false, "MALE or FEMALE (no ALL subtotal rows are stored)");
-const POPULATION: Column = col("registered_population", Kind::Int, false, "Patients registered; zero cells are not stored, so a missing row means 0");
-const SOURCE_FILE: Column = col("source_file", Kind::Text, false, "Bronze file (and ZIP member) the row was read from");
-const SOURCE_SHA: Column = col("source_sha256", Kind::Text, false, "SHA-256 of that bronze file");
+const SNAPSHOT: Column = col(
+    "snapshot_date",
+    Kind::Date,
+    false,
+    "First day of the month the counts describe (the release month)",
+);
+const PRACTICE: Column = col(
+    "practice_code",
+    Kind::Text,
+    false,
+    "GP practice ODS code, e.g. A81001",
+);
+const SEX: Column = col(
+    "sex",
+    Kind::Text,
+    false,
+    "MALE or FEMALE (no ALL subtotal rows are stored)",
+);
+const POPULATION: Column = col(
+    "registered_population",
+    Kind::Int,
+    false,
+    "Patients registered; zero cells are not stored, so a missing row means 0",
+);
+const SOURCE_FILE: Column = col(
+    "source_file",
+    Kind::Text,
+    false,
+    "Bronze file (and ZIP member) the row was read from",
+);
+const SOURCE_SHA: Column = col(
+    "source_sha256",
+    Kind::Text,
+    false,
+    "SHA-256 of that bronze file",
+);
 
 /// The practice attributes shared by the fact tables, as published in the month.
 const ATTRS: [Column; 11] = [
-    col("practice_name", Kind::Text, true, "Practice name from the month's map file (NULL when the release has no map)"),
-    col("practice_postcode", Kind::Text, true, "Practice postcode as published"),
-    col("pcn_code", Kind::Text, true, "Primary care network code as published in the month (U = unallocated)"),
-    col("sub_icb_code", Kind::Text, true, "Sub-ICB location code as published in the month (the CCG code before July 2022)"),
-    col("sub_icb_ons_code", Kind::Text, true, "ONS code of the sub-ICB location (E38…)"),
-    col("icb_code", Kind::Text, true, "ICB code as published in the month (the STP code before July 2022)"),
-    col("icb_ons_code", Kind::Text, true, "ONS code of the ICB (E54…)"),
-    col("region_code", Kind::Text, true, "NHS England commissioning region code (Y56…Y63), the stable region key"),
+    col(
+        "practice_name",
+        Kind::Text,
+        true,
+        "Practice name from the month's map file (NULL when the release has no map)",
+    ),
+    col(
+        "practice_postcode",
+        Kind::Text,
+        true,
+        "Practice postcode as published",
+    ),
+    col(
+        "pcn_code",
+        Kind::Text,
+        true,
+        "Primary care network code as published in the month (U = unallocated)",
+    ),
+    col(
+        "sub_icb_code",
+        Kind::Text,
+        true,
+        "Sub-ICB location code as published in the month (the CCG code before July 2022)",
+    ),
+    col(
+        "sub_icb_ons_code",
+        Kind::Text,
+        true,
+        "ONS code of the sub-ICB location (E38…)",
+    ),
+    col(
+        "icb_code",
+        Kind::Text,
+        true,
+        "ICB code as published in the month (the STP code before July 2022)",
+    ),
+    col(
+        "icb_ons_code",
+        Kind::Text,
+        true,
+        "ONS code of the ICB (E54…)",
+    ),
+    col(
+        "region_code",
+        Kind::Text,
+        true,
+        "NHS England commissioning region code (Y56…Y63), the stable region key",
+    ),
     col("region_name", Kind::Text, true, "Region name as published"),
-    col("region_ons_code", Kind::Text, true, "ONS code of the region as published (changed in 2026)"),
-    col("sub_icb_name", Kind::Text, true, "Sub-ICB location (CCG) name as published"),
+    col(
+        "region_ons_code",
+        Kind::Text,
+        true,
+        "ONS code of the region as published (changed in 2026)",
+    ),
+    col(
+        "sub_icb_name",
+        Kind::Text,
+        true,
+        "Sub-ICB location (CCG) name as published",
+    ),
 ];
 
 macro_rules! fact_columns {
     ($age:expr) => {
-        &[SNAPSHOT, PRACTICE, ATTRS[0], ATTRS[1], ATTRS[2], ATTRS[3], ATTRS[4], ATTRS[5], ATTRS[6], ATTRS[7], ATTRS[8], SEX, $age, POPULATION, SOURCE_FILE, SOURCE_SHA]
+        &[
+            SNAPSHOT,
+            PRACTICE,
+            ATTRS[0],
+            ATTRS[1],
+            ATTRS[2],
+            ATTRS[3],
+            ATTRS[4],
+            ATTRS[5],
+            ATTRS[6],
+            ATTRS[7],
+            ATTRS[8],
+            SEX,
+            $age,
+            POPULATION,
+            SOURCE_FILE,
+            SOURCE_SHA,
+        ]
     };
 }
 
@@ -95,7 +206,12 @@ pub const FACT_QUINARY: TableDef = TableDef {
     name: "fact_gp_registered_patients",
     comment: "Patients registered at each GP practice by sex and 5-year age band, monthly (leaf rows only: totals are sums)",
     partition: Some("snapshot_date"),
-    columns: fact_columns!(col("age_band", Kind::Text, false, "5-year age band: 0-4 … 90-94, 95+")),
+    columns: fact_columns!(col(
+        "age_band",
+        Kind::Text,
+        false,
+        "5-year age band: 0-4 … 90-94, 95+"
+    )),
 };
 
 /// Practice × sex × single year of age, monthly.
@@ -104,7 +220,12 @@ pub const FACT_SINGLE_AGE: TableDef = TableDef {
     name: "fact_gp_registered_patients_single_age",
     comment: "Patients registered at each GP practice by sex and single year of age, monthly (leaf rows only)",
     partition: Some("snapshot_date"),
-    columns: fact_columns!(col("age", Kind::Text, false, "Single year of age: 0 … 94, 95+")),
+    columns: fact_columns!(col(
+        "age",
+        Kind::Text,
+        false,
+        "Single year of age: 0 … 94, 95+"
+    )),
 };
 
 /// Practice × LSOA × sex, quarterly.
@@ -116,9 +237,24 @@ pub const FACT_LSOA: TableDef = TableDef {
     columns: &[
         SNAPSHOT,
         PRACTICE,
-        col("practice_name", Kind::Text, true, "Practice name as published in the LSOA file"),
-        col("lsoa_code", Kind::Text, false, "LSOA code as published (E01…, W01…; NO2011 = no 2011 LSOA, CLOSED = invalid postcode under PDS)"),
-        col("lsoa_vintage", Kind::Int, false, "LSOA boundaries the codes refer to: 2011 or 2021"),
+        col(
+            "practice_name",
+            Kind::Text,
+            true,
+            "Practice name as published in the LSOA file",
+        ),
+        col(
+            "lsoa_code",
+            Kind::Text,
+            false,
+            "LSOA code as published (E01…, W01…; NO2011 = no 2011 LSOA, CLOSED = invalid postcode under PDS)",
+        ),
+        col(
+            "lsoa_vintage",
+            Kind::Int,
+            false,
+            "LSOA boundaries the codes refer to: 2011 or 2021",
+        ),
         SEX,
         POPULATION,
         SOURCE_FILE,
@@ -148,9 +284,24 @@ pub const PRACTICE_SNAPSHOT: TableDef = TableDef {
         ATTRS[7],
         ATTRS[9],
         ATTRS[8],
-        col("supplier_name", Kind::Text, true, "GP system supplier (maps from 2026)"),
-        col("attributes_from", Kind::Text, false, "Which file the attributes came from: map, practice_totals or the age file"),
-        col("registered_population", Kind::Int, true, "The practice's patients in the month (sum of its 5-year band rows)"),
+        col(
+            "supplier_name",
+            Kind::Text,
+            true,
+            "GP system supplier (maps from 2026)",
+        ),
+        col(
+            "attributes_from",
+            Kind::Text,
+            false,
+            "Which file the attributes came from: map, practice_totals or the age file",
+        ),
+        col(
+            "registered_population",
+            Kind::Int,
+            true,
+            "The practice's patients in the month (sum of its 5-year band rows)",
+        ),
     ],
 };
 
@@ -175,9 +326,24 @@ pub const DIM_PRACTICE: TableDef = TableDef {
         ATTRS[7],
         ATTRS[9],
         ATTRS[8],
-        col("valid_from", Kind::Date, false, "First snapshot month of this version"),
-        col("valid_to", Kind::Date, true, "First snapshot month no longer described by this version (exclusive); NULL while current"),
-        col("is_current", Kind::Bool, false, "True for the version in the latest month the practice appears in"),
+        col(
+            "valid_from",
+            Kind::Date,
+            false,
+            "First snapshot month of this version",
+        ),
+        col(
+            "valid_to",
+            Kind::Date,
+            true,
+            "First snapshot month no longer described by this version (exclusive); NULL while current",
+        ),
+        col(
+            "is_current",
+            Kind::Bool,
+            false,
+            "True for the version in the latest month the practice appears in",
+        ),
     ],
 };
 
@@ -189,13 +355,43 @@ pub const DIM_ORGANISATION: TableDef = TableDef {
     partition: None,
     columns: &[
         col("org_type", Kind::Text, false, "PCN, SUB_ICB, ICB or REGION"),
-        col("org_code", Kind::Text, false, "ODS code (Y-code for regions)"),
+        col(
+            "org_code",
+            Kind::Text,
+            false,
+            "ODS code (Y-code for regions)",
+        ),
         col("org_name", Kind::Text, true, "Name as published"),
-        col("ons_code", Kind::Text, true, "ONS code (E38 sub-ICB, E54 ICB, E40 region)"),
-        col("parent_code", Kind::Text, true, "The organisation above: PCN → sub-ICB → ICB → region"),
-        col("valid_from", Kind::Date, false, "First snapshot month of this version"),
-        col("valid_to", Kind::Date, true, "First snapshot month no longer described (exclusive); NULL while current"),
-        col("is_current", Kind::Bool, false, "True for versions seen in the latest month"),
+        col(
+            "ons_code",
+            Kind::Text,
+            true,
+            "ONS code (E38 sub-ICB, E54 ICB, E40 region)",
+        ),
+        col(
+            "parent_code",
+            Kind::Text,
+            true,
+            "The organisation above: PCN → sub-ICB → ICB → region",
+        ),
+        col(
+            "valid_from",
+            Kind::Date,
+            false,
+            "First snapshot month of this version",
+        ),
+        col(
+            "valid_to",
+            Kind::Date,
+            true,
+            "First snapshot month no longer described (exclusive); NULL while current",
+        ),
+        col(
+            "is_current",
+            Kind::Bool,
+            false,
+            "True for versions seen in the latest month",
+        ),
     ],
 };
 
@@ -206,11 +402,36 @@ pub const DIM_AGE_BAND: TableDef = TableDef {
     comment: "Conformed ages: single year ↔ 5-year band ↔ 10-year band",
     partition: None,
     columns: &[
-        col("age", Kind::Text, false, "Single year as in the single-age fact: 0 … 94, 95+"),
-        col("age_years", Kind::Int, false, "The age as a number (95 for 95+)"),
-        col("age_band", Kind::Text, false, "5-year band as in fact_gp_registered_patients"),
-        col("age_band_10", Kind::Text, false, "10-year band: 0-9 … 80-89, 90+"),
-        col("band_order", Kind::Int, false, "Sort key of the 5-year band"),
+        col(
+            "age",
+            Kind::Text,
+            false,
+            "Single year as in the single-age fact: 0 … 94, 95+",
+        ),
+        col(
+            "age_years",
+            Kind::Int,
+            false,
+            "The age as a number (95 for 95+)",
+        ),
+        col(
+            "age_band",
+            Kind::Text,
+            false,
+            "5-year band as in fact_gp_registered_patients",
+        ),
+        col(
+            "age_band_10",
+            Kind::Text,
+            false,
+            "10-year band: 0-9 … 80-89, 90+",
+        ),
+        col(
+            "band_order",
+            Kind::Int,
+            false,
+            "Sort key of the 5-year band",
+        ),
     ],
 };
 
@@ -222,11 +443,21 @@ pub const QUARANTINE: TableDef = TableDef {
     partition: Some("snapshot_date"),
     columns: &[
         SNAPSHOT,
-        col("source_file", Kind::Text, false, "Bronze file (and ZIP member)"),
+        col(
+            "source_file",
+            Kind::Text,
+            false,
+            "Bronze file (and ZIP member)",
+        ),
         col("line", Kind::Int, false, "1-based line number"),
         col("raw", Kind::Text, false, "The row's text"),
         col("reason", Kind::Text, false, "Why it could not be read"),
-        col("recorded_at", Kind::Timestamp, false, "When the build recorded it"),
+        col(
+            "recorded_at",
+            Kind::Timestamp,
+            false,
+            "When the build recorded it",
+        ),
     ],
 };
 
@@ -238,11 +469,26 @@ pub const QUALITY: TableDef = TableDef {
     partition: None,
     columns: &[
         col("checked_at", Kind::Timestamp, false, "When the rule ran"),
-        col("snapshot_date", Kind::Date, true, "The month checked (NULL for series-wide rules)"),
+        col(
+            "snapshot_date",
+            Kind::Date,
+            true,
+            "The month checked (NULL for series-wide rules)",
+        ),
         col("rule", Kind::Text, false, "Rule name"),
-        col("severity", Kind::Text, false, "error (keeps the month out of silver) or warning"),
+        col(
+            "severity",
+            Kind::Text,
+            false,
+            "error (keeps the month out of silver) or warning",
+        ),
         col("passed", Kind::Bool, false, "True when the rule held"),
-        col("subject", Kind::Text, true, "Practice, organisation or file concerned"),
+        col(
+            "subject",
+            Kind::Text,
+            true,
+            "Practice, organisation or file concerned",
+        ),
         col("expected", Kind::Int, true, "Expected figure"),
         col("actual", Kind::Int, true, "Figure found"),
         col("message", Kind::Text, false, "What was checked or found"),
@@ -256,17 +502,57 @@ pub const FILES: TableDef = TableDef {
     comment: "Row accounting per bronze file and build: rows_read = rows_written + rows_zero + rows_subtotal + rows_quarantined",
     partition: None,
     columns: &[
-        col("built_at", Kind::Timestamp, false, "When the build read the file"),
+        col(
+            "built_at",
+            Kind::Timestamp,
+            false,
+            "When the build read the file",
+        ),
         SNAPSHOT,
-        col("source_file", Kind::Text, false, "Bronze file (and ZIP member)"),
-        col("source_sha256", Kind::Text, false, "SHA-256 of the bronze file"),
+        col(
+            "source_file",
+            Kind::Text,
+            false,
+            "Bronze file (and ZIP member)",
+        ),
+        col(
+            "source_sha256",
+            Kind::Text,
+            false,
+            "SHA-256 of the bronze file",
+        ),
         col("family", Kind::Text, false, "File family"),
-        col("used", Kind::Bool, false, "False when another set of the family was chosen (dual-source months)"),
+        col(
+            "used",
+            Kind::Bool,
+            false,
+            "False when another set of the family was chosen (dual-source months)",
+        ),
         col("rows_read", Kind::Int, false, "Count cells read"),
-        col("rows_written", Kind::Int, false, "Leaf rows written to a fact table"),
-        col("rows_zero", Kind::Int, false, "Zero-count leaf rows (not stored)"),
-        col("rows_subtotal", Kind::Int, false, "ALL rows and organisation aggregates (checked, not stored)"),
-        col("rows_quarantined", Kind::Int, false, "Rows that could not be read"),
+        col(
+            "rows_written",
+            Kind::Int,
+            false,
+            "Leaf rows written to a fact table",
+        ),
+        col(
+            "rows_zero",
+            Kind::Int,
+            false,
+            "Zero-count leaf rows (not stored)",
+        ),
+        col(
+            "rows_subtotal",
+            Kind::Int,
+            false,
+            "ALL rows and organisation aggregates (checked, not stored)",
+        ),
+        col(
+            "rows_quarantined",
+            Kind::Int,
+            false,
+            "Rows that could not be read",
+        ),
     ],
 };
 
@@ -296,7 +582,9 @@ impl TableDef {
                     Kind::Int => ArrowType::Int64,
                     Kind::Date => ArrowType::Date32,
                     Kind::Bool => ArrowType::Boolean,
-                    Kind::Timestamp => ArrowType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                    Kind::Timestamp => {
+                        ArrowType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+                    }
                 };
                 Field::new(c.name, t, c.nullable)
             })
@@ -316,7 +604,8 @@ impl TableDef {
                     Kind::Bool => DataType::BOOLEAN,
                     Kind::Timestamp => DataType::TIMESTAMP,
                 };
-                StructField::new(c.name, t, c.nullable).with_metadata([("comment", MetadataValue::String(c.comment.to_string()))])
+                StructField::new(c.name, t, c.nullable)
+                    .with_metadata([("comment", MetadataValue::String(c.comment.to_string()))])
             })
             .collect()
     }

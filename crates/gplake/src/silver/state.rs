@@ -56,6 +56,7 @@ impl MonthState {
     /// Writes the state in one PUT.
     pub async fn write(&self, lake: &Lake) -> Result<(), LakeError> {
         let json = serde_json::to_vec_pretty(self).expect("serialisable");
-        lake.put_bytes(&MonthState::path(self.month), Bytes::from(json)).await
+        lake.put_bytes(&MonthState::path(self.month), Bytes::from(json))
+            .await
     }
 }

@@ -1,0 +1,116 @@
+//! What the lake holds, month by month: bronze files and revisions, whether silver is
+//! current, which source set was used, the quality verdict, and the gaps.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+
+use crate::fetch::Manifest;
+use crate::lake::{Lake, LakeError};
+use crate::month::Month;
+use crate::silver::state::MonthState;
+use crate::silver::{bronze_months, plan_fingerprint};
+
+/// One month's standing.
+#[derive(Debug, Clone, Serialize)]
+pub struct MonthStatus {
+    /// The month.
+    pub month: Month,
+    /// Files in bronze.
+    pub bronze_files: usize,
+    /// Files that were reissued (have earlier revisions).
+    pub revised_files: usize,
+    /// The page's published date.
+    pub published: Option<NaiveDate>,
+    /// `built`, `failed` (kept out by the quality gate), `stale` (bronze changed since the
+    /// build), or `not built`.
+    pub silver: &'static str,
+    /// When silver was last built.
+    pub built_at: Option<DateTime<Utc>>,
+    /// Which set of files silver used.
+    pub source_set: Option<String>,
+    /// Hard failures of the last build.
+    pub failures: Vec<String>,
+}
+
+/// The whole lake.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// The lake URL.
+    pub lake: String,
+    /// Every month with bronze.
+    pub months: Vec<MonthStatus>,
+    /// Monthly-era months (from 2017-05) missing between the first and last month held.
+    pub gaps: Vec<Month>,
+    /// The most recent build.
+    pub last_build: Option<DateTime<Utc>>,
+}
+
+impl Status {
+    /// True when any month is kept out by the quality gate.
+    pub fn any_failed(&self) -> bool {
+        self.months.iter().any(|m| m.silver == "failed")
+    }
+
+    /// The next command to run, if something needs doing.
+    pub fn next_step(&self) -> Option<String> {
+        if self.months.is_empty() {
+            return Some("gplake sync".into());
+        }
+        if self
+            .months
+            .iter()
+            .any(|m| m.silver == "stale" || m.silver == "not built")
+        {
+            return Some("gplake build".into());
+        }
+        self.months.iter().find(|m| m.silver == "failed").map(|m| {
+            format!(
+                "gplake check  (month {} is kept out: fix or wait for a corrected reissue, then gplake sync; gplake build --month {} --force to retry)",
+                m.month, m.month
+            )
+        })
+    }
+}
+
+/// Reads the status of `lake`.
+pub async fn status(lake: &Lake) -> Result<Status, LakeError> {
+    let states = MonthState::all(lake).await?;
+    let mut months = Vec::new();
+    for month in bronze_months(lake).await? {
+        let manifest = Manifest::read(lake, month).await.ok().flatten();
+        let state = states.iter().find(|s| s.month == month);
+        let silver = match (state, &manifest) {
+            (None, _) => "not built",
+            (Some(s), Some(m)) if s.fingerprint != plan_fingerprint(m) => "stale",
+            (Some(s), _) if s.committed => "built",
+            (Some(_), _) => "failed",
+        };
+        months.push(MonthStatus {
+            month,
+            bronze_files: manifest.as_ref().map(|m| m.files.len()).unwrap_or(0),
+            revised_files: manifest
+                .as_ref()
+                .map(|m| m.files.iter().filter(|f| !f.revisions.is_empty()).count())
+                .unwrap_or(0),
+            published: manifest.as_ref().and_then(|m| m.published),
+            silver,
+            built_at: state.map(|s| s.built_at),
+            source_set: state.map(|s| s.source_set.clone()),
+            failures: state.map(|s| s.failures.clone()).unwrap_or_default(),
+        });
+    }
+    let held: Vec<Month> = months.iter().map(|m| m.month).collect();
+    let monthly_from = Month::new(2017, 5).expect("valid");
+    let gaps = match (held.iter().find(|m| **m >= monthly_from), held.last()) {
+        (Some(first), Some(last)) => Month::range(*first, *last)
+            .filter(|m| !held.contains(m))
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(Status {
+        lake: lake.url().to_string(),
+        last_build: states.iter().map(|s| s.built_at).max(),
+        months,
+        gaps,
+    })
+}
