@@ -103,18 +103,18 @@ fn unique_keys(a: &AgeAgg, month: Month, name: &str) -> Vec<QualityResult> {
     let fails = a
         .duplicates
         .iter()
-        .map(|(code, sex, age, line)| {
+        .map(|(file, code, sex, age, line)| {
+            let message = format!(
+                "{file} line {line}: practice {code} {} age {age} appears more than once",
+                sex.label()
+            );
             QualityResult::fail(
                 Some(month),
                 "unique_keys",
                 Severity::Error,
                 code,
                 None,
-                format!(
-                    "{} line {line}: practice {code} {} age {age} appears more than once",
-                    a.file,
-                    sex.label()
-                ),
+                message,
             )
         })
         .collect();

@@ -70,8 +70,13 @@ fn each_member(
 }
 
 /// CSV records with their header and line numbers.
+///
+/// Line numbers are counted here (header = line 1, one line per record): the publisher's
+/// files never put line breaks inside fields, and the CSV reader's own count is off by one
+/// on CRLF files.
 pub struct Records<'a> {
     reader: csv::Reader<&'a mut dyn Read>,
+    line: u64,
     /// The file (and member) label, for messages.
     pub label: String,
     /// The header names.
@@ -87,7 +92,7 @@ impl<'a> Records<'a> {
             .from_reader(input);
         let header = reader
             .byte_headers()
-            .map_err(|e| csv_error(label, e))?
+            .map_err(|e| csv_error(label, e, 1))?
             .iter()
             .map(|h| {
                 String::from_utf8_lossy(h)
@@ -98,6 +103,7 @@ impl<'a> Records<'a> {
             .collect();
         Ok(Records {
             reader,
+            line: 1,
             label: label.to_string(),
             header,
         })
@@ -106,15 +112,17 @@ impl<'a> Records<'a> {
     /// The next record and its 1-based line number, or `None` at the end.
     pub fn next(&mut self, record: &mut csv::ByteRecord) -> Result<Option<u64>, FormatError> {
         match self.reader.read_byte_record(record) {
-            Ok(true) => Ok(Some(record.position().map(|p| p.line()).unwrap_or(0))),
+            Ok(true) => {
+                self.line += 1;
+                Ok(Some(self.line))
+            }
             Ok(false) => Ok(None),
-            Err(e) => Err(csv_error(&self.label, e)),
+            Err(e) => Err(csv_error(&self.label, e, self.line + 1)),
         }
     }
 }
 
-fn csv_error(label: &str, e: csv::Error) -> FormatError {
-    let line = e.position().map(|p| p.line()).unwrap_or(0);
+fn csv_error(label: &str, e: csv::Error, line: u64) -> FormatError {
     FormatError::Csv {
         file: label.to_string(),
         line,

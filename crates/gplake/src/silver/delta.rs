@@ -82,7 +82,45 @@ pub async fn open(lake: &Lake, def: &TableDef) -> Result<Option<DeltaTable>, Del
     Ok(Some(table))
 }
 
+/// Tables on S3 use delta-rs's default log store over gplake's own store: commits are
+/// create-only PUTs (S3 conditional writes), so no DynamoDB locking is needed. delta-rs only
+/// looks log stores up in a process-wide registry, so the `s3` scheme is registered there
+/// once (the store itself is still passed in per table).
+fn register_s3_log_store() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let registry = deltalake::logstore::logstore_factories();
+        for scheme in ["s3://", "s3a://"] {
+            let url = url::Url::parse(scheme).expect("valid scheme URL");
+            if !registry.contains_key(&url) {
+                registry.insert(url, std::sync::Arc::new(ConditionalPutLogStore));
+            }
+        }
+    });
+}
+
+/// The default log store (create-only commits) for S3 locations.
+struct ConditionalPutLogStore;
+
+impl deltalake::logstore::LogStoreFactory for ConditionalPutLogStore {
+    fn with_options(
+        &self,
+        prefixed_store: deltalake::logstore::ObjectStoreRef,
+        root_store: deltalake::logstore::ObjectStoreRef,
+        location: &url::Url,
+        options: &deltalake::logstore::StorageConfig,
+    ) -> deltalake::DeltaResult<std::sync::Arc<dyn deltalake::logstore::LogStore>> {
+        Ok(deltalake::logstore::default_logstore(
+            prefixed_store,
+            root_store,
+            location,
+            options,
+        ))
+    }
+}
+
 fn unloaded(lake: &Lake, def: &TableDef) -> Result<DeltaTable, DeltaError> {
+    register_s3_log_store();
     let (root, url) = lake.table_location(def.path);
     DeltaTableBuilder::from_url(url.clone())
         .and_then(|b| b.with_storage_backend(root, url).build())

@@ -297,7 +297,7 @@ async fn build_one(
                 Severity::Error,
                 "file",
                 None,
-                source.to_string(),
+                format!("month {month}: {source}"),
             ));
             None
         }

@@ -77,12 +77,12 @@ pub(crate) struct AgeAgg {
     /// Published ALL rows per practice × sex (sex ALL = persons).
     pub(crate) all_rows: HashMap<(String, SexKey), u64>,
     keys: HashSet<(String, SexKey, AgeKey)>,
-    /// Repeated keys: (practice, sex, age label, line).
-    pub(crate) duplicates: Vec<(String, SexKey, String, u64)>,
+    /// Repeated keys: (file, practice, sex, age label, line).
+    pub(crate) duplicates: Vec<(String, String, SexKey, String, u64)>,
 }
 
 impl AgeAgg {
-    fn add(&mut self, row: &CountRow) {
+    fn add(&mut self, row: &CountRow, file: &str) {
         if row.level != OrgLevel::Practice {
             return;
         }
@@ -94,7 +94,7 @@ impl AgeAgg {
                 AgeKey::All => "ALL".into(),
             };
             self.duplicates
-                .push((row.code.clone(), row.sex, age, row.line));
+                .push((file.to_string(), row.code.clone(), row.sex, age, row.line));
             return;
         }
         if row.is_leaf() {
@@ -373,7 +373,7 @@ impl Builder<'_> {
             each_csv(&input.local, &input.name, |label, reader| {
                 let mut records = Records::new(reader, label)?;
                 let mut on_row = |row: CountRow| {
-                    agg.add(&row);
+                    agg.add(&row, label);
                     if failure.is_some() || !row.is_leaf() || row.count == 0 {
                         return;
                     }

@@ -2,6 +2,7 @@
 
 mod faults;
 mod lake_conformance;
+mod silver;
 mod source_dir;
 mod support;
 mod sync_mirror;

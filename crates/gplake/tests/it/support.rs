@@ -65,12 +65,32 @@ pub(crate) fn http_for(source: &Source) -> Http {
     Http::new(config, source.host())
 }
 
-/// Runs a sync of `from..=to` from `source` into `lake`.
+/// Runs a sync of `from..=to` from `source` into `lake`: bronze only.
 pub(crate) async fn sync(
     lake: &Lake,
     source: &Source,
     from: &str,
     to: &str,
+) -> Result<SyncReport, gplake::Error> {
+    sync_with(lake, source, from, to, false).await
+}
+
+/// Runs a whole sync (bronze, silver, checks) of `from..=to`.
+pub(crate) async fn full_sync(
+    lake: &Lake,
+    source: &Source,
+    from: &str,
+    to: &str,
+) -> Result<SyncReport, gplake::Error> {
+    sync_with(lake, source, from, to, true).await
+}
+
+async fn sync_with(
+    lake: &Lake,
+    source: &Source,
+    from: &str,
+    to: &str,
+    build: bool,
 ) -> Result<SyncReport, gplake::Error> {
     let http = http_for(source);
     let clock = clock();
@@ -88,6 +108,7 @@ pub(crate) async fn sync(
             jobs: 3,
             ..FetchOptions::default()
         },
+        build,
     };
     gplake::sync::sync(&ctx, &options).await
 }
@@ -119,4 +140,45 @@ pub(crate) async fn bronze_bytes(lake: &Lake, month: &str, relative: &str) -> Op
 /// A month's manifest.
 pub(crate) async fn manifest(lake: &Lake, month: &str) -> Option<Manifest> {
     Manifest::read(lake, month.parse().unwrap()).await.unwrap()
+}
+
+/// Runs SQL over the lake's silver tables and returns the rows as text, tab-separated.
+pub(crate) async fn rows(lake: &Lake, sql: &str) -> Vec<String> {
+    use gplake::silver::schema::*;
+    let tables = [
+        &FACT_QUINARY,
+        &FACT_SINGLE_AGE,
+        &FACT_LSOA,
+        &PRACTICE_SNAPSHOT,
+        &DIM_PRACTICE,
+        &DIM_ORGANISATION,
+        &DIM_AGE_BAND,
+        &QUARANTINE,
+        &QUALITY,
+        &FILES,
+    ];
+    let batches = gplake::silver::delta::query(lake, &tables, sql)
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for b in &batches {
+        let cols: Vec<_> = (0..b.num_columns())
+            .map(|i| gplake::silver::delta::text_column(b, i))
+            .collect();
+        for r in 0..b.num_rows() {
+            use deltalake::arrow::array::Array;
+            let cells: Vec<String> = cols
+                .iter()
+                .map(|c| {
+                    if c.is_null(r) {
+                        "NULL".to_string()
+                    } else {
+                        c.value(r).to_string()
+                    }
+                })
+                .collect();
+            out.push(cells.join("\t"));
+        }
+    }
+    out
 }

@@ -1,0 +1,504 @@
+//! Silver over the mirror: every era reconciles with the generator's own truth, defective
+//! reissues are kept out and fixed ones replace the month atomically, bad input is named,
+//! and the same works on S3.
+
+use std::collections::BTreeMap;
+
+use gplake::{Lake, Source};
+use gplake_testkit::population::{AGES, SEXES};
+use gplake_testkit::{
+    Mirror, Population, Sex, SynthRelease, Ym, release, release_with_duplicated_95,
+};
+
+use crate::support::{full_sync, rows};
+
+/// Months covering every era and quirk the generator knows.
+const ERAS: [Ym; 12] = [
+    (2014, 10),
+    (2016, 1),
+    (2017, 4),
+    (2017, 10),
+    (2018, 3),
+    (2020, 4),
+    (2021, 1),
+    (2022, 9),
+    (2024, 4),
+    (2024, 5),
+    (2025, 7),
+    (2026, 4),
+];
+
+fn pop() -> Population {
+    Population::new(21, 9)
+}
+
+fn local() -> (tempfile::TempDir, Lake) {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    (dir, lake)
+}
+
+fn date((y, m): Ym) -> String {
+    format!("{y}-{m:02}-01")
+}
+
+fn sex_label(s: Sex) -> &'static str {
+    s.label()
+}
+
+/// The generator's truth for a month: (practice, sex, band) → count, for published practices.
+fn truth_by_band(pop: &Population, month: Ym) -> BTreeMap<(String, String, String), u64> {
+    let mut out = BTreeMap::new();
+    for p in pop.practices(month) {
+        let total: u64 = SEXES
+            .iter()
+            .flat_map(|&s| AGES.map(move |a| (s, a)))
+            .map(|(s, a)| pop.count(p.index, month, s, a))
+            .sum();
+        if month < (2017, 4) && total <= 100 {
+            continue; // suppressed in the wide era
+        }
+        for sex in SEXES {
+            for age in AGES {
+                let band = if age >= 95 {
+                    "95+".to_string()
+                } else {
+                    format!("{}-{}", age / 5 * 5, age / 5 * 5 + 4)
+                };
+                *out.entry((p.code.clone(), sex_label(sex).to_string(), band))
+                    .or_insert(0) += pop.count(p.index, month, sex, age);
+            }
+        }
+    }
+    out.retain(|_, n| *n > 0);
+    out
+}
+
+async fn silver_by_band(lake: &Lake, month: Ym) -> BTreeMap<(String, String, String), u64> {
+    let sql = format!(
+        "SELECT practice_code, sex, age_band, SUM(registered_population) FROM fact_gp_registered_patients WHERE snapshot_date = DATE '{}' GROUP BY 1, 2, 3",
+        date(month)
+    );
+    rows(lake, &sql)
+        .await
+        .into_iter()
+        .map(|r| {
+            let c: Vec<&str> = r.split('\t').collect();
+            (
+                (c[0].to_string(), c[1].to_string(), c[2].to_string()),
+                c[3].parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+async fn single_age_total(lake: &Lake, month: Ym) -> u64 {
+    let sql = format!(
+        "SELECT SUM(registered_population) FROM fact_gp_registered_patients_single_age WHERE snapshot_date = DATE '{}'",
+        date(month)
+    );
+    rows(lake, &sql).await[0].parse().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn every_era_reconciles_with_the_generator_for_every_practice_sex_and_band() {
+    let pop = pop();
+    let releases: Vec<SynthRelease> = ERAS.iter().map(|&m| release(&pop, m).unwrap()).collect();
+    let mirror = Mirror::start(releases);
+    let (_dir, lake) = local();
+    let report = full_sync(
+        &lake,
+        &Source::parse(&mirror.series_url()),
+        "2014-10",
+        "2026-04",
+    )
+    .await
+    .unwrap();
+    let build = report.build.unwrap();
+    let kept_out: Vec<String> = build
+        .months
+        .iter()
+        .filter(|m| !m.committed)
+        .map(|m| format!("{}: {:?}", m.month, m.failures))
+        .collect();
+    assert!(kept_out.is_empty(), "{kept_out:#?}");
+    assert_eq!(build.months.len(), ERAS.len());
+    for month in ERAS {
+        let truth = truth_by_band(&pop, month);
+        assert_eq!(
+            silver_by_band(&lake, month).await,
+            truth,
+            "{month:?}: silver differs from the generator"
+        );
+        let persons: u64 = truth.values().sum();
+        assert_eq!(
+            single_age_total(&lake, month).await,
+            persons,
+            "{month:?}: single-age total"
+        );
+    }
+    let subtotals = rows(&lake, "SELECT COUNT(*) FROM fact_gp_registered_patients WHERE sex NOT IN ('MALE','FEMALE') OR age_band = 'ALL'").await;
+    assert_eq!(subtotals, ["0"], "facts hold leaf rows only");
+    let zeros = rows(&lake, "SELECT COUNT(*) FROM fact_gp_registered_patients_single_age WHERE registered_population = 0").await;
+    assert_eq!(zeros, ["0"], "zero counts are not stored");
+    // April 2024 offered two sets: silver holds the PDS one, the generator's truth.
+    assert!(
+        build
+            .months
+            .iter()
+            .any(|m| m.month.to_string() == "2024-04" && m.source_set.starts_with("PDS"))
+    );
+}
+
+#[tokio::test]
+async fn lsoa_dims_and_lineage() {
+    let pop = pop();
+    let months = [(2021, 1), (2022, 9), (2025, 7)];
+    let mirror = Mirror::start(months.iter().map(|&m| release(&pop, m).unwrap()).collect());
+    let (_dir, lake) = local();
+    full_sync(
+        &lake,
+        &Source::parse(&mirror.series_url()),
+        "2021-01",
+        "2025-07",
+    )
+    .await
+    .unwrap();
+    // LSOA: each vintage sums to the practice's patients; both vintages in July 2025.
+    let by_vintage = rows(&lake, "SELECT CAST(snapshot_date AS VARCHAR), lsoa_vintage, SUM(registered_population) FROM fact_gp_registered_patients_lsoa GROUP BY 1, 2 ORDER BY 1, 2").await;
+    let persons = |m: Ym| -> u64 { truth_by_band(&pop, m).values().sum() };
+    assert_eq!(
+        by_vintage,
+        [
+            format!("2021-01-01\t2011\t{}", persons((2021, 1))),
+            format!("2025-07-01\t2011\t{}", persons((2025, 7))),
+            format!("2025-07-01\t2021\t{}", persons((2025, 7))),
+        ]
+    );
+    let special = rows(&lake, "SELECT DISTINCT lsoa_code FROM fact_gp_registered_patients_lsoa WHERE lsoa_code IN ('CLOSED', 'NO2011') ORDER BY 1").await;
+    assert_eq!(special, ["CLOSED"], "special codes kept as published");
+    // dim_practice: practice 2 was renamed in June 2021 → two versions.
+    let code = pop.practices((2021, 1))[0..]
+        .iter()
+        .find(|p| p.index == 2)
+        .unwrap()
+        .code
+        .clone();
+    let versions = rows(&lake, &format!("SELECT practice_name, CAST(valid_from AS VARCHAR) AS f, CAST(valid_to AS VARCHAR) AS t, is_current FROM dim_practice WHERE practice_code = '{code}' ORDER BY f")).await;
+    assert_eq!(versions.len(), 2, "{versions:?}");
+    assert!(
+        versions[0].ends_with("2021-01-01\t2022-09-01\tfalse"),
+        "{versions:?}"
+    );
+    assert!(
+        versions[1].starts_with("THE NEW ") && versions[1].ends_with("\tNULL\ttrue"),
+        "{versions:?}"
+    );
+    // dim_organisation knows sub-ICB locations with their parents, effective-dated.
+    let orgs = rows(&lake, "SELECT COUNT(*) FROM dim_organisation WHERE org_type = 'SUB_ICB' AND parent_code IS NOT NULL").await;
+    assert_ne!(orgs, ["0"]);
+    assert_eq!(
+        rows(&lake, "SELECT COUNT(*) FROM dim_age_band").await,
+        ["96"]
+    );
+    // Lineage: every fact row names its bronze file and hash.
+    let lineage = rows(&lake, "SELECT COUNT(*) FROM fact_gp_registered_patients WHERE source_file IS NULL OR length(source_sha256) <> 64").await;
+    assert_eq!(lineage, ["0"]);
+    let accounting = rows(&lake, "SELECT COUNT(*) FROM files WHERE rows_read <> rows_written + rows_zero + rows_subtotal + rows_quarantined").await;
+    assert_eq!(accounting, ["0"], "every row read is accounted for");
+}
+
+async fn month_total(lake: &Lake, day: &str) -> u64 {
+    let sql = format!(
+        "SELECT COALESCE(SUM(registered_population), 0) FROM fact_gp_registered_patients WHERE snapshot_date = DATE '{day}'"
+    );
+    rows(lake, &sql).await[0].parse().unwrap()
+}
+
+async fn reissue_cycle(lake: &Lake) {
+    let month = (2024, 5);
+    let good = release(&pop(), month).unwrap();
+    let mirror = Mirror::start(vec![good.clone()]);
+    let source = Source::parse(&mirror.series_url());
+    full_sync(lake, &source, "2024-05", "2024-05")
+        .await
+        .unwrap();
+    let first_total = month_total(lake, "2024-05-01").await;
+    assert!(first_total > 0);
+
+    mirror.publish(release_with_duplicated_95(&pop(), month).unwrap());
+    let report = full_sync(lake, &source, "2024-05", "2024-05")
+        .await
+        .unwrap();
+    let build = report.build.unwrap();
+    assert!(build.gate_failed());
+    let failures = &build.months[0].failures;
+    assert!(
+        failures.iter().any(|f| f.contains("appears more than once")
+            && f.contains("95+")
+            && f.contains("line ")),
+        "{failures:?}"
+    );
+    assert_eq!(
+        month_total(lake, "2024-05-01").await,
+        first_total,
+        "the previous good revision stays"
+    );
+    let status = gplake::status::status(lake).await.unwrap();
+    assert!(status.any_failed());
+
+    // The corrected reissue (different figures) replaces the month in one commit per table;
+    // a reader polling meanwhile sees the old month or the new one, never a mix or nothing.
+    let corrected = release(&Population::new(99, 9), month).unwrap();
+    let new_total: u64 = corrected_total(&corrected);
+    mirror.publish(corrected);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (lake, stop) = (lake.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                seen.push(month_total(&lake, "2024-05-01").await);
+            }
+            seen
+        })
+    };
+    let report = full_sync(lake, &source, "2024-05", "2024-05")
+        .await
+        .unwrap();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seen = reader.await.unwrap();
+    assert!(!report.build.unwrap().gate_failed());
+    assert_eq!(month_total(lake, "2024-05-01").await, new_total);
+    assert!(!seen.is_empty());
+    assert!(
+        seen.iter().all(|t| *t == first_total || *t == new_total),
+        "a reader saw {seen:?}, not {first_total} or {new_total}"
+    );
+    assert!(!gplake::status::status(lake).await.unwrap().any_failed());
+}
+
+fn corrected_total(r: &SynthRelease) -> u64 {
+    let all = r
+        .files
+        .iter()
+        .find(|f| f.name.starts_with("gp-reg-pat-prac-all"))
+        .unwrap();
+    String::from_utf8_lossy(&all.bytes)
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').next().unwrap().trim().parse::<u64>().unwrap())
+        .sum()
+}
+
+#[tokio::test]
+async fn a_defective_reissue_is_kept_out_and_the_fix_replaces_the_month_atomically() {
+    let (_dir, lake) = local();
+    reissue_cycle(&lake).await;
+}
+
+#[tokio::test]
+async fn silver_on_s3() {
+    let lake = crate::support::s3_lake("silver").await;
+    let pop = pop();
+    let months = [(2016, 1), (2022, 9), (2026, 4)];
+    let mirror = Mirror::start(months.iter().map(|&m| release(&pop, m).unwrap()).collect());
+    let report = full_sync(
+        &lake,
+        &Source::parse(&mirror.series_url()),
+        "2016-01",
+        "2026-04",
+    )
+    .await
+    .unwrap();
+    assert!(!report.build.unwrap().gate_failed());
+    for month in months {
+        assert_eq!(
+            silver_by_band(&lake, month).await,
+            truth_by_band(&pop, month),
+            "{month:?}"
+        );
+    }
+    reissue_cycle(&crate::support::s3_lake("reissue-silver").await).await;
+}
+
+/// Writes January 2021 by hand into a folder, with one file changed by `tamper`.
+fn tampered_source(tamper: impl Fn(&str, String) -> String) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for f in release(&pop(), (2021, 1)).unwrap().files {
+        let bytes = if f.name.ends_with(".csv") {
+            tamper(&f.name, String::from_utf8(f.bytes).unwrap()).into_bytes()
+        } else {
+            f.bytes
+        };
+        std::fs::write(dir.path().join(&f.name), bytes).unwrap();
+    }
+    dir
+}
+
+/// Syncs a good January 2021, then a tampered one: the month must be kept out with a
+/// message containing every `expected` fragment, and the good silver must stay.
+async fn kept_out_with(tamper: impl Fn(&str, String) -> String, expected: &[&str]) {
+    let (_dir, lake) = local();
+    let good = tampered_source(|_, s| s);
+    full_sync(
+        &lake,
+        &Source::Dir(good.path().into()),
+        "2021-01",
+        "2021-01",
+    )
+    .await
+    .unwrap();
+    let before = month_total(&lake, "2021-01-01").await;
+    let bad = tampered_source(tamper);
+    let report = full_sync(&lake, &Source::Dir(bad.path().into()), "2021-01", "2021-01")
+        .await
+        .unwrap();
+    let build = report.build.unwrap();
+    assert!(build.gate_failed(), "{build:?}");
+    let failures = build.months[0].failures.join("\n");
+    for fragment in expected {
+        assert!(
+            failures.contains(fragment),
+            "expected '{fragment}' in:\n{failures}"
+        );
+    }
+    assert!(failures.lines().all(|l| !l.is_empty()));
+    assert_eq!(
+        month_total(&lake, "2021-01-01").await,
+        before,
+        "previous silver untouched"
+    );
+}
+
+fn edit_line(text: &str, line: usize, f: impl Fn(&str) -> String) -> String {
+    text.split_inclusive('\n')
+        .enumerate()
+        .map(|(i, l)| {
+            if i + 1 == line {
+                let end = if l.ends_with("\r\n") { "\r\n" } else { "\n" };
+                f(l.trim_end()) + end
+            } else {
+                l.to_string()
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_unknown_header_stops_the_month_naming_file_column_and_era() {
+    let tamper = |name: &str, s: String| {
+        if name == "gp-reg-pat-prac-quin-age.csv" {
+            s.replacen("AGE_GROUP_5", "AGE_BAND_5", 1)
+        } else {
+            s
+        }
+    };
+    kept_out_with(
+        tamper,
+        &[
+            "month 2021-01",
+            "gp-reg-pat-prac-quin-age.csv",
+            "unknown column 'AGE_BAND_5'",
+            "looks like the long format",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_short_row_is_quarantined_and_named() {
+    let tamper = |name: &str, s: String| {
+        if name == "gp-reg-pat-prac-sing-age-male.csv" {
+            edit_line(&s, 5, |l| l.rsplitn(2, ',').nth(1).unwrap().to_string())
+        } else {
+            s
+        }
+    };
+    kept_out_with(
+        tamper,
+        &["gp-reg-pat-prac-sing-age-male.csv line 5", "short row"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn non_numeric_and_negative_counts_are_named() {
+    let tamper = |name: &str, s: String| match name {
+        "gp-reg-pat-prac-quin-age.csv" => edit_line(&s, 7, |l| {
+            format!("{},12a", l.rsplitn(2, ',').nth(1).unwrap())
+        }),
+        "gp-reg-pat-prac-sing-age-female.csv" => edit_line(&s, 9, |l| {
+            format!("{},-4", l.rsplitn(2, ',').nth(1).unwrap())
+        }),
+        _ => s,
+    };
+    kept_out_with(
+        tamper,
+        &[
+            "gp-reg-pat-prac-quin-age.csv line 7",
+            "NUMBER_OF_PATIENTS: '12a'",
+            "gp-reg-pat-prac-sing-age-female.csv line 9",
+            "'-4'",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn duplicate_keys_are_named() {
+    let tamper = |name: &str, s: String| {
+        if name == "gp-reg-pat-prac-sing-age-female.csv" {
+            let line = s.lines().find(|l| l.contains(",95+,")).unwrap().to_string();
+            s + &line + "\r\n"
+        } else {
+            s
+        }
+    };
+    kept_out_with(
+        tamper,
+        &[
+            "gp-reg-pat-prac-sing-age-female.csv line",
+            "95+ appears more than once",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_extract_date_of_another_month_is_named() {
+    let tamper = |name: &str, s: String| {
+        if name == "gp-reg-pat-prac-sing-age-male.csv" {
+            s.replace("01JAN2021", "01FEB2021")
+        } else {
+            s
+        }
+    };
+    // The file then sniffs as February: January loses it and February has only it.
+    let (_dir, lake) = local();
+    let bad = tampered_source(tamper);
+    let report = full_sync(&lake, &Source::Dir(bad.path().into()), "2021-01", "2021-02")
+        .await
+        .unwrap();
+    assert!(report.build.unwrap().gate_failed());
+    let tamper_one_row = |name: &str, s: String| {
+        if name == "gp-reg-pat-prac-map.csv" {
+            edit_line(&s, 3, |l| l.replace("01Jan2021", "01Mar2021"))
+        } else {
+            s
+        }
+    };
+    kept_out_with(tamper_one_row, &["gp-reg-pat-prac-map.csv line 3, column EXTRACT_DATE: '01Mar2021' belongs to another month"]).await;
+}
+
+#[tokio::test]
+async fn a_map_missing_a_practice_is_named() {
+    let tamper = |name: &str, s: String| {
+        if name == "gp-reg-pat-prac-map.csv" {
+            edit_line(&s, 2, |_| String::new()).replacen("\n\n", "\n", 1)
+        } else {
+            s
+        }
+    };
+    kept_out_with(tamper, &["is not in the month's map file"]).await;
+}
