@@ -214,6 +214,16 @@ fn practice_totals(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
             "not applicable: the release has no practice totals file".into(),
         )];
     }
+    if !agg.quinary.present && !agg.single.present {
+        let why =
+            "not applicable: the release has no age files to compare with its practice totals";
+        return vec![QualityResult::pass(
+            Some(month),
+            "practice_totals_match",
+            Severity::Error,
+            why.into(),
+        )];
+    }
     let mut fails = Vec::new();
     for (name, a) in [("5-year", &agg.quinary), ("single-age", &agg.single)]
         .iter()
