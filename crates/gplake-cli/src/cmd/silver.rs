@@ -105,8 +105,8 @@ pub(crate) async fn status(lake_url: &str, out: &Output) -> anyhow::Result<u8> {
 fn print_status(status: &Status) {
     println!("lake {}", status.lake);
     println!(
-        "{:<8} {:>6} {:>8} {:<11} {:<10} {}",
-        "month", "files", "revised", "published", "silver", "source set"
+        "{:<8} {:>6} {:>8} {:<11} {:<10} source set",
+        "month", "files", "revised", "published", "silver"
     );
     for m in &status.months {
         println!(

@@ -1,6 +1,7 @@
 //! Black-box tests of the `gplake` binary: what a user types, what a user sees.
 
 mod bronze;
+mod silver;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -161,17 +161,17 @@ fn male_plus_female(a: &AgeAgg, month: Month, name: &str) -> Vec<QualityResult> 
     let mut fails = Vec::new();
     for ((code, _), persons) in a.all_rows.iter().filter(|((_, s), _)| *s == SexKey::All) {
         let get = |s| a.all_rows.get(&(code.clone(), s)).copied();
-        if let (Some(m), Some(f)) = (get(SexKey::Male), get(SexKey::Female)) {
-            if m + f != *persons {
-                fails.push(QualityResult::fail(
-                    Some(month),
-                    "male_plus_female_is_all",
-                    Severity::Error,
-                    code,
-                    Some((*persons, m + f)),
-                    format!("{name} practice {code}: MALE {m} + FEMALE {f} ≠ ALL {persons}"),
-                ));
-            }
+        if let (Some(m), Some(f)) = (get(SexKey::Male), get(SexKey::Female))
+            && m + f != *persons
+        {
+            fails.push(QualityResult::fail(
+                Some(month),
+                "male_plus_female_is_all",
+                Severity::Error,
+                code,
+                Some((*persons, m + f)),
+                format!("{name} practice {code}: MALE {m} + FEMALE {f} ≠ ALL {persons}"),
+            ));
         }
     }
     verdict(

@@ -129,7 +129,7 @@ fn wide_ages(
             let age = match family {
                 Family::LegacySingleAge if w.from == w.to => Some(AgeKey::Year(w.from)),
                 Family::LegacyQuinary if w.from == 95 => Some(AgeKey::Band(19)),
-                Family::LegacyQuinary if w.from % 5 == 0 && w.to == w.from + 4 => {
+                Family::LegacyQuinary if w.from.is_multiple_of(5) && w.to == w.from + 4 => {
                     Some(AgeKey::Band(w.from / 5))
                 }
                 _ => None,

@@ -55,7 +55,7 @@ pub async fn open_or_create(lake: &Lake, def: &TableDef) -> Result<DeltaTable, D
         .with_table_name(def.name)
         .with_comment(def.comment)
         .with_columns(def.delta_fields())
-        .with_partition_columns(def.partition.into_iter())
+        .with_partition_columns(def.partition)
         .with_configuration(configuration)
         .with_raise_if_key_not_exists(false)
         .with_save_mode(SaveMode::Ignore)

@@ -148,7 +148,8 @@ fn practice_versions(seen: &[Seen], latest: Option<Month>) -> RecordBatch {
 
 fn organisation_versions(seen: &[Seen], latest: Option<Month>) -> RecordBatch {
     // (org_type, code) → month → (name, ons, parent); indices into ATTRS.
-    const LEVELS: [(&str, usize, usize, Option<usize>, Option<usize>); 4] = [
+    type Level = (&'static str, usize, usize, Option<usize>, Option<usize>);
+    const LEVELS: [Level; 4] = [
         ("PCN", 2, 3, None, Some(4)),
         ("SUB_ICB", 4, 6, Some(5), Some(7)),
         ("ICB", 7, 9, Some(8), Some(10)),

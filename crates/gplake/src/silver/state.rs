@@ -43,10 +43,10 @@ impl MonthState {
     pub async fn all(lake: &Lake) -> Result<Vec<MonthState>, LakeError> {
         let mut out = Vec::new();
         for object in lake.list(&Path::from("_meta/build")).await? {
-            if let Some(bytes) = lake.get_bytes(&object.location).await? {
-                if let Ok(state) = serde_json::from_slice::<MonthState>(&bytes) {
-                    out.push(state);
-                }
+            if let Some(bytes) = lake.get_bytes(&object.location).await?
+                && let Ok(state) = serde_json::from_slice::<MonthState>(&bytes)
+            {
+                out.push(state);
             }
         }
         out.sort_by_key(|s| s.month);

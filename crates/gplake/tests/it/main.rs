@@ -3,6 +3,7 @@
 mod faults;
 mod golden;
 mod lake_conformance;
+mod reader;
 mod silver;
 mod source_dir;
 mod support;

@@ -410,7 +410,7 @@ async fn an_unknown_header_stops_the_month_naming_file_column_and_era() {
 async fn a_short_row_is_quarantined_and_named() {
     let tamper = |name: &str, s: String| {
         if name == "gp-reg-pat-prac-sing-age-male.csv" {
-            edit_line(&s, 5, |l| l.rsplitn(2, ',').nth(1).unwrap().to_string())
+            edit_line(&s, 5, |l| l.rsplit_once(',').unwrap().0.to_string())
         } else {
             s
         }
@@ -425,12 +425,12 @@ async fn a_short_row_is_quarantined_and_named() {
 #[tokio::test]
 async fn non_numeric_and_negative_counts_are_named() {
     let tamper = |name: &str, s: String| match name {
-        "gp-reg-pat-prac-quin-age.csv" => edit_line(&s, 7, |l| {
-            format!("{},12a", l.rsplitn(2, ',').nth(1).unwrap())
-        }),
-        "gp-reg-pat-prac-sing-age-female.csv" => edit_line(&s, 9, |l| {
-            format!("{},-4", l.rsplitn(2, ',').nth(1).unwrap())
-        }),
+        "gp-reg-pat-prac-quin-age.csv" => {
+            edit_line(&s, 7, |l| format!("{},12a", l.rsplit_once(',').unwrap().0))
+        }
+        "gp-reg-pat-prac-sing-age-female.csv" => {
+            edit_line(&s, 9, |l| format!("{},-4", l.rsplit_once(',').unwrap().0))
+        }
         _ => s,
     };
     kept_out_with(
