@@ -44,6 +44,24 @@ pub(crate) enum Command {
     Check(CheckArgs),
     /// What the lake holds: months in bronze and silver, revisions, quality, gaps.
     Status,
+    /// SQL over every silver and gold table (DataFusion).
+    Query(QueryArgs),
+}
+
+/// `gplake query` flags.
+#[derive(Debug, Args)]
+pub(crate) struct QueryArgs {
+    /// The SQL, e.g. "SELECT snapshot_date, SUM(registered_population) FROM fact_gp_registered_patients GROUP BY 1".
+    pub(crate) sql: String,
+    /// table, csv or json (default: table on a terminal, csv otherwise).
+    #[arg(long, value_parser = ["table", "csv", "json"])]
+    pub(crate) format: Option<String>,
+    /// Write the result to FILE (.csv, .json or .parquet) instead of stdout.
+    #[arg(long, short = 'o')]
+    pub(crate) output: Option<std::path::PathBuf>,
+    /// Register a CSV or Parquet file as a table (repeatable): NAME=PATH.
+    #[arg(long = "with")]
+    pub(crate) with: Vec<gplake::query::Extra>,
 }
 
 /// `gplake build` flags.

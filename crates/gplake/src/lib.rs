@@ -17,6 +17,7 @@
 //! - [`discover`]: releases upstream (series page, month pages) or in a hand-downloaded folder.
 //! - [`fetch`]: bronze writes: manifests, revisions, month locks.
 //! - [`silver`]: bronze to Delta tables, month by month, behind the quality gate ([`check`]).
+//! - [`gold`]: analyst tables rebuilt from silver; [`query`]: SQL over every table.
 //! - [`status`]: what the lake holds.
 //! - [`sync`]: the main job.
 //!
@@ -40,9 +41,11 @@ pub mod discover;
 mod error;
 pub mod fetch;
 pub mod formats;
+pub mod gold;
 pub mod http;
 pub mod lake;
 pub mod month;
+pub mod query;
 pub mod silver;
 pub mod status;
 pub mod sync;

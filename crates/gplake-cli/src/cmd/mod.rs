@@ -2,4 +2,5 @@
 
 pub(crate) mod discover;
 pub(crate) mod fetch;
+pub(crate) mod query;
 pub(crate) mod silver;

@@ -66,6 +66,9 @@ pub enum BuildError {
         /// The cause.
         source: crate::fetch::ManifestError,
     },
+    /// The gold tables could not be rebuilt.
+    #[error("gold tables: {0}")]
+    Gold(String),
     /// A worker thread died.
     #[error("build of month {month} stopped unexpectedly: {reason}")]
     Worker {
@@ -193,6 +196,7 @@ pub async fn build(
     report.months.sort_by_key(|m| m.month);
     if report.months.iter().any(|m| m.committed) {
         dims::rebuild(lake).await?;
+        crate::gold::rebuild(lake).await.map_err(|e| BuildError::Gold(e.to_string()))?;
     }
     report.series = series_rules(lake).await?;
     delta::append(lake, &QUALITY, vec![quality_batch(&report.series, at)]).await?;
