@@ -46,6 +46,19 @@ pub(crate) enum Command {
     Status,
     /// SQL over every silver and gold table (DataFusion).
     Query(QueryArgs),
+    /// Statements that register every table in Athena/Glue, Spark or DuckDB.
+    Ddl(DdlArgs),
+}
+
+/// `gplake ddl` flags.
+#[derive(Debug, Args)]
+pub(crate) struct DdlArgs {
+    /// athena, spark or duckdb.
+    #[arg(long)]
+    pub(crate) engine: gplake::ddl::Engine,
+    /// Database (schema) to create the tables in (Athena, Spark).
+    #[arg(long, default_value = "gplake")]
+    pub(crate) database: String,
 }
 
 /// `gplake query` flags.

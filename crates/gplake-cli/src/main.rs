@@ -50,6 +50,7 @@ async fn run(cli: &Cli) -> anyhow::Result<u8> {
         Command::Check(args) => cmd::silver::check(&cli.lake, args, &out).await,
         Command::Status => cmd::silver::status(&cli.lake, &out).await,
         Command::Query(args) => cmd::query::run(&cli.lake, args, &out).await,
+        Command::Ddl(args) => cmd::query::ddl(&cli.lake, args),
     }
 }
 

@@ -12,7 +12,12 @@ use crate::silver::delta;
 use crate::silver::schema::{Column, Kind, TableDef};
 
 const fn col(name: &'static str, kind: Kind, nullable: bool, comment: &'static str) -> Column {
-    Column { name, kind, nullable, comment }
+    Column {
+        name,
+        kind,
+        nullable,
+        comment,
+    }
 }
 
 /// Practice × month list sizes.
@@ -24,16 +29,41 @@ pub const PRACTICE_LIST_SIZE: TableDef = TableDef {
     columns: &[
         col("snapshot_date", Kind::Date, false, "The month"),
         col("practice_code", Kind::Text, false, "GP practice code"),
-        col("practice_name", Kind::Text, true, "Name as published that month"),
+        col(
+            "practice_name",
+            Kind::Text,
+            true,
+            "Name as published that month",
+        ),
         col("pcn_code", Kind::Text, true, "PCN as published that month"),
-        col("sub_icb_code", Kind::Text, true, "Sub-ICB (CCG) as published that month"),
-        col("icb_code", Kind::Text, true, "ICB (STP) as published that month"),
+        col(
+            "sub_icb_code",
+            Kind::Text,
+            true,
+            "Sub-ICB (CCG) as published that month",
+        ),
+        col(
+            "icb_code",
+            Kind::Text,
+            true,
+            "ICB (STP) as published that month",
+        ),
         col("region_code", Kind::Text, true, "Region (Y56…Y63)"),
         col("registered_population", Kind::Int, false, "All patients"),
         col("male", Kind::Int, false, "Male patients"),
         col("female", Kind::Int, false, "Female patients"),
-        col("change_from_last_month", Kind::Int, true, "registered_population minus the previous calendar month's (NULL when that month is not in silver)"),
-        col("quality_flags", Kind::Text, true, "Rules the practice did not pass that month (warnings such as small_practice)"),
+        col(
+            "change_from_last_month",
+            Kind::Int,
+            true,
+            "registered_population minus the previous calendar month's (NULL when that month is not in silver)",
+        ),
+        col(
+            "quality_flags",
+            Kind::Text,
+            true,
+            "Rules the practice did not pass that month (warnings such as small_practice)",
+        ),
     ],
 };
 
@@ -45,7 +75,12 @@ pub const ORG_POPULATION: TableDef = TableDef {
     partition: None,
     columns: &[
         col("snapshot_date", Kind::Date, false, "The month"),
-        col("basis", Kind::Text, false, "as_published (organisations of that month) or latest_geography (each practice's latest organisations)"),
+        col(
+            "basis",
+            Kind::Text,
+            false,
+            "as_published (organisations of that month) or latest_geography (each practice's latest organisations)",
+        ),
         col("org_type", Kind::Text, false, "SUB_ICB, ICB or REGION"),
         col("org_code", Kind::Text, false, "Organisation code"),
         col("org_name", Kind::Text, true, "Latest published name"),
@@ -100,8 +135,16 @@ GROUP BY f.snapshot_date, {{src}}.{code}"
 fn org_population_sql() -> String {
     let mut parts = Vec::new();
     for (basis, src) in [("as_published", "f"), ("latest_geography", "cur")] {
-        for (level, code) in [("SUB_ICB", "sub_icb_code"), ("ICB", "icb_code"), ("REGION", "region_code")] {
-            parts.push(org_sql(level, code).replace("{basis}", basis).replace("{src}", src));
+        for (level, code) in [
+            ("SUB_ICB", "sub_icb_code"),
+            ("ICB", "icb_code"),
+            ("REGION", "region_code"),
+        ] {
+            parts.push(
+                org_sql(level, code)
+                    .replace("{basis}", basis)
+                    .replace("{src}", src),
+            );
         }
     }
     format!(
@@ -117,7 +160,10 @@ SELECT * FROM ({}) ORDER BY snapshot_date, basis, org_type, org_code",
 /// Rebuilds every gold table from silver.
 pub async fn rebuild(lake: &Lake) -> Result<(), QueryError> {
     let ctx = session(lake, &[]).await?;
-    for (def, sql) in [(PRACTICE_LIST_SIZE, PRACTICE_SQL.to_string()), (ORG_POPULATION, org_population_sql())] {
+    for (def, sql) in [
+        (PRACTICE_LIST_SIZE, PRACTICE_SQL.to_string()),
+        (ORG_POPULATION, org_population_sql()),
+    ] {
         let frame = ctx.sql(&sql).await.map_err(|e| internal(&def, e))?;
         let batches = frame.collect().await.map_err(|e| internal(&def, e))?;
         let batches = conform(&def, batches).map_err(|e| internal(&def, e.into()))?;
@@ -127,7 +173,10 @@ pub async fn rebuild(lake: &Lake) -> Result<(), QueryError> {
 }
 
 /// Casts query output to the table's exact schema (types and nullability).
-fn conform(def: &TableDef, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, deltalake::arrow::error::ArrowError> {
+fn conform(
+    def: &TableDef,
+    batches: Vec<RecordBatch>,
+) -> Result<Vec<RecordBatch>, deltalake::arrow::error::ArrowError> {
     let schema = def.arrow_schema();
     batches
         .into_iter()
@@ -144,5 +193,8 @@ fn conform(def: &TableDef, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>
 }
 
 fn internal(def: &TableDef, e: deltalake::datafusion::error::DataFusionError) -> QueryError {
-    QueryError::Sql { message: format!("building {}: {e}", def.name), available: String::new() }
+    QueryError::Sql {
+        message: format!("building {}: {e}", def.name),
+        available: String::new(),
+    }
 }

@@ -158,6 +158,20 @@ impl Lake {
         &self.url
     }
 
+    /// The lake's root as engines address it: `s3://bucket/prefix` or an absolute local path.
+    pub fn root_location(&self) -> String {
+        match self.root_url.scheme() {
+            "file" => self
+                .root_url
+                .to_file_path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| self.root_url.to_string()),
+            _ => self.root_url.to_string(),
+        }
+        .trim_end_matches('/')
+        .to_string()
+    }
+
     /// The underlying store, rooted at the lake.
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.store

@@ -18,6 +18,7 @@
 //! - [`fetch`]: bronze writes: manifests, revisions, month locks.
 //! - [`silver`]: bronze to Delta tables, month by month, behind the quality gate ([`check`]).
 //! - [`gold`]: analyst tables rebuilt from silver; [`query`]: SQL over every table.
+//! - [`ddl`]: statements registering the tables in Athena, Spark or DuckDB.
 //! - [`status`]: what the lake holds.
 //! - [`sync`]: the main job.
 //!
@@ -37,6 +38,7 @@
 
 pub mod check;
 pub mod clock;
+pub mod ddl;
 pub mod discover;
 mod error;
 pub mod fetch;

@@ -61,18 +61,29 @@ impl std::str::FromStr for Extra {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Extra, String> {
-        let (name, path) = s.split_once('=').ok_or_else(|| format!("'{s}' is not NAME=PATH"))?;
+        let (name, path) = s
+            .split_once('=')
+            .ok_or_else(|| format!("'{s}' is not NAME=PATH"))?;
         let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid {
-            return Err(format!("'{name}' is not a table name (letters, digits and _)"));
+            return Err(format!(
+                "'{name}' is not a table name (letters, digits and _)"
+            ));
         }
-        Ok(Extra { name: name.to_string(), path: path.into() })
+        Ok(Extra {
+            name: name.to_string(),
+            path: path.into(),
+        })
     }
 }
 
 /// Every table a query can see, silver and gold.
 pub fn lake_tables() -> Vec<TableDef> {
-    ALL_TABLES.iter().copied().chain(gold::GOLD_TABLES.iter().copied()).collect()
+    ALL_TABLES
+        .iter()
+        .copied()
+        .chain(gold::GOLD_TABLES.iter().copied())
+        .collect()
 }
 
 /// A session with every existing lake table and the extras registered.
@@ -80,9 +91,15 @@ pub async fn session(lake: &Lake, extras: &[Extra]) -> Result<SessionContext, Qu
     let ctx = SessionContext::new();
     for def in lake_tables() {
         if let Some(table) = delta::open(lake, &def).await? {
-            table.update_datafusion_session(&ctx.state()).map_err(|e| delta_err(&def, e))?;
-            let provider = table.table_provider().await.map_err(|e| delta_err(&def, e.into()))?;
-            ctx.register_table(def.name, provider).map_err(|e| delta_err(&def, e.into()))?;
+            table
+                .update_datafusion_session(&ctx.state())
+                .map_err(|e| delta_err(&def, e))?;
+            let provider = table
+                .table_provider()
+                .await
+                .map_err(|e| delta_err(&def, e.into()))?;
+            ctx.register_table(def.name, provider)
+                .map_err(|e| delta_err(&def, e.into()))?;
         }
     }
     for extra in extras {
@@ -92,7 +109,10 @@ pub async fn session(lake: &Lake, extras: &[Extra]) -> Result<SessionContext, Qu
 }
 
 fn delta_err(def: &TableDef, e: deltalake::DeltaTableError) -> QueryError {
-    QueryError::Delta(delta::DeltaError { table: def.name, source: Box::new(e) })
+    QueryError::Delta(delta::DeltaError {
+        table: def.name,
+        source: Box::new(e),
+    })
 }
 
 async fn register_extra(ctx: &SessionContext, extra: &Extra) -> Result<(), QueryError> {
@@ -104,22 +124,52 @@ async fn register_extra(ctx: &SessionContext, extra: &Extra) -> Result<(), Query
     if !extra.path.is_file() {
         return Err(err("no such file".into()));
     }
-    let path = extra.path.to_str().ok_or_else(|| err("the path is not UTF-8".into()))?;
-    let ext = extra.path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let path = extra
+        .path
+        .to_str()
+        .ok_or_else(|| err("the path is not UTF-8".into()))?;
+    let ext = extra
+        .path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     let registered = match ext.as_str() {
-        "csv" => ctx.register_csv(&extra.name, path, CsvReadOptions::new().has_header(true)).await,
-        "parquet" => ctx.register_parquet(&extra.name, path, ParquetReadOptions::default()).await,
-        other => return Err(err(format!("unsupported file type '.{other}' (use .csv or .parquet)"))),
+        "csv" => {
+            ctx.register_csv(&extra.name, path, CsvReadOptions::new().has_header(true))
+                .await
+        }
+        "parquet" => {
+            ctx.register_parquet(&extra.name, path, ParquetReadOptions::default())
+                .await
+        }
+        other => {
+            return Err(err(format!(
+                "unsupported file type '.{other}' (use .csv or .parquet)"
+            )));
+        }
     };
     registered.map_err(|e| err(first_line(&e.to_string())))?;
     // Parse it now, so a broken file is reported as such and not as a SQL error later.
-    let frame = ctx.table(&extra.name).await.map_err(|e| err(first_line(&e.to_string())))?;
-    frame.limit(0, Some(1)).map_err(|e| err(e.to_string()))?.collect().await.map_err(|e| err(first_line(&e.to_string())))?;
+    let frame = ctx
+        .table(&extra.name)
+        .await
+        .map_err(|e| err(first_line(&e.to_string())))?;
+    frame
+        .limit(0, Some(1))
+        .map_err(|e| err(e.to_string()))?
+        .collect()
+        .await
+        .map_err(|e| err(first_line(&e.to_string())))?;
     Ok(())
 }
 
 /// Runs `sql` and collects the result.
-pub async fn run(lake: &Lake, sql: &str, extras: &[Extra]) -> Result<(SchemaRef, Vec<RecordBatch>), QueryError> {
+pub async fn run(
+    lake: &Lake,
+    sql: &str,
+    extras: &[Extra],
+) -> Result<(SchemaRef, Vec<RecordBatch>), QueryError> {
     let ctx = session(lake, extras).await?;
     let frame = match ctx.sql(sql).await {
         Ok(f) => f,
@@ -135,9 +185,20 @@ pub async fn run(lake: &Lake, sql: &str, extras: &[Extra]) -> Result<(SchemaRef,
 /// The engine's message plus what exists, and the nearest names to what was not found.
 async fn sql_error(ctx: &SessionContext, message: &str) -> QueryError {
     let mut tables: Vec<(String, Vec<String>)> = Vec::new();
-    for name in ctx.catalog_names().into_iter().flat_map(|c| ctx.catalog(&c)).flat_map(|c| c.schema("public")).flat_map(|s| s.table_names()) {
+    for name in ctx
+        .catalog_names()
+        .into_iter()
+        .flat_map(|c| ctx.catalog(&c))
+        .flat_map(|c| c.schema("public"))
+        .flat_map(|s| s.table_names())
+    {
         if let Ok(frame) = ctx.table(name.as_str()).await {
-            let columns = frame.schema().fields().iter().map(|f| f.name().clone()).collect();
+            let columns = frame
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
             tables.push((name, columns));
         }
     }
@@ -147,7 +208,11 @@ async fn sql_error(ctx: &SessionContext, message: &str) -> QueryError {
     names.extend(tables.iter().flat_map(|t| t.1.iter().cloned()));
     let known = |u: &String| names.iter().any(|n| n.eq_ignore_ascii_case(u));
     let suggested = message.contains("Did you mean");
-    let nearest: Vec<String> = unknown.iter().filter(|u| !known(u) && !suggested).filter_map(|u| nearest(u, &names).map(|n| format!("'{u}' → did you mean '{n}'?"))).collect();
+    let nearest: Vec<String> = unknown
+        .iter()
+        .filter(|u| !known(u) && !suggested)
+        .filter_map(|u| nearest(u, &names).map(|n| format!("'{u}' → did you mean '{n}'?")))
+        .collect();
     let mut message = message.trim().replace('\n', " ");
     if !nearest.is_empty() {
         message = format!("{message}; {}", nearest.join("; "));
@@ -169,7 +234,13 @@ fn quoted_names(message: &str) -> Vec<String> {
     let mut out = Vec::new();
     for quote in ['\'', '"'] {
         let parts: Vec<&str> = message.split(quote).collect();
-        out.extend(parts.iter().skip(1).step_by(2).map(|s| s.rsplit('.').next().unwrap_or(s).to_string()));
+        out.extend(
+            parts
+                .iter()
+                .skip(1)
+                .step_by(2)
+                .map(|s| s.rsplit('.').next().unwrap_or(s).to_string()),
+        );
     }
     out.retain(|s| !s.is_empty() && s.len() < 64 && !s.contains(' '));
     out
@@ -232,19 +303,36 @@ impl Format {
 }
 
 /// Writes the result in `format` to `out`.
-pub fn write(schema: &SchemaRef, batches: &[RecordBatch], format: Format, out: &mut dyn std::io::Write, label: &str) -> Result<(), QueryError> {
-    let err = |e: &dyn std::fmt::Display| QueryError::Output { file: label.to_string(), reason: e.to_string() };
+pub fn write(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    format: Format,
+    out: &mut dyn std::io::Write,
+    label: &str,
+) -> Result<(), QueryError> {
+    let err = |e: &dyn std::fmt::Display| QueryError::Output {
+        file: label.to_string(),
+        reason: e.to_string(),
+    };
     match format {
         Format::Table => {
-            let text = deltalake::arrow::util::pretty::pretty_format_batches(batches).map_err(|e| err(&e))?;
+            let text = deltalake::arrow::util::pretty::pretty_format_batches(batches)
+                .map_err(|e| err(&e))?;
             writeln!(out, "{text}").map_err(|e| err(&e))
         }
         Format::Csv => {
-            let mut writer = deltalake::arrow::csv::WriterBuilder::new().with_header(true).build(out);
+            let mut writer = deltalake::arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(out);
             if batches.is_empty() {
-                return writer.write(&RecordBatch::new_empty(schema.clone())).map_err(|e| err(&e));
+                return writer
+                    .write(&RecordBatch::new_empty(schema.clone()))
+                    .map_err(|e| err(&e));
             }
-            batches.iter().try_for_each(|b| writer.write(b)).map_err(|e| err(&e))
+            batches
+                .iter()
+                .try_for_each(|b| writer.write(b))
+                .map_err(|e| err(&e))
         }
         Format::Json => {
             let mut writer = deltalake::arrow::json::WriterBuilder::new()
@@ -260,13 +348,23 @@ pub fn write(schema: &SchemaRef, batches: &[RecordBatch], format: Format, out: &
 }
 
 /// Writes the result to `path`, the format chosen by its extension.
-pub fn write_file(schema: &SchemaRef, batches: &[RecordBatch], path: &Path) -> Result<(), QueryError> {
+pub fn write_file(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    path: &Path,
+) -> Result<(), QueryError> {
     let label = path.display().to_string();
-    let err = |e: &dyn std::fmt::Display| QueryError::Output { file: label.clone(), reason: e.to_string() };
-    let format = Format::of_file(path).ok_or_else(|| err(&"use a .csv, .json or .parquet file name"))?;
+    let err = |e: &dyn std::fmt::Display| QueryError::Output {
+        file: label.clone(),
+        reason: e.to_string(),
+    };
+    let format =
+        Format::of_file(path).ok_or_else(|| err(&"use a .csv, .json or .parquet file name"))?;
     let mut file = std::fs::File::create(path).map_err(|e| err(&e))?;
     if format == Format::Parquet {
-        let mut writer = deltalake::parquet::arrow::ArrowWriter::try_new(file, schema.clone(), None).map_err(|e| err(&e))?;
+        let mut writer =
+            deltalake::parquet::arrow::ArrowWriter::try_new(file, schema.clone(), None)
+                .map_err(|e| err(&e))?;
         for b in batches {
             writer.write(b).map_err(|e| err(&e))?;
         }
@@ -282,10 +380,24 @@ mod tests {
 
     #[test]
     fn nearest_names() {
-        let names = vec!["fact_gp_registered_patients".to_string(), "practice_code".to_string(), "dim_practice".to_string()];
-        assert_eq!(nearest("fact_gp_registerd_patients", &names).as_deref(), Some("fact_gp_registered_patients"));
-        assert_eq!(nearest("practise_code", &names).as_deref(), Some("practice_code"));
+        let names = vec![
+            "fact_gp_registered_patients".to_string(),
+            "practice_code".to_string(),
+            "dim_practice".to_string(),
+        ];
+        assert_eq!(
+            nearest("fact_gp_registerd_patients", &names).as_deref(),
+            Some("fact_gp_registered_patients")
+        );
+        assert_eq!(
+            nearest("practise_code", &names).as_deref(),
+            Some("practice_code")
+        );
         assert_eq!(nearest("zzz", &names), None);
-        assert!("x=1".parse::<Extra>().is_ok() && "=a".parse::<Extra>().is_err() && "a b=c".parse::<Extra>().is_err());
+        assert!(
+            "x=1".parse::<Extra>().is_ok()
+                && "=a".parse::<Extra>().is_err()
+                && "a b=c".parse::<Extra>().is_err()
+        );
     }
 }

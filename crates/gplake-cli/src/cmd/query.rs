@@ -6,7 +6,7 @@ use gplake::Lake;
 use gplake::query::{Format, write, write_file};
 
 use crate::Output;
-use crate::args::QueryArgs;
+use crate::args::{DdlArgs, QueryArgs};
 
 /// Runs the query and prints or writes the result.
 pub(crate) async fn run(lake_url: &str, args: &QueryArgs, out: &Output) -> anyhow::Result<u8> {
@@ -29,5 +29,15 @@ pub(crate) async fn run(lake_url: &str, args: &QueryArgs, out: &Output) -> anyho
     };
     let stdout = std::io::stdout();
     write(&schema, &batches, format, &mut stdout.lock(), "stdout")?;
+    Ok(0)
+}
+
+/// Prints the registration statements for the chosen engine.
+pub(crate) fn ddl(lake_url: &str, args: &DdlArgs) -> anyhow::Result<u8> {
+    let lake = Lake::open(lake_url)?;
+    print!(
+        "{}",
+        gplake::ddl::statements(args.engine, &lake.root_location(), &args.database)?
+    );
     Ok(0)
 }

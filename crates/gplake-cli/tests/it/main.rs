@@ -1,5 +1,6 @@
 //! Black-box tests of the `gplake` binary: what a user types, what a user sees.
 
+mod analysts;
 mod bronze;
 mod silver;
 

@@ -196,7 +196,9 @@ pub async fn build(
     report.months.sort_by_key(|m| m.month);
     if report.months.iter().any(|m| m.committed) {
         dims::rebuild(lake).await?;
-        crate::gold::rebuild(lake).await.map_err(|e| BuildError::Gold(e.to_string()))?;
+        crate::gold::rebuild(lake)
+            .await
+            .map_err(|e| BuildError::Gold(e.to_string()))?;
     }
     report.series = series_rules(lake).await?;
     delta::append(lake, &QUALITY, vec![quality_batch(&report.series, at)]).await?;

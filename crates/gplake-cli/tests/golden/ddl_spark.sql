@@ -1,0 +1,63 @@
+-- gplake: register the lake at s3://nhs-lake/gp in Apache Spark with Delta Lake.
+-- Data: NHS England, Patients Registered at a GP Practice. Open Government Licence v3.0.
+CREATE DATABASE IF NOT EXISTS gplake;
+
+-- Patients registered at each GP practice by sex and 5-year age band, monthly (leaf rows only: totals are sums)
+CREATE TABLE IF NOT EXISTS gplake.fact_gp_registered_patients
+USING DELTA
+LOCATION 's3://nhs-lake/gp/silver/fact_gp_registered_patients';
+
+-- Patients registered at each GP practice by sex and single year of age, monthly (leaf rows only)
+CREATE TABLE IF NOT EXISTS gplake.fact_gp_registered_patients_single_age
+USING DELTA
+LOCATION 's3://nhs-lake/gp/silver/fact_gp_registered_patients_single_age';
+
+-- Patients registered at each GP practice by patients' LSOA of residence and sex, quarterly
+CREATE TABLE IF NOT EXISTS gplake.fact_gp_registered_patients_lsoa
+USING DELTA
+LOCATION 's3://nhs-lake/gp/silver/fact_gp_registered_patients_lsoa';
+
+-- Each practice's name and organisations as published in each month (the input of dim_practice and dim_organisation)
+CREATE TABLE IF NOT EXISTS gplake.practice_snapshot
+USING DELTA
+LOCATION 's3://nhs-lake/gp/silver/practice_snapshot';
+
+-- GP practices, one row per version (SCD type 2): a new version whenever name, postcode, PCN, sub-ICB, ICB or region changes
+CREATE TABLE IF NOT EXISTS gplake.dim_practice
+USING DELTA
+LOCATION 's3://nhs-lake/gp/silver/dim_practice';
+
+-- PCNs, sub-ICB locations (CCGs), ICBs (STPs) and regions with names, ONS codes and parents, one row per version
+CREATE TABLE IF NOT EXISTS gplake.dim_organisation
+USING DELTA
+LOCATION 's3://nhs-lake/gp/silver/dim_organisation';
+
+-- Conformed ages: single year ↔ 5-year band ↔ 10-year band
+CREATE TABLE IF NOT EXISTS gplake.dim_age_band
+USING DELTA
+LOCATION 's3://nhs-lake/gp/silver/dim_age_band';
+
+-- Rows that could not be parsed, with file, line, raw text and reason
+CREATE TABLE IF NOT EXISTS gplake.quarantine
+USING DELTA
+LOCATION 's3://nhs-lake/gp/silver/_quarantine';
+
+-- Registered patients per practice and month: total, male, female, change from the previous month, quality flags
+CREATE TABLE IF NOT EXISTS gplake.practice_list_size_monthly
+USING DELTA
+LOCATION 's3://nhs-lake/gp/gold/practice_list_size_monthly';
+
+-- Registered patients per sub-ICB, ICB and region and month, as published and restated to the latest geography
+CREATE TABLE IF NOT EXISTS gplake.org_population_monthly
+USING DELTA
+LOCATION 's3://nhs-lake/gp/gold/org_population_monthly';
+
+-- Data-quality and reconciliation results per month and rule
+CREATE TABLE IF NOT EXISTS gplake.quality
+USING DELTA
+LOCATION 's3://nhs-lake/gp/_meta/quality';
+
+-- Row accounting per bronze file and build: rows_read = rows_written + rows_zero + rows_subtotal + rows_quarantined
+CREATE TABLE IF NOT EXISTS gplake.files
+USING DELTA
+LOCATION 's3://nhs-lake/gp/_meta/files';

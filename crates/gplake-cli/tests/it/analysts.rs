@@ -1,0 +1,222 @@
+//! The analysts' side as they run it: `query` in three formats and with `--with`, `ddl` for
+//! three engines (golden files; DuckDB's statements run in a real DuckDB), plots.
+
+use std::path::Path;
+
+use crate::{gplake, repo_root, stderr, stdout};
+
+fn golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        expected == actual,
+        "{name} differs from its golden file (UPDATE_GOLDEN=1 to accept):\n{actual}"
+    );
+}
+
+/// A lake synced from the shipped examples, shared by the tests of this module.
+fn example_lake() -> &'static str {
+    static LAKE: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    LAKE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = gplake(
+            &[
+                "--lake",
+                dir.path().to_str().unwrap(),
+                "sync",
+                "--source",
+                "examples/releases",
+            ],
+            &[],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        dir
+    })
+    .path()
+    .to_str()
+    .unwrap()
+}
+
+const TOTALS: &str = "SELECT CAST(snapshot_date AS VARCHAR) AS month, SUM(registered_population) AS total, COUNT(*) AS n FROM fact_gp_registered_patients GROUP BY 1 ORDER BY 1";
+
+fn query(args: &[&str]) -> String {
+    let mut all = vec!["--lake", example_lake(), "query"];
+    all.extend(args);
+    let out = gplake(&all, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+}
+
+#[test]
+fn ddl_for_every_engine_matches_its_golden_file() {
+    for engine in ["athena", "spark", "duckdb"] {
+        let out = gplake(
+            &["--lake", "s3://nhs-lake/gp", "ddl", "--engine", engine],
+            &[],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        golden(&format!("ddl_{engine}.sql"), &stdout(&out));
+    }
+    let athena_local = gplake(
+        &["--lake", example_lake(), "ddl", "--engine", "athena"],
+        &[],
+    );
+    assert_eq!(athena_local.status.code(), Some(1));
+    assert!(stderr(&athena_local).contains("not an s3:// lake"));
+}
+
+#[test]
+fn duckdb_runs_the_ddl_and_agrees_with_gplake_query() {
+    let out = gplake(
+        &["--lake", example_lake(), "ddl", "--engine", "duckdb"],
+        &[],
+    );
+    let file = Path::new(example_lake()).join("register.sql");
+    std::fs::write(&file, stdout(&out)).unwrap();
+    let duck = std::process::Command::new("python3")
+        .arg(repo_root().join("scripts/duckdb_totals.py"))
+        .arg(&file)
+        .output()
+        .expect("python3");
+    assert!(
+        duck.status.success(),
+        "DuckDB failed (pip install -r requirements-test.txt?): {}",
+        String::from_utf8_lossy(&duck.stderr)
+    );
+    let duck: serde_json::Value = serde_json::from_slice(&duck.stdout).unwrap();
+    let ours: serde_json::Value =
+        serde_json::from_str(&query(&[TOTALS, "--format", "json"])).unwrap();
+    let ours = ours.as_array().unwrap();
+    assert_eq!(ours.len(), 5);
+    for row in ours {
+        let month = row["month"].as_str().unwrap();
+        assert_eq!(duck["months"][month]["total"], row["total"], "{month}");
+        assert_eq!(duck["months"][month]["rows"], row["n"], "{month}");
+    }
+    let gold: u64 = ours.iter().map(|r| r["total"].as_u64().unwrap()).sum();
+    assert_eq!(
+        duck["gold_total"].as_u64().unwrap(),
+        gold,
+        "gold list sizes sum to the facts"
+    );
+}
+
+#[test]
+fn query_in_three_formats_and_to_files() {
+    let csv = query(&[TOTALS, "--format", "csv"]);
+    assert!(
+        csv.starts_with("month,total,n\n2016-01-01,38110,158\n"),
+        "{csv}"
+    );
+    let table = query(&[TOTALS, "--format", "table"]);
+    assert!(table.contains("| 2016-01-01 | 38110 | 158 |"), "{table}");
+    let json: serde_json::Value =
+        serde_json::from_str(&query(&[TOTALS, "--format", "json"])).unwrap();
+    assert_eq!(json[0]["total"], 38110);
+    let dir = tempfile::tempdir().unwrap();
+    for ext in ["csv", "json", "parquet"] {
+        let file = dir.path().join(format!("totals.{ext}"));
+        query(&[TOTALS, "--output", file.to_str().unwrap()]);
+        assert!(std::fs::metadata(&file).unwrap().len() > 20, "{ext}");
+    }
+    let parquet = dir.path().join("totals.parquet");
+    let again = query(&[
+        &format!("SELECT SUM(total) AS s FROM t"),
+        "--with",
+        &format!("t={}", parquet.display()),
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(again, "s\n186067\n");
+}
+
+#[test]
+fn the_readme_join_with_another_dataset_runs_as_written() {
+    let out = query(&[
+        "SELECT w.practice_code, l.registered_population, w.gp_fte, ROUND(l.registered_population / w.gp_fte) AS patients_per_gp FROM practice_list_size_monthly l JOIN workforce w ON w.practice_code = l.practice_code WHERE l.snapshot_date = DATE '2026-04-01' ORDER BY 1",
+        "--with",
+        "workforce=examples/workforce.csv",
+        "--format",
+        "csv",
+    ]);
+    golden("readme_join.csv", &out);
+    assert!(out.lines().count() >= 3, "{out}");
+}
+
+#[test]
+fn bad_queries_are_one_clear_line_with_the_nearest_names() {
+    let lake = example_lake();
+    let out = gplake(
+        &[
+            "--lake",
+            lake,
+            "query",
+            "SELECT * FROM fact_gp_registerd_patients",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let first = stderr(&out).lines().next().unwrap().to_string();
+    assert!(
+        first.contains("fact_gp_registerd_patients")
+            && first.contains("did you mean 'fact_gp_registered_patients'"),
+        "{first}"
+    );
+    assert!(stderr(&out).contains("available tables:\n  dim_age_band("));
+    let out = gplake(
+        &[
+            "--lake",
+            lake,
+            "query",
+            "SELECT practise_code FROM fact_gp_registered_patients",
+        ],
+        &[],
+    );
+    assert!(
+        stderr(&out)
+            .lines()
+            .next()
+            .unwrap()
+            .contains("practise_code")
+    );
+    let out = gplake(
+        &[
+            "--lake",
+            lake,
+            "query",
+            "SELECT 1",
+            "--with",
+            "w=examples/missing.csv",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out).trim(),
+        "error: --with w=examples/missing.csv: no such file"
+    );
+    let bad = Path::new(lake).join("bad.parquet");
+    std::fs::write(&bad, b"not parquet").unwrap();
+    let out = gplake(
+        &[
+            "--lake",
+            lake,
+            "query",
+            "SELECT 1",
+            "--with",
+            &format!("w={}", bad.display()),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with(&format!("error: --with w={}: ", bad.display())),
+        "{}",
+        stderr(&out)
+    );
+}
