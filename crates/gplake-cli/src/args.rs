@@ -48,6 +48,74 @@ pub(crate) enum Command {
     Query(QueryArgs),
     /// Statements that register every table in Athena/Glue, Spark or DuckDB.
     Ddl(DdlArgs),
+    /// Charts: registered population over time, or an age–sex pyramid (SVG or PNG).
+    #[command(subcommand)]
+    Plot(PlotCommand),
+}
+
+/// The charts.
+#[derive(Debug, Subcommand)]
+pub(crate) enum PlotCommand {
+    /// Registered population over time, with the sex split.
+    Trend(TrendArgs),
+    /// Age–sex pyramid of one month, in 5-year bands.
+    Pyramid(PyramidArgs),
+}
+
+/// Whose figures to plot (one of).
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+pub(crate) struct ScopeArgs {
+    /// A practice code.
+    #[arg(long)]
+    pub(crate) practice: Option<String>,
+    /// An ICB code (latest geography for trends).
+    #[arg(long)]
+    pub(crate) icb: Option<String>,
+    /// A region code (Y56…Y63).
+    #[arg(long)]
+    pub(crate) region: Option<String>,
+    /// England (the default).
+    #[arg(long)]
+    pub(crate) national: bool,
+}
+
+/// `gplake plot trend` flags.
+#[derive(Debug, Args)]
+pub(crate) struct TrendArgs {
+    /// Whose trend.
+    #[command(flatten)]
+    pub(crate) scope: ScopeArgs,
+    /// The chart file: .svg or .png.
+    #[arg(short, long)]
+    pub(crate) output: std::path::PathBuf,
+}
+
+/// `gplake plot pyramid` flags.
+#[derive(Debug, Args)]
+pub(crate) struct PyramidArgs {
+    /// The month, YYYY-MM.
+    #[arg(long)]
+    pub(crate) month: Month,
+    /// Whose pyramid.
+    #[command(flatten)]
+    pub(crate) scope: ScopeArgs,
+    /// The chart file: .svg or .png.
+    #[arg(short, long)]
+    pub(crate) output: std::path::PathBuf,
+}
+
+impl ScopeArgs {
+    /// The library's scope.
+    pub(crate) fn scope(&self) -> gplake::plot::Scope {
+        use gplake::plot::Scope;
+        match (&self.practice, &self.icb, &self.region) {
+            (Some(p), _, _) => Scope::Practice(p.to_ascii_uppercase()),
+            (_, Some(i), _) => Scope::Icb(i.to_ascii_uppercase()),
+            (_, _, Some(r)) => Scope::Region(r.to_ascii_uppercase()),
+            _ => Scope::National,
+        }
+    }
 }
 
 /// `gplake ddl` flags.

@@ -51,6 +51,7 @@ async fn run(cli: &Cli) -> anyhow::Result<u8> {
         Command::Status => cmd::silver::status(&cli.lake, &out).await,
         Command::Query(args) => cmd::query::run(&cli.lake, args, &out).await,
         Command::Ddl(args) => cmd::query::ddl(&cli.lake, args),
+        Command::Plot(plot) => cmd::plot::run(&cli.lake, plot, &out).await,
     }
 }
 

@@ -19,6 +19,7 @@
 //! - [`silver`]: bronze to Delta tables, month by month, behind the quality gate ([`check`]).
 //! - [`gold`]: analyst tables rebuilt from silver; [`query`]: SQL over every table.
 //! - [`ddl`]: statements registering the tables in Athena, Spark or DuckDB.
+//! - [`plot`]: trend and age–sex pyramid charts, SVG or PNG.
 //! - [`status`]: what the lake holds.
 //! - [`sync`]: the main job.
 //!
@@ -47,6 +48,7 @@ pub mod gold;
 pub mod http;
 pub mod lake;
 pub mod month;
+pub mod plot;
 pub mod query;
 pub mod silver;
 pub mod status;

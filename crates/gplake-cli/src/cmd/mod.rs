@@ -2,5 +2,6 @@
 
 pub(crate) mod discover;
 pub(crate) mod fetch;
+pub(crate) mod plot;
 pub(crate) mod query;
 pub(crate) mod silver;

@@ -126,7 +126,7 @@ fn query_in_three_formats_and_to_files() {
     }
     let parquet = dir.path().join("totals.parquet");
     let again = query(&[
-        &format!("SELECT SUM(total) AS s FROM t"),
+        "SELECT SUM(total) AS s FROM t",
         "--with",
         &format!("t={}", parquet.display()),
         "--format",
@@ -218,5 +218,101 @@ fn bad_queries_are_one_clear_line_with_the_nearest_names() {
         stderr(&out).starts_with(&format!("error: --with w={}: ", bad.display())),
         "{}",
         stderr(&out)
+    );
+}
+
+/// Decodes a PNG: (width, height, share of pixels that are not white).
+fn png_facts(path: &Path) -> (u32, u32, f64) {
+    let decoder = png::Decoder::new(std::fs::File::open(path).unwrap());
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let bytes = &buf[..info.buffer_size()];
+    let channels = info.color_type.samples();
+    let pixels = bytes.chunks(channels).count();
+    let coloured = bytes
+        .chunks(channels)
+        .filter(|p| p.iter().take(3).any(|c| *c < 240))
+        .count();
+    (info.width, info.height, coloured as f64 / pixels as f64)
+}
+
+#[test]
+fn plots_are_real_svg_and_png_files() {
+    let lake = example_lake();
+    let dir = tempfile::tempdir().unwrap();
+    let charts: [(&str, Vec<&str>, &str); 2] = [
+        (
+            "trend",
+            vec!["trend", "--national"],
+            "Registered patients, England — Jan 2016 to Apr 2026",
+        ),
+        (
+            "pyramid",
+            vec!["pyramid", "--month", "2026-04", "--region", "Y56"],
+            "Registered patients by age and sex, region Y56 — Apr 2026",
+        ),
+    ];
+    for (name, args, title) in charts {
+        for ext in ["svg", "png"] {
+            let file = dir.path().join(format!("{name}.{ext}"));
+            let mut all = vec!["--lake", lake, "plot"];
+            all.extend(args.iter());
+            all.extend(["-o", file.to_str().unwrap()]);
+            let out = gplake(&all, &[]);
+            assert!(out.status.success(), "{}", stderr(&out));
+            if ext == "png" {
+                let (w, h, coloured) = png_facts(&file);
+                assert_eq!((w, h), (1100, 650));
+                assert!(
+                    coloured > 0.05,
+                    "{name}.png is nearly blank ({coloured:.3} coloured)"
+                );
+            } else {
+                let svg = std::fs::read_to_string(&file).unwrap();
+                assert!(svg.starts_with("<svg"), "{name}.svg");
+                assert!(svg.contains(title), "{name}.svg has its title");
+                assert!(svg.contains("Source: NHS England, Patients Registered at a GP Practice"));
+                let marks = svg.matches("<polyline").count()
+                    + svg.matches("<rect").count()
+                    + svg.matches("<circle").count();
+                assert!(marks > 20, "{name}.svg has {marks} marks");
+            }
+        }
+    }
+    let practice = gplake(
+        &[
+            "--lake",
+            lake,
+            "plot",
+            "trend",
+            "--practice",
+            "A81002",
+            "-o",
+            dir.path().join("p.svg").to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(practice.status.code(), Some(1));
+    assert_eq!(
+        stderr(&practice).trim(),
+        "error: practice A81002 is not in the lake; did you mean A81001?"
+    );
+    let month = gplake(
+        &[
+            "--lake",
+            lake,
+            "plot",
+            "pyramid",
+            "--month",
+            "2025-01",
+            "-o",
+            dir.path().join("m.png").to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(
+        stderr(&month).trim(),
+        "error: month 2025-01 is not in the lake; months held: 2016-01, 2018-03, 2022-09, 2024-04, 2026-04"
     );
 }

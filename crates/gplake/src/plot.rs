@@ -1,0 +1,472 @@
+//! Charts an analyst would rather look at than read: registered population over time (with
+//! the sex split) and the age–sex pyramid of a month, for a practice, an ICB, a region or
+//! England, as SVG or PNG (by the file's extension). No external programs: `plotters` draws,
+//! with a font embedded in the binary (DejaVu Sans, see `assets/`).
+
+use std::path::Path;
+
+use chrono::NaiveDate;
+use plotters::prelude::*;
+use plotters::style::{FontStyle, register_font};
+
+use crate::lake::Lake;
+use crate::month::Month;
+use crate::query::{QueryError, nearest, run};
+use crate::silver::delta::{int_column, text_column};
+
+const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+const SOURCE: &str =
+    "Source: NHS England, Patients Registered at a GP Practice (Open Government Licence v3.0)";
+const SIZE: (u32, u32) = (1100, 650);
+const MALE: RGBColor = RGBColor(31, 119, 180);
+const FEMALE: RGBColor = RGBColor(214, 39, 40);
+
+/// Whose figures to plot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// One practice, by code.
+    Practice(String),
+    /// One ICB (latest geography), by code.
+    Icb(String),
+    /// One region (Y56…), by code.
+    Region(String),
+    /// England.
+    National,
+}
+
+/// A plotting failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlotError {
+    /// The practice, organisation or month is not in the lake.
+    #[error("{what} is not in the lake{hint}")]
+    NotFound {
+        /// What was asked for.
+        what: String,
+        /// Nearest valid names, if any.
+        hint: String,
+    },
+    /// Reading the lake failed.
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    /// Drawing or writing the file failed.
+    #[error("cannot draw {file}: {reason}")]
+    Draw {
+        /// The output file.
+        file: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One month of a trend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrendPoint {
+    /// The month.
+    pub date: NaiveDate,
+    /// All patients.
+    pub total: i64,
+    /// Males.
+    pub male: i64,
+    /// Females.
+    pub female: i64,
+}
+
+/// One band of a pyramid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PyramidBar {
+    /// `0-4` … `95+`.
+    pub band: String,
+    /// Males.
+    pub male: i64,
+    /// Females.
+    pub female: i64,
+}
+
+impl Scope {
+    fn label(&self) -> String {
+        match self {
+            Scope::Practice(c) => format!("practice {c}"),
+            Scope::Icb(c) => format!("ICB {c}"),
+            Scope::Region(c) => format!("region {c}"),
+            Scope::National => "England".into(),
+        }
+    }
+
+    /// SQL filter on a fact table, and the column whose values name this scope.
+    fn fact_filter(&self) -> (String, Option<&'static str>) {
+        let quoted = |c: &str| c.replace('\'', "''");
+        match self {
+            Scope::Practice(c) => (
+                format!("practice_code = '{}'", quoted(c)),
+                Some("practice_code"),
+            ),
+            Scope::Icb(c) => (format!("icb_code = '{}'", quoted(c)), Some("icb_code")),
+            Scope::Region(c) => (
+                format!("region_code = '{}'", quoted(c)),
+                Some("region_code"),
+            ),
+            Scope::National => ("TRUE".into(), None),
+        }
+    }
+}
+
+/// The monthly trend of `scope` (ICBs and regions restated to the latest geography).
+pub async fn trend(lake: &Lake, scope: &Scope) -> Result<Vec<TrendPoint>, PlotError> {
+    let quoted = |c: &str| c.replace('\'', "''");
+    let sql = match scope {
+        Scope::Practice(c) => format!("SELECT snapshot_date, registered_population, male, female FROM practice_list_size_monthly WHERE practice_code = '{}' ORDER BY 1", quoted(c)),
+        Scope::Icb(c) | Scope::Region(c) => {
+            let level = if matches!(scope, Scope::Icb(_)) { "ICB" } else { "REGION" };
+            format!("SELECT snapshot_date, registered_population, male, female FROM org_population_monthly WHERE basis = 'latest_geography' AND org_type = '{level}' AND org_code = '{}' ORDER BY 1", quoted(c))
+        }
+        Scope::National => "SELECT snapshot_date, SUM(registered_population), SUM(male), SUM(female) FROM practice_list_size_monthly GROUP BY 1 ORDER BY 1".into(),
+    };
+    let (_, batches) = run(lake, &sql, &[]).await?;
+    let mut points = Vec::new();
+    for b in &batches {
+        let (d, t, m, f) = (
+            text_column(b, 0),
+            int_column(b, 1),
+            int_column(b, 2),
+            int_column(b, 3),
+        );
+        for i in 0..b.num_rows() {
+            if let Ok(date) = NaiveDate::parse_from_str(d.value(i), "%Y-%m-%d") {
+                points.push(TrendPoint {
+                    date,
+                    total: t.value(i),
+                    male: m.value(i),
+                    female: f.value(i),
+                });
+            }
+        }
+    }
+    if points.is_empty() {
+        return Err(not_found(lake, scope, None).await);
+    }
+    Ok(points)
+}
+
+/// The age–sex pyramid of `scope` in `month`, in 5-year bands (organisations as published).
+pub async fn pyramid(
+    lake: &Lake,
+    scope: &Scope,
+    month: Month,
+) -> Result<Vec<PyramidBar>, PlotError> {
+    let (filter, _) = scope.fact_filter();
+    let sql = format!(
+        "SELECT f.age_band, SUM(CASE WHEN f.sex = 'MALE' THEN f.registered_population ELSE 0 END), SUM(CASE WHEN f.sex = 'FEMALE' THEN f.registered_population ELSE 0 END), MAX(b.band_order) AS o
+         FROM fact_gp_registered_patients f LEFT JOIN (SELECT DISTINCT age_band, band_order FROM dim_age_band) b ON b.age_band = f.age_band
+         WHERE f.snapshot_date = DATE '{}' AND {filter} GROUP BY f.age_band ORDER BY o",
+        month.first_day()
+    );
+    let (_, batches) = run(lake, &sql, &[]).await?;
+    let mut bars = Vec::new();
+    for b in &batches {
+        let (band, m, f) = (text_column(b, 0), int_column(b, 1), int_column(b, 2));
+        for i in 0..b.num_rows() {
+            bars.push(PyramidBar {
+                band: band.value(i).to_string(),
+                male: m.value(i),
+                female: f.value(i),
+            });
+        }
+    }
+    if bars.is_empty() {
+        return Err(not_found(lake, scope, Some(month)).await);
+    }
+    Ok(bars)
+}
+
+/// A not-found error with the nearest valid codes or the months the lake holds.
+async fn not_found(lake: &Lake, scope: &Scope, month: Option<Month>) -> PlotError {
+    let months = distinct(lake, "CAST(snapshot_date AS VARCHAR)", "TRUE").await;
+    if let Some(m) = month {
+        let wanted = m.first_day().to_string();
+        if !months.contains(&wanted) {
+            let held: Vec<String> = months.iter().map(|d| d[..7].to_string()).collect();
+            return PlotError::NotFound {
+                what: format!("month {m}"),
+                hint: format!("; months held: {}", held.join(", ")),
+            };
+        }
+    }
+    let (_, column) = scope.fact_filter();
+    let hint = match (column, scope) {
+        (Some(col), Scope::Practice(c) | Scope::Icb(c) | Scope::Region(c)) => {
+            let codes = distinct(lake, col, &format!("{col} IS NOT NULL")).await;
+            match nearest(c, &codes) {
+                Some(n) => format!("; did you mean {n}?"),
+                None => format!(
+                    "; e.g. {}",
+                    codes.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+                ),
+            }
+        }
+        _ => "; run gplake sync first".into(),
+    };
+    let what = match month {
+        Some(m) => format!("{} in {m}", scope.label()),
+        None => scope.label(),
+    };
+    PlotError::NotFound { what, hint }
+}
+
+async fn distinct(lake: &Lake, expr: &str, filter: &str) -> Vec<String> {
+    let sql = format!(
+        "SELECT DISTINCT {expr} FROM fact_gp_registered_patients WHERE {filter} ORDER BY 1"
+    );
+    let Ok((_, batches)) = run(lake, &sql, &[]).await else {
+        return Vec::new();
+    };
+    batches
+        .iter()
+        .flat_map(|b| {
+            let c = text_column(b, 0);
+            (0..b.num_rows())
+                .map(move |i| c.value(i).to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn font() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // The font is compiled in, so registration cannot fail for want of a file.
+        let _ = register_font("sans-serif", FontStyle::Normal, FONT);
+        let _ = register_font("sans-serif", FontStyle::Bold, FONT);
+    });
+}
+
+/// Draws `$chart(&root)` on an SVG or PNG backend, chosen by the file's extension.
+macro_rules! render {
+    ($path:expr, $chart:expr) => {{
+        let path: &Path = $path;
+        let err = |reason: String| PlotError::Draw {
+            file: path.display().to_string(),
+            reason,
+        };
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("svg") => {
+                let root = SVGBackend::new(path, SIZE).into_drawing_area();
+                $chart(&root).map_err(|e| err(e.to_string()))?;
+                root.present().map_err(|e| err(e.to_string()))
+            }
+            Some("png") => {
+                let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+                $chart(&root).map_err(|e| err(e.to_string()))?;
+                root.present().map_err(|e| err(e.to_string()))
+            }
+            _ => Err(err("use a .svg or .png file name".into())),
+        }
+    }};
+}
+
+/// Draws the trend of `scope` into `path` (`.svg` or `.png`).
+pub fn draw_trend(path: &Path, scope: &Scope, points: &[TrendPoint]) -> Result<(), PlotError> {
+    font();
+    let (first, last) = (points[0].date, points[points.len() - 1].date);
+    let title = format!(
+        "Registered patients, {} — {} to {}",
+        scope.label(),
+        month_label(first),
+        month_label(last)
+    );
+    render!(path, |root| trend_chart(root, &title, points))
+}
+
+/// Draws the pyramid into `path` (`.svg` or `.png`).
+pub fn draw_pyramid(
+    path: &Path,
+    scope: &Scope,
+    month: Month,
+    bars: &[PyramidBar],
+) -> Result<(), PlotError> {
+    font();
+    let title = format!(
+        "Registered patients by age and sex, {} — {}",
+        scope.label(),
+        month_label(month.first_day())
+    );
+    render!(path, |root| pyramid_chart(root, &title, bars))
+}
+
+fn month_label(d: NaiveDate) -> String {
+    d.format("%b %Y").to_string()
+}
+
+type Area<DB> = DrawingArea<DB, plotters::coord::Shift>;
+type DrawResult = Result<(), Box<dyn std::error::Error>>;
+
+fn trend_chart<DB: DrawingBackend>(
+    root: &Area<DB>,
+    title: &str,
+    points: &[TrendPoint],
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let (chart_area, footer) = root.split_vertically(SIZE.1 - 30);
+    footer.draw(&Text::new(
+        SOURCE,
+        (20, 8),
+        ("sans-serif", 14).into_font().color(&BLACK.mix(0.7)),
+    ))?;
+    let first = points[0].date;
+    let last = points[points.len() - 1]
+        .date
+        .max(first + chrono::Duration::days(28));
+    let top = points.iter().map(|p| p.total).max().unwrap_or(1).max(1) as f64 * 1.08;
+    let mut chart = ChartBuilder::on(&chart_area)
+        .caption(title, ("sans-serif", 24))
+        .margin(20)
+        .x_label_area_size(45)
+        .y_label_area_size(90)
+        .build_cartesian_2d(first..last, 0f64..top)?;
+    chart
+        .configure_mesh()
+        .x_desc("Month")
+        .y_desc("Registered patients")
+        .x_label_formatter(&|d| month_label(*d))
+        .y_label_formatter(&|v| thousands(*v as i64))
+        .x_labels(8)
+        .draw()?;
+    let series = [
+        ("All patients", BLACK, 0usize),
+        ("Female", FEMALE, 1),
+        ("Male", MALE, 2),
+    ];
+    for (name, color, which) in series {
+        let value = |p: &TrendPoint| [p.total, p.female, p.male][which] as f64;
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().map(|p| (p.date, value(p))),
+                color.stroke_width(3),
+            ))?
+            .label(name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+            });
+        chart.draw_series(
+            points
+                .iter()
+                .map(|p| Circle::new((p.date, value(p)), 4, color.filled())),
+        )?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()?;
+    Ok(())
+}
+
+fn pyramid_chart<DB: DrawingBackend>(
+    root: &Area<DB>,
+    title: &str,
+    bars: &[PyramidBar],
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let (chart_area, footer) = root.split_vertically(SIZE.1 - 30);
+    footer.draw(&Text::new(
+        SOURCE,
+        (20, 8),
+        ("sans-serif", 14).into_font().color(&BLACK.mix(0.7)),
+    ))?;
+    let widest = bars
+        .iter()
+        .map(|b| b.male.max(b.female))
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64
+        * 1.1;
+    let n = bars.len() as i32;
+    let mut chart = ChartBuilder::on(&chart_area)
+        .caption(title, ("sans-serif", 24))
+        .margin(20)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(-widest..widest, (0..n).into_segmented())?;
+    let labels: Vec<String> = bars.iter().map(|b| b.band.clone()).collect();
+    let label = |v: &SegmentValue<i32>| match v {
+        SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
+            labels.get(*i as usize).cloned().unwrap_or_default()
+        }
+        SegmentValue::Last => String::new(),
+    };
+    chart
+        .configure_mesh()
+        .x_desc("Registered patients (males left, females right)")
+        .y_desc("Age band")
+        .x_label_formatter(&|v| thousands(v.abs() as i64))
+        .y_labels(bars.len())
+        .y_label_formatter(&label)
+        .disable_y_mesh()
+        .draw()?;
+    chart
+        .draw_series(bars.iter().enumerate().map(|(i, b)| {
+            Rectangle::new(
+                [
+                    (-(b.male as f64), SegmentValue::Exact(i as i32)),
+                    (0.0, SegmentValue::Exact(i as i32 + 1)),
+                ],
+                MALE.mix(0.8).filled(),
+            )
+        }))?
+        .label("Male")
+        .legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 16, y + 6)], MALE.filled()));
+    chart
+        .draw_series(bars.iter().enumerate().map(|(i, b)| {
+            Rectangle::new(
+                [
+                    (0.0, SegmentValue::Exact(i as i32)),
+                    (b.female as f64, SegmentValue::Exact(i as i32 + 1)),
+                ],
+                FEMALE.mix(0.8).filled(),
+            )
+        }))?
+        .label("Female")
+        .legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 16, y + 6)], FEMALE.filled()));
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()?;
+    Ok(())
+}
+
+/// `63,237,908`.
+fn thousands(n: i64) -> String {
+    let digits = n.abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 { format!("-{out}") } else { out }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn thousands() {
+        assert_eq!(super::thousands(63237908), "63,237,908");
+        assert_eq!(super::thousands(950), "950");
+        assert_eq!(super::thousands(-1000), "-1,000");
+    }
+}
