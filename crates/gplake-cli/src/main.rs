@@ -25,6 +25,12 @@ pub(crate) fn clock() -> &'static dyn Clock {
 }
 
 fn main() -> ExitCode {
+    // Like other Unix tools, stop quietly when the reader of our output goes away
+    // (`gplake status | head`), instead of panicking on a broken pipe.
+    // SAFETY: restoring the default SIGPIPE action before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
@@ -58,7 +64,8 @@ async fn run(cli: &Cli) -> anyhow::Result<u8> {
 fn init_logging(verbose: u8, quiet: bool) {
     let default = match (quiet, verbose) {
         (true, _) => "error",
-        (false, 0) => "warn",
+        // delta-rs reports resolved commit races at warn level: not news for a user.
+        (false, 0) => "warn,deltalake_core=error",
         (false, 1) => "info,gplake=debug",
         (false, _) => "debug",
     };

@@ -30,6 +30,21 @@ pub struct MonthStatus {
     pub source_set: Option<String>,
     /// Hard failures of the last build.
     pub failures: Vec<String>,
+    /// Warnings of the last build.
+    pub warnings: usize,
+}
+
+impl MonthStatus {
+    /// `ok`, `2 warnings`, `FAILED (3)` or `-` when never built.
+    pub fn quality(&self) -> String {
+        match (self.built_at, self.failures.len(), self.warnings) {
+            (None, _, _) => "-".into(),
+            (_, 0, 0) => "ok".into(),
+            (_, 0, 1) => "1 warning".into(),
+            (_, 0, w) => format!("{w} warnings"),
+            (_, f, _) => format!("FAILED ({f})"),
+        }
+    }
 }
 
 /// The whole lake.
@@ -97,6 +112,7 @@ pub async fn status(lake: &Lake) -> Result<Status, LakeError> {
             built_at: state.map(|s| s.built_at),
             source_set: state.map(|s| s.source_set.clone()),
             failures: state.map(|s| s.failures.clone()).unwrap_or_default(),
+            warnings: state.map(|s| s.warnings).unwrap_or(0),
         });
     }
     let held: Vec<Month> = months.iter().map(|m| m.month).collect();

@@ -105,12 +105,12 @@ pub(crate) async fn status(lake_url: &str, out: &Output) -> anyhow::Result<u8> {
 fn print_status(status: &Status) {
     println!("lake {}", status.lake);
     println!(
-        "{:<8} {:>6} {:>8} {:<11} {:<10} source set",
-        "month", "files", "revised", "published", "silver"
+        "{:<8} {:>6} {:>8} {:<11} {:<10} {:<12} source set",
+        "month", "files", "revised", "published", "silver", "quality"
     );
     for m in &status.months {
         println!(
-            "{:<8} {:>6} {:>8} {:<11} {:<10} {}",
+            "{:<8} {:>6} {:>8} {:<11} {:<10} {:<12} {}",
             m.month.to_string(),
             m.bronze_files,
             m.revised_files,
@@ -118,6 +118,7 @@ fn print_status(status: &Status) {
                 .map(|d| d.to_string())
                 .unwrap_or_else(|| "-".into()),
             m.silver,
+            m.quality(),
             m.source_set.as_deref().unwrap_or("-")
         );
     }

@@ -340,6 +340,7 @@ async fn build_one(
         built_at: at,
         source_set: plan.source_set.clone(),
         failures: hard.clone(),
+        warnings: warnings.len(),
     }
     .write(lake)
     .await?;

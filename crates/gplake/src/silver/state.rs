@@ -24,6 +24,9 @@ pub struct MonthState {
     pub source_set: String,
     /// Hard failures, one line each.
     pub failures: Vec<String>,
+    /// Warnings (soft rules that did not hold).
+    #[serde(default)]
+    pub warnings: usize,
 }
 
 impl MonthState {

@@ -1,6 +1,7 @@
 //! gplake's integration tests: one binary, a module per topic.
 
 mod faults;
+mod gold;
 mod golden;
 mod lake_conformance;
 mod reader;

@@ -142,31 +142,16 @@ pub(crate) async fn manifest(lake: &Lake, month: &str) -> Option<Manifest> {
     Manifest::read(lake, month.parse().unwrap()).await.unwrap()
 }
 
-/// Runs SQL over the lake's silver tables and returns the rows as text, tab-separated.
+/// Runs SQL over every table of the lake (as `gplake query` does); rows as tab-separated text.
 pub(crate) async fn rows(lake: &Lake, sql: &str) -> Vec<String> {
-    use gplake::silver::schema::*;
-    let tables = [
-        &FACT_QUINARY,
-        &FACT_SINGLE_AGE,
-        &FACT_LSOA,
-        &PRACTICE_SNAPSHOT,
-        &DIM_PRACTICE,
-        &DIM_ORGANISATION,
-        &DIM_AGE_BAND,
-        &QUARANTINE,
-        &QUALITY,
-        &FILES,
-    ];
-    let batches = gplake::silver::delta::query(lake, &tables, sql)
-        .await
-        .unwrap();
+    use deltalake::arrow::array::Array;
+    let (_, batches) = gplake::query::run(lake, sql, &[]).await.unwrap();
     let mut out = Vec::new();
     for b in &batches {
         let cols: Vec<_> = (0..b.num_columns())
             .map(|i| gplake::silver::delta::text_column(b, i))
             .collect();
         for r in 0..b.num_rows() {
-            use deltalake::arrow::array::Array;
             let cells: Vec<String> = cols
                 .iter()
                 .map(|c| {

@@ -1,0 +1,129 @@
+//! Gold tables: list sizes with month-over-month change and quality flags, and organisation
+//! populations as published and restated to the latest geography.
+
+use gplake::{Lake, Source};
+use gplake_testkit::population::{AGES, SEXES};
+use gplake_testkit::{Mirror, Population, release};
+
+use crate::support::{full_sync, rows};
+
+fn total(pop: &Population, index: usize, month: (i32, u32)) -> u64 {
+    SEXES
+        .iter()
+        .flat_map(|&s| AGES.map(move |a| (s, a)))
+        .map(|(s, a)| pop.count(index, month, s, a))
+        .sum()
+}
+
+#[tokio::test]
+async fn list_sizes_change_and_flags() {
+    let pop = Population::new(31, 8);
+    let months = [(2026, 2), (2026, 3), (2026, 4)];
+    let mirror = Mirror::start(months.iter().map(|&m| release(&pop, m).unwrap()).collect());
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    full_sync(
+        &lake,
+        &Source::parse(&mirror.series_url()),
+        "2026-02",
+        "2026-04",
+    )
+    .await
+    .unwrap();
+    let p = pop
+        .practices((2026, 3))
+        .into_iter()
+        .find(|p| p.index == 0)
+        .unwrap();
+    let got = rows(&lake, &format!("SELECT CAST(snapshot_date AS VARCHAR) AS d, registered_population, male + female, CAST(change_from_last_month AS VARCHAR) FROM practice_list_size_monthly WHERE practice_code = '{}' ORDER BY d", p.code)).await;
+    let t = |m| total(&pop, 0, m);
+    assert_eq!(
+        got,
+        [
+            format!("2026-02-01\t{}\t{}\tNULL", t((2026, 2)), t((2026, 2))),
+            format!(
+                "2026-03-01\t{}\t{}\t{}",
+                t((2026, 3)),
+                t((2026, 3)),
+                t((2026, 3)) as i64 - t((2026, 2)) as i64
+            ),
+            format!(
+                "2026-04-01\t{}\t{}\t{}",
+                t((2026, 4)),
+                t((2026, 4)),
+                t((2026, 4)) as i64 - t((2026, 3)) as i64
+            ),
+        ]
+    );
+    let tiny = pop
+        .practices((2026, 3))
+        .into_iter()
+        .find(|p| p.index == pop.tiny_index())
+        .unwrap();
+    let flags = rows(&lake, &format!("SELECT DISTINCT quality_flags FROM practice_list_size_monthly WHERE practice_code = '{}'", tiny.code)).await;
+    assert_eq!(flags, ["small_practice"]);
+}
+
+#[tokio::test]
+async fn org_populations_as_published_and_restated() {
+    let pop = Population::new(32, 12);
+    let months = [(2026, 3), (2026, 4)];
+    let mirror = Mirror::start(months.iter().map(|&m| release(&pop, m).unwrap()).collect());
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    full_sync(
+        &lake,
+        &Source::parse(&mirror.series_url()),
+        "2026-03",
+        "2026-04",
+    )
+    .await
+    .unwrap();
+    // ICB 0 changed its code in April 2026: March as published says QAA, restated says D7T5G.
+    let march = |basis: &str| {
+        format!(
+            "SELECT org_code, registered_population FROM org_population_monthly WHERE snapshot_date = DATE '2026-03-01' AND basis = '{basis}' AND org_type = 'ICB' ORDER BY 1"
+        )
+    };
+    let published = rows(&lake, &march("as_published")).await;
+    let restated = rows(&lake, &march("latest_geography")).await;
+    assert!(
+        published.iter().any(|r| r.starts_with("QAA\t")),
+        "{published:?}"
+    );
+    assert!(
+        restated.iter().any(|r| r.starts_with("D7T5G\t"))
+            && !restated.iter().any(|r| r.starts_with("QAA\t")),
+        "{restated:?}"
+    );
+    let value = |rows: &[String], code: &str| {
+        rows.iter()
+            .find(|r| r.starts_with(&format!("{code}\t")))
+            .unwrap()
+            .split('\t')
+            .nth(1)
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        value(&published, "QAA"),
+        value(&restated, "D7T5G"),
+        "the same practices, restated"
+    );
+    // Regions add up to England on both bases.
+    let england: u64 = pop
+        .practices((2026, 3))
+        .iter()
+        .map(|p| total(&pop, p.index, (2026, 3)))
+        .sum();
+    for basis in ["as_published", "latest_geography"] {
+        let sum = rows(&lake, &format!("SELECT SUM(registered_population) FROM org_population_monthly WHERE snapshot_date = DATE '2026-03-01' AND basis = '{basis}' AND org_type = 'REGION'")).await;
+        assert_eq!(sum, [england.to_string()], "{basis}");
+    }
+    let names = rows(
+        &lake,
+        "SELECT COUNT(*) FROM org_population_monthly WHERE org_name IS NULL",
+    )
+    .await;
+    assert_eq!(names, ["0"], "every organisation has a name");
+}
