@@ -29,6 +29,7 @@ pub(crate) fn month_rules(agg: &Aggregates, month: Month) -> Vec<QualityResult> 
     out.extend(practice_totals(agg, month));
     out.extend(org_totals(agg, month));
     out.extend(practices_in_map(agg, month));
+    out.extend(lsoa_matches_practices(agg, month));
     out.extend(plausibility(agg, month));
     out
 }
@@ -426,4 +427,47 @@ fn plausibility(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
         ));
     }
     out
+}
+
+/// Σ LSOA rows of each practice = its 5-year rows, per sex. A warning only: the LSOA extract
+/// can be taken on another day of the month (`04JAN2021`).
+fn lsoa_matches_practices(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
+    if agg.lsoa_leaf.is_empty() || !agg.quinary.present {
+        return Vec::new();
+    }
+    let mut fails = Vec::new();
+    let mut keys: Vec<&(String, SexKey, u16)> = agg.lsoa_leaf.keys().collect();
+    keys.sort();
+    for key in keys {
+        let lsoa = agg.lsoa_leaf[key];
+        let (code, sex, vintage) = key;
+        let practice = agg
+            .quinary
+            .leaf
+            .get(&(code.clone(), *sex))
+            .copied()
+            .unwrap_or(0);
+        if lsoa != practice {
+            let message = format!(
+                "practice {code} {}: {vintage} LSOA rows sum to {lsoa}, its age rows to {practice}",
+                sex.label()
+            );
+            fails.push(QualityResult::fail(
+                Some(month),
+                "lsoa_matches_practices",
+                Severity::Warning,
+                code,
+                Some((practice, lsoa)),
+                message,
+            ));
+        }
+    }
+    let checked = agg.lsoa_leaf.len();
+    verdict(
+        month,
+        "lsoa_matches_practices",
+        Severity::Warning,
+        fails,
+        format!("Σ LSOA = practice totals for {checked} practice × sex"),
+    )
 }

@@ -61,7 +61,8 @@ pub(crate) struct Aggregates {
     /// Sub-ICB of each practice as the practice files give it (when there is no map).
     pub(crate) row_sub_icb: HashMap<String, String>,
     /// LSOA sums per practice × sex, and the ALL rows.
-    pub(crate) lsoa_leaf: HashMap<(String, SexKey), u64>,
+    /// LSOA sums per practice × sex × vintage.
+    pub(crate) lsoa_leaf: HashMap<(String, SexKey, u16), u64>,
     pub(crate) lsoa_dups: Vec<(String, String, u64)>,
     pub(crate) file_stats: Vec<(String, Family, FileStats)>,
     pub(crate) missing: Vec<&'static str>,
@@ -535,7 +536,7 @@ impl Builder<'_> {
                 *self
                     .agg
                     .lsoa_leaf
-                    .entry((row.practice.clone(), row.sex))
+                    .entry((row.practice.clone(), row.sex, vintage))
                     .or_default() += row.count;
                 if row.count == 0 {
                     continue;
