@@ -9,16 +9,7 @@ use deltalake::arrow::record_batch::RecordBatch;
 use crate::lake::Lake;
 use crate::query::{QueryError, session};
 use crate::silver::delta;
-use crate::silver::schema::{Column, Kind, TableDef};
-
-const fn col(name: &'static str, kind: Kind, nullable: bool, comment: &'static str) -> Column {
-    Column {
-        name,
-        kind,
-        nullable,
-        comment,
-    }
-}
+use crate::silver::schema::{Kind, TableDef, col};
 
 /// Practice × month list sizes.
 pub const PRACTICE_LIST_SIZE: TableDef = TableDef {

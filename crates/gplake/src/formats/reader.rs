@@ -24,14 +24,19 @@ pub fn each_csv(
         source,
     };
     let mut file = std::fs::File::open(path).map_err(io)?;
-    let mut magic = [0u8; 4];
-    let n = file.read(&mut magic).map_err(io)?;
-    file.rewind().map_err(io)?;
-    if n == 4 && magic == *b"PK\x03\x04" {
+    if is_zip(&mut file).map_err(io)? {
         each_member(file, name, each)
     } else {
         each(name, &mut std::io::BufReader::new(file))
     }
+}
+
+/// True when the file starts with a ZIP local header; the file is left at its start.
+pub fn is_zip(file: &mut std::fs::File) -> std::io::Result<bool> {
+    let mut magic = [0u8; 4];
+    let n = file.read(&mut magic)?;
+    file.rewind()?;
+    Ok(n == 4 && magic == *b"PK\x03\x04")
 }
 
 fn each_member(

@@ -52,10 +52,7 @@ pub fn extract_date_of_file(path: &std::path::Path) -> Result<Option<NaiveDate>,
         source,
     };
     let mut file = std::fs::File::open(path).map_err(io)?;
-    let mut magic = [0u8; 4];
-    let n = file.read(&mut magic).map_err(io)?;
-    file.rewind().map_err(io)?;
-    if n == 4 && magic == *b"PK\x03\x04" {
+    if crate::formats::reader::is_zip(&mut file).map_err(io)? {
         extract_date_of_zip(file, &file_name)
     } else {
         extract_date_of_csv(BufReader::new(file), &file_name)

@@ -49,7 +49,13 @@ pub struct TableDef {
     pub columns: &'static [Column],
 }
 
-const fn col(name: &'static str, kind: Kind, nullable: bool, comment: &'static str) -> Column {
+/// A column definition (a `const fn` so tables can be constants).
+pub(crate) const fn col(
+    name: &'static str,
+    kind: Kind,
+    nullable: bool,
+    comment: &'static str,
+) -> Column {
     Column {
         name,
         kind,
