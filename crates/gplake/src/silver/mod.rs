@@ -443,7 +443,57 @@ pub async fn series_rules(lake: &Lake) -> Result<Vec<QualityResult>, DeltaError>
             }
         }
     }
-    Ok(rules_over_series(&totals))
+    let mut results = rules_over_series(&totals);
+    results.extend(practice_jumps(lake).await?);
+    Ok(results)
+}
+
+/// Practices whose list moved by more than 20 % and 500 patients from one month to the next.
+async fn practice_jumps(lake: &Lake) -> Result<Vec<QualityResult>, DeltaError> {
+    const LISTED: usize = 50;
+    let sql = "SELECT CAST(a.snapshot_date AS VARCHAR) AS d, a.practice_code, b.registered_population AS before, a.registered_population AS after
+        FROM practice_snapshot a JOIN practice_snapshot b ON a.practice_code = b.practice_code AND b.snapshot_date = a.snapshot_date - INTERVAL '1 month'
+        WHERE ABS(a.registered_population - b.registered_population) > 500
+          AND ABS(a.registered_population - b.registered_population) * 5 > b.registered_population
+        ORDER BY d, a.practice_code";
+    let batches = delta::query(lake, &[&PRACTICE_SNAPSHOT], sql).await?;
+    let mut out = Vec::new();
+    for b in &batches {
+        let (d, code) = (delta::text_column(b, 0), delta::text_column(b, 1));
+        let (before, after) = (delta::int_column(b, 2), delta::int_column(b, 3));
+        for i in 0..b.num_rows() {
+            let Ok(month) = d.value(i).get(..7).unwrap_or("").parse::<Month>() else {
+                continue;
+            };
+            let (x, y) = (before.value(i), after.value(i));
+            let message = format!(
+                "practice {} moved from {x} to {y} patients in {month} ({:+.0}%)",
+                code.value(i),
+                (y - x) as f64 * 100.0 / x.max(1) as f64
+            );
+            out.push(QualityResult::fail(
+                Some(month),
+                "practice_month_over_month",
+                Severity::Warning,
+                code.value(i),
+                Some((x as u64, y as u64)),
+                message,
+            ));
+        }
+    }
+    if out.len() > LISTED {
+        let more = out.len() - LISTED;
+        out.truncate(LISTED);
+        out.push(QualityResult::fail(
+            None,
+            "practice_month_over_month",
+            Severity::Warning,
+            "…",
+            None,
+            format!("{more} more practice jumps not listed"),
+        ));
+    }
+    Ok(out)
 }
 
 fn rules_over_series(totals: &[(Month, i64)]) -> Vec<QualityResult> {

@@ -127,3 +127,43 @@ async fn org_populations_as_published_and_restated() {
     .await;
     assert_eq!(names, ["0"], "every organisation has a name");
 }
+
+#[tokio::test]
+async fn practice_jumps_between_months_are_warned_about() {
+    // Two unrelated populations in consecutive months: most practices jump.
+    let (a, b) = (Population::new(1, 8), Population::new(2, 8));
+    let mirror = Mirror::start(vec![
+        release(&a, (2026, 3)).unwrap(),
+        release(&b, (2026, 4)).unwrap(),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let report = full_sync(
+        &lake,
+        &Source::parse(&mirror.series_url()),
+        "2026-03",
+        "2026-04",
+    )
+    .await
+    .unwrap();
+    let build = report.build.unwrap();
+    assert!(!build.gate_failed(), "jumps are warnings, not failures");
+    let jumps: Vec<_> = build
+        .series
+        .iter()
+        .filter(|r| r.rule == "practice_month_over_month" && !r.passed)
+        .collect();
+    assert!(!jumps.is_empty());
+    assert!(
+        jumps
+            .iter()
+            .all(|r| r.message.contains("in 2026-04") && r.expected.is_some()),
+        "{jumps:?}"
+    );
+    let stored = rows(
+        &lake,
+        "SELECT COUNT(*) FROM quality WHERE rule = 'practice_month_over_month' AND NOT passed",
+    )
+    .await;
+    assert_eq!(stored, [jumps.len().to_string()]);
+}
