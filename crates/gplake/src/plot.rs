@@ -305,6 +305,18 @@ fn month_label(d: NaiveDate) -> String {
 type Area<DB> = DrawingArea<DB, plotters::coord::Shift>;
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
 
+/// A white page with the source attribution at the foot; returns the area above it.
+fn page<DB: DrawingBackend>(root: &Area<DB>) -> Result<Area<DB>, Box<dyn std::error::Error>>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let (chart_area, footer) = root.split_vertically(SIZE.1 - 30);
+    let style = ("sans-serif", 14).into_font().color(&BLACK.mix(0.7));
+    footer.draw(&Text::new(SOURCE, (20, 8), style))?;
+    Ok(chart_area)
+}
+
 fn trend_chart<DB: DrawingBackend>(
     root: &Area<DB>,
     title: &str,
@@ -313,13 +325,7 @@ fn trend_chart<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    root.fill(&WHITE)?;
-    let (chart_area, footer) = root.split_vertically(SIZE.1 - 30);
-    footer.draw(&Text::new(
-        SOURCE,
-        (20, 8),
-        ("sans-serif", 14).into_font().color(&BLACK.mix(0.7)),
-    ))?;
+    let chart_area = page(root)?;
     let first = points[0].date;
     let last = points[points.len() - 1]
         .date
@@ -378,13 +384,7 @@ fn pyramid_chart<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    root.fill(&WHITE)?;
-    let (chart_area, footer) = root.split_vertically(SIZE.1 - 30);
-    footer.draw(&Text::new(
-        SOURCE,
-        (20, 8),
-        ("sans-serif", 14).into_font().color(&BLACK.mix(0.7)),
-    ))?;
+    let chart_area = page(root)?;
     let widest = bars
         .iter()
         .map(|b| b.male.max(b.female))
