@@ -34,6 +34,16 @@ pub(crate) fn month_rules(agg: &Aggregates, month: Month) -> Vec<QualityResult> 
     out
 }
 
+/// A hard rule that cannot apply to this release, recorded as such.
+fn not_applicable(month: Month, rule: &'static str, why: &str) -> Vec<QualityResult> {
+    vec![QualityResult::pass(
+        Some(month),
+        rule,
+        Severity::Error,
+        why.to_string(),
+    )]
+}
+
 /// Collapses many failures of one rule into at most `MAX_LISTED` plus a summary, or a pass.
 fn verdict(
     month: Month,
@@ -208,22 +218,16 @@ fn lsoa_unique(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
 /// Σ practice leaf rows (5-year and single-age) = the practice totals file.
 fn practice_totals(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
     if !agg.has_totals {
-        return vec![QualityResult::pass(
-            Some(month),
+        return not_applicable(
+            month,
             "practice_totals_match",
-            Severity::Error,
-            "not applicable: the release has no practice totals file".into(),
-        )];
+            "not applicable: the release has no practice totals file",
+        );
     }
     if !agg.quinary.present && !agg.single.present {
         let why =
             "not applicable: the release has no age files to compare with its practice totals";
-        return vec![QualityResult::pass(
-            Some(month),
-            "practice_totals_match",
-            Severity::Error,
-            why.into(),
-        )];
+        return not_applicable(month, "practice_totals_match", why);
     }
     let mut fails = Vec::new();
     for (name, a) in [("5-year", &agg.quinary), ("single-age", &agg.single)]
@@ -313,12 +317,11 @@ fn practice_sums_by(agg: &Aggregates, level: OrgLevel) -> Option<BTreeMap<String
 
 fn practices_in_map(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
     if !agg.has_map {
-        return vec![QualityResult::pass(
-            Some(month),
+        return not_applicable(
+            month,
             "practice_in_map",
-            Severity::Error,
-            "not applicable: the release has no map file; names and organisations are NULL".into(),
-        )];
+            "not applicable: the release has no map file; names and organisations are NULL",
+        );
     }
     let mut codes = agg.quinary.practices();
     codes.extend(agg.single.practices());

@@ -7,18 +7,12 @@ use std::time::Duration;
 use gplake::{ErrorKind, Lake, Source};
 use gplake_testkit::{Fault, Mirror, Population, release};
 
-use crate::support::{bronze_bytes, manifest, snapshot, sync};
+use crate::support::{bronze_bytes, local_lake, manifest, snapshot, sync};
 
 const ALL: &str = "gp-reg-pat-prac-all.csv";
 
 fn january_2021() -> gplake_testkit::SynthRelease {
     release(&Population::new(5, 8), (2021, 1)).unwrap()
-}
-
-fn local_lake() -> (tempfile::TempDir, Lake) {
-    let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
-    (dir, lake)
 }
 
 async fn sync_january(mirror: &Mirror, lake: &Lake) -> Result<gplake::SyncReport, gplake::Error> {

@@ -1,11 +1,11 @@
 //! Gold tables: list sizes with month-over-month change and quality flags, and organisation
 //! populations as published and restated to the latest geography.
 
-use gplake::{Lake, Source};
+use gplake::Source;
 use gplake_testkit::population::{AGES, SEXES};
 use gplake_testkit::{Mirror, Population, release};
 
-use crate::support::{full_sync, rows};
+use crate::support::{full_sync, local_lake, rows};
 
 fn total(pop: &Population, index: usize, month: (i32, u32)) -> u64 {
     SEXES
@@ -20,8 +20,7 @@ async fn list_sizes_change_and_flags() {
     let pop = Population::new(31, 8);
     let months = [(2026, 2), (2026, 3), (2026, 4)];
     let mirror = Mirror::start(months.iter().map(|&m| release(&pop, m).unwrap()).collect());
-    let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let (_dir, lake) = local_lake();
     full_sync(
         &lake,
         &Source::parse(&mirror.series_url()),
@@ -69,8 +68,7 @@ async fn org_populations_as_published_and_restated() {
     let pop = Population::new(32, 12);
     let months = [(2026, 3), (2026, 4)];
     let mirror = Mirror::start(months.iter().map(|&m| release(&pop, m).unwrap()).collect());
-    let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let (_dir, lake) = local_lake();
     full_sync(
         &lake,
         &Source::parse(&mirror.series_url()),
@@ -136,8 +134,7 @@ async fn practice_jumps_between_months_are_warned_about() {
         release(&a, (2026, 3)).unwrap(),
         release(&b, (2026, 4)).unwrap(),
     ]);
-    let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let (_dir, lake) = local_lake();
     let report = full_sync(
         &lake,
         &Source::parse(&mirror.series_url()),

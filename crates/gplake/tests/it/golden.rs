@@ -1,10 +1,10 @@
 //! Golden tests: the real published samples through the whole pipeline, rendered as text and
 //! compared with a checked-in file (`UPDATE_GOLDEN=1` rewrites it after a deliberate change).
 
-use gplake::{Lake, Source};
+use gplake::Source;
 use gplake_testkit::fixtures;
 
-use crate::support::{full_sync, rows};
+use crate::support::{full_sync, local_lake, rows};
 
 fn golden(name: &str, actual: &str) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -38,8 +38,7 @@ async fn the_real_samples_parse_and_reconcile() {
     for (_, name, bytes) in fixtures::samples() {
         std::fs::write(src.path().join(&name), bytes).unwrap();
     }
-    let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let (_dir, lake) = local_lake();
     let report = full_sync(&lake, &Source::Dir(src.path().into()), "2013-10", "2026-11")
         .await
         .unwrap();

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use gplake::{Lake, Source};
 use gplake_testkit::{Mirror, Population, release, s3};
 
-use crate::support::{full_sync, rows};
+use crate::support::{full_sync, local_lake, rows};
 
 fn independent(lake_url: &str, env: &[(String, String)]) -> serde_json::Value {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -86,8 +86,7 @@ fn mirror() -> Mirror {
 #[tokio::test]
 async fn the_independent_reader_agrees_on_a_local_lake() {
     let mirror = mirror();
-    let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let (dir, lake) = local_lake();
     full_sync(
         &lake,
         &Source::parse(&mirror.series_url()),

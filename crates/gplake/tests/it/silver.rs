@@ -10,7 +10,7 @@ use gplake_testkit::{
     Mirror, Population, Sex, SynthRelease, Ym, release, release_with_duplicated_95,
 };
 
-use crate::support::{full_sync, rows};
+use crate::support::{full_sync, local_lake, rows};
 
 /// Months covering every era and quirk the generator knows.
 const ERAS: [Ym; 12] = [
@@ -30,12 +30,6 @@ const ERAS: [Ym; 12] = [
 
 fn pop() -> Population {
     Population::new(21, 9)
-}
-
-fn local() -> (tempfile::TempDir, Lake) {
-    let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
-    (dir, lake)
 }
 
 fn date((y, m): Ym) -> String {
@@ -105,7 +99,7 @@ async fn every_era_reconciles_with_the_generator_for_every_practice_sex_and_band
     let pop = pop();
     let releases: Vec<SynthRelease> = ERAS.iter().map(|&m| release(&pop, m).unwrap()).collect();
     let mirror = Mirror::start(releases);
-    let (_dir, lake) = local();
+    let (_dir, lake) = local_lake();
     let report = full_sync(
         &lake,
         &Source::parse(&mirror.series_url()),
@@ -155,7 +149,7 @@ async fn lsoa_dims_and_lineage() {
     let pop = pop();
     let months = [(2021, 1), (2022, 9), (2025, 7)];
     let mirror = Mirror::start(months.iter().map(|&m| release(&pop, m).unwrap()).collect());
-    let (_dir, lake) = local();
+    let (_dir, lake) = local_lake();
     full_sync(
         &lake,
         &Source::parse(&mirror.series_url()),
@@ -293,7 +287,7 @@ fn corrected_total(r: &SynthRelease) -> u64 {
 
 #[tokio::test]
 async fn a_defective_reissue_is_kept_out_and_the_fix_replaces_the_month_atomically() {
-    let (_dir, lake) = local();
+    let (_dir, lake) = local_lake();
     reissue_cycle(&lake).await;
 }
 
@@ -339,7 +333,7 @@ fn tampered_source(tamper: impl Fn(&str, String) -> String) -> tempfile::TempDir
 /// Syncs a good January 2021, then a tampered one: the month must be kept out with a
 /// message containing every `expected` fragment, and the good silver must stay.
 async fn kept_out_with(tamper: impl Fn(&str, String) -> String, expected: &[&str]) {
-    let (_dir, lake) = local();
+    let (_dir, lake) = local_lake();
     let good = tampered_source(|_, s| s);
     full_sync(
         &lake,
@@ -475,7 +469,7 @@ async fn an_extract_date_of_another_month_is_named() {
         }
     };
     // The file then sniffs as February: January loses it and February has only it.
-    let (_dir, lake) = local();
+    let (_dir, lake) = local_lake();
     let bad = tampered_source(tamper);
     let report = full_sync(&lake, &Source::Dir(bad.path().into()), "2021-01", "2021-02")
         .await

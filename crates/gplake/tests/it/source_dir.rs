@@ -1,10 +1,10 @@
 //! `--source DIR`: files downloaded by hand, in any layout, dated by their own EXTRACT_DATE,
 //! else their name, else their folder — and clear errors when none of these says.
 
-use gplake::{Lake, Source};
+use gplake::Source;
 use gplake_testkit::{Population, fixtures, release};
 
-use crate::support::{bronze_bytes, manifest, sync};
+use crate::support::{bronze_bytes, local_lake, manifest, sync};
 
 fn write(dir: &std::path::Path, relative: &str, bytes: &[u8]) {
     let path = dir.join(relative);
@@ -29,8 +29,7 @@ async fn any_layout_dated_by_extract_date_name_or_folder() {
         write(src.path(), &format!("2016-01/{}", f.name), &f.bytes);
     }
     write(src.path(), "notes.txt", b"not data");
-    let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let (_dir, lake) = local_lake();
     let report = sync(&lake, &Source::Dir(src.path().into()), "2013-10", "2026-11")
         .await
         .unwrap();
@@ -70,8 +69,7 @@ async fn the_real_samples_are_dated_by_their_extract_date() {
     for (_, name, bytes) in fixtures::samples() {
         write(src.path(), &name, &bytes);
     }
-    let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let (_dir, lake) = local_lake();
     let report = sync(&lake, &Source::Dir(src.path().into()), "2013-10", "2026-11")
         .await
         .unwrap();
@@ -89,8 +87,7 @@ async fn error_for(files: &[(&str, &[u8])]) -> String {
     for (name, bytes) in files {
         write(src.path(), name, bytes);
     }
-    let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let (dir, lake) = local_lake();
     let err = sync(&lake, &Source::Dir(src.path().into()), "2013-10", "2026-11")
         .await
         .unwrap_err();

@@ -21,6 +21,13 @@ pub(crate) async fn s3_lake(tag: &str) -> Lake {
         .expect("open s3 lake")
 }
 
+/// A lake in a fresh temporary folder (kept while the `TempDir` lives).
+pub(crate) fn local_lake() -> (tempfile::TempDir, Lake) {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    (dir, lake)
+}
+
 /// The three kinds of lake a conformance test runs against.
 pub(crate) enum Backend {
     Memory,

@@ -8,7 +8,7 @@ use gplake::{Lake, Month};
 use gplake_testkit::{Mirror, Population, SynthRelease, release, release_with_duplicated_95};
 use sha2::{Digest, Sha256};
 
-use crate::support::{bronze_bytes, http_for, manifest, s3_lake, snapshot, sync};
+use crate::support::{bronze_bytes, http_for, local_lake, manifest, s3_lake, snapshot, sync};
 
 const FIVE_ERAS: [(i32, u32); 5] = [(2016, 1), (2018, 3), (2021, 1), (2022, 9), (2026, 4)];
 
@@ -206,8 +206,7 @@ async fn the_dual_source_month_keeps_both_sets() {
         alls[1]
     );
     assert!(files.iter().any(|f| f.link_text.ends_with("(NHAIS)")));
-    let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let (_dir, lake) = local_lake();
     let report = sync(&lake, &source, "2024-04", "2024-04").await.unwrap();
     assert_eq!(report.fetch.fetched, april.files.len());
     assert_eq!(
@@ -260,8 +259,7 @@ async fn discovery_uses_links_slugs_overrides_and_skips_upcoming() {
 async fn a_dry_run_writes_nothing() {
     let mirror = Mirror::start(five_eras());
     let source = Source::parse(&mirror.series_url());
-    let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let (_dir, lake) = local_lake();
     let http = http_for(&source);
     let clock = crate::support::clock();
     let ctx = gplake::fetch::FetchContext {
@@ -302,8 +300,7 @@ async fn two_syncs_at_once_leave_one_consistent_bronze() {
     let releases = five_eras();
     let mirror = Mirror::start(releases.clone());
     let source = Source::parse(&mirror.series_url());
-    let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let (_dir, lake) = local_lake();
     let (a, b) = tokio::join!(
         sync(&lake, &source, "2016-01", "2026-04"),
         sync(&lake, &source, "2016-01", "2026-04")
