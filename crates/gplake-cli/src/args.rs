@@ -132,8 +132,22 @@ pub(crate) struct DdlArgs {
 /// `gplake query` flags.
 #[derive(Debug, Args)]
 pub(crate) struct QueryArgs {
-    /// The SQL, e.g. "SELECT snapshot_date, SUM(registered_population) FROM fact_gp_registered_patients GROUP BY 1".
-    pub(crate) sql: String,
+    /// The SQL, e.g. "SELECT snapshot_date, SUM(registered_population) FROM fact_gp_registered_patients GROUP BY 1"
+    /// (or from --file, or standard input). Read-only: INSERT, COPY, CREATE… are refused.
+    pub(crate) sql: Option<String>,
+    /// Read the SQL from this file.
+    #[arg(long, conflicts_with = "sql")]
+    pub(crate) file: Option<std::path::PathBuf>,
+    /// Read the tables as they were: at a moment (2026-05-01 or 2026-05-01T12:00:00Z), or a
+    /// table at a version (TABLE=VERSION, repeatable).
+    #[arg(long = "as-of")]
+    pub(crate) as_of: Vec<String>,
+    /// Memory the query may use, in bytes or with a unit (512M, 4G).
+    #[arg(long, default_value = "4G", value_parser = parse_size)]
+    pub(crate) memory_limit: usize,
+    /// Seconds after which the query is stopped.
+    #[arg(long, default_value_t = 1800)]
+    pub(crate) time_limit: u64,
     /// table, csv or json (default: table on a terminal, csv otherwise).
     #[arg(long, value_parser = ["table", "csv", "json"])]
     pub(crate) format: Option<String>,
@@ -241,4 +255,61 @@ impl FetchArgs {
             ..FetchOptions::default()
         }
     }
+}
+
+/// `512M`, `4G`, `1048576`.
+fn parse_size(text: &str) -> Result<usize, String> {
+    let upper = text.trim().to_ascii_uppercase();
+    let (digits, unit) = match upper.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => upper.split_at(i),
+        None => (upper.as_str(), ""),
+    };
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size (e.g. 512M, 4G)"))?;
+    let shift = match unit.trim_end_matches('B') {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        _ => return Err(format!("'{text}' is not a size (e.g. 512M, 4G)")),
+    };
+    Ok(n << shift)
+}
+
+impl QueryArgs {
+    /// The table versions `--as-of` asks for.
+    pub(crate) fn pin(&self) -> anyhow::Result<gplake::query::Pin> {
+        use gplake::query::Pin;
+        let mut versions = std::collections::BTreeMap::new();
+        for value in &self.as_of {
+            if let Some((table, version)) = value.split_once('=') {
+                let version = version
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("--as-of {value}: the version is not a number"))?;
+                versions.insert(table.to_string(), version);
+                continue;
+            }
+            if !versions.is_empty() || self.as_of.len() > 1 {
+                anyhow::bail!("--as-of takes one moment, or TABLE=VERSION pairs, not both");
+            }
+            return Ok(Pin::At(moment(value)?));
+        }
+        Ok(if versions.is_empty() {
+            Pin::Latest
+        } else {
+            Pin::Versions(versions)
+        })
+    }
+}
+
+/// `2026-05-01T12:00:00Z` or `2026-05-01` (the end of that day, UTC).
+fn moment(text: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(at.with_timezone(&chrono::Utc));
+    }
+    let day = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+        anyhow::anyhow!("--as-of {text}: use 2026-05-01, 2026-05-01T12:00:00Z or TABLE=VERSION")
+    })?;
+    Ok(day.and_hms_opt(23, 59, 59).expect("valid time").and_utc())
 }

@@ -1,5 +1,6 @@
-//! The `gplake` binary: parse flags, set up logging, call the library, map errors to exit
-//! codes (0 ok, 1 failure, 2 usage, 3 quality gate).
+//! The `gplake` binary: parse flags, set up logging, open the lake once, call the library,
+//! map errors to exit codes (0 ok, 1 internal failure, 2 usage error or refused request,
+//! 3 quality gate failed or derived tables behind, 4 source unreachable, 5 lake/storage).
 
 mod args;
 mod cmd;
@@ -38,7 +39,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprintln!("error: {err}");
-            ExitCode::from(1)
+            ExitCode::from(exit_code(&err))
         }
     }
 }
@@ -48,16 +49,34 @@ async fn run(cli: &Cli) -> anyhow::Result<u8> {
         json: cli.json,
         quiet: cli.quiet,
     };
+    if let Command::Discover(args) = &cli.command {
+        return cmd::discover::run(args, &out).await.map(|()| 0);
+    }
+    let lake = gplake::Lake::open(&cli.lake).map_err(gplake::Error::from)?;
     match &cli.command {
-        Command::Sync(args) => cmd::fetch::run(&cli.lake, args, &out, true).await,
-        Command::Fetch(args) => cmd::fetch::run(&cli.lake, args, &out, false).await,
-        Command::Discover(args) => cmd::discover::run(args, &out).await.map(|()| 0),
-        Command::Build(args) => cmd::silver::build(&cli.lake, args, &out).await,
-        Command::Check(args) => cmd::silver::check(&cli.lake, args, &out).await,
-        Command::Status => cmd::silver::status(&cli.lake, &out).await,
-        Command::Query(args) => cmd::query::run(&cli.lake, args, &out).await,
-        Command::Ddl(args) => cmd::query::ddl(&cli.lake, args),
-        Command::Plot(plot) => cmd::plot::run(&cli.lake, plot, &out).await,
+        Command::Sync(args) => cmd::sync::run(&lake, args, &out, true).await,
+        Command::Fetch(args) => cmd::sync::run(&lake, args, &out, false).await,
+        Command::Discover(_) => unreachable!("handled above"),
+        Command::Build(args) => cmd::build::run(&lake, args, &out).await,
+        Command::Check(args) => cmd::check::run(&lake, args, &out).await,
+        Command::Status => cmd::status::run(&lake, &out).await,
+        Command::Query(args) => cmd::query::run(&lake, args, &out).await,
+        Command::Ddl(args) => cmd::ddl::run(&lake, args),
+        Command::Plot(plot) => cmd::plot::run(&lake, plot, &out).await,
+    }
+}
+
+/// The exit code for a failure, by its kind.
+fn exit_code(err: &anyhow::Error) -> u8 {
+    use gplake::ErrorKind;
+    let Some(kind) = err.downcast_ref::<gplake::Error>().map(gplake::Error::kind) else {
+        return 1;
+    };
+    match kind {
+        ErrorKind::Refused | ErrorKind::BadInput => 2,
+        ErrorKind::SourceUnreachable | ErrorKind::Http => 4,
+        ErrorKind::Storage | ErrorKind::Busy => 5,
+        _ => 1,
     }
 }
 

@@ -2,8 +2,7 @@
 //! tables, Spark `USING DELTA`, DuckDB views over `delta_scan`. The tables are standard
 //! Delta, so each engine reads them as they are, with no copy.
 
-use crate::gold::GOLD_TABLES;
-use crate::silver::schema::{ALL_TABLES, TableDef};
+use crate::catalog::{LAKE_TABLES, TableDef};
 
 /// A query engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,19 +45,7 @@ pub enum DdlError {
 
 /// Every table to register: silver, gold, then metadata.
 fn tables() -> Vec<TableDef> {
-    let mut out: Vec<TableDef> = ALL_TABLES
-        .iter()
-        .copied()
-        .filter(|t| t.path.starts_with("silver/"))
-        .collect();
-    out.extend(GOLD_TABLES);
-    out.extend(
-        ALL_TABLES
-            .iter()
-            .copied()
-            .filter(|t| t.path.starts_with("_meta/")),
-    );
-    out
+    LAKE_TABLES.to_vec()
 }
 
 /// The statements for `engine`, for the lake whose root is `root` (an `s3://` URL or an

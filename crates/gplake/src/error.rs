@@ -1,9 +1,14 @@
 //! The library's public error: one variant per stage, each carrying the stage's detailed
-//! error (with its month, file, URL or path), plus [`ErrorKind`] for callers that branch.
+//! error (with its month, file, URL or path), plus [`ErrorKind`] for callers that branch
+//! (the CLI maps kinds to exit codes in one `match`).
 
+use crate::build::BuildError;
+use crate::ddl::DdlError;
 use crate::discover::DiscoverError;
 use crate::fetch::FetchError;
 use crate::lake::LakeError;
+use crate::plot::PlotError;
+use crate::query::QueryError;
 
 /// Any gplake failure.
 #[derive(Debug, thiserror::Error)]
@@ -18,9 +23,19 @@ pub enum Error {
     /// Fetching into bronze failed.
     #[error(transparent)]
     Fetch(#[from] FetchError),
-    /// Building silver failed (storage or Delta; file problems are quality results).
+    /// Building silver or the derived tables failed (storage or Delta; file problems are
+    /// quality results).
     #[error(transparent)]
-    Build(#[from] crate::silver::BuildError),
+    Build(#[from] BuildError),
+    /// A query failed or was refused.
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    /// Registration statements could not be made.
+    #[error(transparent)]
+    Ddl(#[from] DdlError),
+    /// A chart could not be drawn.
+    #[error(transparent)]
+    Plot(#[from] PlotError),
 }
 
 /// What kind of failure, for exit codes and retries.
@@ -37,6 +52,10 @@ pub enum ErrorKind {
     BadInput,
     /// Another gplake holds the month.
     Busy,
+    /// The request is not allowed or not valid (a writing query, wrong SQL, unknown name).
+    Refused,
+    /// Something unexpected inside gplake.
+    Internal,
 }
 
 impl Error {
@@ -44,16 +63,42 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Lake(_) => ErrorKind::Storage,
-            Error::Discover(DiscoverError::SourceUnreachable { .. }) => {
-                ErrorKind::SourceUnreachable
-            }
-            Error::Discover(DiscoverError::Local(_)) => ErrorKind::BadInput,
-            Error::Discover(_) => ErrorKind::Http,
-            Error::Fetch(FetchError::Http { .. }) => ErrorKind::Http,
-            Error::Fetch(FetchError::LocalIo { .. }) => ErrorKind::BadInput,
-            Error::Fetch(FetchError::Lock(crate::fetch::LockError::Busy { .. })) => ErrorKind::Busy,
-            Error::Fetch(_) => ErrorKind::Storage,
+            Error::Discover(e) => discover_kind(e),
+            Error::Fetch(e) => fetch_kind(e),
+            Error::Build(BuildError::Worker { .. }) => ErrorKind::Internal,
+            Error::Build(BuildError::NewerLayout { .. }) => ErrorKind::Refused,
             Error::Build(_) => ErrorKind::Storage,
+            Error::Query(e) => query_kind(e),
+            Error::Ddl(_) => ErrorKind::Refused,
+            Error::Plot(PlotError::Query(e)) => query_kind(e),
+            Error::Plot(PlotError::NotFound { .. }) => ErrorKind::Refused,
+            Error::Plot(_) => ErrorKind::BadInput,
         }
+    }
+}
+
+fn discover_kind(e: &DiscoverError) -> ErrorKind {
+    match e {
+        DiscoverError::SourceUnreachable { .. } => ErrorKind::SourceUnreachable,
+        DiscoverError::Local(_) => ErrorKind::BadInput,
+        _ => ErrorKind::Http,
+    }
+}
+
+fn fetch_kind(e: &FetchError) -> ErrorKind {
+    match e {
+        FetchError::Http { .. } => ErrorKind::Http,
+        FetchError::LocalIo { .. } => ErrorKind::BadInput,
+        FetchError::Lock(crate::fetch::LockError::Busy { .. }) => ErrorKind::Busy,
+        _ => ErrorKind::Storage,
+    }
+}
+
+fn query_kind(e: &QueryError) -> ErrorKind {
+    match e {
+        QueryError::Delta(_) => ErrorKind::Storage,
+        QueryError::Output { .. } | QueryError::Extra { .. } => ErrorKind::BadInput,
+        QueryError::TimedOut { .. } | QueryError::OutOfMemory { .. } => ErrorKind::Internal,
+        _ => ErrorKind::Refused,
     }
 }

@@ -1,90 +1,30 @@
-//! Gold: the tables analysts ask for most, rebuilt whole from silver after every build that
-//! changed it — practice list sizes with month-over-month change and quality flags, and
-//! organisation populations both as published and restated to the latest geography.
+//! Gold: the tables analysts ask for most — practice list sizes with month-over-month change
+//! and quality flags, and organisation populations both as published and restated to the
+//! latest geography. Rebuilt whole from silver at pinned versions whenever silver moved on;
+//! the build pipeline records which versions each was derived from.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use deltalake::arrow::record_batch::RecordBatch;
 
+use crate::catalog::{
+    DIM_ORGANISATION, DIM_PRACTICE, FACT_QUINARY, ORG_POPULATION, PRACTICE_LIST_SIZE, QUALITY,
+    TableDef,
+};
+use crate::check::series::SERIES_RULES;
+use crate::delta::{self, DeltaError};
 use crate::lake::Lake;
-use crate::query::{QueryError, session};
-use crate::silver::delta;
-use crate::silver::schema::{Kind, TableDef, col};
+use crate::session::{self, Pin, SessionSpec};
 
-/// Practice × month list sizes.
-pub const PRACTICE_LIST_SIZE: TableDef = TableDef {
-    path: "gold/practice_list_size_monthly",
-    name: "practice_list_size_monthly",
-    comment: "Registered patients per practice and month: total, male, female, change from the previous month, quality flags",
-    partition: None,
-    columns: &[
-        col("snapshot_date", Kind::Date, false, "The month"),
-        col("practice_code", Kind::Text, false, "GP practice code"),
-        col(
-            "practice_name",
-            Kind::Text,
-            true,
-            "Name as published that month",
-        ),
-        col("pcn_code", Kind::Text, true, "PCN as published that month"),
-        col(
-            "sub_icb_code",
-            Kind::Text,
-            true,
-            "Sub-ICB (CCG) as published that month",
-        ),
-        col(
-            "icb_code",
-            Kind::Text,
-            true,
-            "ICB (STP) as published that month",
-        ),
-        col("region_code", Kind::Text, true, "Region (Y56…Y63)"),
-        col("registered_population", Kind::Int, false, "All patients"),
-        col("male", Kind::Int, false, "Male patients"),
-        col("female", Kind::Int, false, "Female patients"),
-        col(
-            "change_from_last_month",
-            Kind::Int,
-            true,
-            "registered_population minus the previous calendar month's (NULL when that month is not in silver)",
-        ),
-        col(
-            "quality_flags",
-            Kind::Text,
-            true,
-            "Rules the practice did not pass that month (warnings such as small_practice)",
-        ),
-    ],
-};
+/// Practice list sizes: the flags are the rules the practice failed in its month's latest
+/// build, plus the latest series checks (recorded apart, at another time).
+fn practice_sql() -> String {
+    let series: Vec<String> = SERIES_RULES.iter().map(|r| format!("'{r}'")).collect();
+    PRACTICE_TEMPLATE.replace("{series}", &series.join(", "))
+}
 
-/// Organisation × month populations, as published and restated.
-pub const ORG_POPULATION: TableDef = TableDef {
-    path: "gold/org_population_monthly",
-    name: "org_population_monthly",
-    comment: "Registered patients per sub-ICB, ICB and region and month, as published and restated to the latest geography",
-    partition: None,
-    columns: &[
-        col("snapshot_date", Kind::Date, false, "The month"),
-        col(
-            "basis",
-            Kind::Text,
-            false,
-            "as_published (organisations of that month) or latest_geography (each practice's latest organisations)",
-        ),
-        col("org_type", Kind::Text, false, "SUB_ICB, ICB or REGION"),
-        col("org_code", Kind::Text, false, "Organisation code"),
-        col("org_name", Kind::Text, true, "Latest published name"),
-        col("registered_population", Kind::Int, false, "All patients"),
-        col("male", Kind::Int, false, "Male patients"),
-        col("female", Kind::Int, false, "Female patients"),
-    ],
-};
-
-/// Every gold table.
-pub const GOLD_TABLES: [TableDef; 2] = [PRACTICE_LIST_SIZE, ORG_POPULATION];
-
-const PRACTICE_SQL: &str = "
+const PRACTICE_TEMPLATE: &str = "
 WITH t AS (
   SELECT snapshot_date, practice_code,
          MAX(practice_name) AS practice_name, MAX(pcn_code) AS pcn_code, MAX(sub_icb_code) AS sub_icb_code,
@@ -93,11 +33,17 @@ WITH t AS (
          SUM(CASE WHEN sex = 'MALE' THEN registered_population ELSE 0 END) AS male,
          SUM(CASE WHEN sex = 'FEMALE' THEN registered_population ELSE 0 END) AS female
   FROM fact_gp_registered_patients GROUP BY snapshot_date, practice_code),
-latest AS (SELECT snapshot_date, MAX(checked_at) AS at FROM quality WHERE snapshot_date IS NOT NULL GROUP BY snapshot_date),
+latest AS (SELECT snapshot_date, MAX(checked_at) AS at FROM quality WHERE snapshot_date IS NOT NULL AND rule NOT IN ({series}) GROUP BY snapshot_date),
+last_series AS (SELECT MAX(checked_at) AS at FROM quality WHERE rule IN ({series})),
+current AS (
+  SELECT q.snapshot_date, q.subject, q.rule FROM quality q JOIN latest l ON q.snapshot_date = l.snapshot_date AND q.checked_at = l.at
+  WHERE NOT q.passed AND q.subject IS NOT NULL AND q.rule NOT IN ({series})
+  UNION ALL
+  SELECT q.snapshot_date, q.subject, q.rule FROM quality q JOIN last_series s ON q.checked_at = s.at
+  WHERE NOT q.passed AND q.subject IS NOT NULL AND q.rule IN ({series})),
 flags AS (
-  SELECT q.snapshot_date, q.subject, array_to_string(array_agg(DISTINCT q.rule), ',') AS flags
-  FROM quality q JOIN latest l ON q.snapshot_date = l.snapshot_date AND q.checked_at = l.at
-  WHERE NOT q.passed AND q.subject IS NOT NULL GROUP BY q.snapshot_date, q.subject)
+  SELECT snapshot_date, subject, array_to_string(array_sort(array_agg(DISTINCT rule)), ',') AS flags
+  FROM current GROUP BY snapshot_date, subject)
 SELECT t.snapshot_date, t.practice_code, t.practice_name, t.pcn_code, t.sub_icb_code, t.icb_code, t.region_code,
        t.registered_population, t.male, t.female,
        t.registered_population - p.registered_population AS change_from_last_month,
@@ -148,19 +94,33 @@ SELECT * FROM ({}) ORDER BY snapshot_date, basis, org_type, org_code",
     )
 }
 
-/// Rebuilds every gold table from silver.
-pub async fn rebuild(lake: &Lake) -> Result<(), QueryError> {
-    let ctx = session(lake, &[]).await?;
+/// The tables gold reads.
+pub(crate) const SOURCES: [TableDef; 4] = [FACT_QUINARY, QUALITY, DIM_PRACTICE, DIM_ORGANISATION];
+
+/// Rebuilds every gold table from its sources as pinned; returns the versions written.
+pub(crate) async fn rebuild(lake: &Lake, pin: &Pin) -> Result<BTreeMap<String, u64>, DeltaError> {
+    let spec = SessionSpec {
+        pin: pin.clone(),
+        empty_if_missing: true,
+        memory_limit: None,
+    };
+    let session = session::open(lake, &SOURCES, &spec).await?;
+    let mut written = BTreeMap::new();
     for (def, sql) in [
-        (PRACTICE_LIST_SIZE, PRACTICE_SQL.to_string()),
+        (PRACTICE_LIST_SIZE, practice_sql()),
         (ORG_POPULATION, org_population_sql()),
     ] {
-        let frame = ctx.sql(&sql).await.map_err(|e| internal(&def, e))?;
-        let batches = frame.collect().await.map_err(|e| internal(&def, e))?;
-        let batches = conform(&def, batches).map_err(|e| internal(&def, e.into()))?;
-        delta::overwrite(lake, &def, batches).await?;
+        let batches = session::collect(&session, Some(&def), &sql).await?;
+        let batches = conform(&def, batches).map_err(|e| DeltaError {
+            table: def.name,
+            source: Box::new(e.into()),
+        })?;
+        written.insert(
+            def.name.to_string(),
+            delta::overwrite(lake, &def, batches).await?,
+        );
     }
-    Ok(())
+    Ok(written)
 }
 
 /// Casts query output to the table's exact schema (types and nullability).
@@ -181,11 +141,4 @@ fn conform(
             RecordBatch::try_new(Arc::clone(&schema), columns)
         })
         .collect()
-}
-
-fn internal(def: &TableDef, e: deltalake::datafusion::error::DataFusionError) -> QueryError {
-    QueryError::Sql {
-        message: format!("building {}: {e}", def.name),
-        available: String::new(),
-    }
 }

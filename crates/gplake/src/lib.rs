@@ -10,18 +10,27 @@
 //! - **silver**: the clean Delta Lake tables built from bronze (later stage).
 //!
 //! # Layout
-//! - [`month`]: the month key.
-//! - [`lake`]: storage from a URL (local folder, S3, memory) and the bronze paths.
-//! - [`http`]: retries, backoff, Retry-After, streaming hashed downloads, the host allow-list.
-//! - [`formats`]: file families, naming eras, EXTRACT_DATE spellings.
-//! - [`discover`]: releases upstream (series page, month pages) or in a hand-downloaded folder.
-//! - [`fetch`]: bronze writes: manifests, revisions, month locks.
-//! - [`silver`]: bronze to Delta tables, month by month, behind the quality gate ([`check`]).
-//! - [`gold`]: analyst tables rebuilt from silver; [`query`]: SQL over every table.
-//! - [`ddl`]: statements registering the tables in Athena, Spark or DuckDB.
-//! - [`plot`]: trend and age–sex pyramid charts, SVG or PNG.
-//! - [`status`]: what the lake holds.
-//! - [`sync`]: the main job.
+//! Entry points (the CLI and the Python package drive the library only through these):
+//! [`sync`], [`fetch`], [`build`], [`check`], [`status`], [`query`], [`ddl`], [`plot`], the
+//! [`Lake`], their options and reports, and [`Error`] with its [`ErrorKind`].
+//!
+//! The pipeline, stage by stage, top down (no module imports one above it):
+//! 1. [`sync`]: the main job, discover → fetch → build.
+//! 2. [`discover`]: releases upstream (series page, month pages) or in a folder;
+//!    [`fetch`]: bronze writes (manifests, revisions, month locks) over [`http`].
+//! 3. [`build`]: the pipeline from bronze on — plan → build each month (`silver`) → quality
+//!    gate ([`check`]) → commit the month → record its state ([`build::state`]) → bring the
+//!    derived tables in step (series checks, `dims`, `gold`; [`build::derived`]) → record
+//!    the layout ([`build::upgrade`]).
+//! 4. `silver`: one month's files parsed (`formats`) into uncommitted data files plus the
+//!    evidence for the checks; it never commits.
+//! 5. [`check`]: pure rules over evidence and series totals; imports nothing from silver.
+//!
+//! Beside the pipeline: [`query`] (read-only SQL), [`ddl`] (Athena, Spark, DuckDB),
+//! [`plot`] (charts), [`status`] (what the lake holds). Shared below them all: [`catalog`]
+//! (every table's definition), `delta` (Delta table I/O), `session` (one DataFusion session
+//! over pinned table versions, for gold, dims, checks and query), [`lake`] (storage from a
+//! URL), [`month`], [`clock`], `failpoint` (crash points for tests).
 //!
 //! # Example
 //! ```no_run
@@ -37,24 +46,33 @@
 //! # Ok(()) }
 //! ```
 
+mod batch;
+pub mod build;
+pub mod catalog;
 pub mod check;
 pub mod clock;
 pub mod ddl;
+mod delta;
+mod dims;
 pub mod discover;
 mod error;
+mod failpoint;
 pub mod fetch;
 pub mod formats;
-pub mod gold;
+mod gold;
 pub mod http;
 pub mod lake;
 pub mod month;
 pub mod plot;
 pub mod query;
-pub mod silver;
+mod session;
+mod silver;
 pub mod status;
 pub mod sync;
 
+pub use build::{BuildOptions, BuildReport, build};
 pub use clock::{Clock, FixedClock, SystemClock};
+pub use delta::DeltaError;
 pub use discover::Source;
 pub use error::{Error, ErrorKind};
 pub use lake::Lake;

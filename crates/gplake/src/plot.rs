@@ -9,10 +9,10 @@ use chrono::NaiveDate;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
+use crate::delta::{int_column, text_column};
 use crate::lake::Lake;
 use crate::month::Month;
 use crate::query::{QueryError, nearest, run};
-use crate::silver::delta::{int_column, text_column};
 
 const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 const SOURCE: &str =
@@ -122,7 +122,7 @@ pub async fn trend(lake: &Lake, scope: &Scope) -> Result<Vec<TrendPoint>, PlotEr
         }
         Scope::National => "SELECT snapshot_date, SUM(registered_population), SUM(male), SUM(female) FROM practice_list_size_monthly GROUP BY 1 ORDER BY 1".into(),
     };
-    let (_, batches) = run(lake, &sql, &[]).await?;
+    let (_, batches) = run(lake, &sql, &crate::query::QueryOptions::default()).await?;
     let mut points = Vec::new();
     for b in &batches {
         let (d, t, m, f) = (
@@ -161,7 +161,7 @@ pub async fn pyramid(
          WHERE f.snapshot_date = DATE '{}' AND {filter} GROUP BY f.age_band ORDER BY o",
         month.first_day()
     );
-    let (_, batches) = run(lake, &sql, &[]).await?;
+    let (_, batches) = run(lake, &sql, &crate::query::QueryOptions::default()).await?;
     let mut bars = Vec::new();
     for b in &batches {
         let (band, m, f) = (text_column(b, 0), int_column(b, 1), int_column(b, 2));
@@ -217,7 +217,7 @@ async fn distinct(lake: &Lake, expr: &str, filter: &str) -> Vec<String> {
     let sql = format!(
         "SELECT DISTINCT {expr} FROM fact_gp_registered_patients WHERE {filter} ORDER BY 1"
     );
-    let Ok((_, batches)) = run(lake, &sql, &[]).await else {
+    let Ok((_, batches)) = run(lake, &sql, &crate::query::QueryOptions::default()).await else {
         return Vec::new();
     };
     batches

@@ -4,10 +4,12 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
+use crate::build::state::{MonthState, SilverState, TableState};
+use crate::build::{derived, upgrade};
+use crate::error::Error;
 use crate::fetch::Manifest;
-use crate::lake::{Lake, LakeError};
+use crate::lake::Lake;
 use crate::month::Month;
-use crate::silver::state::MonthState;
 use crate::silver::{bronze_months, plan_fingerprint};
 
 /// One month's standing.
@@ -21,9 +23,10 @@ pub struct MonthStatus {
     pub revised_files: usize,
     /// The page's published date.
     pub published: Option<NaiveDate>,
-    /// `built`, `failed` (kept out by the quality gate), `stale` (bronze changed since the
-    /// build), or `not built`.
-    pub silver: &'static str,
+    /// Where the month's silver stands.
+    pub silver: SilverState,
+    /// Each table's part of the month's last build.
+    pub tables: Vec<TableState>,
     /// When silver was last built.
     pub built_at: Option<DateTime<Utc>>,
     /// Which set of files silver used.
@@ -58,12 +61,21 @@ pub struct Status {
     pub gaps: Vec<Month>,
     /// The most recent build.
     pub last_build: Option<DateTime<Utc>>,
+    /// Derived tables (dims, gold) behind silver: a build brings them in step.
+    pub derived_behind: Vec<String>,
+    /// Set when the lake was written by an earlier gplake (the next build rebuilds it).
+    pub upgrade_needed: Option<String>,
 }
 
 impl Status {
     /// True when any month is kept out by the quality gate.
     pub fn any_failed(&self) -> bool {
-        self.months.iter().any(|m| m.silver == "failed")
+        self.months.iter().any(|m| m.silver == SilverState::Failed)
+    }
+
+    /// True when the quality gate fails: a month kept out, or derived tables behind silver.
+    pub fn gate_failed(&self) -> bool {
+        self.any_failed() || !self.derived_behind.is_empty()
     }
 
     /// The next command to run, if something needs doing.
@@ -71,14 +83,17 @@ impl Status {
         if self.months.is_empty() {
             return Some("gplake sync".into());
         }
-        if self
-            .months
-            .iter()
-            .any(|m| m.silver == "stale" || m.silver == "not built")
-        {
+        let behind = |m: &MonthStatus| matches!(m.silver, SilverState::Stale | SilverState::Absent);
+        if self.upgrade_needed.is_some() || self.months.iter().any(behind) {
             return Some("gplake build".into());
         }
-        self.months.iter().find(|m| m.silver == "failed").map(|m| {
+        if !self.derived_behind.is_empty() {
+            return Some(format!(
+                "gplake build  (derived tables behind silver: {})",
+                self.derived_behind.join(", ")
+            ));
+        }
+        self.months.iter().find(|m| m.silver == SilverState::Failed).map(|m| {
             format!(
                 "gplake check  (month {} is kept out: fix or wait for a corrected reissue, then gplake sync; gplake build --month {} --force to retry)",
                 m.month, m.month
@@ -88,18 +103,14 @@ impl Status {
 }
 
 /// Reads the status of `lake`.
-pub async fn status(lake: &Lake) -> Result<Status, LakeError> {
+pub async fn status(lake: &Lake) -> Result<Status, Error> {
     let states = MonthState::all(lake).await?;
     let mut months = Vec::new();
     for month in bronze_months(lake).await? {
         let manifest = Manifest::read(lake, month).await.ok().flatten();
         let state = states.iter().find(|s| s.month == month);
-        let silver = match (state, &manifest) {
-            (None, _) => "not built",
-            (Some(s), Some(m)) if s.fingerprint != plan_fingerprint(m) => "stale",
-            (Some(s), _) if s.committed => "built",
-            (Some(_), _) => "failed",
-        };
+        let current = manifest.as_ref().map(plan_fingerprint);
+        let silver = state.map_or(SilverState::Absent, |s| s.silver(current.as_deref()));
         months.push(MonthStatus {
             month,
             bronze_files: manifest.as_ref().map(|m| m.files.len()).unwrap_or(0),
@@ -109,6 +120,7 @@ pub async fn status(lake: &Lake) -> Result<Status, LakeError> {
                 .unwrap_or(0),
             published: manifest.as_ref().and_then(|m| m.published),
             silver,
+            tables: state.map(|s| s.tables.clone()).unwrap_or_default(),
             built_at: state.map(|s| s.built_at),
             source_set: state.map(|s| s.source_set.clone()),
             failures: state.map(|s| s.failures.clone()).unwrap_or_default(),
@@ -123,7 +135,19 @@ pub async fn status(lake: &Lake) -> Result<Status, LakeError> {
             .collect(),
         _ => Vec::new(),
     };
+    let layout = upgrade::layout(lake).await?;
+    let upgrade_needed = layout.filter(|l| *l < upgrade::LAYOUT).map(|l| {
+        format!("the lake was written by an earlier gplake (layout {l}): the next gplake build or sync rebuilds silver, dims and gold from bronze")
+    });
+    let derived_behind = match upgrade_needed {
+        Some(_) => Vec::new(),
+        None => derived::behind(lake)
+            .await
+            .map_err(crate::build::BuildError::from)?,
+    };
     Ok(Status {
+        derived_behind,
+        upgrade_needed,
         lake: lake.url().to_string(),
         last_build: states.iter().map(|s| s.built_at).max(),
         months,

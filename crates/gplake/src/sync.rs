@@ -1,16 +1,18 @@
 //! Sync: the main job. Discover releases, then bring every new or changed file into bronze.
 //!
-//! Then silver is built for every month whose bronze changed, behind the quality gate.
+//! Then the build pipeline runs for the months in range whose bronze changed (a scoped sync,
+//! `--from M --to M`, touches only those months' bronze and silver), and brings the derived
+//! tables of the whole lake in step.
 //! Idempotent: against an unchanged source a second run writes nothing and says so.
 
 use serde::Serialize;
 
+use crate::build::{BuildOptions, BuildReport};
 use crate::clock::Clock;
 use crate::discover::{Discovery, Source, discover};
 use crate::error::Error;
 use crate::fetch::{FetchContext, FetchOptions, FetchReport, fetch};
 use crate::month::Month;
-use crate::silver::{BuildOptions, BuildReport};
 
 /// What to sync.
 #[derive(Debug, Clone)]
@@ -54,14 +56,28 @@ pub fn month_range(clock: &dyn Clock, from: Option<Month>, to: Option<Month>) ->
     (from.unwrap_or(Month::FIRST), to)
 }
 
-/// Runs discovery and fetch.
+/// The months a scoped sync builds: those of `--from`/`--to` when given, else every month
+/// (empty means all).
+fn scope(options: &SyncOptions, from: Month, to: Month) -> Vec<Month> {
+    if options.from.is_none() && options.to.is_none() {
+        return Vec::new();
+    }
+    Month::range(from, to).collect()
+}
+
+/// Runs discovery, fetch, and the build of the months in range (dims and gold for the
+/// whole lake).
 pub async fn sync(ctx: &FetchContext<'_>, options: &SyncOptions) -> Result<SyncReport, Error> {
     let (from, to) = month_range(ctx.clock, options.from, options.to);
     let discovery = discover(ctx.http, &options.source, from, to, options.fetch.jobs).await?;
+    crate::failpoint::point("discover");
     let fetch = fetch(ctx, &discovery, &options.fetch).await?;
     let build = if options.build && !options.fetch.dry_run {
-        let build_options = BuildOptions::default();
-        Some(crate::silver::build(ctx.lake, ctx.clock, &build_options).await?)
+        let build_options = BuildOptions {
+            months: scope(options, from, to),
+            ..BuildOptions::default()
+        };
+        Some(crate::build::build(ctx.lake, ctx.clock, &build_options).await?)
     } else {
         None
     };

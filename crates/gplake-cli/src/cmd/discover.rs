@@ -13,7 +13,9 @@ pub(crate) async fn run(args: &SourceArgs, out: &Output) -> anyhow::Result<()> {
     let http = Http::new(args.http_config(), source.host());
     let clock = clock();
     let (from, to) = month_range(clock, args.from, args.to);
-    let discovery = discover(&http, &source, from, to, args.jobs).await?;
+    let discovery = discover(&http, &source, from, to, args.jobs)
+        .await
+        .map_err(gplake::Error::from)?;
     if out.json {
         println!("{}", serde_json::to_string_pretty(&discovery)?);
     } else {

@@ -1,7 +1,10 @@
 //! One file per subcommand: each calls the library and prints its report.
 
+pub(crate) mod build;
+pub(crate) mod check;
+pub(crate) mod ddl;
 pub(crate) mod discover;
-pub(crate) mod fetch;
 pub(crate) mod plot;
 pub(crate) mod query;
-pub(crate) mod silver;
+pub(crate) mod status;
+pub(crate) mod sync;

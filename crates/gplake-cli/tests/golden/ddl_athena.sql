@@ -57,7 +57,7 @@ CREATE EXTERNAL TABLE IF NOT EXISTS gplake.quality
 LOCATION 's3://nhs-lake/gp/_meta/quality/'
 TBLPROPERTIES ('table_type' = 'DELTA');
 
--- Row accounting per bronze file and build: rows_read = rows_written + rows_zero + rows_subtotal + rows_quarantined
+-- Row accounting per bronze file of each month's latest build: rows_read = rows_written + rows_zero + rows_subtotal + rows_quarantined
 CREATE EXTERNAL TABLE IF NOT EXISTS gplake.files
 LOCATION 's3://nhs-lake/gp/_meta/files/'
 TBLPROPERTIES ('table_type' = 'DELTA');

@@ -38,5 +38,5 @@ CREATE OR REPLACE VIEW org_population_monthly AS SELECT * FROM delta_scan('s3://
 -- Data-quality and reconciliation results per month and rule
 CREATE OR REPLACE VIEW quality AS SELECT * FROM delta_scan('s3://nhs-lake/gp/_meta/quality');
 
--- Row accounting per bronze file and build: rows_read = rows_written + rows_zero + rows_subtotal + rows_quarantined
+-- Row accounting per bronze file of each month's latest build: rows_read = rows_written + rows_zero + rows_subtotal + rows_quarantined
 CREATE OR REPLACE VIEW files AS SELECT * FROM delta_scan('s3://nhs-lake/gp/_meta/files');

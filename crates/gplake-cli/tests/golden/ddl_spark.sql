@@ -57,7 +57,7 @@ CREATE TABLE IF NOT EXISTS gplake.quality
 USING DELTA
 LOCATION 's3://nhs-lake/gp/_meta/quality';
 
--- Row accounting per bronze file and build: rows_read = rows_written + rows_zero + rows_subtotal + rows_quarantined
+-- Row accounting per bronze file of each month's latest build: rows_read = rows_written + rows_zero + rows_subtotal + rows_quarantined
 CREATE TABLE IF NOT EXISTS gplake.files
 USING DELTA
 LOCATION 's3://nhs-lake/gp/_meta/files';

@@ -66,7 +66,7 @@ fn ddl_for_every_engine_matches_its_golden_file() {
         &["--lake", example_lake(), "ddl", "--engine", "athena"],
         &[],
     );
-    assert_eq!(athena_local.status.code(), Some(1));
+    assert_eq!(athena_local.status.code(), Some(2));
     assert!(stderr(&athena_local).contains("not an s3:// lake"));
 }
 
@@ -147,7 +147,7 @@ fn bad_queries_are_one_clear_line_with_the_nearest_names() {
         ],
         &[],
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let first = stderr(&out).lines().next().unwrap().to_string();
     assert!(
         first.contains("fact_gp_registerd_patients")
@@ -182,7 +182,7 @@ fn bad_queries_are_one_clear_line_with_the_nearest_names() {
         ],
         &[],
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         stderr(&out).trim(),
         "error: --with w=examples/missing.csv: no such file"
@@ -200,7 +200,7 @@ fn bad_queries_are_one_clear_line_with_the_nearest_names() {
         ],
         &[],
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).starts_with(&format!("error: --with w={}: ", bad.display())),
         "{}",
@@ -280,7 +280,7 @@ fn plots_are_real_svg_and_png_files() {
         ],
         &[],
     );
-    assert_eq!(practice.status.code(), Some(1));
+    assert_eq!(practice.status.code(), Some(2));
     assert_eq!(
         stderr(&practice).trim(),
         "error: practice A81002 is not in the lake; did you mean A81001?"

@@ -117,7 +117,7 @@ fn an_unreachable_source_says_so_in_one_line_and_points_to_source_dir() {
         ],
         &[],
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(4));
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
@@ -139,7 +139,7 @@ fn an_s3_permission_error_is_one_clear_line() {
         ],
         &s3::env(&endpoint),
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(5));
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(

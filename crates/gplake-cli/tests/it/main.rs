@@ -2,6 +2,7 @@
 
 mod analysts;
 mod bronze;
+mod pipeline;
 mod silver;
 
 use std::path::{Path, PathBuf};

@@ -7,14 +7,13 @@
 //! national total outside a plausible band, practices under 100 patients, large
 //! month-over-month jumps, missing months.
 
-pub mod rules;
+pub(crate) mod evidence;
+pub(crate) mod rules;
+pub(crate) mod series;
 
-use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::month::Month;
-use crate::silver::batch::{Batcher, Val};
-use crate::silver::schema::QUALITY;
 
 /// How much a failed rule matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -27,7 +26,7 @@ pub enum Severity {
 }
 
 impl Severity {
-    fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Severity::Error => "error",
             Severity::Warning => "warning",
@@ -115,26 +114,4 @@ impl QualityResult {
         };
         format!("{month} {} {verdict}: {}", self.rule, self.message)
     }
-}
-
-/// Results as rows of `_meta/quality`.
-pub fn quality_batch(
-    results: &[QualityResult],
-    at: DateTime<Utc>,
-) -> deltalake::arrow::record_batch::RecordBatch {
-    let mut b = Batcher::new(QUALITY);
-    for r in results {
-        b.push(&[
-            Val::Ts(at),
-            Val::OptDate(r.month.map(|m| m.first_day())),
-            Val::Text(Some(r.rule)),
-            Val::Text(Some(r.severity.label())),
-            Val::Bool(r.passed),
-            Val::Text(r.subject.as_deref()),
-            Val::OptInt(r.expected),
-            Val::OptInt(r.actual),
-            Val::Text(Some(&r.message)),
-        ]);
-    }
-    b.finish()
 }

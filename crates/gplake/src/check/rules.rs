@@ -2,10 +2,10 @@
 
 use std::collections::BTreeMap;
 
+use super::evidence::{AgeAgg, Aggregates};
 use super::{QualityResult, Severity};
 use crate::formats::{OrgLevel, SexKey};
 use crate::month::Month;
-use crate::silver::month::{AgeAgg, Aggregates};
 
 /// Failures listed per rule before the rest are summarised.
 const MAX_LISTED: usize = 20;

@@ -70,12 +70,14 @@ async fn commit_locked(
             )
             .await
             .map_err(lake_err)?;
+        crate::failpoint::point("bronze-file");
     }
     for (candidate, action) in writes {
         outcomes.push(record(&mut manifest, release, candidate, action, now));
     }
     manifest.updated_at = now;
     manifest.write(ctx.lake).await.map_err(manifest_err)?;
+    crate::failpoint::point("manifest");
     Ok(outcomes)
 }
 

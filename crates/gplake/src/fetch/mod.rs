@@ -346,6 +346,7 @@ async fn stage(
             })?;
         (local, download)
     };
+    crate::failpoint::point("download");
     let unchanged = |size, sha256| {
         Staged::Unchanged(FileOutcome {
             month,

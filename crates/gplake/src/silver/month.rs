@@ -3,22 +3,23 @@
 //!
 //! Files are read in dependency order: the map and practice totals first (small, kept in
 //! memory to enrich and to check), then the big age files streamed row by row into Arrow
-//! batches and on into Parquet data files. Nothing becomes visible until `mod.rs` commits.
+//! batches and on into Parquet data files. Nothing becomes visible until the build pipeline commits.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use deltalake::kernel::Add;
-use deltalake::writer::RecordBatchWriter;
 use tokio::runtime::Handle;
 
-use super::batch::{Batcher, Val};
-use super::delta::{self, DeltaError};
-use super::schema::{
-    FACT_LSOA, FACT_QUINARY, FACT_SINGLE_AGE, FILES, PRACTICE_SNAPSHOT, QUARANTINE, TableDef,
+use super::sink::Sink;
+use crate::batch::{Batcher, Val};
+use crate::catalog::{
+    FACT_LSOA, FACT_QUINARY, FACT_SINGLE_AGE, FILES, PRACTICE_SNAPSHOT, TableDef,
 };
+use crate::check::evidence::{AgeAgg, Aggregates};
+use crate::delta::DeltaError;
 use crate::formats::reader::{Records, each_csv};
 use crate::formats::values::{band_label, year_label};
 use crate::formats::{
@@ -45,83 +46,6 @@ pub(crate) struct MonthBuilt {
     pub(crate) quarantine: Vec<Quarantined>,
 }
 
-/// Sums per practice and organisation, gathered while building, for the checks.
-#[derive(Debug, Default)]
-pub(crate) struct Aggregates {
-    /// Practice attributes from the map (empty when the release has none).
-    pub(crate) map: HashMap<String, PracticeAttrs>,
-    pub(crate) has_map: bool,
-    /// Practice totals file: code → (count, line).
-    pub(crate) totals: HashMap<String, (u64, u64)>,
-    pub(crate) has_totals: bool,
-    pub(crate) quinary: AgeAgg,
-    pub(crate) single: AgeAgg,
-    /// Published ALL/ALL rows of organisations: (file, level, code) → count.
-    pub(crate) orgs: BTreeMap<(String, OrgLevel, String), u64>,
-    /// Sub-ICB of each practice as the practice files give it (when there is no map).
-    pub(crate) row_sub_icb: HashMap<String, String>,
-    /// LSOA sums per practice × sex, and the ALL rows.
-    /// LSOA sums per practice × sex × vintage.
-    pub(crate) lsoa_leaf: HashMap<(String, SexKey, u16), u64>,
-    pub(crate) lsoa_dups: Vec<(String, String, u64)>,
-    pub(crate) file_stats: Vec<(String, Family, FileStats)>,
-    pub(crate) missing: Vec<&'static str>,
-}
-
-/// Sums of one age file family (quinary or single-age).
-#[derive(Debug, Default)]
-pub(crate) struct AgeAgg {
-    pub(crate) present: bool,
-    pub(crate) file: String,
-    /// Σ leaf counts per practice × sex.
-    pub(crate) leaf: HashMap<(String, SexKey), u64>,
-    /// Published ALL rows per practice × sex (sex ALL = persons).
-    pub(crate) all_rows: HashMap<(String, SexKey), u64>,
-    keys: HashSet<(String, SexKey, AgeKey)>,
-    /// Repeated keys: (file, practice, sex, age label, line).
-    pub(crate) duplicates: Vec<(String, String, SexKey, String, u64)>,
-}
-
-impl AgeAgg {
-    fn add(&mut self, row: &CountRow, file: &str) {
-        if row.level != OrgLevel::Practice {
-            return;
-        }
-        let key = (row.code.clone(), row.sex, row.age);
-        if !self.keys.insert(key) {
-            let age = match row.age {
-                AgeKey::Year(a) => year_label(a),
-                AgeKey::Band(b) => band_label(b),
-                AgeKey::All => "ALL".into(),
-            };
-            self.duplicates
-                .push((file.to_string(), row.code.clone(), row.sex, age, row.line));
-            return;
-        }
-        if row.is_leaf() {
-            *self.leaf.entry((row.code.clone(), row.sex)).or_default() += row.count;
-        } else if row.age == AgeKey::All {
-            self.all_rows.insert((row.code.clone(), row.sex), row.count);
-        }
-    }
-
-    /// Σ leaf counts of a practice, both sexes.
-    pub(crate) fn practice_total(&self, code: &str) -> u64 {
-        [SexKey::Male, SexKey::Female]
-            .iter()
-            .map(|s| self.leaf.get(&(code.to_string(), *s)).copied().unwrap_or(0))
-            .sum()
-    }
-
-    /// Every practice with leaf rows.
-    pub(crate) fn practices(&self) -> Vec<String> {
-        let mut codes: Vec<String> = self.leaf.keys().map(|(c, _)| c.clone()).collect();
-        codes.sort();
-        codes.dedup();
-        codes
-    }
-}
-
 /// A practice's attributes for enrichment: from the map, else the totals file, else the rows.
 #[derive(Debug, Default)]
 struct Info {
@@ -129,47 +53,9 @@ struct Info {
     from: &'static str,
 }
 
-/// A streaming writer of one table's rows for the month.
-struct Sink {
-    def: TableDef,
-    batcher: Batcher,
-    writer: RecordBatchWriter,
-    rows: u64,
-}
-
-impl Sink {
-    fn new(def: TableDef, table: &deltalake::DeltaTable) -> Result<Sink, DeltaError> {
-        Ok(Sink {
-            def,
-            batcher: Batcher::new(def),
-            writer: delta::writer(table, &def)?,
-            rows: 0,
-        })
-    }
-
-    fn push(&mut self, handle: &Handle, values: &[Val<'_>]) -> Result<(), DeltaError> {
-        self.batcher.push(values);
-        self.rows += 1;
-        if self.batcher.is_full() {
-            let batch = self.batcher.finish();
-            handle.block_on(delta::write(&mut self.writer, &self.def, batch))?;
-        }
-        Ok(())
-    }
-
-    fn finish(mut self, handle: &Handle) -> Result<(TableDef, Vec<Add>), DeltaError> {
-        if !self.batcher.is_empty() {
-            let batch = self.batcher.finish();
-            handle.block_on(delta::write(&mut self.writer, &self.def, batch))?;
-        }
-        let adds = handle.block_on(delta::flush(&mut self.writer, &self.def))?;
-        Ok((self.def, adds))
-    }
-}
-
 /// A month build failure that stops the month (the files are named inside).
 #[derive(Debug, thiserror::Error)]
-pub enum MonthError {
+pub(crate) enum MonthError {
     /// A file cannot be read as its family.
     #[error("month {month}: {source}")]
     Format {
@@ -669,24 +555,4 @@ impl Builder<'_> {
             }
         }
     }
-}
-
-/// Rows of `silver/_quarantine` for a month.
-pub(crate) fn quarantine_batch(
-    month: Month,
-    rows: &[Quarantined],
-    at: DateTime<Utc>,
-) -> deltalake::arrow::record_batch::RecordBatch {
-    let mut b = Batcher::new(QUARANTINE);
-    for q in rows {
-        b.push(&[
-            Val::Date(month.first_day()),
-            Val::Text(Some(&q.file)),
-            Val::Int(q.line as i64),
-            Val::Text(Some(&q.raw)),
-            Val::Text(Some(&q.reason)),
-            Val::Ts(at),
-        ]);
-    }
-    b.finish()
 }

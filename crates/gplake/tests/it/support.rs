@@ -152,11 +152,19 @@ pub(crate) async fn manifest(lake: &Lake, month: &str) -> Option<Manifest> {
 /// Runs SQL over every table of the lake (as `gplake query` does); rows as tab-separated text.
 pub(crate) async fn rows(lake: &Lake, sql: &str) -> Vec<String> {
     use deltalake::arrow::array::Array;
-    let (_, batches) = gplake::query::run(lake, sql, &[]).await.unwrap();
+    let options = gplake::query::QueryOptions::default();
+    let (_, batches) = gplake::query::run(lake, sql, &options).await.unwrap();
     let mut out = Vec::new();
     for b in &batches {
         let cols: Vec<_> = (0..b.num_columns())
-            .map(|i| gplake::silver::delta::text_column(b, i))
+            .map(|i| {
+                let text = deltalake::arrow::compute::cast(
+                    b.column(i),
+                    &deltalake::arrow::datatypes::DataType::Utf8,
+                )
+                .unwrap();
+                deltalake::arrow::array::AsArray::as_string::<i32>(&text).clone()
+            })
             .collect();
         for r in 0..b.num_rows() {
             let cells: Vec<String> = cols

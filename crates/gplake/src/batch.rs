@@ -7,15 +7,15 @@ use deltalake::arrow::array::{
 };
 use deltalake::arrow::record_batch::RecordBatch;
 
-use super::schema::{Kind, TableDef};
+use crate::catalog::{Kind, TableDef};
 
 /// Rows per batch handed to a writer: large enough to compress well, small enough to keep
 /// memory flat whatever the month's size.
-pub const BATCH_ROWS: usize = 64 * 1024;
+pub(crate) const BATCH_ROWS: usize = 64 * 1024;
 
 /// One value of a row, in column order.
 #[derive(Debug, Clone, Copy)]
-pub enum Val<'a> {
+pub(crate) enum Val<'a> {
     /// Text or NULL.
     Text(Option<&'a str>),
     /// A BIGINT.
@@ -41,7 +41,7 @@ enum Builder {
 }
 
 /// Accumulates rows of one table.
-pub struct Batcher {
+pub(crate) struct Batcher {
     def: TableDef,
     columns: Vec<Builder>,
     rows: usize,
@@ -51,7 +51,7 @@ const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid");
 
 impl Batcher {
     /// An empty batcher for `def`.
-    pub fn new(def: TableDef) -> Batcher {
+    pub(crate) fn new(def: TableDef) -> Batcher {
         let columns = def
             .columns
             .iter()
@@ -73,7 +73,7 @@ impl Batcher {
     }
 
     /// Appends a row; `values` are in the table's column order.
-    pub fn push(&mut self, values: &[Val<'_>]) {
+    pub(crate) fn push(&mut self, values: &[Val<'_>]) {
         debug_assert_eq!(values.len(), self.columns.len(), "{}", self.def.name);
         for (builder, value) in self.columns.iter_mut().zip(values) {
             match (builder, value) {
@@ -90,23 +90,18 @@ impl Batcher {
         self.rows += 1;
     }
 
-    /// Rows waiting.
-    pub fn len(&self) -> usize {
-        self.rows
-    }
-
     /// True when no rows wait.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.rows == 0
     }
 
     /// True when a batch's worth of rows waits.
-    pub fn is_full(&self) -> bool {
+    pub(crate) fn is_full(&self) -> bool {
         self.rows >= BATCH_ROWS
     }
 
     /// The waiting rows as a batch; the batcher starts empty again.
-    pub fn finish(&mut self) -> RecordBatch {
+    pub(crate) fn finish(&mut self) -> RecordBatch {
         let arrays: Vec<ArrayRef> = self
             .columns
             .iter_mut()

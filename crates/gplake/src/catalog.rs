@@ -1,4 +1,4 @@
-//! Every silver and metadata table: name, location, partitioning, columns with types and
+//! The catalog: every table of the lake (silver, gold, metadata): name, location, partitioning, columns with types and
 //! comments, and the properties that carry source, licence and attribution.
 
 use std::sync::Arc;
@@ -505,8 +505,8 @@ pub const QUALITY: TableDef = TableDef {
 pub const FILES: TableDef = TableDef {
     path: "_meta/files",
     name: "files",
-    comment: "Row accounting per bronze file and build: rows_read = rows_written + rows_zero + rows_subtotal + rows_quarantined",
-    partition: None,
+    comment: "Row accounting per bronze file of each month's latest build: rows_read = rows_written + rows_zero + rows_subtotal + rows_quarantined",
+    partition: Some("snapshot_date"),
     columns: &[
         col(
             "built_at",
@@ -562,8 +562,8 @@ pub const FILES: TableDef = TableDef {
     ],
 };
 
-/// Every table gplake writes, silver first.
-pub const ALL_TABLES: [TableDef; 10] = [
+/// Every table of the lake, in the order engines register them: silver, gold, metadata.
+pub const LAKE_TABLES: [TableDef; 12] = [
     FACT_QUINARY,
     FACT_SINGLE_AGE,
     FACT_LSOA,
@@ -572,8 +572,19 @@ pub const ALL_TABLES: [TableDef; 10] = [
     DIM_ORGANISATION,
     DIM_AGE_BAND,
     QUARANTINE,
+    PRACTICE_LIST_SIZE,
+    ORG_POPULATION,
     QUALITY,
     FILES,
+];
+
+/// The tables derived from silver after each build: dimensions and gold.
+pub const DERIVED_TABLES: [TableDef; 5] = [
+    DIM_PRACTICE,
+    DIM_ORGANISATION,
+    DIM_AGE_BAND,
+    PRACTICE_LIST_SIZE,
+    ORG_POPULATION,
 ];
 
 impl TableDef {
@@ -616,3 +627,75 @@ impl TableDef {
             .collect()
     }
 }
+
+// Gold: analyst tables derived from silver.
+
+/// Practice × month list sizes.
+pub const PRACTICE_LIST_SIZE: TableDef = TableDef {
+    path: "gold/practice_list_size_monthly",
+    name: "practice_list_size_monthly",
+    comment: "Registered patients per practice and month: total, male, female, change from the previous month, quality flags",
+    partition: None,
+    columns: &[
+        col("snapshot_date", Kind::Date, false, "The month"),
+        col("practice_code", Kind::Text, false, "GP practice code"),
+        col(
+            "practice_name",
+            Kind::Text,
+            true,
+            "Name as published that month",
+        ),
+        col("pcn_code", Kind::Text, true, "PCN as published that month"),
+        col(
+            "sub_icb_code",
+            Kind::Text,
+            true,
+            "Sub-ICB (CCG) as published that month",
+        ),
+        col(
+            "icb_code",
+            Kind::Text,
+            true,
+            "ICB (STP) as published that month",
+        ),
+        col("region_code", Kind::Text, true, "Region (Y56…Y63)"),
+        col("registered_population", Kind::Int, false, "All patients"),
+        col("male", Kind::Int, false, "Male patients"),
+        col("female", Kind::Int, false, "Female patients"),
+        col(
+            "change_from_last_month",
+            Kind::Int,
+            true,
+            "registered_population minus the previous calendar month's (NULL when that month is not in silver)",
+        ),
+        col(
+            "quality_flags",
+            Kind::Text,
+            true,
+            "Rules the practice did not pass that month (warnings such as small_practice)",
+        ),
+    ],
+};
+
+/// Organisation × month populations, as published and restated.
+pub const ORG_POPULATION: TableDef = TableDef {
+    path: "gold/org_population_monthly",
+    name: "org_population_monthly",
+    comment: "Registered patients per sub-ICB, ICB and region and month, as published and restated to the latest geography",
+    partition: None,
+    columns: &[
+        col("snapshot_date", Kind::Date, false, "The month"),
+        col(
+            "basis",
+            Kind::Text,
+            false,
+            "as_published (organisations of that month) or latest_geography (each practice's latest organisations)",
+        ),
+        col("org_type", Kind::Text, false, "SUB_ICB, ICB or REGION"),
+        col("org_code", Kind::Text, false, "Organisation code"),
+        col("org_name", Kind::Text, true, "Latest published name"),
+        col("registered_population", Kind::Int, false, "All patients"),
+        col("male", Kind::Int, false, "Male patients"),
+        col("female", Kind::Int, false, "Female patients"),
+    ],
+};

@@ -1,5 +1,8 @@
 //! What the last build of each month found: `_meta/build/YYYY-MM.json`, one small document
-//! per month, written once the month's commits are done.
+//! per month, written once the month's commits are done — so a month whose state names the
+//! bronze it was built from has that build's rows in every table.
+
+use std::fmt;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -8,6 +11,44 @@ use serde::{Deserialize, Serialize};
 
 use crate::lake::{Lake, LakeError};
 use crate::month::Month;
+
+/// Where a month's silver stands, for one table or the month as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SilverState {
+    /// Silver holds the month, built from its current bronze.
+    Built,
+    /// The quality gate kept the month out (the previous good silver, if any, stays).
+    Failed,
+    /// Bronze changed since the month was built: a build will bring it up to date.
+    Stale,
+    /// Never built.
+    Absent,
+}
+
+impl fmt::Display for SilverState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SilverState::Built => "built",
+            SilverState::Failed => "failed",
+            SilverState::Stale => "stale",
+            SilverState::Absent => "not built",
+        })
+    }
+}
+
+/// One table's part of a month's build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableState {
+    /// The table.
+    pub table: String,
+    /// Whether silver holds this build.
+    pub state: SilverState,
+    /// Rows written (0 when kept out).
+    pub rows: u64,
+    /// The table version of the commit (none when kept out).
+    pub version: Option<u64>,
+}
 
 /// The last build of a month.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +68,9 @@ pub struct MonthState {
     /// Warnings (soft rules that did not hold).
     #[serde(default)]
     pub warnings: usize,
+    /// Each table's part.
+    #[serde(default)]
+    pub tables: Vec<TableState>,
 }
 
 impl MonthState {
@@ -61,5 +105,14 @@ impl MonthState {
         let json = serde_json::to_vec_pretty(self).expect("serialisable");
         lake.put_bytes(&MonthState::path(self.month), Bytes::from(json))
             .await
+    }
+
+    /// Where the month stands against bronze whose fingerprint is `current`.
+    pub fn silver(&self, current: Option<&str>) -> SilverState {
+        match current {
+            Some(c) if c != self.fingerprint => SilverState::Stale,
+            _ if self.committed => SilverState::Built,
+            _ => SilverState::Failed,
+        }
     }
 }

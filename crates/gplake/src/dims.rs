@@ -1,5 +1,5 @@
-//! The dimensions, rebuilt whole from `practice_snapshot` after every build that changed
-//! silver: `dim_practice` and `dim_organisation` as SCD type 2 (a new version whenever
+//! The dimensions, rebuilt whole from `practice_snapshot` whenever it moved on (the build
+//! pipeline records the version each was derived from): `dim_practice` and `dim_organisation` as SCD type 2 (a new version whenever
 //! anything published about the practice or organisation changes), and the static
 //! `dim_age_band`.
 
@@ -9,12 +9,13 @@ use chrono::NaiveDate;
 use deltalake::arrow::array::{Array, StringArray};
 use deltalake::arrow::record_batch::RecordBatch;
 
-use super::batch::{Batcher, Val};
-use super::delta::{self, DeltaError};
-use super::schema::{DIM_AGE_BAND, DIM_ORGANISATION, DIM_PRACTICE, PRACTICE_SNAPSHOT};
+use crate::batch::{Batcher, Val};
+use crate::catalog::{DIM_AGE_BAND, DIM_ORGANISATION, DIM_PRACTICE, PRACTICE_SNAPSHOT};
+use crate::delta::{self, DeltaError};
 use crate::formats::values::{band_label, year_label};
 use crate::lake::Lake;
 use crate::month::Month;
+use crate::session::{self, Pin, SessionSpec};
 
 /// Practice attribute columns, in `dim_practice` order after `practice_code`.
 const ATTRS: [&str; 13] = [
@@ -44,25 +45,34 @@ struct Seen {
 }
 
 /// Rebuilds every dimension.
-pub async fn rebuild(lake: &Lake) -> Result<(), DeltaError> {
-    let seen = read_snapshots(lake).await?;
+/// Rebuilds every dimension from `practice_snapshot` as pinned; returns the versions written.
+pub(crate) async fn rebuild(lake: &Lake, pin: &Pin) -> Result<BTreeMap<String, u64>, DeltaError> {
+    let seen = read_snapshots(lake, pin).await?;
     let latest = seen.iter().map(|s| s.month).max();
-    delta::overwrite(lake, &DIM_PRACTICE, vec![practice_versions(&seen, latest)]).await?;
-    delta::overwrite(
-        lake,
-        &DIM_ORGANISATION,
-        vec![organisation_versions(&seen, latest)],
-    )
-    .await?;
-    delta::overwrite(lake, &DIM_AGE_BAND, vec![age_bands()]).await
+    let mut written = BTreeMap::new();
+    for (def, batch) in [
+        (DIM_PRACTICE, practice_versions(&seen, latest)),
+        (DIM_ORGANISATION, organisation_versions(&seen, latest)),
+        (DIM_AGE_BAND, age_bands()),
+    ] {
+        let version = delta::overwrite(lake, &def, vec![batch]).await?;
+        written.insert(def.name.to_string(), version);
+    }
+    Ok(written)
 }
 
-async fn read_snapshots(lake: &Lake) -> Result<Vec<Seen>, DeltaError> {
+async fn read_snapshots(lake: &Lake, pin: &Pin) -> Result<Vec<Seen>, DeltaError> {
     let sql = format!(
         "SELECT CAST(snapshot_date AS VARCHAR) AS d, practice_code, attributes_from, {} FROM practice_snapshot ORDER BY practice_code, snapshot_date",
         ATTRS.join(", ")
     );
-    let batches = delta::query(lake, &[&PRACTICE_SNAPSHOT], &sql).await?;
+    let spec = SessionSpec {
+        pin: pin.clone(),
+        empty_if_missing: true,
+        memory_limit: None,
+    };
+    let session = session::open(lake, &[PRACTICE_SNAPSHOT], &spec).await?;
+    let batches = session::collect(&session, Some(&PRACTICE_SNAPSHOT), &sql).await?;
     let mut out = Vec::new();
     for b in &batches {
         let cols: Vec<StringArray> = (0..b.num_columns())

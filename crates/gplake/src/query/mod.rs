@@ -1,17 +1,30 @@
-//! SQL over the lake: every silver, gold and metadata table registered by name, plus extra
-//! CSV or Parquet files (`--with NAME=PATH`) to join other NHS datasets by practice, sub-ICB
-//! or ICB code. Errors name what was wrong and list what is available.
+//! Read-only SQL over the lake: every silver, gold and metadata table registered by name,
+//! plus extra CSV or Parquet files (`--with NAME=PATH`) to join other NHS datasets by
+//! practice, sub-ICB or ICB code.
+//!
+//! Guarantees: a query never writes (statements that would are refused before they run, see
+//! [`guard`]); it sees only the lake's tables and the files named with `--with` (no file or
+//! URL tables); it can read every table as it was at a moment or version (Delta time travel);
+//! it runs under a memory limit and a time limit. Errors name what was wrong and list what
+//! is available.
 
-use std::path::{Path, PathBuf};
+mod guard;
+mod output;
+
+use std::path::PathBuf;
+use std::time::Duration;
 
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
 
-use crate::gold;
+use crate::catalog::{LAKE_TABLES, TableDef};
+use crate::delta;
 use crate::lake::Lake;
-use crate::silver::delta;
-use crate::silver::schema::{ALL_TABLES, TableDef};
+use crate::session::{self, SessionSpec};
+
+pub use crate::session::Pin;
+pub use output::{Format, write, write_file};
 
 /// A query failure.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +37,28 @@ pub enum QueryError {
         message: String,
         /// The tables and columns that exist, and the nearest names.
         available: String,
+    },
+    /// The statement would write or change something.
+    #[error("gplake query is read-only: {statement} is not allowed")]
+    Refused {
+        /// What was refused (`INSERT`, `COPY`, `CREATE EXTERNAL TABLE`…).
+        statement: String,
+    },
+    /// The query ran past its time limit and was stopped.
+    #[error("the query ran for more than {seconds} s and was stopped (raise it with --time-limit)")]
+    TimedOut {
+        /// The limit.
+        seconds: u64,
+    },
+    /// The query needed more memory than its limit.
+    #[error(
+        "the query needs more than {limit} bytes of memory (raise it with --memory-limit): {message}"
+    )]
+    OutOfMemory {
+        /// The limit.
+        limit: usize,
+        /// The engine's message.
+        message: String,
     },
     /// An extra file could not be registered.
     #[error("--with {name}={path}: {reason}")]
@@ -46,6 +81,30 @@ pub enum QueryError {
         /// Why.
         reason: String,
     },
+}
+
+/// How a query runs.
+#[derive(Debug, Clone)]
+pub struct QueryOptions {
+    /// Extra CSV or Parquet files registered as tables.
+    pub extras: Vec<Extra>,
+    /// Which version of the lake's tables to read.
+    pub as_of: Pin,
+    /// Bytes the query may hold in memory (sorts and joins spill or fail past it).
+    pub memory_limit: usize,
+    /// Time after which the query is stopped.
+    pub time_limit: Duration,
+}
+
+impl Default for QueryOptions {
+    fn default() -> QueryOptions {
+        QueryOptions {
+            extras: Vec::new(),
+            as_of: Pin::Latest,
+            memory_limit: 4 << 30,
+            time_limit: Duration::from_secs(1800),
+        }
+    }
 }
 
 /// An extra table: a CSV or Parquet file under a name.
@@ -77,42 +136,23 @@ impl std::str::FromStr for Extra {
     }
 }
 
-/// Every table a query can see, silver and gold.
+/// Every table a query can see, silver, gold and metadata.
 pub fn lake_tables() -> Vec<TableDef> {
-    ALL_TABLES
-        .iter()
-        .copied()
-        .chain(gold::GOLD_TABLES.iter().copied())
-        .collect()
+    LAKE_TABLES.to_vec()
 }
 
-/// A session with every existing lake table and the extras registered.
-pub async fn session(lake: &Lake, extras: &[Extra]) -> Result<SessionContext, QueryError> {
-    let ctx = SessionContext::new();
-    for def in lake_tables() {
-        if let Some(table) = delta::open(lake, &def).await? {
-            table
-                .update_datafusion_session(&ctx.state())
-                .map_err(|e| delta_err(&def, e))?;
-            let provider = table
-                .table_provider()
-                .await
-                .map_err(|e| delta_err(&def, e.into()))?;
-            ctx.register_table(def.name, provider)
-                .map_err(|e| delta_err(&def, e.into()))?;
-        }
+/// A session with every existing lake table (as of `options.as_of`) and the extras.
+async fn query_session(lake: &Lake, options: &QueryOptions) -> Result<SessionContext, QueryError> {
+    let spec = SessionSpec {
+        pin: options.as_of.clone(),
+        empty_if_missing: false,
+        memory_limit: Some(options.memory_limit),
+    };
+    let session = session::open(lake, &LAKE_TABLES, &spec).await?;
+    for extra in &options.extras {
+        register_extra(&session.ctx, extra).await?;
     }
-    for extra in extras {
-        register_extra(&ctx, extra).await?;
-    }
-    Ok(ctx)
-}
-
-fn delta_err(def: &TableDef, e: deltalake::DeltaTableError) -> QueryError {
-    QueryError::Delta(delta::DeltaError {
-        table: def.name,
-        source: Box::new(e),
-    })
+    Ok(session.ctx)
 }
 
 async fn register_extra(ctx: &SessionContext, extra: &Extra) -> Result<(), QueryError> {
@@ -164,22 +204,69 @@ async fn register_extra(ctx: &SessionContext, extra: &Extra) -> Result<(), Query
     Ok(())
 }
 
-/// Runs `sql` and collects the result.
+/// Runs `sql`, read-only, and collects the result.
 pub async fn run(
     lake: &Lake,
     sql: &str,
-    extras: &[Extra],
+    options: &QueryOptions,
 ) -> Result<(SchemaRef, Vec<RecordBatch>), QueryError> {
-    let ctx = session(lake, extras).await?;
-    let frame = match ctx.sql(sql).await {
+    let ctx = query_session(lake, options).await?;
+    guard::check(&ctx, sql).await?;
+    let seconds = options.time_limit.as_secs();
+    let ran = tokio::time::timeout(options.time_limit, execute(&ctx, sql, options)).await;
+    ran.map_err(|_| QueryError::TimedOut { seconds })?
+}
+
+async fn execute(
+    ctx: &SessionContext,
+    sql: &str,
+    options: &QueryOptions,
+) -> Result<(SchemaRef, Vec<RecordBatch>), QueryError> {
+    let frame = match ctx.sql_with_options(sql, guard::read_only()).await {
         Ok(f) => f,
-        Err(e) => return Err(sql_error(&ctx, &e.to_string()).await),
+        Err(e) => return Err(engine_error(ctx, &e.to_string(), options).await),
     };
     let schema: SchemaRef = std::sync::Arc::new(frame.schema().as_arrow().clone());
     match frame.collect().await {
         Ok(batches) => Ok((schema, batches)),
-        Err(e) => Err(sql_error(&ctx, &e.to_string()).await),
+        Err(e) => Err(engine_error(ctx, &e.to_string(), options).await),
     }
+}
+
+/// Sorts an engine failure: out of memory, a refusal by `SQLOptions`, or wrong SQL.
+async fn engine_error(ctx: &SessionContext, message: &str, options: &QueryOptions) -> QueryError {
+    if message.contains("Resources exhausted") {
+        return QueryError::OutOfMemory {
+            limit: options.memory_limit,
+            message: first_line(message),
+        };
+    }
+    for refused in [
+        "DDL not supported: ",
+        "DML not supported: ",
+        "Statement not supported: ",
+    ] {
+        if let Some(rest) = message.split(refused).nth(1) {
+            return QueryError::Refused {
+                statement: first_line(rest).to_ascii_uppercase(),
+            };
+        }
+    }
+    let mut error = sql_error(ctx, message).await;
+    if let (QueryError::Sql { available, .. }, Pin::At(at)) = (&mut error, &options.as_of)
+        && available.starts_with("the lake has no tables yet")
+    {
+        *available = format!("no lake table existed at {at} (--as-of)");
+    }
+    if let QueryError::Sql { message, .. } = &mut error
+        && message.contains("table '")
+        && (message.contains('/') || message.contains("://"))
+    {
+        message.push_str(
+            "; gplake query reads only the lake's tables and files given with --with NAME=PATH",
+        );
+    }
+    error
 }
 
 /// The engine's message plus what exists, and the nearest names to what was not found.
@@ -275,103 +362,6 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").to_string()
-}
-
-/// An output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// An aligned text table.
-    Table,
-    /// CSV with a header.
-    Csv,
-    /// A JSON array of objects.
-    Json,
-    /// Parquet (files only).
-    Parquet,
-}
-
-impl Format {
-    /// The format a file name asks for.
-    pub fn of_file(path: &Path) -> Option<Format> {
-        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
-            "csv" => Some(Format::Csv),
-            "json" => Some(Format::Json),
-            "parquet" => Some(Format::Parquet),
-            _ => None,
-        }
-    }
-}
-
-/// Writes the result in `format` to `out`.
-pub fn write(
-    schema: &SchemaRef,
-    batches: &[RecordBatch],
-    format: Format,
-    out: &mut dyn std::io::Write,
-    label: &str,
-) -> Result<(), QueryError> {
-    let err = |e: &dyn std::fmt::Display| QueryError::Output {
-        file: label.to_string(),
-        reason: e.to_string(),
-    };
-    match format {
-        Format::Table => {
-            let text = deltalake::arrow::util::pretty::pretty_format_batches(batches)
-                .map_err(|e| err(&e))?;
-            writeln!(out, "{text}").map_err(|e| err(&e))
-        }
-        Format::Csv => {
-            let mut writer = deltalake::arrow::csv::WriterBuilder::new()
-                .with_header(true)
-                .build(out);
-            if batches.is_empty() {
-                return writer
-                    .write(&RecordBatch::new_empty(schema.clone()))
-                    .map_err(|e| err(&e));
-            }
-            batches
-                .iter()
-                .try_for_each(|b| writer.write(b))
-                .map_err(|e| err(&e))
-        }
-        Format::Json => {
-            let mut writer = deltalake::arrow::json::WriterBuilder::new()
-                .with_explicit_nulls(true)
-                .build::<_, deltalake::arrow::json::writer::JsonArray>(&mut *out);
-            let refs: Vec<&RecordBatch> = batches.iter().collect();
-            writer.write_batches(&refs).map_err(|e| err(&e))?;
-            writer.finish().map_err(|e| err(&e))?;
-            writeln!(out).map_err(|e| err(&e))
-        }
-        Format::Parquet => Err(err(&"parquet goes to a file: use --output FILE.parquet")),
-    }
-}
-
-/// Writes the result to `path`, the format chosen by its extension.
-pub fn write_file(
-    schema: &SchemaRef,
-    batches: &[RecordBatch],
-    path: &Path,
-) -> Result<(), QueryError> {
-    let label = path.display().to_string();
-    let err = |e: &dyn std::fmt::Display| QueryError::Output {
-        file: label.clone(),
-        reason: e.to_string(),
-    };
-    let format =
-        Format::of_file(path).ok_or_else(|| err(&"use a .csv, .json or .parquet file name"))?;
-    let mut file = std::fs::File::create(path).map_err(|e| err(&e))?;
-    if format == Format::Parquet {
-        let mut writer =
-            deltalake::parquet::arrow::ArrowWriter::try_new(file, schema.clone(), None)
-                .map_err(|e| err(&e))?;
-        for b in batches {
-            writer.write(b).map_err(|e| err(&e))?;
-        }
-        writer.close().map_err(|e| err(&e))?;
-        return Ok(());
-    }
-    write(schema, batches, format, &mut file, &label)
 }
 
 #[cfg(test)]

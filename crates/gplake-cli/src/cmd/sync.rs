@@ -1,4 +1,5 @@
-//! `gplake fetch` and `gplake sync`: releases into bronze, one summary line at the end.
+//! `gplake sync` and `gplake fetch`: releases into bronze (and, for sync, through the build
+//! pipeline), one summary line per stage.
 
 use gplake::http::Http;
 use gplake::{Lake, SyncOptions};
@@ -8,17 +9,16 @@ use crate::{Output, clock, progress};
 
 /// Runs discover → fetch (→ build when `build`), prints the report, returns the exit code.
 pub(crate) async fn run(
-    lake_url: &str,
+    lake: &Lake,
     args: &FetchArgs,
     out: &Output,
     build: bool,
 ) -> anyhow::Result<u8> {
-    let lake = Lake::open(lake_url)?;
     let source = args.source.source();
     let http = Http::new(args.source.http_config(), source.host());
     let clock = clock();
     let ctx = gplake::fetch::FetchContext {
-        lake: &lake,
+        lake,
         http: &http,
         clock,
         progress: progress::bars(!out.quiet && !out.json),
@@ -30,9 +30,11 @@ pub(crate) async fn run(
         fetch: args.fetch_options(),
         build,
     };
-    let report = gplake::sync::sync(&ctx, &options).await?;
+    let report = gplake::sync::sync(&ctx, &options)
+        .await
+        .map_err(gplake::Error::from)?;
     let code = match &report.build {
-        Some(_) if gplake::status::status(&lake).await?.any_failed() => super::silver::GATE_FAILED,
+        Some(_) if gplake::status::status(lake).await?.gate_failed() => super::build::GATE_FAILED,
         _ => 0,
     };
     if out.json {
@@ -57,7 +59,7 @@ pub(crate) async fn run(
     if !out.quiet {
         println!("{}", report.fetch.summary());
         if let Some(build) = &report.build {
-            super::silver::print_build(build);
+            super::build::print_build(build);
         }
     }
     Ok(code)

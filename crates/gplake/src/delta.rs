@@ -9,7 +9,6 @@ use std::collections::HashMap;
 
 use chrono::NaiveDate;
 use deltalake::arrow::record_batch::RecordBatch;
-use deltalake::datafusion::prelude::SessionContext;
 use deltalake::kernel::transaction::CommitBuilder;
 use deltalake::kernel::{Action, Add};
 use deltalake::protocol::{DeltaOperation, SaveMode};
@@ -18,7 +17,7 @@ use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use futures::TryStreamExt;
 use object_store::path::Path;
 
-use super::schema::{PROPERTIES, TableDef};
+use crate::catalog::{PROPERTIES, TableDef};
 use crate::lake::Lake;
 
 /// A Delta failure, naming the table.
@@ -40,9 +39,9 @@ fn err(def: &TableDef) -> impl Fn(DeltaTableError) -> DeltaError + '_ {
 }
 
 /// Opens `def` on the lake, creating it (with comments and properties) if it does not exist.
-pub async fn open_or_create(lake: &Lake, def: &TableDef) -> Result<DeltaTable, DeltaError> {
+pub(crate) async fn open_or_create(lake: &Lake, def: &TableDef) -> Result<DeltaTable, DeltaError> {
     let mut table = unloaded(lake, def)?;
-    if exists(lake, def).await {
+    if exists(lake, def).await? {
         table.load().await.map_err(err(def))?;
         return Ok(table);
     }
@@ -63,7 +62,7 @@ pub async fn open_or_create(lake: &Lake, def: &TableDef) -> Result<DeltaTable, D
     match created {
         Ok(t) => Ok(t),
         // Another process created it first: use theirs.
-        Err(_) if exists(lake, def).await => {
+        Err(_) if exists(lake, def).await? => {
             let mut table = unloaded(lake, def)?;
             table.load().await.map_err(err(def))?;
             Ok(table)
@@ -73,13 +72,75 @@ pub async fn open_or_create(lake: &Lake, def: &TableDef) -> Result<DeltaTable, D
 }
 
 /// Opens `def` if it exists.
-pub async fn open(lake: &Lake, def: &TableDef) -> Result<Option<DeltaTable>, DeltaError> {
-    if !exists(lake, def).await {
+pub(crate) async fn open(lake: &Lake, def: &TableDef) -> Result<Option<DeltaTable>, DeltaError> {
+    if !exists(lake, def).await? {
         return Ok(None);
     }
     let mut table = unloaded(lake, def)?;
     table.load().await.map_err(err(def))?;
     Ok(Some(table))
+}
+
+/// Opens `def` as it was at `version` (`None`: latest), if it exists.
+pub(crate) async fn open_version(
+    lake: &Lake,
+    def: &TableDef,
+    version: Option<u64>,
+) -> Result<Option<DeltaTable>, DeltaError> {
+    let Some(version) = version else {
+        return open(lake, def).await;
+    };
+    if !exists(lake, def).await? {
+        return Ok(None);
+    }
+    let mut table = unloaded(lake, def)?;
+    table.load_version(version).await.map_err(err(def))?;
+    Ok(Some(table))
+}
+
+/// Opens `def` as it was at `at`; `None` when the table did not exist yet.
+pub(crate) async fn open_at(
+    lake: &Lake,
+    def: &TableDef,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<DeltaTable>, DeltaError> {
+    if !exists(lake, def).await? {
+        return Ok(None);
+    }
+    let first = Path::from(format!("{}/_delta_log/{:020}.json", def.path, 0));
+    let created = lake
+        .head(&first)
+        .await
+        .map_err(|e| err(def)(DeltaTableError::Generic(e.to_string())))?;
+    if created.is_some_and(|meta| meta.last_modified > at) {
+        return Ok(None);
+    }
+    let mut table = unloaded(lake, def)?;
+    table.load_with_datetime(at).await.map_err(err(def))?;
+    Ok(Some(table))
+}
+
+/// The latest version of `def`, or `None` when it does not exist.
+pub(crate) async fn version(lake: &Lake, def: &TableDef) -> Result<Option<u64>, DeltaError> {
+    Ok(open(lake, def)
+        .await?
+        .and_then(|t| t.version())
+        .map(|v| v as u64))
+}
+
+/// True when a Delta error is a commit that lost a race (another writer committed first):
+/// the caller re-reads and tries again.
+pub(crate) fn is_conflict(e: &DeltaError) -> bool {
+    use deltalake::kernel::transaction::TransactionError;
+    matches!(
+        e.source.as_ref(),
+        DeltaTableError::VersionAlreadyExists(_)
+            | DeltaTableError::Transaction {
+                source: TransactionError::VersionAlreadyExists(_)
+                    | TransactionError::CommitConflict(_)
+                    | TransactionError::MaxCommitAttempts(_)
+            }
+    ) || e.source.to_string().contains("onflict")
 }
 
 /// Tables on S3 use delta-rs's default log store over gplake's own store: commits are
@@ -127,21 +188,23 @@ fn unloaded(lake: &Lake, def: &TableDef) -> Result<DeltaTable, DeltaError> {
         .map_err(err(def))
 }
 
-async fn exists(lake: &Lake, def: &TableDef) -> bool {
+/// True when the table has a log. A listing failure is an error, never "absent": reading
+/// an unreachable table as empty could overwrite what it holds.
+async fn exists(lake: &Lake, def: &TableDef) -> Result<bool, DeltaError> {
     let log = Path::from(format!("{}/_delta_log", def.path));
     lake.list(&log)
         .await
         .map(|l| !l.is_empty())
-        .unwrap_or(false)
+        .map_err(|e| err(def)(DeltaTableError::Generic(e.to_string())))
 }
 
 /// A writer of data files for `table` (nothing is visible until committed).
-pub fn writer(table: &DeltaTable, def: &TableDef) -> Result<RecordBatchWriter, DeltaError> {
+pub(crate) fn writer(table: &DeltaTable, def: &TableDef) -> Result<RecordBatchWriter, DeltaError> {
     RecordBatchWriter::for_table(table).map_err(err(def))
 }
 
 /// Writes `batch` through `writer`.
-pub async fn write(
+pub(crate) async fn write(
     writer: &mut RecordBatchWriter,
     def: &TableDef,
     batch: RecordBatch,
@@ -150,12 +213,15 @@ pub async fn write(
 }
 
 /// Finishes the writer's files.
-pub async fn flush(writer: &mut RecordBatchWriter, def: &TableDef) -> Result<Vec<Add>, DeltaError> {
+pub(crate) async fn flush(
+    writer: &mut RecordBatchWriter,
+    def: &TableDef,
+) -> Result<Vec<Add>, DeltaError> {
     writer.flush().await.map_err(err(def))
 }
 
 /// Replaces the partition of `date` with `adds` in one commit; returns the new version.
-pub async fn replace_partition(
+pub(crate) async fn replace_partition(
     table: &mut DeltaTable,
     def: &TableDef,
     date: NaiveDate,
@@ -200,21 +266,25 @@ pub async fn replace_partition(
 }
 
 /// Replaces the whole table with `batches` in one commit.
-pub async fn overwrite(
+pub(crate) async fn overwrite(
     lake: &Lake,
     def: &TableDef,
     batches: Vec<RecordBatch>,
-) -> Result<(), DeltaError> {
+) -> Result<u64, DeltaError> {
     save(lake, def, batches, SaveMode::Overwrite).await
 }
 
 /// Appends `batches` in one commit.
-pub async fn append(
+pub(crate) async fn append(
     lake: &Lake,
     def: &TableDef,
     batches: Vec<RecordBatch>,
-) -> Result<(), DeltaError> {
-    save(lake, def, batches, SaveMode::Append).await
+) -> Result<Option<u64>, DeltaError> {
+    let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
+    if batches.is_empty() {
+        return Ok(None);
+    }
+    save(lake, def, batches, SaveMode::Append).await.map(Some)
 }
 
 async fn save(
@@ -222,27 +292,24 @@ async fn save(
     def: &TableDef,
     batches: Vec<RecordBatch>,
     mode: SaveMode,
-) -> Result<(), DeltaError> {
+) -> Result<u64, DeltaError> {
     let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
-    if batches.is_empty() && mode == SaveMode::Append {
-        return Ok(());
-    }
     let table = open_or_create(lake, def).await?;
     let batches = if batches.is_empty() {
         vec![RecordBatch::new_empty(def.arrow_schema())]
     } else {
         batches
     };
-    table
+    let written = table
         .write(batches)
         .with_save_mode(mode)
         .await
         .map_err(err(def))?;
-    Ok(())
+    Ok(written.version().unwrap_or(0) as u64)
 }
 
 /// Column `i` of `batch` as text (DataFusion may hand back views or dictionaries).
-pub fn text_column(batch: &RecordBatch, i: usize) -> deltalake::arrow::array::StringArray {
+pub(crate) fn text_column(batch: &RecordBatch, i: usize) -> deltalake::arrow::array::StringArray {
     use deltalake::arrow::array::AsArray;
     let cast = deltalake::arrow::compute::cast(
         batch.column(i),
@@ -258,7 +325,7 @@ pub fn text_column(batch: &RecordBatch, i: usize) -> deltalake::arrow::array::St
 }
 
 /// Column `i` of `batch` as 64-bit integers.
-pub fn int_column(batch: &RecordBatch, i: usize) -> deltalake::arrow::array::Int64Array {
+pub(crate) fn int_column(batch: &RecordBatch, i: usize) -> deltalake::arrow::array::Int64Array {
     use deltalake::arrow::array::AsArray;
     let cast = deltalake::arrow::compute::cast(
         batch.column(i),
@@ -272,43 +339,4 @@ pub fn int_column(batch: &RecordBatch, i: usize) -> deltalake::arrow::array::Int
     });
     cast.as_primitive::<deltalake::arrow::datatypes::Int64Type>()
         .clone()
-}
-
-/// Runs `sql` over the named tables of the lake (those that exist) and collects the result.
-pub async fn query(
-    lake: &Lake,
-    tables: &[&TableDef],
-    sql: &str,
-) -> Result<Vec<RecordBatch>, DeltaError> {
-    let ctx = SessionContext::new();
-    for def in tables {
-        let Some(table) = open(lake, def).await? else {
-            let empty = deltalake::datafusion::datasource::MemTable::try_new(
-                def.arrow_schema(),
-                vec![vec![]],
-            )
-            .map_err(|e| err(def)(DeltaTableError::from(e)))?;
-            ctx.register_table(def.name, std::sync::Arc::new(empty))
-                .map_err(|e| err(def)(DeltaTableError::from(e)))?;
-            continue;
-        };
-        table
-            .update_datafusion_session(&ctx.state())
-            .map_err(err(def))?;
-        let provider = table
-            .table_provider()
-            .await
-            .map_err(|e| err(def)(DeltaTableError::from(e)))?;
-        ctx.register_table(def.name, provider)
-            .map_err(|e| err(def)(DeltaTableError::from(e)))?;
-    }
-    let first = tables.first().copied().unwrap_or(&super::schema::QUALITY);
-    let frame = ctx
-        .sql(sql)
-        .await
-        .map_err(|e| err(first)(DeltaTableError::from(e)))?;
-    frame
-        .collect()
-        .await
-        .map_err(|e| err(first)(DeltaTableError::from(e)))
 }

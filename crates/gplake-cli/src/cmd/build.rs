@@ -1,0 +1,54 @@
+//! `gplake build`: the build pipeline over the lake's bronze; exit 3 when the quality gate
+//! keeps a month out.
+
+use gplake::{BuildOptions, BuildReport, Lake};
+
+use crate::args::BuildArgs;
+use crate::{Output, clock};
+
+/// Exit code of a failed quality gate.
+pub(crate) const GATE_FAILED: u8 = 3;
+
+/// Builds silver; returns the exit code (3 when a month is kept out).
+pub(crate) async fn run(lake: &Lake, args: &BuildArgs, out: &Output) -> anyhow::Result<u8> {
+    let options = BuildOptions {
+        months: args.month.clone(),
+        force: args.force,
+        jobs: args.jobs,
+    };
+    let report = gplake::build(lake, clock(), &options).await?;
+    let status = gplake::status::status(lake).await?;
+    if out.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if !out.quiet {
+        print_build(&report);
+    }
+    Ok(if status.gate_failed() { GATE_FAILED } else { 0 })
+}
+
+/// Prints what a build did, month by month.
+pub(crate) fn print_build(report: &BuildReport) {
+    if let Some(note) = &report.upgraded {
+        println!("{note}");
+    }
+    for m in &report.months {
+        let verdict = if m.committed { "built" } else { "KEPT OUT" };
+        let rows: Vec<String> = m
+            .rows
+            .iter()
+            .filter(|r| r.1 > 0)
+            .map(|(t, n)| format!("{t} {n}"))
+            .collect();
+        println!("{}  {verdict:<8} {}", m.month, rows.join(", "));
+        for f in m.failures.iter().take(5) {
+            println!("    error: {f}");
+        }
+        if m.failures.len() > 5 {
+            println!("    … {} more (gplake check)", m.failures.len() - 5);
+        }
+    }
+    for r in report.series.iter().filter(|r| !r.passed) {
+        println!("warning: {}", r.line());
+    }
+    println!("{}", report.summary());
+}

@@ -1,0 +1,55 @@
+//! `gplake check`: the quality standing of every month and of the derived tables; exit 3
+//! when a month is kept out or dims and gold are behind silver.
+
+use gplake::Lake;
+use gplake::build::state::SilverState;
+
+use super::build::GATE_FAILED;
+use crate::Output;
+use crate::args::CheckArgs;
+
+/// Runs the series checks and prints the quality standing; returns the exit code.
+pub(crate) async fn run(lake: &Lake, args: &CheckArgs, out: &Output) -> anyhow::Result<u8> {
+    let series = gplake::build::series(lake).await?;
+    let status = gplake::status::status(lake).await?;
+    let gate = if status.gate_failed() { GATE_FAILED } else { 0 };
+    if out.json {
+        let json = serde_json::json!({ "months": status.months, "series": series, "gaps": status.gaps, "derived_behind": status.derived_behind });
+        println!("{}", serde_json::to_string_pretty(&json)?);
+        return Ok(gate);
+    }
+    for m in status
+        .months
+        .iter()
+        .filter(|m| args.month.is_empty() || args.month.contains(&m.month))
+    {
+        println!("{}  {}", m.month, m.silver);
+        for f in &m.failures {
+            println!("    error: {f}");
+        }
+    }
+    for r in series.iter().filter(|r| !r.passed) {
+        println!("warning: {}", r.line());
+    }
+    let failed = status
+        .months
+        .iter()
+        .filter(|m| m.silver == SilverState::Failed)
+        .count();
+    println!(
+        "quality: {} months pass, {failed} kept out, {} series warnings",
+        status
+            .months
+            .iter()
+            .filter(|m| m.silver == SilverState::Built)
+            .count(),
+        series.iter().filter(|r| !r.passed).count()
+    );
+    if !status.derived_behind.is_empty() {
+        println!(
+            "error: derived tables behind silver: {} (gplake build brings them in step)",
+            status.derived_behind.join(", ")
+        );
+    }
+    Ok(gate)
+}

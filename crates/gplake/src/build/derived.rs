@@ -1,0 +1,243 @@
+//! Derived tables provably in step with silver.
+//!
+//! The series checks, the dimensions and gold are derived from silver. Each derivation reads
+//! its sources pinned at one version and `_meta/derived.json` records those versions and the
+//! versions it wrote. The derived tables are *in step* when every source and every output is
+//! still at its recorded version; anything else (a month committed since, a run killed before
+//! gold, another run's overwrite) makes them *behind*, and the next build derives again.
+//! A derivation that loses a commit race re-reads and tries again, with backoff.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use deltalake::arrow::array::Array;
+use object_store::path::Path;
+use serde::{Deserialize, Serialize};
+
+use super::BuildError;
+use super::record::quality_batch;
+use crate::catalog::{DERIVED_TABLES, FACT_QUINARY, PRACTICE_SNAPSHOT, QUALITY, TableDef};
+use crate::check::QualityResult;
+use crate::check::series::{Jump, over_series, practice_jumps};
+use crate::clock::Clock;
+use crate::delta::{self, DeltaError};
+use crate::error::Error;
+use crate::lake::Lake;
+use crate::month::Month;
+use crate::session::{self, Pin, SessionSpec};
+
+const RECORD: &str = "_meta/derived.json";
+const SOURCES: [TableDef; 3] = [PRACTICE_SNAPSHOT, FACT_QUINARY, QUALITY];
+const ATTEMPTS: u32 = 10;
+
+/// What the derived tables were built from and what was written.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Source table → the version read.
+    pub sources: BTreeMap<String, u64>,
+    /// Derived table → the version written.
+    pub outputs: BTreeMap<String, u64>,
+    /// When.
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// What bringing the derived tables in step did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DerivedReport {
+    /// True when the derived tables were rebuilt (they were behind).
+    pub rebuilt: bool,
+    /// Derivations that lost a commit race and were retried.
+    pub retries: u32,
+    /// The series results, when they were computed and recorded.
+    #[serde(skip)]
+    pub series: Option<Vec<QualityResult>>,
+}
+
+/// The derived tables that are behind silver (empty when in step, or when there is no silver).
+pub async fn behind(lake: &Lake) -> Result<Vec<String>, DeltaError> {
+    let current = versions(lake).await?;
+    if !current.contains_key(PRACTICE_SNAPSHOT.name) {
+        return Ok(Vec::new());
+    }
+    let record = read(lake).await.unwrap_or_default();
+    let sources_moved = SOURCES
+        .iter()
+        .any(|d| current.get(d.name) != record.sources.get(d.name));
+    Ok(DERIVED_TABLES
+        .iter()
+        .filter(|d| sources_moved || current.get(d.name) != record.outputs.get(d.name))
+        .map(|d| d.name.to_string())
+        .collect())
+}
+
+/// Derives again until the derived tables are in step, retrying lost commit races.
+pub(crate) async fn bring_in_step(lake: &Lake, clock: &dyn Clock) -> Result<DerivedReport, Error> {
+    let mut report = DerivedReport::default();
+    for attempt in 0..ATTEMPTS {
+        if behind(lake).await.map_err(BuildError::from)?.is_empty() {
+            return Ok(report);
+        }
+        if attempt > 0 {
+            // Another run committed meanwhile: let the runs fall out of step, so that one
+            // finishes its derivation while the others wait.
+            report.retries += 1;
+            tokio::time::sleep(backoff(attempt)).await;
+        }
+        match derive(lake, clock.now()).await {
+            Ok(series) => {
+                report.rebuilt = true;
+                report.series = Some(series);
+            }
+            Err(e) if delta::is_conflict(&e) => tracing::info!("derived tables: {e}; retrying"),
+            Err(e) => return Err(BuildError::from(e).into()),
+        }
+    }
+    Err(BuildError::DerivedBehind { attempts: ATTEMPTS }.into())
+}
+
+/// Exponential, with a jitter as large as the step so that racing runs spread out.
+fn backoff(attempt: u32) -> Duration {
+    let step = 100u64 << attempt.min(6);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()));
+    let seed = nanos ^ u64::from(std::process::id()).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    Duration::from_millis(step + seed % step)
+}
+
+/// One derivation: series checks, dims, gold, then the record.
+async fn derive(lake: &Lake, at: DateTime<Utc>) -> Result<Vec<QualityResult>, DeltaError> {
+    let start = versions(lake).await?;
+    let snapshot = start.get(PRACTICE_SNAPSHOT.name).copied();
+    let series = series_at(lake, snapshot).await?;
+    let quality = match delta::append(lake, &QUALITY, vec![quality_batch(&series, at)]).await? {
+        Some(v) => v,
+        None => delta::version(lake, &QUALITY).await?.unwrap_or(0),
+    };
+    crate::failpoint::point("series");
+    let mut sources = BTreeMap::new();
+    sources.extend(snapshot.map(|v| (PRACTICE_SNAPSHOT.name.to_string(), v)));
+    sources.extend(
+        start
+            .get(FACT_QUINARY.name)
+            .map(|v| (FACT_QUINARY.name.to_string(), *v)),
+    );
+    sources.insert(QUALITY.name.to_string(), quality);
+    let mut outputs = crate::dims::rebuild(lake, &Pin::Versions(sources.clone())).await?;
+    crate::failpoint::point("dims");
+    let mut pins = sources.clone();
+    pins.extend(outputs.clone());
+    outputs.extend(crate::gold::rebuild(lake, &Pin::Versions(pins)).await?);
+    crate::failpoint::point("gold");
+    let record = Record {
+        sources,
+        outputs,
+        at: Some(at),
+    };
+    write(lake, &record)
+        .await
+        .map_err(|e| lake_as_delta(RECORD, e))?;
+    crate::failpoint::point("derived-record");
+    Ok(series)
+}
+
+/// The current version of every source and derived table that exists.
+async fn versions(lake: &Lake) -> Result<BTreeMap<String, u64>, DeltaError> {
+    let mut out = BTreeMap::new();
+    for def in SOURCES.iter().chain(DERIVED_TABLES.iter()) {
+        if let Some(v) = delta::version(lake, def).await? {
+            out.insert(def.name.to_string(), v);
+        }
+    }
+    Ok(out)
+}
+
+/// The record, if one was written.
+pub async fn read(lake: &Lake) -> Option<Record> {
+    let bytes = lake.get_bytes(&Path::from(RECORD)).await.ok()??;
+    serde_json::from_slice(&bytes).ok()
+}
+
+async fn write(lake: &Lake, record: &Record) -> Result<(), crate::lake::LakeError> {
+    let json = serde_json::to_vec_pretty(record).expect("serialisable");
+    lake.put_bytes(&Path::from(RECORD), Bytes::from(json)).await
+}
+
+fn lake_as_delta(what: &'static str, e: crate::lake::LakeError) -> DeltaError {
+    DeltaError {
+        table: what,
+        source: Box::new(deltalake::DeltaTableError::Generic(e.to_string())),
+    }
+}
+
+/// The series results over the latest silver, without recording them.
+pub(crate) async fn series_results(lake: &Lake) -> Result<Vec<QualityResult>, Error> {
+    let snapshot = delta::version(lake, &PRACTICE_SNAPSHOT)
+        .await
+        .map_err(BuildError::from)?;
+    Ok(series_at(lake, snapshot).await.map_err(BuildError::from)?)
+}
+
+/// Series rules over `practice_snapshot` at `version`: gaps, national moves, practice jumps.
+async fn series_at(lake: &Lake, version: Option<u64>) -> Result<Vec<QualityResult>, DeltaError> {
+    let mut pins = BTreeMap::new();
+    pins.extend(version.map(|v| (PRACTICE_SNAPSHOT.name.to_string(), v)));
+    let spec = SessionSpec {
+        pin: Pin::Versions(pins),
+        empty_if_missing: true,
+        memory_limit: None,
+    };
+    let session = session::open(lake, &[PRACTICE_SNAPSHOT], &spec).await?;
+    let def = Some(&PRACTICE_SNAPSHOT);
+    let totals = session::collect(&session, def, TOTALS_SQL).await?;
+    let jumps = session::collect(&session, def, JUMPS_SQL).await?;
+    let mut results = over_series(&national_totals(&totals));
+    results.extend(practice_jumps(&jump_rows(&jumps)));
+    Ok(results)
+}
+
+const TOTALS_SQL: &str = "SELECT CAST(snapshot_date AS VARCHAR) AS d, SUM(registered_population) AS n FROM practice_snapshot GROUP BY snapshot_date ORDER BY snapshot_date";
+
+const JUMPS_SQL: &str = "SELECT CAST(a.snapshot_date AS VARCHAR) AS d, a.practice_code, b.registered_population AS before, a.registered_population AS after
+    FROM practice_snapshot a JOIN practice_snapshot b ON a.practice_code = b.practice_code AND b.snapshot_date = a.snapshot_date - INTERVAL '1 month'
+    WHERE ABS(a.registered_population - b.registered_population) > 500
+      AND ABS(a.registered_population - b.registered_population) * 5 > b.registered_population
+    ORDER BY d, a.practice_code";
+
+fn month_of(text: &str) -> Option<Month> {
+    text.get(..7)?.parse().ok()
+}
+
+fn national_totals(batches: &[deltalake::arrow::record_batch::RecordBatch]) -> Vec<(Month, i64)> {
+    let mut out = Vec::new();
+    for b in batches {
+        let (d, n) = (delta::text_column(b, 0), delta::int_column(b, 1));
+        for i in 0..b.num_rows() {
+            if let Some(month) = month_of(d.value(i)) {
+                out.push((month, if n.is_null(i) { 0 } else { n.value(i) }));
+            }
+        }
+    }
+    out
+}
+
+fn jump_rows(batches: &[deltalake::arrow::record_batch::RecordBatch]) -> Vec<Jump> {
+    let mut out = Vec::new();
+    for b in batches {
+        let (d, code) = (delta::text_column(b, 0), delta::text_column(b, 1));
+        let (before, after) = (delta::int_column(b, 2), delta::int_column(b, 3));
+        for i in 0..b.num_rows() {
+            if let Some(month) = month_of(d.value(i)) {
+                out.push(Jump {
+                    month,
+                    practice: code.value(i).to_string(),
+                    before: before.value(i),
+                    after: after.value(i),
+                });
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,168 @@
+//! The build pipeline: the one place where bronze becomes silver, checks and derived tables.
+//!
+//! It runs, in order: plan (which months' bronze changed) → build each month (silver, into
+//! uncommitted data files) → quality gate (the month's rules) → commit the month (one commit
+//! per table) → record the month's state → bring the derived tables in step (series checks,
+//! dims, gold, each recorded against the silver versions it read).
+//!
+//! Guarantees:
+//! - a month that fails its gate leaves its previous silver exactly as it was;
+//! - a month's state is written only after all its commits, so a killed build rebuilds it;
+//! - every build, even one with no month to build, checks the derived-tables record and
+//!   rebuilds what is behind, so a run killed between a month's commit and gold is repaired
+//!   by the next run; commits that lose a race with another run are retried;
+//! - a lake written by an earlier layout is rebuilt from bronze, never misread ([`upgrade`]).
+
+pub mod derived;
+mod months;
+mod record;
+pub mod state;
+pub mod upgrade;
+
+use serde::Serialize;
+
+use crate::check::QualityResult;
+use crate::clock::Clock;
+use crate::error::Error;
+use crate::lake::Lake;
+use crate::month::Month;
+
+pub use derived::DerivedReport;
+pub use months::MonthReport;
+
+/// What to build.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// Only these months (all months with bronze when empty). Derived tables are still
+    /// brought in step for the whole lake.
+    pub months: Vec<Month>,
+    /// Rebuild even when bronze has not changed.
+    pub force: bool,
+    /// Months built at once (default: the number of cores).
+    pub jobs: usize,
+}
+
+/// What a build did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BuildReport {
+    /// Set when the lake was written by an earlier gplake and was rebuilt from bronze.
+    pub upgraded: Option<String>,
+    /// Months built (committed or kept out).
+    pub months: Vec<MonthReport>,
+    /// Months skipped because their bronze had not changed.
+    pub unchanged: usize,
+    /// Series-wide results (gaps, month-over-month).
+    pub series: Vec<QualityResult>,
+    /// What bringing dims and gold in step did.
+    pub derived: DerivedReport,
+}
+
+impl BuildReport {
+    /// True when any month failed a hard rule (exit 3).
+    pub fn gate_failed(&self) -> bool {
+        self.months.iter().any(|m| !m.committed)
+    }
+
+    /// One line: `N months built (R rows), F kept out, U unchanged`.
+    pub fn summary(&self) -> String {
+        let built = self.months.iter().filter(|m| m.committed).count();
+        let failed = self.months.len() - built;
+        let rows: u64 = self
+            .months
+            .iter()
+            .filter(|m| m.committed)
+            .flat_map(|m| m.rows.iter().map(|r| r.1))
+            .sum();
+        let warnings: usize = self.months.iter().map(|m| m.warnings.len()).sum::<usize>()
+            + self.series.iter().filter(|r| !r.passed).count();
+        format!(
+            "silver: {built} months built ({rows} rows), {failed} kept out by the quality gate, {} unchanged, {warnings} warnings",
+            self.unchanged
+        )
+    }
+}
+
+/// Runs the pipeline over the lake's bronze.
+pub async fn build(
+    lake: &Lake,
+    clock: &dyn Clock,
+    options: &BuildOptions,
+) -> Result<BuildReport, Error> {
+    let upgraded = upgrade::prepare(lake).await?;
+    let mut options = options.clone();
+    if upgraded.is_some() {
+        options.force = true;
+        options.months.clear();
+    }
+    let mut report = months::build_months(lake, clock, &options).await?;
+    report.upgraded = upgraded;
+    report.derived = derived::bring_in_step(lake, clock).await?;
+    report.series = match &report.derived.series {
+        Some(series) => series.clone(),
+        None => derived::series_results(lake).await?,
+    };
+    if report.upgraded.is_some() {
+        upgrade::record(lake).await?;
+    }
+    Ok(report)
+}
+
+/// A failure that stops the whole build (storage, Delta); file problems are per month and
+/// end as quality results.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The lake failed.
+    #[error(transparent)]
+    Lake(#[from] crate::lake::LakeError),
+    /// A Delta table failed.
+    #[error(transparent)]
+    Delta(#[from] crate::delta::DeltaError),
+    /// A bronze manifest is unreadable.
+    #[error("month {month}: {source}")]
+    Manifest {
+        /// The month.
+        month: Month,
+        /// The cause.
+        source: crate::fetch::ManifestError,
+    },
+    /// A month's manifest disappeared between listing and reading (another process removed it).
+    #[error(
+        "month {month}: its bronze manifest disappeared while the build read it; run the build again"
+    )]
+    ManifestMissing {
+        /// The month.
+        month: Month,
+    },
+    /// A worker thread died or a temporary file could not be made.
+    #[error("build of month {month} stopped unexpectedly: {reason}")]
+    Worker {
+        /// The month.
+        month: Month,
+        /// Why.
+        reason: String,
+    },
+    /// Other runs kept committing while this one brought dims and gold in step.
+    #[error(
+        "dims and gold are still behind silver after {attempts} attempts (other runs kept committing); run gplake build again"
+    )]
+    DerivedBehind {
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The lake was written by a newer gplake, with a layout this one does not know.
+    #[error(
+        "the lake was written by a newer gplake (layout {found}; this gplake knows up to {known}): upgrade gplake"
+    )]
+    NewerLayout {
+        /// The lake's layout.
+        found: u32,
+        /// The newest layout this gplake writes.
+        known: u32,
+    },
+}
+
+/// The series checks over the latest silver (gaps, month-over-month), without recording them.
+pub async fn series(lake: &Lake) -> Result<Vec<QualityResult>, Error> {
+    derived::series_results(lake).await
+}

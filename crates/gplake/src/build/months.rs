@@ -1,0 +1,312 @@
+//! The month stages of the pipeline: plan, build, gate, commit, record the month's state.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde::Serialize;
+use tokio::sync::Mutex;
+
+use super::BuildError;
+use super::record::{quality_batch, quarantine_batch, write_now};
+use super::state::{MonthState, SilverState, TableState};
+use super::{BuildOptions, BuildReport};
+use crate::catalog::{
+    FACT_LSOA, FACT_QUINARY, FACT_SINGLE_AGE, FILES, PRACTICE_SNAPSHOT, QUALITY, QUARANTINE,
+    TableDef,
+};
+use crate::check::{QualityResult, Severity, rules};
+use crate::clock::Clock;
+use crate::delta::{self, DeltaError};
+use crate::error::Error;
+use crate::fetch::Manifest;
+use crate::lake::Lake;
+use crate::month::Month;
+use crate::silver::month::{MonthBuilt, MonthError, Targets, build_month};
+use crate::silver::{bronze_months, download, plan};
+
+/// What happened to one month.
+#[derive(Debug, Clone, Serialize)]
+pub struct MonthReport {
+    /// The month.
+    pub month: Month,
+    /// True when the month's silver was replaced.
+    pub committed: bool,
+    /// Rows written per table.
+    pub rows: Vec<(String, u64)>,
+    /// Which set of files was used, when the release offered two.
+    pub source_set: String,
+    /// Hard failures (empty when committed).
+    pub failures: Vec<String>,
+    /// Warnings.
+    pub warnings: Vec<String>,
+    /// Rows quarantined.
+    pub quarantined: usize,
+}
+
+/// The tables a build writes, opened once, each behind a lock so commits never interleave.
+struct Open {
+    targets: Targets,
+    commit: HashMap<&'static str, Mutex<deltalake::DeltaTable>>,
+}
+
+/// Plans, builds, gates and commits every month whose bronze changed.
+pub(super) async fn build_months(
+    lake: &Lake,
+    clock: &dyn Clock,
+    options: &BuildOptions,
+) -> Result<BuildReport, Error> {
+    let mut report = BuildReport::default();
+    let todo = plan_months(lake, options, &mut report).await?;
+    if todo.is_empty() {
+        return Ok(report);
+    }
+    let open = Arc::new(open_tables(lake).await.map_err(BuildError::from)?);
+    let jobs = match options.jobs {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let at = clock.now();
+    let results: Vec<Result<MonthReport, Error>> = futures::stream::iter(todo)
+        .map(|manifest| build_one(lake, open.clone(), manifest, at))
+        .buffer_unordered(jobs)
+        .collect()
+        .await;
+    for r in results {
+        report.months.push(r?);
+    }
+    report.months.sort_by_key(|m| m.month);
+    Ok(report)
+}
+
+/// The manifests of the months to build: asked for, and changed since their last build.
+async fn plan_months(
+    lake: &Lake,
+    options: &BuildOptions,
+    report: &mut BuildReport,
+) -> Result<Vec<Manifest>, Error> {
+    let mut todo = Vec::new();
+    let months = bronze_months(lake).await?;
+    let asked = |m: &Month| options.months.is_empty() || options.months.contains(m);
+    for month in months.into_iter().filter(asked) {
+        let manifest = Manifest::read(lake, month)
+            .await
+            .map_err(|source| BuildError::Manifest { month, source })?
+            .ok_or(BuildError::ManifestMissing { month })?;
+        let previous = MonthState::read(lake, month).await?;
+        let current = previous
+            .as_ref()
+            .is_some_and(|s| s.fingerprint == plan::fingerprint(&manifest));
+        if current && !options.force {
+            report.unchanged += 1;
+        } else {
+            todo.push(manifest);
+        }
+    }
+    Ok(todo)
+}
+
+async fn open_tables(lake: &Lake) -> Result<Open, DeltaError> {
+    let mut commit = HashMap::new();
+    for def in [
+        FACT_QUINARY,
+        FACT_SINGLE_AGE,
+        FACT_LSOA,
+        PRACTICE_SNAPSHOT,
+        QUARANTINE,
+        FILES,
+    ] {
+        commit.insert(
+            def.name,
+            Mutex::new(delta::open_or_create(lake, &def).await?),
+        );
+    }
+    delta::open_or_create(lake, &QUALITY).await?;
+    let targets = Targets {
+        quinary: commit[FACT_QUINARY.name].lock().await.clone(),
+        single: commit[FACT_SINGLE_AGE.name].lock().await.clone(),
+        lsoa: commit[FACT_LSOA.name].lock().await.clone(),
+        practices: commit[PRACTICE_SNAPSHOT.name].lock().await.clone(),
+    };
+    Ok(Open { targets, commit })
+}
+
+/// Builds, gates, commits and records one month.
+async fn build_one(
+    lake: &Lake,
+    open: Arc<Open>,
+    manifest: Manifest,
+    at: DateTime<Utc>,
+) -> Result<MonthReport, Error> {
+    let month = manifest.month;
+    let plan = plan::choose(&manifest);
+    let built = build_silver(lake, &open, &plan, month, at).await?;
+    let (results, built) = gate(built, month)?;
+    let failures: Vec<String> = results
+        .iter()
+        .filter(|r| r.is_hard_failure())
+        .map(|r| r.message.clone())
+        .collect();
+    let warnings: Vec<String> = results
+        .iter()
+        .filter(|r| !r.passed && r.severity == Severity::Warning)
+        .map(|r| r.message.clone())
+        .collect();
+    let committed = failures.is_empty();
+    let mut tables = Vec::new();
+    let mut quarantined = 0;
+    if let Some(built) = built {
+        quarantined = built.quarantine.len();
+        tables = commit_month(lake, &open, month, built, committed, at).await?;
+    }
+    delta::append(lake, &QUALITY, vec![quality_batch(&results, at)])
+        .await
+        .map_err(BuildError::from)?;
+    crate::failpoint::point("month-quality");
+    let state = MonthState {
+        month,
+        fingerprint: plan::fingerprint(&manifest),
+        committed,
+        built_at: at,
+        source_set: plan.source_set.clone(),
+        failures: failures.clone(),
+        warnings: warnings.len(),
+        tables,
+    };
+    state.write(lake).await?;
+    crate::failpoint::point("state");
+    Ok(MonthReport {
+        month,
+        committed,
+        rows: state
+            .tables
+            .iter()
+            .filter(|t| t.state == SilverState::Built)
+            .map(|t| (t.table.clone(), t.rows))
+            .collect(),
+        source_set: plan.source_set,
+        failures,
+        warnings,
+        quarantined,
+    })
+}
+
+/// Reads the month's files into uncommitted data files, on a blocking thread.
+async fn build_silver(
+    lake: &Lake,
+    open: &Arc<Open>,
+    plan: &plan::Plan,
+    month: Month,
+    at: DateTime<Utc>,
+) -> Result<Result<MonthBuilt, MonthError>, Error> {
+    let worker_err = |e: &dyn std::fmt::Display| BuildError::Worker {
+        month,
+        reason: e.to_string(),
+    };
+    let tmp = tempfile::tempdir().map_err(|e| worker_err(&e))?;
+    let inputs = download(lake, month, &plan.used, tmp.path()).await?;
+    let unused = plan.unused.clone();
+    let handle = tokio::runtime::Handle::current();
+    let worker = open.clone();
+    tokio::task::spawn_blocking(move || {
+        build_month(month, &inputs, &unused, &worker.targets, &handle, at)
+    })
+    .await
+    .map_err(|e| worker_err(&e).into())
+}
+
+/// The quality gate: the month's rules over its evidence, or the reason it could not be read.
+fn gate(
+    built: Result<MonthBuilt, MonthError>,
+    month: Month,
+) -> Result<(Vec<QualityResult>, Option<MonthBuilt>), Error> {
+    match built {
+        Ok(built) => Ok((rules::month_rules(&built.aggregates, month), Some(built))),
+        Err(MonthError::Format { source, .. }) => Ok((
+            vec![QualityResult::fail(
+                Some(month),
+                "file_readable",
+                Severity::Error,
+                "file",
+                None,
+                format!("month {month}: {source}"),
+            )],
+            None,
+        )),
+        Err(MonthError::Delta { source, .. }) => Err(BuildError::from(source).into()),
+    }
+}
+
+/// Commits each table's new partition (or deletes the unused data files when the gate
+/// failed), then the month's quarantined rows and file accounting.
+async fn commit_month(
+    lake: &Lake,
+    open: &Open,
+    month: Month,
+    built: MonthBuilt,
+    commit: bool,
+    at: DateTime<Utc>,
+) -> Result<Vec<TableState>, Error> {
+    let mut tables = Vec::new();
+    for (def, adds) in built.adds {
+        tables.push(commit_table(lake, open, month, def, adds, commit).await?);
+    }
+    let replace = |def: TableDef, batch| async move {
+        let mut table = open.commit[def.name].lock().await;
+        let adds = write_now(&table, &def, batch).await?;
+        delta::replace_partition(&mut table, &def, month.first_day(), adds).await
+    };
+    replace(QUARANTINE, quarantine_batch(month, &built.quarantine, at))
+        .await
+        .map_err(BuildError::from)?;
+    crate::failpoint::point("quarantine");
+    replace(FILES, built.files)
+        .await
+        .map_err(BuildError::from)?;
+    Ok(tables)
+}
+
+async fn commit_table(
+    lake: &Lake,
+    open: &Open,
+    month: Month,
+    def: TableDef,
+    adds: Vec<deltalake::kernel::Add>,
+    commit: bool,
+) -> Result<TableState, Error> {
+    let rows: u64 = adds.iter().map(rows_in).sum();
+    if !commit {
+        for add in adds {
+            if let Ok(path) = object_store::path::Path::parse(format!("{}/{}", def.path, add.path))
+            {
+                let _ = lake.delete(&path).await;
+            }
+        }
+        return Ok(TableState {
+            table: def.name.to_string(),
+            state: SilverState::Failed,
+            rows: 0,
+            version: None,
+        });
+    }
+    let mut table = open.commit[def.name].lock().await;
+    let version = delta::replace_partition(&mut table, &def, month.first_day(), adds)
+        .await
+        .map_err(BuildError::from)?;
+    crate::failpoint::point(&format!("commit:{}", def.name));
+    Ok(TableState {
+        table: def.name.to_string(),
+        state: SilverState::Built,
+        rows,
+        version: Some(version),
+    })
+}
+
+fn rows_in(add: &deltalake::kernel::Add) -> u64 {
+    add.get_stats()
+        .ok()
+        .flatten()
+        .map(|s| s.num_records as u64)
+        .unwrap_or(0)
+}

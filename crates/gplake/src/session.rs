@@ -1,0 +1,125 @@
+//! One DataFusion session over the lake's Delta tables, shared by everything that reads with
+//! SQL (gold, dims, the series checks and `gplake query`), so none of them imports another.
+//!
+//! A session reads each table at one version, pinned when it opens: the latest, the version
+//! a derived table is recorded against, or the version current at a moment (time travel).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use deltalake::DeltaTableError;
+use deltalake::arrow::record_batch::RecordBatch;
+use deltalake::datafusion::datasource::MemTable;
+use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use deltalake::datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::catalog::TableDef;
+use crate::delta::{self, DeltaError};
+use crate::lake::Lake;
+
+/// Which version of each table a session reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Pin {
+    /// The latest version of every table.
+    #[default]
+    Latest,
+    /// Every table as it was at this moment (tables created later are absent).
+    At(DateTime<Utc>),
+    /// These versions, by table name; other tables at their latest.
+    Versions(BTreeMap<String, u64>),
+}
+
+/// How a session is set up.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SessionSpec {
+    pub(crate) pin: Pin,
+    /// Register a missing table as empty (for internal readers) instead of leaving it out.
+    pub(crate) empty_if_missing: bool,
+    /// Bytes the session's operators may hold before they spill or fail.
+    pub(crate) memory_limit: Option<usize>,
+}
+
+/// An open session.
+pub(crate) struct Session {
+    pub(crate) ctx: SessionContext,
+}
+
+/// Opens a session with `tables` registered by name.
+pub(crate) async fn open(
+    lake: &Lake,
+    tables: &[TableDef],
+    spec: &SessionSpec,
+) -> Result<Session, DeltaError> {
+    let ctx = context(spec).map_err(|e| delta_err(tables.first(), e))?;
+    for def in tables {
+        let table = match &spec.pin {
+            Pin::Latest => delta::open(lake, def).await?,
+            Pin::At(at) => delta::open_at(lake, def, *at).await?,
+            Pin::Versions(v) => delta::open_version(lake, def, v.get(def.name).copied()).await?,
+        };
+        match table {
+            Some(table) => register(&ctx, def, &table).await?,
+            None if spec.empty_if_missing => register_empty(&ctx, def)?,
+            None => {}
+        }
+    }
+    Ok(Session { ctx })
+}
+
+fn context(spec: &SessionSpec) -> Result<SessionContext, DeltaTableError> {
+    let Some(limit) = spec.memory_limit else {
+        return Ok(SessionContext::new());
+    };
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_limit(limit, 1.0)
+        .build_arc()?;
+    Ok(SessionContext::new_with_config_rt(
+        SessionConfig::new(),
+        runtime,
+    ))
+}
+
+async fn register(
+    ctx: &SessionContext,
+    def: &TableDef,
+    table: &deltalake::DeltaTable,
+) -> Result<(), DeltaError> {
+    let e = |e: DeltaTableError| delta_err(Some(def), e);
+    table.update_datafusion_session(&ctx.state()).map_err(e)?;
+    let provider = table.table_provider().await.map_err(|x| e(x.into()))?;
+    ctx.register_table(def.name, provider)
+        .map_err(|x| e(x.into()))?;
+    Ok(())
+}
+
+fn register_empty(ctx: &SessionContext, def: &TableDef) -> Result<(), DeltaError> {
+    let e = |x: deltalake::datafusion::error::DataFusionError| delta_err(Some(def), x.into());
+    let empty = MemTable::try_new(def.arrow_schema(), vec![vec![]]).map_err(e)?;
+    ctx.register_table(def.name, Arc::new(empty)).map_err(e)?;
+    Ok(())
+}
+
+fn delta_err(def: Option<&TableDef>, source: DeltaTableError) -> DeltaError {
+    DeltaError {
+        table: def.map(|d| d.name).unwrap_or("session"),
+        source: Box::new(source),
+    }
+}
+
+/// Runs `sql` in an open session and collects the result.
+pub(crate) async fn collect(
+    session: &Session,
+    def: Option<&TableDef>,
+    sql: &str,
+) -> Result<Vec<RecordBatch>, DeltaError> {
+    let e = |x: deltalake::datafusion::error::DataFusionError| delta_err(def, x.into());
+    session
+        .ctx
+        .sql(sql)
+        .await
+        .map_err(e)?
+        .collect()
+        .await
+        .map_err(e)
+}
