@@ -19,6 +19,25 @@ pub(crate) struct Output {
     quiet: bool,
 }
 
+/// The run's cancellation token, tripped by the first Ctrl-C (a second one stops at once).
+pub(crate) fn cancel() -> gplake::Cancel {
+    static CANCEL: std::sync::OnceLock<gplake::Cancel> = std::sync::OnceLock::new();
+    CANCEL.get_or_init(gplake::Cancel::new).clone()
+}
+
+/// Trips [`cancel`] on Ctrl-C so a build stops at its next safe point.
+fn watch_interrupt(runtime: &tokio::runtime::Runtime) {
+    runtime.spawn(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("stopping at the next safe point (Ctrl-C again to stop now)");
+            cancel().cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+}
+
 /// The clock the commands pass to the library.
 pub(crate) fn clock() -> &'static dyn Clock {
     static CLOCK: SystemClock = SystemClock;
@@ -35,6 +54,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
+    watch_interrupt(&runtime);
     match runtime.block_on(run(&cli)) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
@@ -76,6 +96,7 @@ fn exit_code(err: &anyhow::Error) -> u8 {
         ErrorKind::Refused | ErrorKind::BadInput => 2,
         ErrorKind::SourceUnreachable | ErrorKind::Http => 4,
         ErrorKind::Storage | ErrorKind::Busy => 5,
+        ErrorKind::Cancelled => 130,
         _ => 1,
     }
 }

@@ -41,3 +41,30 @@ pub(crate) fn bars(enabled: bool) -> Option<Progress> {
         }
     }))
 }
+
+/// A progress callback drawing one bar for the months of a build, or `None` off a terminal.
+pub(crate) fn build_bar(enabled: bool) -> Option<gplake::BuildProgress> {
+    use gplake::BuildEvent;
+    if !enabled || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::hidden();
+    bar.set_style(
+        ProgressStyle::with_template("building {msg:30} {pos}/{len} months {bar:30} {elapsed}")
+            .expect("valid template"),
+    );
+    Some(Arc::new(move |event| match event {
+        BuildEvent::Planned { months } => {
+            bar.set_length(months as u64);
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        }
+        BuildEvent::MonthDone { month, .. } => {
+            bar.set_message(format!("silver, {month} done"));
+            bar.inc(1);
+        }
+        BuildEvent::Deriving => {
+            bar.set_message("dims and gold".to_string());
+            bar.tick();
+        }
+    }))
+}

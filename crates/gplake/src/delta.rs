@@ -120,12 +120,24 @@ pub(crate) async fn open_at(
     Ok(Some(table))
 }
 
-/// The latest version of `def`, or `None` when it does not exist.
+/// The latest version of `def`, or `None` when it does not exist: the highest commit file
+/// in its log (one listing, no log replay: commits are create-only, so a file is a commit).
 pub(crate) async fn version(lake: &Lake, def: &TableDef) -> Result<Option<u64>, DeltaError> {
-    Ok(open(lake, def)
-        .await?
-        .and_then(|t| t.version())
-        .map(|v| v as u64))
+    let log = Path::from(format!("{}/_delta_log", def.path));
+    let objects = lake
+        .list(&log)
+        .await
+        .map_err(|e| err(def)(DeltaTableError::Generic(e.to_string())))?;
+    Ok(objects
+        .iter()
+        .filter_map(|o| {
+            o.location
+                .filename()?
+                .strip_suffix(".json")?
+                .parse::<u64>()
+                .ok()
+        })
+        .max())
 }
 
 /// True when a Delta error is a commit that lost a race (another writer committed first):

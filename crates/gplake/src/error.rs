@@ -33,6 +33,9 @@ pub enum Error {
     /// Registration statements could not be made.
     #[error(transparent)]
     Ddl(#[from] DdlError),
+    /// The lake was written by a newer gplake.
+    #[error(transparent)]
+    Layout(#[from] crate::layout::LayoutError),
     /// A chart could not be drawn.
     #[error(transparent)]
     Plot(#[from] PlotError),
@@ -54,6 +57,8 @@ pub enum ErrorKind {
     Busy,
     /// The request is not allowed or not valid (a writing query, wrong SQL, unknown name).
     Refused,
+    /// The caller cancelled the run.
+    Cancelled,
     /// Something unexpected inside gplake.
     Internal,
 }
@@ -67,9 +72,12 @@ impl Error {
             Error::Fetch(e) => fetch_kind(e),
             Error::Build(BuildError::Worker { .. }) => ErrorKind::Internal,
             Error::Build(BuildError::NewerLayout { .. }) => ErrorKind::Refused,
+            Error::Build(BuildError::Cancelled) => ErrorKind::Cancelled,
             Error::Build(_) => ErrorKind::Storage,
             Error::Query(e) => query_kind(e),
             Error::Ddl(_) => ErrorKind::Refused,
+            Error::Layout(crate::layout::LayoutError::Lake(_)) => ErrorKind::Storage,
+            Error::Layout(_) => ErrorKind::Refused,
             Error::Plot(PlotError::Query(e)) => query_kind(e),
             Error::Plot(PlotError::NotFound { .. }) => ErrorKind::Refused,
             Error::Plot(_) => ErrorKind::BadInput,
@@ -97,6 +105,7 @@ fn fetch_kind(e: &FetchError) -> ErrorKind {
 fn query_kind(e: &QueryError) -> ErrorKind {
     match e {
         QueryError::Delta(_) => ErrorKind::Storage,
+        QueryError::Layout(crate::layout::LayoutError::Lake(_)) => ErrorKind::Storage,
         QueryError::Output { .. } | QueryError::Extra { .. } => ErrorKind::BadInput,
         QueryError::TimedOut { .. } | QueryError::OutOfMemory { .. } => ErrorKind::Internal,
         _ => ErrorKind::Refused,

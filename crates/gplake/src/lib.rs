@@ -12,7 +12,8 @@
 //! # Layout
 //! Entry points (the CLI and the Python package drive the library only through these):
 //! [`sync`], [`fetch`], [`build`], [`check`], [`status`], [`query`], [`ddl`], [`plot`], the
-//! [`Lake`], their options and reports, and [`Error`] with its [`ErrorKind`].
+//! [`Lake`], their options and reports, [`Error`] with its [`ErrorKind`], a progress-event
+//! sink ([`BuildProgress`], `http::Progress`) and a cancellation token ([`Cancel`]).
 //!
 //! The pipeline, stage by stage, top down (no module imports one above it):
 //! 1. [`sync`]: the main job, discover → fetch → build.
@@ -30,7 +31,8 @@
 //! [`plot`] (charts), [`status`] (what the lake holds). Shared below them all: [`catalog`]
 //! (every table's definition), `delta` (Delta table I/O), `session` (one DataFusion session
 //! over pinned table versions, for gold, dims, checks and query), [`lake`] (storage from a
-//! URL), [`month`], [`clock`], `failpoint` (crash points for tests).
+//! URL), [`layout`] (the lake's layout version), [`month`], [`clock`], `failpoint` (crash
+//! points for tests).
 //!
 //! # Example
 //! ```no_run
@@ -40,7 +42,8 @@
 //! let source = Source::parse("examples/releases");
 //! let http = Http::new(Default::default(), source.host());
 //! let ctx = FetchContext { lake: &lake, http: &http, clock: &SystemClock, progress: None };
-//! let options = SyncOptions { source, from: None, to: None, fetch: Default::default(), build: true };
+//! let build = Some(gplake::BuildOptions::default());
+//! let options = SyncOptions { source, from: None, to: None, fetch: Default::default(), build };
 //! let report = gplake::sync::sync(&ctx, &options).await?;
 //! println!("{}", report.summary());
 //! # Ok(()) }
@@ -48,6 +51,7 @@
 
 mod batch;
 pub mod build;
+mod cancel;
 pub mod catalog;
 pub mod check;
 pub mod clock;
@@ -62,6 +66,7 @@ pub mod formats;
 mod gold;
 pub mod http;
 pub mod lake;
+pub mod layout;
 pub mod month;
 pub mod plot;
 pub mod query;
@@ -70,7 +75,8 @@ mod silver;
 pub mod status;
 pub mod sync;
 
-pub use build::{BuildOptions, BuildReport, build};
+pub use build::{BuildEvent, BuildOptions, BuildProgress, BuildReport, build};
+pub use cancel::Cancel;
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use delta::DeltaError;
 pub use discover::Source;

@@ -4,11 +4,12 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
+use crate::build::derived;
 use crate::build::state::{MonthState, SilverState, TableState};
-use crate::build::{derived, upgrade};
 use crate::error::Error;
 use crate::fetch::Manifest;
 use crate::lake::Lake;
+use crate::layout;
 use crate::month::Month;
 use crate::silver::{bronze_months, plan_fingerprint};
 
@@ -104,6 +105,7 @@ impl Status {
 
 /// Reads the status of `lake`.
 pub async fn status(lake: &Lake) -> Result<Status, Error> {
+    layout::check_known(lake).await?;
     let states = MonthState::all(lake).await?;
     let mut months = Vec::new();
     for month in bronze_months(lake).await? {
@@ -135,8 +137,8 @@ pub async fn status(lake: &Lake) -> Result<Status, Error> {
             .collect(),
         _ => Vec::new(),
     };
-    let layout = upgrade::layout(lake).await?;
-    let upgrade_needed = layout.filter(|l| *l < upgrade::LAYOUT).map(|l| {
+    let found = layout::layout(lake).await?;
+    let upgrade_needed = found.filter(|l| *l < layout::LAYOUT).map(|l| {
         format!("the lake was written by an earlier gplake (layout {l}): the next gplake build or sync rebuilds silver, dims and gold from bronze")
     });
     let derived_behind = match upgrade_needed {

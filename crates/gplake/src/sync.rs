@@ -25,8 +25,9 @@ pub struct SyncOptions {
     pub to: Option<Month>,
     /// Fetch settings (jobs, dry run, lock time-to-live).
     pub fetch: FetchOptions,
-    /// Build silver after bronze (not in a dry run).
-    pub build: bool,
+    /// Run the build pipeline after bronze (not in a dry run), with these options; the
+    /// months default to the `from`/`to` range when given. `None`: bronze only.
+    pub build: Option<BuildOptions>,
 }
 
 /// What a sync did.
@@ -72,14 +73,15 @@ pub async fn sync(ctx: &FetchContext<'_>, options: &SyncOptions) -> Result<SyncR
     let discovery = discover(ctx.http, &options.source, from, to, options.fetch.jobs).await?;
     crate::failpoint::point("discover");
     let fetch = fetch(ctx, &discovery, &options.fetch).await?;
-    let build = if options.build && !options.fetch.dry_run {
-        let build_options = BuildOptions {
-            months: scope(options, from, to),
-            ..BuildOptions::default()
-        };
-        Some(crate::build::build(ctx.lake, ctx.clock, &build_options).await?)
-    } else {
-        None
+    let build = match &options.build {
+        Some(build) if !options.fetch.dry_run => {
+            let mut build = build.clone();
+            if build.months.is_empty() {
+                build.months = scope(options, from, to);
+            }
+            Some(crate::build::build(ctx.lake, ctx.clock, &build).await?)
+        }
+        _ => None,
     };
     Ok(SyncReport {
         discovery,

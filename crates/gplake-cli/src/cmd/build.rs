@@ -15,6 +15,8 @@ pub(crate) async fn run(lake: &Lake, args: &BuildArgs, out: &Output) -> anyhow::
         months: args.month.clone(),
         force: args.force,
         jobs: args.jobs,
+        cancel: crate::cancel(),
+        progress: crate::progress::build_bar(!out.quiet && !out.json),
     };
     let report = gplake::build(lake, clock(), &options).await?;
     let status = gplake::status::status(lake).await?;

@@ -28,11 +28,13 @@ pub(crate) async fn run(
         from: args.source.from,
         to: args.source.to,
         fetch: args.fetch_options(),
-        build,
+        build: build.then(|| gplake::BuildOptions {
+            cancel: crate::cancel(),
+            progress: progress::build_bar(!out.quiet && !out.json),
+            ..gplake::BuildOptions::default()
+        }),
     };
-    let report = gplake::sync::sync(&ctx, &options)
-        .await
-        .map_err(gplake::Error::from)?;
+    let report = gplake::sync::sync(&ctx, &options).await?;
     let code = match &report.build {
         Some(_) if gplake::status::status(lake).await?.gate_failed() => super::build::GATE_FAILED,
         _ => 0,

@@ -30,8 +30,30 @@ use crate::month::Month;
 pub use derived::DerivedReport;
 pub use months::MonthReport;
 
+/// One step of a build, for progress displays.
+#[derive(Debug, Clone)]
+pub enum BuildEvent {
+    /// The months to build are known.
+    Planned {
+        /// How many months will be built.
+        months: usize,
+    },
+    /// A month was built (committed or kept out).
+    MonthDone {
+        /// The month.
+        month: Month,
+        /// True when committed.
+        committed: bool,
+    },
+    /// Dims and gold are being brought in step.
+    Deriving,
+}
+
+/// Where build events go.
+pub type BuildProgress = std::sync::Arc<dyn Fn(BuildEvent) + Send + Sync>;
+
 /// What to build.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct BuildOptions {
     /// Only these months (all months with bronze when empty). Derived tables are still
     /// brought in step for the whole lake.
@@ -40,6 +62,36 @@ pub struct BuildOptions {
     pub force: bool,
     /// Months built at once (default: the number of cores).
     pub jobs: usize,
+    /// Stops the build at its next safe point when tripped.
+    pub cancel: crate::Cancel,
+    /// Receives the build's progress.
+    pub progress: Option<BuildProgress>,
+}
+
+impl std::fmt::Debug for BuildOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuildOptions")
+            .field("months", &self.months)
+            .field("force", &self.force)
+            .field("jobs", &self.jobs)
+            .field("cancelled", &self.cancel.is_cancelled())
+            .finish_non_exhaustive()
+    }
+}
+
+impl BuildOptions {
+    pub(crate) fn emit(&self, event: BuildEvent) {
+        if let Some(progress) = &self.progress {
+            progress(event);
+        }
+    }
+
+    pub(crate) fn check_cancel(&self) -> Result<(), BuildError> {
+        match self.cancel.is_cancelled() {
+            true => Err(BuildError::Cancelled),
+            false => Ok(()),
+        }
+    }
 }
 
 /// What a build did.
@@ -96,13 +148,15 @@ pub async fn build(
     }
     let mut report = months::build_months(lake, clock, &options).await?;
     report.upgraded = upgraded;
+    options.check_cancel()?;
+    options.emit(BuildEvent::Deriving);
     report.derived = derived::bring_in_step(lake, clock).await?;
     report.series = match &report.derived.series {
         Some(series) => series.clone(),
         None => derived::series_results(lake).await?,
     };
     if report.upgraded.is_some() {
-        upgrade::record(lake).await?;
+        crate::layout::record(lake).await?;
     }
     Ok(report)
 }
@@ -150,6 +204,10 @@ pub enum BuildError {
         /// Attempts made.
         attempts: u32,
     },
+    /// The build was cancelled (at a safe point: what was committed stays, the rest is
+    /// picked up by the next run).
+    #[error("cancelled; what was committed stays, and the next run carries on")]
+    Cancelled,
     /// The lake was written by a newer gplake, with a layout this one does not know.
     #[error(
         "the lake was written by a newer gplake (layout {found}; this gplake knows up to {known}): upgrade gplake"

@@ -68,8 +68,17 @@ pub(super) async fn build_months(
         n => n,
     };
     let at = clock.now();
+    options.emit(super::BuildEvent::Planned { months: todo.len() });
     let results: Vec<Result<MonthReport, Error>> = futures::stream::iter(todo)
-        .map(|manifest| build_one(lake, open.clone(), manifest, at))
+        .map(|manifest| async {
+            options.check_cancel()?;
+            let report = build_one(lake, open.clone(), manifest, at).await?;
+            options.emit(super::BuildEvent::MonthDone {
+                month: report.month,
+                committed: report.committed,
+            });
+            Ok(report)
+        })
         .buffer_unordered(jobs)
         .collect()
         .await;

@@ -73,6 +73,9 @@ pub enum QueryError {
     /// A lake table could not be opened.
     #[error(transparent)]
     Delta(#[from] delta::DeltaError),
+    /// The lake was written by a newer gplake.
+    #[error(transparent)]
+    Layout(#[from] crate::layout::LayoutError),
     /// The output could not be written.
     #[error("cannot write {file}: {reason}")]
     Output {
@@ -210,6 +213,7 @@ pub async fn run(
     sql: &str,
     options: &QueryOptions,
 ) -> Result<(SchemaRef, Vec<RecordBatch>), QueryError> {
+    crate::layout::check_known(lake).await?;
     let ctx = query_session(lake, options).await?;
     guard::check(&ctx, sql).await?;
     let seconds = options.time_limit.as_secs();

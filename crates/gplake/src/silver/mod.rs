@@ -2,7 +2,7 @@
 //!
 //! This stage reads: it chooses a month's files ([`plan`]), parses them as they stream into
 //! new, uncommitted data files ([`month`], through one [`sink`] per table) and gathers the
-//! evidence the checks need. It never commits: the build pipeline (`crate::build`) gates
+//! evidence the checks need. It never commits: the build pipeline (the `build` module) gates
 //! and commits what it returns, so a month that fails leaves silver exactly as it was.
 
 pub(crate) mod month;

@@ -1,9 +1,11 @@
 //! gplake's integration tests: one binary, a module per topic.
 
+mod build;
 mod faults;
 mod gold;
 mod golden;
 mod lake_conformance;
+mod layering;
 mod reader;
 mod silver;
 mod source_dir;

@@ -115,7 +115,7 @@ async fn sync_with(
             jobs: 3,
             ..FetchOptions::default()
         },
-        build,
+        build: build.then(gplake::BuildOptions::default),
     };
     gplake::sync::sync(&ctx, &options).await
 }

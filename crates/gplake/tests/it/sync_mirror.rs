@@ -276,7 +276,7 @@ async fn a_dry_run_writes_nothing() {
             dry_run: true,
             ..Default::default()
         },
-        build: true,
+        build: Some(gplake::BuildOptions::default()),
     };
     let report = gplake::sync::sync(&ctx, &options).await.unwrap();
     assert!(
