@@ -9,8 +9,8 @@ use std::sync::Arc;
 use deltalake::arrow::record_batch::RecordBatch;
 
 use crate::catalog::{
-    DIM_ORGANISATION, DIM_PRACTICE, FACT_QUINARY, ORG_POPULATION, PRACTICE_LIST_SIZE, QUALITY,
-    TableDef,
+    DIM_ORGANISATION, DIM_PRACTICE, FACT_QUINARY, ORG_POPULATION, PRACTICE_LIST_SIZE,
+    PRACTICE_SNAPSHOT, QUALITY, TableDef,
 };
 use crate::check::series::SERIES_RULES;
 use crate::delta::{self, DeltaError};
@@ -26,13 +26,9 @@ fn practice_sql() -> String {
 
 const PRACTICE_TEMPLATE: &str = "
 WITH t AS (
-  SELECT snapshot_date, practice_code,
-         MAX(practice_name) AS practice_name, MAX(pcn_code) AS pcn_code, MAX(sub_icb_code) AS sub_icb_code,
-         MAX(icb_code) AS icb_code, MAX(region_code) AS region_code,
-         SUM(registered_population) AS registered_population,
-         SUM(CASE WHEN sex = 'MALE' THEN registered_population ELSE 0 END) AS male,
-         SUM(CASE WHEN sex = 'FEMALE' THEN registered_population ELSE 0 END) AS female
-  FROM fact_gp_registered_patients GROUP BY snapshot_date, practice_code),
+  SELECT snapshot_date, practice_code, practice_name, pcn_code, sub_icb_code, icb_code, region_code,
+         registered_population, male, female, total_from
+  FROM practice_snapshot WHERE registered_population IS NOT NULL),
 latest AS (SELECT snapshot_date, MAX(checked_at) AS at FROM quality WHERE snapshot_date IS NOT NULL AND rule NOT IN ({series}) GROUP BY snapshot_date),
 last_series AS (SELECT MAX(checked_at) AS at FROM quality WHERE rule IN ({series})),
 current AS (
@@ -45,7 +41,7 @@ flags AS (
   SELECT snapshot_date, subject, array_to_string(array_sort(array_agg(DISTINCT rule)), ',') AS flags
   FROM current GROUP BY snapshot_date, subject)
 SELECT t.snapshot_date, t.practice_code, t.practice_name, t.pcn_code, t.sub_icb_code, t.icb_code, t.region_code,
-       t.registered_population, t.male, t.female,
+       t.registered_population, t.male, t.female, t.total_from,
        t.registered_population - p.registered_population AS change_from_last_month,
        f.flags AS quality_flags
 FROM t
@@ -95,7 +91,13 @@ SELECT * FROM ({}) ORDER BY snapshot_date, basis, org_type, org_code",
 }
 
 /// The tables gold reads.
-pub(crate) const SOURCES: [TableDef; 4] = [FACT_QUINARY, QUALITY, DIM_PRACTICE, DIM_ORGANISATION];
+pub(crate) const SOURCES: [TableDef; 5] = [
+    PRACTICE_SNAPSHOT,
+    FACT_QUINARY,
+    QUALITY,
+    DIM_PRACTICE,
+    DIM_ORGANISATION,
+];
 
 /// Rebuilds every gold table from its sources as pinned; returns the versions written.
 pub(crate) async fn rebuild(lake: &Lake, pin: &Pin) -> Result<BTreeMap<String, u64>, DeltaError> {

@@ -34,6 +34,8 @@ pub(crate) struct Aggregates {
 #[derive(Debug, Default)]
 pub(crate) struct AgeAgg {
     pub(crate) present: bool,
+    /// True when the files are the pre-2017 wide ones (their total columns are published).
+    pub(crate) wide: bool,
     pub(crate) file: String,
     /// Σ leaf counts per practice × sex.
     pub(crate) leaf: HashMap<(String, SexKey), u64>,
@@ -75,11 +77,99 @@ impl AgeAgg {
             .sum()
     }
 
+    /// Σ leaf counts of a practice for one sex, when the family was read.
+    pub(crate) fn sex_total(&self, code: &str, sex: SexKey) -> Option<u64> {
+        self.present.then(|| {
+            self.leaf
+                .get(&(code.to_string(), sex))
+                .copied()
+                .unwrap_or(0)
+        })
+    }
+
     /// Every practice with leaf rows.
     pub(crate) fn practices(&self) -> Vec<String> {
         let mut codes: Vec<String> = self.leaf.keys().map(|(c, _)| c.clone()).collect();
         codes.sort();
         codes.dedup();
         codes
+    }
+}
+
+impl Aggregates {
+    /// A practice's list size as published, and which file gave it: the practice totals file,
+    /// else the wide files' total column, else the sum of its 5-year, else single-year rows.
+    pub(crate) fn list_size(&self, code: &str) -> Option<(u64, &'static str)> {
+        if let Some((count, _)) = self.totals.get(code) {
+            return Some((*count, "practice_totals"));
+        }
+        let persons = (code.to_string(), SexKey::All);
+        for (agg, from) in [(&self.quinary, "quinary"), (&self.single, "single_age")] {
+            if agg.wide
+                && let Some(count) = agg.all_rows.get(&persons)
+            {
+                return Some((*count, "wide_total"));
+            }
+            if agg.present && agg.has_practice(code) {
+                return Some((agg.practice_total(code), from));
+            }
+        }
+        None
+    }
+
+    /// A practice's male and female patients from its age rows, `None` when no age file
+    /// gives them (never 0 for want of a file).
+    pub(crate) fn by_sex(&self, code: &str) -> (Option<u64>, Option<u64>) {
+        for agg in [&self.quinary, &self.single] {
+            if agg.present && agg.has_practice(code) {
+                return (
+                    agg.sex_total(code, SexKey::Male),
+                    agg.sex_total(code, SexKey::Female),
+                );
+            }
+        }
+        (None, None)
+    }
+}
+
+impl AgeAgg {
+    /// True when the files have rows (leaf or ALL) for the practice.
+    pub(crate) fn has_practice(&self, code: &str) -> bool {
+        [SexKey::Male, SexKey::Female, SexKey::All].iter().any(|s| {
+            let key = (code.to_string(), *s);
+            self.leaf.contains_key(&key) || self.all_rows.contains_key(&key)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaf(agg: &mut AgeAgg, code: &str, sex: SexKey, n: u64) {
+        agg.present = true;
+        agg.leaf.insert((code.to_string(), sex), n);
+    }
+
+    #[test]
+    fn the_totals_file_wins_then_the_wide_total_then_the_age_rows() {
+        let mut e = Aggregates::default();
+        assert_eq!(e.list_size("A1"), None);
+        assert_eq!(e.by_sex("A1"), (None, None));
+        leaf(&mut e.single, "A1", SexKey::Male, 40);
+        leaf(&mut e.single, "A1", SexKey::Female, 60);
+        assert_eq!(e.list_size("A1"), Some((100, "single_age")));
+        leaf(&mut e.quinary, "A1", SexKey::Male, 41);
+        leaf(&mut e.quinary, "A1", SexKey::Female, 60);
+        assert_eq!(e.list_size("A1"), Some((101, "quinary")));
+        assert_eq!(e.by_sex("A1"), (Some(41), Some(60)));
+        e.quinary.wide = true;
+        e.quinary
+            .all_rows
+            .insert(("A1".to_string(), SexKey::All), 102);
+        assert_eq!(e.list_size("A1"), Some((102, "wide_total")));
+        e.totals.insert("A1".to_string(), (103, 2));
+        assert_eq!(e.list_size("A1"), Some((103, "practice_totals")));
+        assert_eq!(e.list_size("B2"), None, "a practice no file has");
     }
 }

@@ -253,6 +253,10 @@ impl Builder<'_> {
         let mut agg = AgeAgg::default();
         for input in inputs {
             agg.present = true;
+            agg.wide = matches!(
+                input.family,
+                Family::LegacyQuinary | Family::LegacySingleAge
+            );
             agg.file = input.name.clone();
             let ctx = self.ctx(input.family);
             let mut failure: Option<DeltaError> = None;
@@ -468,11 +472,8 @@ impl Builder<'_> {
                 None => self.info.get(&code).cloned().unwrap_or_default(),
             };
             let a = &info.attrs;
-            let total = self
-                .agg
-                .quinary
-                .present
-                .then(|| self.agg.quinary.practice_total(&code) as i64);
+            let (total, total_from) = self.agg.list_size(&code).unzip();
+            let (male, female) = self.agg.by_sex(&code);
             let source = if info.from == "map" { "map" } else { info.from };
             sink.push(
                 self.handle,
@@ -494,7 +495,10 @@ impl Builder<'_> {
                     Val::Text(a.region_name.as_deref()),
                     Val::Text(a.supplier.as_deref()),
                     Val::Text(Some(source)),
-                    Val::OptInt(total),
+                    Val::OptInt(total.map(|n| n as i64)),
+                    Val::OptInt(male.map(|n| n as i64)),
+                    Val::OptInt(female.map(|n| n as i64)),
+                    Val::Text(total_from),
                 ],
             )?;
         }

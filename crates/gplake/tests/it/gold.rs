@@ -164,3 +164,36 @@ async fn practice_jumps_between_months_are_warned_about() {
     .await;
     assert_eq!(stored, [jumps.len().to_string()]);
 }
+
+#[tokio::test]
+async fn list_sizes_come_from_the_published_totals_whatever_files_a_month_has() {
+    let (_dir, lake) = local_lake();
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/releases");
+    full_sync(&lake, &Source::parse(examples), "2016-01", "2026-04")
+        .await
+        .unwrap();
+    let sql = "SELECT CAST(snapshot_date AS VARCHAR), total_from, COUNT(*), SUM(registered_population), COUNT(male), COUNT(female), SUM(male) + SUM(female) = SUM(registered_population) FROM practice_list_size_monthly GROUP BY 1, 2 ORDER BY 1";
+    // January 2021 has only the real practice totals file: 29 practices, 273,983 patients
+    // (the sum of its NUMBER_OF_PATIENTS), no split by sex (NULL, never 0).
+    assert_eq!(
+        rows(&lake, sql).await,
+        vec![
+            "2016-01-01\twide_total\t4\t38110\t4\t4\ttrue",
+            "2018-03-01\tpractice_totals\t5\t38858\t5\t5\ttrue",
+            "2021-01-01\tpractice_totals\t29\t273983\t0\t0\tNULL",
+            "2022-09-01\tpractice_totals\t5\t40534\t5\t5\ttrue",
+            "2024-04-01\tpractice_totals\t5\t33924\t5\t5\ttrue",
+            "2026-04-01\tpractice_totals\t5\t34641\t5\t5\ttrue",
+        ]
+    );
+    let snapshot = rows(
+        &lake,
+        "SELECT practice_code, registered_population, male, total_from FROM practice_snapshot WHERE snapshot_date = DATE '2021-01-01' ORDER BY 1 LIMIT 1",
+    )
+    .await;
+    assert_eq!(snapshot.len(), 1);
+    assert!(
+        snapshot[0].ends_with("\tNULL\tpractice_totals"),
+        "{snapshot:?}"
+    );
+}

@@ -57,7 +57,7 @@ async fn the_real_samples_parse_and_reconcile() {
         ),
         (
             "practice snapshot",
-            "SELECT CAST(snapshot_date AS VARCHAR) AS d, practice_code, practice_name, practice_postcode, pcn_code, sub_icb_code, icb_code, region_code, attributes_from, registered_population FROM practice_snapshot ORDER BY 1, 2",
+            "SELECT CAST(snapshot_date AS VARCHAR) AS d, practice_code, practice_name, practice_postcode, pcn_code, sub_icb_code, icb_code, region_code, attributes_from, registered_population, male, female, total_from FROM practice_snapshot ORDER BY 1, 2",
         ),
         (
             "organisations",
