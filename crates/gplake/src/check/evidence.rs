@@ -26,6 +26,8 @@ pub(crate) struct Aggregates {
     /// LSOA sums per practice × sex × vintage.
     pub(crate) lsoa_leaf: HashMap<(String, SexKey, u16), u64>,
     pub(crate) lsoa_dups: Vec<(String, String, u64)>,
+    /// Practices listed twice in the map or the practice totals file: (file, code, line).
+    pub(crate) practice_dups: Vec<(String, String, u64)>,
     pub(crate) file_stats: Vec<(String, Family, FileStats)>,
     pub(crate) missing: Vec<&'static str>,
 }

@@ -26,12 +26,33 @@ pub(crate) fn month_rules(agg: &Aggregates, month: Month) -> Vec<QualityResult> 
         }
     }
     out.extend(lsoa_unique(agg, month));
+    out.extend(practices_unique(agg, month));
     out.extend(practice_totals(agg, month));
     out.extend(org_totals(agg, month));
     out.extend(practices_in_map(agg, month));
     out.extend(lsoa_matches_practices(agg, month));
     out.extend(plausibility(agg, month));
+    out.extend(unread_columns(agg, month));
     out
+}
+
+/// Columns a file has that gplake does not know: set aside, never blocking (they cannot
+/// change a figure gplake publishes; a required column that is missing blocks elsewhere).
+fn unread_columns(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
+    agg.file_stats
+        .iter()
+        .flat_map(|(file, _, stats)| stats.warnings.iter().map(move |w| (file, w)))
+        .map(|(file, warning)| {
+            QualityResult::fail(
+                Some(month),
+                "unknown_column",
+                Severity::Warning,
+                file,
+                None,
+                warning.clone(),
+            )
+        })
+        .collect()
 }
 
 /// A hard rule that cannot apply to this release, recorded as such.
@@ -209,6 +230,28 @@ fn lsoa_unique(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
                 code,
                 None,
                 format!("LSOA line {line}: practice {code} LSOA {lsoa} appears more than once"),
+            )
+        })
+        .collect();
+    verdict(month, "unique_keys", Severity::Error, fails, String::new())
+}
+
+/// A practice listed twice in the map or the totals file: which row is right is unknown.
+fn practices_unique(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
+    if agg.practice_dups.is_empty() {
+        return Vec::new();
+    }
+    let fails = agg
+        .practice_dups
+        .iter()
+        .map(|(file, code, line)| {
+            QualityResult::fail(
+                Some(month),
+                "unique_keys",
+                Severity::Error,
+                code,
+                None,
+                format!("{file} line {line}: practice {code} appears more than once"),
             )
         })
         .collect();

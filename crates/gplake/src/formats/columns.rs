@@ -157,15 +157,20 @@ pub struct Header {
     pub wide: Vec<WideColumn>,
     /// The raw names, for messages.
     pub names: Vec<String>,
+    /// Columns not in the alias registry: not read (a warning), unless a required column is
+    /// missing, when the first of them is most likely its new name (an error).
+    pub unknown: Vec<String>,
 }
 
 impl Header {
-    /// Resolves `names` for a file of `family`; unknown names are an error.
+    /// Resolves `names` for a file of `family`; unknown names are set aside in `unknown`.
     pub fn resolve(names: &[String], family: Family, file: &str) -> Result<Header, FormatError> {
+        let _ = (family, file);
         let mut header = Header {
             positions: HashMap::new(),
             wide: Vec::new(),
             names: names.to_vec(),
+            unknown: Vec::new(),
         };
         for (index, raw) in names.iter().enumerate() {
             let name = raw.trim().trim_start_matches('\u{feff}');
@@ -175,12 +180,7 @@ impl Header {
             } else if let Some(w) = wide_column(&lower, index) {
                 header.wide.push(w);
             } else {
-                return Err(FormatError::UnknownColumn {
-                    file: file.to_string(),
-                    column: name.to_string(),
-                    family,
-                    era: resembles(names),
-                });
+                header.unknown.push(name.to_string());
             }
         }
         Ok(header)
@@ -191,14 +191,31 @@ impl Header {
         self.positions.get(&col).copied()
     }
 
-    /// Position of `col`, or an error naming the missing column.
+    /// Position of `col`, or an error naming the missing column — or the unknown column
+    /// that most likely replaced it.
     pub fn require(&self, col: Col, family: Family, file: &str) -> Result<usize, FormatError> {
-        self.get(col).ok_or_else(|| FormatError::MissingColumn {
-            file: file.to_string(),
-            column: format!("{col:?}"),
-            family,
-            era: resembles(&self.names),
+        self.get(col).ok_or_else(|| match self.unknown.first() {
+            Some(column) => FormatError::UnknownColumn {
+                file: file.to_string(),
+                column: column.clone(),
+                family,
+                era: resembles(&self.names),
+            },
+            None => FormatError::MissingColumn {
+                file: file.to_string(),
+                column: format!("{col:?}"),
+                family,
+                era: resembles(&self.names),
+            },
         })
+    }
+
+    /// Warnings for the columns set aside (line 1 of `file`).
+    pub fn unknown_warnings(&self, file: &str) -> Vec<String> {
+        self.unknown
+            .iter()
+            .map(|c| format!("{file} line 1: column '{c}' is not known to gplake and was not read (an aliases entry makes it readable)"))
+            .collect()
     }
 }
 
@@ -300,13 +317,38 @@ mod tests {
     }
 
     #[test]
+    fn an_extra_column_is_set_aside_and_warned() {
+        let h = Header::resolve(
+            &names(
+                "EXTRACT_DATE,SUB_ICB_LOCATION_CODE,ORG_CODE,SEX,AGE,NEW_THING,NUMBER_OF_PATIENTS",
+            ),
+            Family::SingleAgeMale,
+            "m.csv",
+        )
+        .unwrap();
+        assert_eq!(h.unknown, vec!["NEW_THING".to_string()]);
+        assert!(
+            h.require(Col::Count, Family::SingleAgeMale, "m.csv")
+                .is_ok()
+        );
+        let warnings = h.unknown_warnings("m.csv");
+        assert!(
+            warnings[0].starts_with("m.csv line 1: column 'NEW_THING' is not known"),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
     fn an_unknown_column_names_itself_and_the_era() {
-        let err = Header::resolve(
+        let h = Header::resolve(
             &names("EXTRACT_DATE,SUB_ICB_LOCATION_CODE,ORG_CODE,FOO,NUMBER_OF_PATIENTS"),
             Family::SingleAgeMale,
             "m.csv",
         )
-        .unwrap_err();
+        .unwrap();
+        let err = h
+            .require(Col::Sex, Family::SingleAgeMale, "m.csv")
+            .unwrap_err();
         let text = err.to_string();
         assert!(
             text.contains("m.csv") && text.contains("'FOO'") && text.contains("ICB era"),

@@ -42,6 +42,19 @@ pub enum Family {
     Unknown,
 }
 
+impl Family {
+    /// True for files whose figures are practice rows (a file of them without one is wrong).
+    pub fn is_practice_level(self) -> bool {
+        matches!(
+            self,
+            Family::PracticeTotals
+                | Family::Quinary
+                | Family::SingleAgeMale
+                | Family::SingleAgeFemale
+        )
+    }
+}
+
 /// How the publisher named files at the time: tells the era a file comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

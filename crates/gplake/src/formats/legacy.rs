@@ -29,14 +29,10 @@ pub fn parse_wide(
     .filter_map(|(s, c)| header.get(*c).map(|i| (*s, i)))
     .collect();
     let width = records.header.len();
-    let mut stats = FileStats::default();
+    let mut stats = FileStats::for_header(records, ctx.family);
     let mut record = ByteRecord::new();
     while let Some(line) = records.next(&mut record)? {
-        let field = |i: usize| {
-            std::str::from_utf8(record.get(i).unwrap_or_default())
-                .unwrap_or("")
-                .to_string()
-        };
+        let field = |i: usize| super::reader::text(record.get(i).unwrap_or_default()).into_owned();
         let cells = ages.len() + totals.len();
         stats.rows_read += cells as u64;
         let quarantine = |stats: &mut FileStats, reason: String| {
@@ -48,14 +44,8 @@ pub fn parse_wide(
             });
             stats.rows_quarantined += cells as u64 - 1;
         };
-        if record.len() < width {
-            quarantine(
-                &mut stats,
-                format!(
-                    "short row: {} fields where the header has {width}",
-                    record.len()
-                ),
-            );
+        if let Some(reason) = super::reader::width_problem(&record, width) {
+            quarantine(&mut stats, reason);
             continue;
         }
         let base = CountRow {

@@ -3,6 +3,7 @@
 //! band, a count — only the age column and the presence of `ORG_TYPE` differ.
 
 use csv::ByteRecord;
+use std::collections::BTreeMap;
 
 use super::columns::{Col, Header};
 use super::reader::{Records, raw_text};
@@ -32,13 +33,23 @@ pub fn parse_counts(
     on_row: &mut dyn FnMut(CountRow),
 ) -> Result<FileStats, FormatError> {
     let layout = layout(records, ctx)?;
-    let mut stats = FileStats::default();
+    let mut stats = FileStats::for_header(records, ctx.family);
     let mut dates = super::DateCheck::new(ctx.month);
     let mut record = ByteRecord::new();
+    let mut unknown_levels: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut practice_rows = 0u64;
     while let Some(line) = records.next(&mut record)? {
         stats.rows_read += 1;
+        if let Some(label) = unknown_level(&record, &layout) {
+            // An organisation row of a kind gplake does not know: it cannot change a practice
+            // figure, so it is set aside (and its level left unreconciled), with a warning.
+            stats.rows_subtotal += 1;
+            unknown_levels.entry(label).or_insert((line, 0)).1 += 1;
+            continue;
+        }
         match row(&record, &layout, line, &records.label, &mut dates)? {
             Ok(row) => {
+                practice_rows += u64::from(row.level == OrgLevel::Practice);
                 stats.tally(&row);
                 on_row(row);
             }
@@ -50,7 +61,31 @@ pub fn parse_counts(
             }),
         }
     }
+    let label = records.label.as_str();
+    for (level, (line, rows)) in &unknown_levels {
+        stats.warnings.push(format!(
+            "{label} line {line}: ORG_TYPE '{level}' is not known to gplake; its {rows} rows were not read and that level is not reconciled"
+        ));
+    }
+    if ctx.family.is_practice_level() && practice_rows == 0 {
+        return Err(FormatError::NoPracticeRows {
+            file: label.to_string(),
+            unknown: unknown_levels
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
     Ok(stats)
+}
+
+/// The `ORG_TYPE` of a row when it is a label gplake does not know (never `GP`).
+fn unknown_level(record: &ByteRecord, l: &Layout) -> Option<String> {
+    let text = super::reader::text(record.get(l.org_type?)?);
+    OrgLevel::parse(&text)
+        .is_none()
+        .then(|| text.trim().to_string())
 }
 
 fn layout(records: &Records<'_>, ctx: &FileContext) -> Result<Layout, FormatError> {
@@ -82,15 +117,16 @@ fn row(
     file: &str,
     dates: &mut super::DateCheck,
 ) -> Result<Result<CountRow, String>, FormatError> {
-    if record.len() < l.width {
-        return Ok(Err(format!(
-            "short row: {} fields where the header has {}",
-            record.len(),
-            l.width
-        )));
+    if let Some(reason) = super::reader::width_problem(record, l.width) {
+        return Ok(Err(reason));
     }
     let field = |i: usize| std::str::from_utf8(record.get(i).unwrap_or_default()).unwrap_or("");
-    let opt = |i: Option<usize>| i.map(field).filter(|v| !v.is_empty()).map(str::to_string);
+    let opt = |i: Option<usize>| {
+        i.and_then(|i| record.get(i))
+            .map(super::reader::text)
+            .filter(|v| !v.is_empty())
+            .map(|v| v.into_owned())
+    };
     if let Some(i) = l.extract_date {
         dates.check(field(i), file, line)?;
     }

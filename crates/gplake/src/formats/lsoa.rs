@@ -46,26 +46,19 @@ pub fn parse_lsoa(
     };
     let width = records.header.len();
     let mut dates = super::DateCheck::new(ctx.month);
-    let mut stats = FileStats::default();
+    let mut stats = FileStats::for_header(records, ctx.family);
     let mut record = ByteRecord::new();
     while let Some(line) = records.next(&mut record)? {
         stats.rows_read += 1;
-        let field = |i: usize| {
-            std::str::from_utf8(record.get(i).unwrap_or_default())
-                .unwrap_or("")
-                .to_string()
-        };
+        let field = |i: usize| super::reader::text(record.get(i).unwrap_or_default()).into_owned();
         let bad = |reason: String| Quarantined {
             file: file.clone(),
             line,
             raw: raw_text(&record),
             reason,
         };
-        if record.len() < width {
-            stats.quarantine(bad(format!(
-                "short row: {} fields where the header has {width}",
-                record.len()
-            )));
+        if let Some(reason) = super::reader::width_problem(&record, width) {
+            stats.quarantine(bad(reason));
             continue;
         }
         if let Some(d) = header.get(Col::ExtractDate) {

@@ -19,25 +19,22 @@ pub fn parse_map(
     let width = records.header.len();
     let mut dates = super::DateCheck::new(ctx.month);
     let mut out = Vec::new();
-    let mut stats = FileStats::default();
+    let mut stats = FileStats::for_header(records, ctx.family);
     let mut record = ByteRecord::new();
     while let Some(line) = records.next(&mut record)? {
         stats.rows_read += 1;
-        if record.len() < width {
+        if let Some(reason) = super::reader::width_problem(&record, width) {
             stats.quarantine(Quarantined {
                 file: file.clone(),
                 line,
                 raw: raw_text(&record),
-                reason: format!(
-                    "short row: {} fields where the header has {width}",
-                    record.len()
-                ),
+                reason,
             });
             continue;
         }
         let field = |c: Option<usize>| {
             c.and_then(|i| record.get(i))
-                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .map(|v| super::reader::text(v).into_owned())
                 .filter(|v| !v.is_empty())
         };
         if let Some(d) = header.get(Col::ExtractDate) {

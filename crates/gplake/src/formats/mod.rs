@@ -5,7 +5,13 @@
 //! ([`values`]); streaming readers of CSV and ZIP ([`reader`]); and one parser per shape:
 //! long count files ([`long`]), the map ([`map`]), LSOA ([`lsoa`]), pre-2017 wide files
 //! ([`legacy`]). Parsers stream rows to the caller and return [`FileStats`]; a row that cannot
-//! be read is quarantined with its line and reason; an unknown column or value stops the file.
+//! be read is quarantined with its line and reason.
+//!
+//! The rule for what is new: a file is stopped only when a figure gplake publishes could be
+//! wrong — a required column missing (or, most likely, renamed: the unknown column is named),
+//! an unknown value in a column that feeds a figure. An unknown *extra* column cannot change
+//! a figure: it is set aside and reported as a warning naming the file, line and column
+//! ([`FileStats::warnings`]).
 
 pub mod columns;
 pub mod extract_date;
@@ -55,6 +61,15 @@ pub enum FormatError {
         family: Family,
         /// The era the header resembles.
         era: &'static str,
+    },
+    /// A practice-level file without a single practice row: its practice label may have
+    /// changed, and every practice figure of the file would be lost.
+    #[error("{file}: no practice (ORG_TYPE GP) rows at all{}; if the publisher renamed the practice label, gplake needs an alias for it", if unknown.is_empty() { String::new() } else { format!(" (unknown ORG_TYPE labels: {unknown})") })]
+    NoPracticeRows {
+        /// The file.
+        file: String,
+        /// The unknown labels met, comma-separated.
+        unknown: String,
     },
     /// A code value not in the value registry.
     #[error("{file} line {line}, column {column}: unknown value '{value}'")]
@@ -234,9 +249,24 @@ pub struct FileStats {
     /// The quarantined rows.
     #[serde(skip)]
     pub quarantined: Vec<Quarantined>,
+    /// What gplake could not use in the file but that cannot change a figure (an unknown
+    /// extra column), one line each naming file, line and column.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 impl FileStats {
+    /// Empty stats carrying a warning for each column of the header gplake does not know.
+    fn for_header(records: &reader::Records<'_>, family: Family) -> FileStats {
+        let label = records.label.as_str();
+        FileStats {
+            warnings: columns::Header::resolve(&records.header, family, label)
+                .map(|h| h.unknown_warnings(label))
+                .unwrap_or_default(),
+            ..FileStats::default()
+        }
+    }
+
     fn tally(&mut self, row: &CountRow) {
         match () {
             _ if !row.is_leaf() => self.rows_subtotal += 1,

@@ -4,6 +4,7 @@
 //! CRLF and LF alike. ZIP members are read in name order, each decompressed as a stream and
 //! bounded in size so a hostile archive cannot fill the disk or memory.
 
+use std::borrow::Cow;
 use std::io::{Read, Seek};
 use std::path::Path;
 
@@ -99,12 +100,7 @@ impl<'a> Records<'a> {
             .byte_headers()
             .map_err(|e| csv_error(label, e, 1))?
             .iter()
-            .map(|h| {
-                String::from_utf8_lossy(h)
-                    .trim_start_matches('\u{feff}')
-                    .trim()
-                    .to_string()
-            })
+            .map(|h| text(h).trim_start_matches('\u{feff}').trim().to_string())
             .collect();
         Ok(Records {
             reader,
@@ -139,7 +135,59 @@ fn csv_error(label: &str, e: csv::Error, line: u64) -> FormatError {
 pub fn raw_text(record: &csv::ByteRecord) -> String {
     record
         .iter()
-        .map(|f| String::from_utf8_lossy(f).into_owned())
+        .map(|f| text(f).into_owned())
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// Why a record does not fit its header — fewer or more fields — or `None` when it fits.
+/// Either way a field could have shifted into another column, so the row is not read.
+pub fn width_problem(record: &csv::ByteRecord, width: usize) -> Option<String> {
+    let kind = match record.len() {
+        n if n < width => "short",
+        n if n > width => "long",
+        _ => return None,
+    };
+    Some(format!(
+        "{kind} row: {} fields where the header has {width}",
+        record.len()
+    ))
+}
+
+/// A field as text: UTF-8 when it is valid UTF-8 (so `é` stays `é`), else Windows-1252, the
+/// encoding of files saved by Windows tools (a curly apostrophe is byte 0x92) — never `�`.
+pub fn text(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(valid) => Cow::Borrowed(valid),
+        Err(_) => Cow::Owned(bytes.iter().map(|&b| windows_1252(b)).collect()),
+    }
+}
+
+/// One Windows-1252 byte as a character (0x80–0x9F differ from Latin-1; the five bytes the
+/// code page leaves undefined map to the C1 controls, as WHATWG's decoder does).
+fn windows_1252(byte: u8) -> char {
+    const C1: [char; 32] = [
+        '\u{20AC}', '\u{81}', '\u{201A}', '\u{192}', '\u{201E}', '\u{2026}', '\u{2020}',
+        '\u{2021}', '\u{2C6}', '\u{2030}', '\u{160}', '\u{2039}', '\u{152}', '\u{8D}', '\u{17D}',
+        '\u{8F}', '\u{90}', '\u{2018}', '\u{2019}', '\u{201C}', '\u{201D}', '\u{2022}', '\u{2013}',
+        '\u{2014}', '\u{2DC}', '\u{2122}', '\u{161}', '\u{203A}', '\u{153}', '\u{9D}', '\u{17E}',
+        '\u{178}',
+    ];
+    match byte {
+        0x80..=0x9F => C1[usize::from(byte - 0x80)],
+        _ => char::from(byte),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utf8_stays_and_windows_1252_is_decoded() {
+        assert_eq!(text("CAFÉ".as_bytes()), "CAFÉ");
+        assert_eq!(text(b"ST MARY\x92S SURGERY"), "ST MARY\u{2019}S SURGERY");
+        assert_eq!(text(b"CAF\xC9"), "CAFÉ");
+        assert_eq!(text(b"\x80 5"), "\u{20AC} 5");
+    }
 }

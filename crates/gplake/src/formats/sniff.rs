@@ -101,8 +101,9 @@ pub fn extract_date_of_csv<R: BufRead>(
         file: file_name.to_string(),
         source,
     };
-    let mut header = String::new();
-    reader.read_line(&mut header).map_err(io)?;
+    let mut bytes = Vec::new();
+    reader.read_until(b'\n', &mut bytes).map_err(io)?;
+    let header = super::reader::text(&bytes).into_owned();
     let header = header.trim_start_matches('\u{feff}');
     let Some(column) = split_line(header)
         .iter()
@@ -110,8 +111,9 @@ pub fn extract_date_of_csv<R: BufRead>(
     else {
         return Ok(None);
     };
-    let mut row = String::new();
-    reader.read_line(&mut row).map_err(io)?;
+    bytes.clear();
+    reader.read_until(b'\n', &mut bytes).map_err(io)?;
+    let row = super::reader::text(&bytes).into_owned();
     let value = split_line(&row).get(column).cloned().unwrap_or_default();
     parse_extract_date(&value)
         .map(Some)

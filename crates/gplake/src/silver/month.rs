@@ -209,6 +209,11 @@ impl Builder<'_> {
         for (label, rows, stats) in parsed {
             self.agg.has_map = true;
             for attrs in rows {
+                if self.agg.map.contains_key(&attrs.code) {
+                    let dup = (label.clone(), attrs.code.clone(), attrs.line);
+                    self.agg.practice_dups.push(dup);
+                    continue;
+                }
                 self.agg.map.insert(attrs.code.clone(), attrs);
             }
             self.record_file(&label, input.family, &input.sha256, true, &stats);
@@ -230,6 +235,11 @@ impl Builder<'_> {
         .map_err(|e| self.fmt_err(e))?;
         self.agg.has_totals = true;
         for row in rows.into_iter().filter(|r| r.level == OrgLevel::Practice) {
+            if self.agg.totals.contains_key(&row.code) {
+                let dup = (input.name.clone(), row.code.clone(), row.line);
+                self.agg.practice_dups.push(dup);
+                continue;
+            }
             self.note_row_attrs(&row, "practice_totals");
             self.agg
                 .totals

@@ -417,6 +417,20 @@ async fn a_short_row_is_quarantined_and_named() {
 }
 
 #[tokio::test]
+async fn a_long_row_is_quarantined_and_named() {
+    // A field too many (an unquoted comma in a name, say) could shift a count into another
+    // column: the row is not read, and the month is kept out.
+    let tamper = |name: &str, s: String| {
+        if name == "gp-reg-pat-prac-quin-age.csv" {
+            edit_line(&s, 7, |l| format!("{l},12"))
+        } else {
+            s
+        }
+    };
+    kept_out_with(tamper, &["gp-reg-pat-prac-quin-age.csv line 7", "long row"]).await;
+}
+
+#[tokio::test]
 async fn non_numeric_and_negative_counts_are_named() {
     let tamper = |name: &str, s: String| match name {
         "gp-reg-pat-prac-quin-age.csv" => {
@@ -495,4 +509,168 @@ async fn a_map_missing_a_practice_is_named() {
         }
     };
     kept_out_with(tamper, &["is not in the month's map file"]).await;
+}
+
+/// Adds a column `name` (value `x`) to every line of a CSV text.
+fn append_column(text: &str, name: &str) -> String {
+    text.split_inclusive('\n')
+        .enumerate()
+        .map(|(i, l)| {
+            let end = if l.ends_with("\r\n") { "\r\n" } else { "\n" };
+            let value = if i == 0 { name } else { "x" };
+            format!("{},{value}{end}", l.trim_end())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_extra_column_is_set_aside_with_a_warning_and_the_month_is_built() {
+    let tamper = |name: &str, s: String| match name {
+        "gp-reg-pat-prac-map.csv" => append_column(&s, "NEW_THING"),
+        "gp-reg-pat-prac-quin-age.csv" => append_column(&s, "PUBLISHED_BY"),
+        _ => s,
+    };
+    let (_dir, lake) = local_lake();
+    let src = tampered_source(tamper);
+    let report = full_sync(&lake, &Source::Dir(src.path().into()), "2021-01", "2021-01")
+        .await
+        .unwrap();
+    let build = report.build.unwrap();
+    assert!(!build.gate_failed(), "{:?}", build.months[0].failures);
+    let warnings = build.months[0].warnings.join("\n");
+    for expected in [
+        "gp-reg-pat-prac-map.csv line 1: column 'NEW_THING' is not known to gplake and was not read",
+        "gp-reg-pat-prac-quin-age.csv line 1: column 'PUBLISHED_BY' is not known to gplake",
+    ] {
+        assert!(warnings.contains(expected), "{warnings}");
+    }
+    let good = tampered_source(|_, s| s);
+    let (_dir2, clean) = local_lake();
+    full_sync(
+        &clean,
+        &Source::Dir(good.path().into()),
+        "2021-01",
+        "2021-01",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        month_total(&lake, "2021-01-01").await,
+        month_total(&clean, "2021-01-01").await,
+        "the same figures as without the extra columns"
+    );
+}
+
+#[tokio::test]
+async fn names_in_windows_1252_are_decoded_and_utf8_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in release(&pop(), (2024, 4)).unwrap().files {
+        let mut bytes = f.bytes;
+        if f.name == "gp-reg-pat-prac-map.csv" {
+            let text = String::from_utf8(bytes).unwrap();
+            let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+            let first: Vec<&str> = lines[1].split(',').collect();
+            let second: Vec<&str> = lines[2].split(',').collect();
+            let (a, b) = (first[3].to_string(), second[3].to_string());
+            lines[2] = lines[2].replacen(&b, "CAFÉ SURGERY", 1);
+            let mut out = Vec::new();
+            for (i, line) in lines.iter().enumerate() {
+                if i == 1 {
+                    // ST MARY’S in Windows-1252: the apostrophe is byte 0x92.
+                    let (before, after) = line.split_once(&a).unwrap();
+                    out.extend_from_slice(before.as_bytes());
+                    out.extend_from_slice(b"ST MARY\x92S SURGERY");
+                    out.extend_from_slice(after.as_bytes());
+                } else {
+                    out.extend_from_slice(line.as_bytes());
+                }
+                out.extend_from_slice(b"\r\n");
+            }
+            bytes = out;
+        }
+        std::fs::write(dir.path().join(&f.name), bytes).unwrap();
+    }
+    let (_lake_dir, lake) = local_lake();
+    let report = full_sync(&lake, &Source::Dir(dir.path().into()), "2024-04", "2024-04")
+        .await
+        .unwrap();
+    assert!(!report.build.unwrap().gate_failed());
+    let names = crate::support::rows(
+        &lake,
+        "SELECT practice_name FROM practice_snapshot WHERE practice_name LIKE 'ST MARY%' OR practice_name LIKE 'CAF%' ORDER BY 1",
+    )
+    .await;
+    assert_eq!(names, vec!["CAFÉ SURGERY", "ST MARY\u{2019}S SURGERY"]);
+}
+
+/// Repeats line `n` of a CSV text at its end.
+fn repeat_line(text: &str, n: usize) -> String {
+    let line = text.split_inclusive('\n').nth(n - 1).unwrap().to_string();
+    let mut out = text.to_string();
+    if !out.ends_with('\n') {
+        out.push_str("\r\n");
+    }
+    out.push_str(&line);
+    out
+}
+
+#[tokio::test]
+async fn a_practice_twice_in_the_totals_file_or_the_map_is_named() {
+    for file in ["gp-reg-pat-prac-all.csv", "gp-reg-pat-prac-map.csv"] {
+        let tamper = move |name: &str, s: String| {
+            if name == file { repeat_line(&s, 3) } else { s }
+        };
+        let expected = format!("{file} line");
+        kept_out_with(tamper, &[&expected, "appears more than once"]).await;
+    }
+}
+
+/// Replaces the `ORG_TYPE` (third field) `from` by `to` on every line of a quinary file.
+fn relabel(text: &str, from: &str, to: &str) -> String {
+    text.split_inclusive('\n')
+        .map(|l| {
+            let fields: Vec<&str> = l.splitn(4, ',').collect();
+            if fields.len() == 4 && fields[2] == from {
+                format!("{},{},{to},{}", fields[0], fields[1], fields[3])
+            } else {
+                l.to_string()
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_unknown_org_type_on_subtotal_rows_is_warned_and_the_month_is_built() {
+    let (_dir, lake) = local_lake();
+    let src = tampered_source(|name, s| match name {
+        "gp-reg-pat-prac-quin-age.csv" => relabel(&s, "CCG", "NEW_AREA"),
+        _ => s,
+    });
+    let report = full_sync(&lake, &Source::Dir(src.path().into()), "2021-01", "2021-01")
+        .await
+        .unwrap();
+    let build = report.build.unwrap();
+    assert!(!build.gate_failed(), "{:?}", build.months[0].failures);
+    let warnings = build.months[0].warnings.join("\n");
+    assert!(
+        warnings.contains("gp-reg-pat-prac-quin-age.csv line")
+            && warnings.contains("ORG_TYPE 'NEW_AREA' is not known to gplake"),
+        "{warnings}"
+    );
+}
+
+#[tokio::test]
+async fn a_renamed_practice_label_keeps_the_month_out() {
+    let tamper = |name: &str, s: String| match name {
+        "gp-reg-pat-prac-quin-age.csv" => relabel(&s, "GP", "PRACTICE_NEW"),
+        _ => s,
+    };
+    kept_out_with(
+        tamper,
+        &[
+            "gp-reg-pat-prac-quin-age.csv: no practice (ORG_TYPE GP) rows at all",
+            "PRACTICE_NEW",
+        ],
+    )
+    .await;
 }
