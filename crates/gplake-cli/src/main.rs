@@ -104,8 +104,9 @@ fn exit_code(err: &anyhow::Error) -> u8 {
 fn init_logging(verbose: u8, quiet: bool) {
     let default = match (quiet, verbose) {
         (true, _) => "error",
-        // delta-rs reports resolved commit races at warn level: not news for a user.
-        (false, 0) => "warn,deltalake_core=error",
+        // delta-rs logs commit races that gplake resolves (it retries them): not news for a
+        // user; failures it does not resolve come back as errors and are printed.
+        (false, 0) => "warn,deltalake_core=off",
         (false, 1) => "info,gplake=debug",
         (false, _) => "debug",
     };

@@ -20,7 +20,10 @@ use crate::session::{self, Pin, SessionSpec};
 /// Practice list sizes: the flags are the rules the practice failed in its month's latest
 /// build, plus the latest series checks (recorded apart, at another time).
 fn practice_sql() -> String {
-    let series: Vec<String> = SERIES_RULES.iter().map(|r| format!("'{r}'")).collect();
+    let series: Vec<String> = SERIES_RULES
+        .iter()
+        .map(|r| format!("'{}'", r.as_str()))
+        .collect();
     PRACTICE_TEMPLATE.replace("{series}", &series.join(", "))
 }
 

@@ -25,7 +25,9 @@ pub(crate) async fn run(lake: &Lake, args: &BuildArgs, out: &Output) -> anyhow::
     } else if !out.quiet {
         print_build(&report);
     }
-    Ok(if status.gate_failed() { GATE_FAILED } else { 0 })
+    // This run brought the derived tables in step before it returned; if another run has
+    // committed since, that run brings them in step in turn (`check` reports either way).
+    Ok(if status.any_failed() { GATE_FAILED } else { 0 })
 }
 
 /// Prints what a build did, month by month.

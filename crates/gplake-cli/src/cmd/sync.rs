@@ -36,7 +36,7 @@ pub(crate) async fn run(
     };
     let report = gplake::sync::sync(&ctx, &options).await?;
     let code = match &report.build {
-        Some(_) if gplake::status::status(lake).await?.gate_failed() => super::build::GATE_FAILED,
+        Some(_) if gplake::status::status(lake).await?.any_failed() => super::build::GATE_FAILED,
         _ => 0,
     };
     if out.json {

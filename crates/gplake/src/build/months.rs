@@ -16,7 +16,7 @@ use crate::catalog::{
     FACT_LSOA, FACT_QUINARY, FACT_SINGLE_AGE, FILES, PRACTICE_SNAPSHOT, QUALITY, QUARANTINE,
     TableDef,
 };
-use crate::check::{QualityResult, Severity, rules};
+use crate::check::{QualityResult, Rule, Severity, rules};
 use crate::clock::Clock;
 use crate::delta::{self, DeltaError};
 use crate::error::Error;
@@ -235,7 +235,7 @@ fn gate(
         Err(MonthError::Format { source, .. }) => Ok((
             vec![QualityResult::fail(
                 Some(month),
-                "file_readable",
+                Rule::FileReadable,
                 Severity::Error,
                 "file",
                 None,

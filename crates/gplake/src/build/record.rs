@@ -17,7 +17,7 @@ pub(crate) fn quality_batch(results: &[QualityResult], at: DateTime<Utc>) -> Rec
         b.push(&[
             Val::Ts(at),
             Val::OptDate(r.month.map(|m| m.first_day())),
-            Val::Text(Some(r.rule)),
+            Val::Text(Some(r.rule.as_str())),
             Val::Text(Some(r.severity.label())),
             Val::Bool(r.passed),
             Val::Text(r.subject.as_deref()),

@@ -15,6 +15,74 @@ use serde::Serialize;
 
 use crate::month::Month;
 
+/// A quality rule, by name (stored in `_meta/quality.rule` as its snake-case name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// `bands_sum_to_all`.
+    BandsSumToAll,
+    /// `families_present`.
+    FamiliesPresent,
+    /// `file_readable`.
+    FileReadable,
+    /// `lsoa_matches_practices`.
+    LsoaMatchesPractices,
+    /// `male_plus_female_is_all`.
+    MalePlusFemaleIsAll,
+    /// `missing_months`.
+    MissingMonths,
+    /// `month_over_month`.
+    MonthOverMonth,
+    /// `national_total_band`.
+    NationalTotalBand,
+    /// `org_totals_match`.
+    OrgTotalsMatch,
+    /// `practice_in_map`.
+    PracticeInMap,
+    /// `practice_month_over_month`.
+    PracticeMonthOverMonth,
+    /// `practice_totals_match`.
+    PracticeTotalsMatch,
+    /// `rows_readable`.
+    RowsReadable,
+    /// `small_practice`.
+    SmallPractice,
+    /// `unique_keys`.
+    UniqueKeys,
+    /// `unknown_column`.
+    UnknownColumn,
+}
+
+impl Rule {
+    /// The name stored in `_meta/quality`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::BandsSumToAll => "bands_sum_to_all",
+            Rule::FamiliesPresent => "families_present",
+            Rule::FileReadable => "file_readable",
+            Rule::LsoaMatchesPractices => "lsoa_matches_practices",
+            Rule::MalePlusFemaleIsAll => "male_plus_female_is_all",
+            Rule::MissingMonths => "missing_months",
+            Rule::MonthOverMonth => "month_over_month",
+            Rule::NationalTotalBand => "national_total_band",
+            Rule::OrgTotalsMatch => "org_totals_match",
+            Rule::PracticeInMap => "practice_in_map",
+            Rule::PracticeMonthOverMonth => "practice_month_over_month",
+            Rule::PracticeTotalsMatch => "practice_totals_match",
+            Rule::RowsReadable => "rows_readable",
+            Rule::SmallPractice => "small_practice",
+            Rule::UniqueKeys => "unique_keys",
+            Rule::UnknownColumn => "unknown_column",
+        }
+    }
+}
+
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How much a failed rule matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -40,7 +108,7 @@ pub struct QualityResult {
     /// The month, or `None` for series-wide rules.
     pub month: Option<Month>,
     /// Rule name.
-    pub rule: &'static str,
+    pub rule: Rule,
     /// Error or warning.
     pub severity: Severity,
     /// True when the rule held.
@@ -59,7 +127,7 @@ impl QualityResult {
     /// A passed rule.
     pub fn pass(
         month: Option<Month>,
-        rule: &'static str,
+        rule: Rule,
         severity: Severity,
         message: String,
     ) -> QualityResult {
@@ -78,7 +146,7 @@ impl QualityResult {
     /// A failed rule about `subject`, with the expected and actual figures when there are.
     pub fn fail(
         month: Option<Month>,
-        rule: &'static str,
+        rule: Rule,
         severity: Severity,
         subject: &str,
         figures: Option<(u64, u64)>,

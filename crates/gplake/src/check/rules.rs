@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::evidence::{AgeAgg, Aggregates};
-use super::{QualityResult, Severity};
+use super::{QualityResult, Rule, Severity};
 use crate::formats::{OrgLevel, SexKey};
 use crate::month::Month;
 
@@ -45,7 +45,7 @@ fn unread_columns(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
         .map(|(file, warning)| {
             QualityResult::fail(
                 Some(month),
-                "unknown_column",
+                Rule::UnknownColumn,
                 Severity::Warning,
                 file,
                 None,
@@ -56,7 +56,7 @@ fn unread_columns(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
 }
 
 /// A hard rule that cannot apply to this release, recorded as such.
-fn not_applicable(month: Month, rule: &'static str, why: &str) -> Vec<QualityResult> {
+fn not_applicable(month: Month, rule: Rule, why: &str) -> Vec<QualityResult> {
     vec![QualityResult::pass(
         Some(month),
         rule,
@@ -68,7 +68,7 @@ fn not_applicable(month: Month, rule: &'static str, why: &str) -> Vec<QualityRes
 /// Collapses many failures of one rule into at most `MAX_LISTED` plus a summary, or a pass.
 fn verdict(
     month: Month,
-    rule: &'static str,
+    rule: Rule,
     severity: Severity,
     mut fails: Vec<QualityResult>,
     checked: String,
@@ -97,7 +97,7 @@ fn accounting(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
         for q in s.quarantined.iter().take(3) {
             fails.push(QualityResult::fail(
                 Some(month),
-                "rows_readable",
+                Rule::RowsReadable,
                 Severity::Error,
                 file,
                 None,
@@ -110,7 +110,7 @@ fn accounting(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
         if !s.balances() {
             fails.push(QualityResult::fail(
                 Some(month),
-                "rows_readable",
+                Rule::RowsReadable,
                 Severity::Error,
                 file,
                 Some((
@@ -124,7 +124,7 @@ fn accounting(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
     let files = agg.file_stats.len();
     verdict(
         month,
-        "rows_readable",
+        Rule::RowsReadable,
         Severity::Error,
         fails,
         format!("every row of {files} files read and accounted for"),
@@ -142,7 +142,7 @@ fn unique_keys(a: &AgeAgg, month: Month, name: &str) -> Vec<QualityResult> {
             );
             QualityResult::fail(
                 Some(month),
-                "unique_keys",
+                Rule::UniqueKeys,
                 Severity::Error,
                 code,
                 None,
@@ -152,7 +152,7 @@ fn unique_keys(a: &AgeAgg, month: Month, name: &str) -> Vec<QualityResult> {
         .collect();
     verdict(
         month,
-        "unique_keys",
+        Rule::UniqueKeys,
         Severity::Error,
         fails,
         format!("{name} rows unique per practice × sex × age"),
@@ -166,7 +166,7 @@ fn leaves_sum_to_all(a: &AgeAgg, month: Month, name: &str) -> Vec<QualityResult>
         if sum != *published {
             fails.push(QualityResult::fail(
                 Some(month),
-                "bands_sum_to_all",
+                Rule::BandsSumToAll,
                 Severity::Error,
                 code,
                 Some((*published, sum)),
@@ -179,7 +179,7 @@ fn leaves_sum_to_all(a: &AgeAgg, month: Month, name: &str) -> Vec<QualityResult>
     }
     verdict(
         month,
-        "bands_sum_to_all",
+        Rule::BandsSumToAll,
         Severity::Error,
         fails,
         format!(
@@ -198,7 +198,7 @@ fn male_plus_female(a: &AgeAgg, month: Month, name: &str) -> Vec<QualityResult> 
         {
             fails.push(QualityResult::fail(
                 Some(month),
-                "male_plus_female_is_all",
+                Rule::MalePlusFemaleIsAll,
                 Severity::Error,
                 code,
                 Some((*persons, m + f)),
@@ -208,7 +208,7 @@ fn male_plus_female(a: &AgeAgg, month: Month, name: &str) -> Vec<QualityResult> 
     }
     verdict(
         month,
-        "male_plus_female_is_all",
+        Rule::MalePlusFemaleIsAll,
         Severity::Error,
         fails,
         format!("{name}: MALE + FEMALE = ALL"),
@@ -225,7 +225,7 @@ fn lsoa_unique(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
         .map(|(code, lsoa, line)| {
             QualityResult::fail(
                 Some(month),
-                "unique_keys",
+                Rule::UniqueKeys,
                 Severity::Error,
                 code,
                 None,
@@ -233,7 +233,13 @@ fn lsoa_unique(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
             )
         })
         .collect();
-    verdict(month, "unique_keys", Severity::Error, fails, String::new())
+    verdict(
+        month,
+        Rule::UniqueKeys,
+        Severity::Error,
+        fails,
+        String::new(),
+    )
 }
 
 /// A practice listed twice in the map or the totals file: which row is right is unknown.
@@ -247,7 +253,7 @@ fn practices_unique(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
         .map(|(file, code, line)| {
             QualityResult::fail(
                 Some(month),
-                "unique_keys",
+                Rule::UniqueKeys,
                 Severity::Error,
                 code,
                 None,
@@ -255,7 +261,13 @@ fn practices_unique(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
             )
         })
         .collect();
-    verdict(month, "unique_keys", Severity::Error, fails, String::new())
+    verdict(
+        month,
+        Rule::UniqueKeys,
+        Severity::Error,
+        fails,
+        String::new(),
+    )
 }
 
 /// Σ practice leaf rows (5-year and single-age) = the practice totals file.
@@ -263,14 +275,14 @@ fn practice_totals(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
     if !agg.has_totals {
         return not_applicable(
             month,
-            "practice_totals_match",
+            Rule::PracticeTotalsMatch,
             "not applicable: the release has no practice totals file",
         );
     }
     if !agg.quinary.present && !agg.single.present {
         let why =
             "not applicable: the release has no age files to compare with its practice totals";
-        return not_applicable(month, "practice_totals_match", why);
+        return not_applicable(month, Rule::PracticeTotalsMatch, why);
     }
     let mut fails = Vec::new();
     for (name, a) in [("5-year", &agg.quinary), ("single-age", &agg.single)]
@@ -285,13 +297,13 @@ fn practice_totals(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
             let published = agg.totals.get(&code).map(|t| t.0).unwrap_or(0);
             let sum = a.practice_total(&code);
             if sum != published {
-                fails.push(QualityResult::fail(Some(month), "practice_totals_match", Severity::Error, &code, Some((published, sum)), format!("practice {code}: {name} rows sum to {sum}, the practice totals file says {published}")));
+                fails.push(QualityResult::fail(Some(month), Rule::PracticeTotalsMatch, Severity::Error, &code, Some((published, sum)), format!("practice {code}: {name} rows sum to {sum}, the practice totals file says {published}")));
             }
         }
     }
     verdict(
         month,
-        "practice_totals_match",
+        Rule::PracticeTotalsMatch,
         Severity::Error,
         fails,
         format!(
@@ -314,7 +326,7 @@ fn org_totals(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
         checked += 1;
         let sum = sums.get(code).copied().unwrap_or(0);
         if sum != *published {
-            fails.push(QualityResult::fail(Some(month), "org_totals_match", Severity::Error, code, Some((*published, sum)), format!("{} {code} in {file}: its practices sum to {sum}, the published row says {published}", level.label())));
+            fails.push(QualityResult::fail(Some(month), Rule::OrgTotalsMatch, Severity::Error, code, Some((*published, sum)), format!("{} {code} in {file}: its practices sum to {sum}, the published row says {published}", level.label())));
         }
     }
     skipped.sort();
@@ -326,7 +338,7 @@ fn org_totals(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
     };
     verdict(
         month,
-        "org_totals_match",
+        Rule::OrgTotalsMatch,
         Severity::Error,
         fails,
         format!("Σ practices = {checked} published organisation rows{note}"),
@@ -362,7 +374,7 @@ fn practices_in_map(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
     if !agg.has_map {
         return not_applicable(
             month,
-            "practice_in_map",
+            Rule::PracticeInMap,
             "not applicable: the release has no map file; names and organisations are NULL",
         );
     }
@@ -376,7 +388,7 @@ fn practices_in_map(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
         .map(|c| {
             QualityResult::fail(
                 Some(month),
-                "practice_in_map",
+                Rule::PracticeInMap,
                 Severity::Error,
                 c,
                 None,
@@ -386,7 +398,7 @@ fn practices_in_map(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
         .collect();
     verdict(
         month,
-        "practice_in_map",
+        Rule::PracticeInMap,
         Severity::Error,
         fails,
         format!("all {} practices with patients are in the map", codes.len()),
@@ -405,7 +417,7 @@ fn plausibility(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
     let band = if practices.len() < 1000 {
         QualityResult::pass(
             Some(month),
-            "national_total_band",
+            Rule::NationalTotalBand,
             Severity::Warning,
             format!(
                 "national total {national} from {} practices (band applies from 1,000 practices)",
@@ -415,7 +427,7 @@ fn plausibility(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
     } else if (NATIONAL_BAND.0..=NATIONAL_BAND.1).contains(&national) {
         QualityResult::pass(
             Some(month),
-            "national_total_band",
+            Rule::NationalTotalBand,
             Severity::Warning,
             format!(
                 "national total {national} within {}–{}",
@@ -425,7 +437,7 @@ fn plausibility(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
     } else {
         QualityResult::fail(
             Some(month),
-            "national_total_band",
+            Rule::NationalTotalBand,
             Severity::Warning,
             "England",
             Some((NATIONAL_BAND.0, national)),
@@ -443,7 +455,7 @@ fn plausibility(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
             (total < SMALL_PRACTICE).then(|| {
                 QualityResult::fail(
                     Some(month),
-                    "small_practice",
+                    Rule::SmallPractice,
                     Severity::Warning,
                     c,
                     Some((SMALL_PRACTICE, total)),
@@ -454,7 +466,7 @@ fn plausibility(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
         .collect();
     out.extend(verdict(
         month,
-        "small_practice",
+        Rule::SmallPractice,
         Severity::Warning,
         small,
         format!("no practice under {SMALL_PRACTICE} patients"),
@@ -462,7 +474,7 @@ fn plausibility(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
     if !agg.missing.is_empty() {
         out.push(QualityResult::fail(
             Some(month),
-            "families_present",
+            Rule::FamiliesPresent,
             Severity::Warning,
             "release",
             None,
@@ -500,7 +512,7 @@ fn lsoa_matches_practices(agg: &Aggregates, month: Month) -> Vec<QualityResult> 
             );
             fails.push(QualityResult::fail(
                 Some(month),
-                "lsoa_matches_practices",
+                Rule::LsoaMatchesPractices,
                 Severity::Warning,
                 code,
                 Some((practice, lsoa)),
@@ -511,7 +523,7 @@ fn lsoa_matches_practices(agg: &Aggregates, month: Month) -> Vec<QualityResult> 
     let checked = agg.lsoa_leaf.len();
     verdict(
         month,
-        "lsoa_matches_practices",
+        Rule::LsoaMatchesPractices,
         Severity::Warning,
         fails,
         format!("Σ LSOA = practice totals for {checked} practice × sex"),

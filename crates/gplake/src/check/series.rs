@@ -2,14 +2,14 @@
 //! month-over-month moves, and practices whose list jumps. Pure functions over totals the
 //! build reads from `practice_snapshot`; all warnings.
 
-use super::{QualityResult, Severity};
+use super::{QualityResult, Rule, Severity};
 use crate::month::Month;
 
 /// The names of the series rules (their results are recorded apart from the month rules).
-pub(crate) const SERIES_RULES: [&str; 3] = [
-    "missing_months",
-    "month_over_month",
-    "practice_month_over_month",
+pub(crate) const SERIES_RULES: [Rule; 3] = [
+    Rule::MissingMonths,
+    Rule::MonthOverMonth,
+    Rule::PracticeMonthOverMonth,
 ];
 
 /// Practice jumps listed one by one before the rest are counted.
@@ -36,7 +36,7 @@ pub(crate) fn over_series(totals: &[(Month, i64)]) -> Vec<QualityResult> {
         if change.abs() > 0.02 {
             out.push(QualityResult::fail(
                 Some(m1),
-                "month_over_month",
+                Rule::MonthOverMonth,
                 Severity::Warning,
                 "England",
                 Some((n0 as u64, n1 as u64)),
@@ -61,7 +61,7 @@ fn gaps(totals: &[(Month, i64)]) -> Option<QualityResult> {
     Some(if missing.is_empty() {
         QualityResult::pass(
             None,
-            "missing_months",
+            Rule::MissingMonths,
             Severity::Warning,
             format!("no monthly gaps from {first} to {last}"),
         )
@@ -69,7 +69,7 @@ fn gaps(totals: &[(Month, i64)]) -> Option<QualityResult> {
         let runs = crate::month::describe_runs(&missing);
         QualityResult::fail(
             None,
-            "missing_months",
+            Rule::MissingMonths,
             Severity::Warning,
             "series",
             None,
@@ -93,7 +93,7 @@ pub(crate) fn practice_jumps(jumps: &[Jump]) -> Vec<QualityResult> {
             );
             QualityResult::fail(
                 Some(j.month),
-                "practice_month_over_month",
+                Rule::PracticeMonthOverMonth,
                 Severity::Warning,
                 &j.practice,
                 Some((x as u64, y as u64)),
@@ -104,7 +104,7 @@ pub(crate) fn practice_jumps(jumps: &[Jump]) -> Vec<QualityResult> {
     if jumps.len() > LISTED {
         out.push(QualityResult::fail(
             None,
-            "practice_month_over_month",
+            Rule::PracticeMonthOverMonth,
             Severity::Warning,
             "…",
             None,
@@ -125,7 +125,10 @@ mod tests {
     #[test]
     fn a_gap_and_a_national_jump_are_warned() {
         let results = over_series(&[(m(2024, 1), 1000), (m(2024, 2), 1100), (m(2024, 4), 1100)]);
-        let gap = results.iter().find(|r| r.rule == "missing_months").unwrap();
+        let gap = results
+            .iter()
+            .find(|r| r.rule == Rule::MissingMonths)
+            .unwrap();
         assert!(
             !gap.passed && gap.message.contains("1 months missing"),
             "{}",
@@ -133,7 +136,7 @@ mod tests {
         );
         let jump = results
             .iter()
-            .find(|r| r.rule == "month_over_month")
+            .find(|r| r.rule == Rule::MonthOverMonth)
             .unwrap();
         assert_eq!(jump.month, Some(m(2024, 2)));
         assert!(jump.message.contains("+10.0%"), "{}", jump.message);

@@ -10,7 +10,7 @@ use super::{Family, FormatError};
 
 /// A canonical column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Col {
+pub(crate) enum Col {
     /// PUBLICATION.
     Publication,
     /// EXTRACT_DATE.
@@ -138,33 +138,37 @@ const ALIASES: &[(&str, Col)] = &[
 
 /// A wide pre-2017 count column: `MALE_0-4` (band), `male_0_1` (year 0), `male_95+`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WideColumn {
+pub(crate) struct WideColumn {
     /// Index in the record.
-    pub index: usize,
+    pub(crate) index: usize,
     /// True for male, false for female.
-    pub male: bool,
+    pub(crate) male: bool,
     /// First age covered (95 for 95+).
-    pub from: u8,
+    pub(crate) from: u8,
     /// Last age covered (95 for 95+).
-    pub to: u8,
+    pub(crate) to: u8,
 }
 
 /// A resolved header: where each canonical column is.
 #[derive(Debug, Clone)]
-pub struct Header {
+pub(crate) struct Header {
     positions: HashMap<Col, usize>,
     /// Wide count columns, in header order (pre-2017 files only).
-    pub wide: Vec<WideColumn>,
+    pub(crate) wide: Vec<WideColumn>,
     /// The raw names, for messages.
-    pub names: Vec<String>,
+    pub(crate) names: Vec<String>,
     /// Columns not in the alias registry: not read (a warning), unless a required column is
     /// missing, when the first of them is most likely its new name (an error).
-    pub unknown: Vec<String>,
+    pub(crate) unknown: Vec<String>,
 }
 
 impl Header {
     /// Resolves `names` for a file of `family`; unknown names are set aside in `unknown`.
-    pub fn resolve(names: &[String], family: Family, file: &str) -> Result<Header, FormatError> {
+    pub(crate) fn resolve(
+        names: &[String],
+        family: Family,
+        file: &str,
+    ) -> Result<Header, FormatError> {
         let _ = (family, file);
         let mut header = Header {
             positions: HashMap::new(),
@@ -187,13 +191,18 @@ impl Header {
     }
 
     /// Position of `col`, if the header has it.
-    pub fn get(&self, col: Col) -> Option<usize> {
+    pub(crate) fn get(&self, col: Col) -> Option<usize> {
         self.positions.get(&col).copied()
     }
 
     /// Position of `col`, or an error naming the missing column — or the unknown column
     /// that most likely replaced it.
-    pub fn require(&self, col: Col, family: Family, file: &str) -> Result<usize, FormatError> {
+    pub(crate) fn require(
+        &self,
+        col: Col,
+        family: Family,
+        file: &str,
+    ) -> Result<usize, FormatError> {
         self.get(col).ok_or_else(|| match self.unknown.first() {
             Some(column) => FormatError::UnknownColumn {
                 file: file.to_string(),
@@ -211,7 +220,7 @@ impl Header {
     }
 
     /// Warnings for the columns set aside (line 1 of `file`).
-    pub fn unknown_warnings(&self, file: &str) -> Vec<String> {
+    pub(crate) fn unknown_warnings(&self, file: &str) -> Vec<String> {
         self.unknown
             .iter()
             .map(|c| format!("{file} line 1: column '{c}' is not known to gplake and was not read (an aliases entry makes it readable)"))
@@ -253,7 +262,7 @@ fn wide_column(lower: &str, index: usize) -> Option<WideColumn> {
 }
 
 /// The era a header looks like, for error messages.
-pub fn resembles(names: &[String]) -> &'static str {
+pub(crate) fn resembles(names: &[String]) -> &'static str {
     let has = |n: &str| names.iter().any(|h| h.trim().eq_ignore_ascii_case(n));
     match () {
         _ if has("total_all")

@@ -45,7 +45,7 @@ fn parse_day_month_year(text: &str) -> Option<NaiveDate> {
 }
 
 /// A month number from an English month name or its three-letter (or longer) prefix.
-pub fn month_number(name: &str) -> Option<u32> {
+pub(crate) fn month_number(name: &str) -> Option<u32> {
     let lower = name.to_ascii_lowercase();
     if lower.len() < 3 {
         return None;

@@ -11,7 +11,7 @@ use super::values::{AgeKey, OrgLevel, SexKey, parse_count};
 use super::{CountRow, Family, FileContext, FileStats, FormatError, Quarantined};
 
 /// Streams the unpivoted count rows of a wide file to `on_row`.
-pub fn parse_wide(
+pub(crate) fn parse_wide(
     records: &mut Records<'_>,
     ctx: &FileContext,
     on_row: &mut dyn FnMut(CountRow),

@@ -27,7 +27,7 @@ struct Layout {
 }
 
 /// Streams the count rows of a long file to `on_row`; unparseable rows are quarantined.
-pub fn parse_counts(
+pub(crate) fn parse_counts(
     records: &mut Records<'_>,
     ctx: &FileContext,
     on_row: &mut dyn FnMut(CountRow),

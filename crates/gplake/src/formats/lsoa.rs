@@ -11,7 +11,7 @@ use super::values::{SexKey, parse_count};
 use super::{FileContext, FileStats, FormatError, LsoaRow, Quarantined};
 
 /// Streams the LSOA rows of one CSV (long or tall) to `on_row`.
-pub fn parse_lsoa(
+pub(crate) fn parse_lsoa(
     records: &mut Records<'_>,
     ctx: &FileContext,
     on_row: &mut dyn FnMut(LsoaRow),

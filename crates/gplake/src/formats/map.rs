@@ -8,7 +8,7 @@ use super::reader::{Records, raw_text};
 use super::{FileContext, FileStats, FormatError, PracticeAttrs, Quarantined};
 
 /// Reads every practice of a map file.
-pub fn parse_map(
+pub(crate) fn parse_map(
     records: &mut Records<'_>,
     ctx: &FileContext,
 ) -> Result<(Vec<PracticeAttrs>, FileStats), FormatError> {

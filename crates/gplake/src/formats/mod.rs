@@ -13,15 +13,15 @@
 //! a figure: it is set aside and reported as a warning naming the file, line and column
 //! ([`FileStats::warnings`]).
 
-pub mod columns;
-pub mod extract_date;
+pub(crate) mod columns;
+pub(crate) mod extract_date;
 pub mod family;
-pub mod legacy;
-pub mod long;
-pub mod lsoa;
-pub mod map;
-pub mod reader;
-pub mod sniff;
+pub(crate) mod legacy;
+pub(crate) mod long;
+pub(crate) mod lsoa;
+pub(crate) mod map;
+pub(crate) mod reader;
+pub(crate) mod sniff;
 pub mod values;
 
 use serde::Serialize;
@@ -30,6 +30,7 @@ use crate::month::Month;
 
 pub use extract_date::parse_extract_date;
 pub use family::{Container, Family, FileKind, NamingEra, classify, is_data_file, month_from_name};
+pub use sniff::SniffError;
 pub use values::{AgeKey, OrgLevel, SexKey};
 
 /// A file that cannot be read as its family: the whole file stops.

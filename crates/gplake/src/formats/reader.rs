@@ -15,7 +15,7 @@ const MAX_MEMBER_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 
 /// Calls `each` with every CSV in the file at `path`: the file itself, or each `.csv` member
 /// of a ZIP (labelled `name!member`).
-pub fn each_csv(
+pub(crate) fn each_csv(
     path: &Path,
     name: &str,
     mut each: impl FnMut(&str, &mut dyn Read) -> Result<(), FormatError>,
@@ -33,7 +33,7 @@ pub fn each_csv(
 }
 
 /// True when the file starts with a ZIP local header; the file is left at its start.
-pub fn is_zip(file: &mut std::fs::File) -> std::io::Result<bool> {
+pub(crate) fn is_zip(file: &mut std::fs::File) -> std::io::Result<bool> {
     let mut magic = [0u8; 4];
     let n = file.read(&mut magic)?;
     file.rewind()?;
@@ -80,18 +80,18 @@ fn each_member(
 /// Line numbers are counted here (header = line 1, one line per record): the publisher's
 /// files never put line breaks inside fields, and the CSV reader's own count is off by one
 /// on CRLF files.
-pub struct Records<'a> {
+pub(crate) struct Records<'a> {
     reader: csv::Reader<&'a mut dyn Read>,
     line: u64,
     /// The file (and member) label, for messages.
-    pub label: String,
+    pub(crate) label: String,
     /// The header names.
-    pub header: Vec<String>,
+    pub(crate) header: Vec<String>,
 }
 
 impl<'a> Records<'a> {
     /// Reads the header of `input`.
-    pub fn new(input: &'a mut dyn Read, label: &str) -> Result<Records<'a>, FormatError> {
+    pub(crate) fn new(input: &'a mut dyn Read, label: &str) -> Result<Records<'a>, FormatError> {
         let mut reader = csv::ReaderBuilder::new()
             .flexible(true)
             .trim(csv::Trim::All)
@@ -111,7 +111,10 @@ impl<'a> Records<'a> {
     }
 
     /// The next record and its 1-based line number, or `None` at the end.
-    pub fn next(&mut self, record: &mut csv::ByteRecord) -> Result<Option<u64>, FormatError> {
+    pub(crate) fn next(
+        &mut self,
+        record: &mut csv::ByteRecord,
+    ) -> Result<Option<u64>, FormatError> {
         match self.reader.read_byte_record(record) {
             Ok(true) => {
                 self.line += 1;
@@ -132,7 +135,7 @@ fn csv_error(label: &str, e: csv::Error, line: u64) -> FormatError {
 }
 
 /// The record as text, for quarantine.
-pub fn raw_text(record: &csv::ByteRecord) -> String {
+pub(crate) fn raw_text(record: &csv::ByteRecord) -> String {
     record
         .iter()
         .map(|f| text(f).into_owned())
@@ -142,7 +145,7 @@ pub fn raw_text(record: &csv::ByteRecord) -> String {
 
 /// Why a record does not fit its header — fewer or more fields — or `None` when it fits.
 /// Either way a field could have shifted into another column, so the row is not read.
-pub fn width_problem(record: &csv::ByteRecord, width: usize) -> Option<String> {
+pub(crate) fn width_problem(record: &csv::ByteRecord, width: usize) -> Option<String> {
     let kind = match record.len() {
         n if n < width => "short",
         n if n > width => "long",
@@ -156,7 +159,7 @@ pub fn width_problem(record: &csv::ByteRecord, width: usize) -> Option<String> {
 
 /// A field as text: UTF-8 when it is valid UTF-8 (so `é` stays `é`), else Windows-1252, the
 /// encoding of files saved by Windows tools (a curly apostrophe is byte 0x92) — never `�`.
-pub fn text(bytes: &[u8]) -> Cow<'_, str> {
+pub(crate) fn text(bytes: &[u8]) -> Cow<'_, str> {
     match std::str::from_utf8(bytes) {
         Ok(valid) => Cow::Borrowed(valid),
         Err(_) => Cow::Owned(bytes.iter().map(|&b| windows_1252(b)).collect()),

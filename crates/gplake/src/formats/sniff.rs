@@ -45,7 +45,9 @@ pub enum SniffError {
 }
 
 /// The EXTRACT_DATE of a CSV or ZIP file on disk, if it has that column.
-pub fn extract_date_of_file(path: &std::path::Path) -> Result<Option<NaiveDate>, SniffError> {
+pub(crate) fn extract_date_of_file(
+    path: &std::path::Path,
+) -> Result<Option<NaiveDate>, SniffError> {
     let file_name = path.display().to_string();
     let io = |source| SniffError::Io {
         file: file_name.clone(),
@@ -60,7 +62,7 @@ pub fn extract_date_of_file(path: &std::path::Path) -> Result<Option<NaiveDate>,
 }
 
 /// The EXTRACT_DATE of the first CSV member of a ZIP.
-pub fn extract_date_of_zip<R: Read + Seek>(
+pub(crate) fn extract_date_of_zip<R: Read + Seek>(
     reader: R,
     file_name: &str,
 ) -> Result<Option<NaiveDate>, SniffError> {
@@ -93,7 +95,7 @@ pub fn extract_date_of_zip<R: Read + Seek>(
 }
 
 /// The EXTRACT_DATE on the first data row of a CSV stream.
-pub fn extract_date_of_csv<R: BufRead>(
+pub(crate) fn extract_date_of_csv<R: BufRead>(
     mut reader: R,
     file_name: &str,
 ) -> Result<Option<NaiveDate>, SniffError> {

@@ -50,7 +50,30 @@ pub(crate) struct MonthBuilt {
 #[derive(Debug, Default)]
 struct Info {
     attrs: PracticeAttrs,
-    from: &'static str,
+    from: AttributesFrom,
+}
+
+/// Which file gave a practice's name and organisations (`practice_snapshot.attributes_from`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum AttributesFrom {
+    /// The month's map: names and every organisation.
+    Map,
+    /// The practice totals file: the code, postcode and sub-ICB only.
+    PracticeTotals,
+    /// An age file: the code and what its columns give.
+    #[default]
+    AgeFile,
+}
+
+impl AttributesFrom {
+    /// The value stored in silver.
+    fn label(self) -> &'static str {
+        match self {
+            AttributesFrom::Map => "map",
+            AttributesFrom::PracticeTotals => "practice_totals",
+            AttributesFrom::AgeFile => "age_file",
+        }
+    }
 }
 
 /// A month build failure that stops the month (the files are named inside).
@@ -240,7 +263,7 @@ impl Builder<'_> {
                 self.agg.practice_dups.push(dup);
                 continue;
             }
-            self.note_row_attrs(&row, "practice_totals");
+            self.note_row_attrs(&row, AttributesFrom::PracticeTotals);
             self.agg
                 .totals
                 .insert(row.code.clone(), (row.count, row.line));
@@ -314,7 +337,7 @@ impl Builder<'_> {
         sha: &str,
         banded: bool,
     ) -> Result<(), DeltaError> {
-        self.note_row_attrs(row, "age_file");
+        self.note_row_attrs(row, AttributesFrom::AgeFile);
         let info = self.info.get(&row.code).cloned().unwrap_or_default();
         let a = &info.attrs;
         let age = match row.age {
@@ -346,7 +369,7 @@ impl Builder<'_> {
     }
 
     /// Remembers what a row says of its practice, unless the map already said it.
-    fn note_row_attrs(&mut self, row: &CountRow, from: &'static str) {
+    fn note_row_attrs(&mut self, row: &CountRow, from: AttributesFrom) {
         if row.level != OrgLevel::Practice || self.info.contains_key(&row.code) {
             return;
         }
@@ -356,7 +379,7 @@ impl Builder<'_> {
         let info = match self.agg.map.get(&row.code) {
             Some(attrs) => Info {
                 attrs: attrs.clone(),
-                from: "map",
+                from: AttributesFrom::Map,
             },
             None => Info {
                 attrs: PracticeAttrs {
@@ -477,14 +500,14 @@ impl Builder<'_> {
             let info = match self.agg.map.get(&code) {
                 Some(attrs) => Arc::new(Info {
                     attrs: attrs.clone(),
-                    from: "map",
+                    from: AttributesFrom::Map,
                 }),
                 None => self.info.get(&code).cloned().unwrap_or_default(),
             };
             let a = &info.attrs;
             let (total, total_from) = self.agg.list_size(&code).unzip();
             let (male, female) = self.agg.by_sex(&code);
-            let source = if info.from == "map" { "map" } else { info.from };
+            let source = info.from.label();
             sink.push(
                 self.handle,
                 &[

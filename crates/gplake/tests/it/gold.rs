@@ -148,7 +148,7 @@ async fn practice_jumps_between_months_are_warned_about() {
     let jumps: Vec<_> = build
         .series
         .iter()
-        .filter(|r| r.rule == "practice_month_over_month" && !r.passed)
+        .filter(|r| r.rule.as_str() == "practice_month_over_month" && !r.passed)
         .collect();
     assert!(!jumps.is_empty());
     assert!(
