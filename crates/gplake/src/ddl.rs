@@ -2,7 +2,7 @@
 //! tables, Spark `USING DELTA`, DuckDB views over `delta_scan`. The tables are standard
 //! Delta, so each engine reads them as they are, with no copy.
 
-use crate::catalog::{LAKE_TABLES, TableDef};
+use crate::catalog::LAKE_TABLES;
 
 /// A query engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,11 +43,6 @@ pub enum DdlError {
     },
 }
 
-/// Every table to register: silver, gold, then metadata.
-fn tables() -> Vec<TableDef> {
-    LAKE_TABLES.to_vec()
-}
-
 /// The statements for `engine`, for the lake whose root is `root` (an `s3://` URL or an
 /// absolute local path), in database `database` where the engine has databases.
 pub fn statements(engine: Engine, root: &str, database: &str) -> Result<String, DdlError> {
@@ -76,7 +71,8 @@ pub fn statements(engine: Engine, root: &str, database: &str) -> Result<String, 
             }
         }
     }
-    for t in tables() {
+    // Every table, in registration order: silver, gold, then metadata.
+    for t in LAKE_TABLES {
         let location = format!("{root}/{}", t.path);
         out.push_str(&format!("\n-- {}\n", t.comment));
         out.push_str(&match engine {

@@ -31,6 +31,11 @@ pub struct DeltaError {
     pub source: Box<DeltaTableError>,
 }
 
+/// A store failure (a listing, a HEAD) under a table, as a Delta error naming the table.
+fn store_err(def: &TableDef) -> impl Fn(crate::lake::LakeError) -> DeltaError + '_ {
+    move |e| err(def)(DeltaTableError::Generic(e.to_string()))
+}
+
 fn err(def: &TableDef) -> impl Fn(DeltaTableError) -> DeltaError + '_ {
     move |source| DeltaError {
         table: def.name,
@@ -108,10 +113,7 @@ pub(crate) async fn open_at(
         return Ok(None);
     }
     let first = Path::from(format!("{}/_delta_log/{:020}.json", def.path, 0));
-    let created = lake
-        .head(&first)
-        .await
-        .map_err(|e| err(def)(DeltaTableError::Generic(e.to_string())))?;
+    let created = lake.head(&first).await.map_err(store_err(def))?;
     if created.is_some_and(|meta| meta.last_modified > at) {
         return Ok(None);
     }
@@ -124,10 +126,7 @@ pub(crate) async fn open_at(
 /// in its log (one listing, no log replay: commits are create-only, so a file is a commit).
 pub(crate) async fn version(lake: &Lake, def: &TableDef) -> Result<Option<u64>, DeltaError> {
     let log = Path::from(format!("{}/_delta_log", def.path));
-    let objects = lake
-        .list(&log)
-        .await
-        .map_err(|e| err(def)(DeltaTableError::Generic(e.to_string())))?;
+    let objects = lake.list(&log).await.map_err(store_err(def))?;
     Ok(objects
         .iter()
         .filter_map(|o| {
@@ -207,7 +206,7 @@ async fn exists(lake: &Lake, def: &TableDef) -> Result<bool, DeltaError> {
     lake.list(&log)
         .await
         .map(|l| !l.is_empty())
-        .map_err(|e| err(def)(DeltaTableError::Generic(e.to_string())))
+        .map_err(store_err(def))
 }
 
 /// A writer of data files for `table` (nothing is visible until committed).

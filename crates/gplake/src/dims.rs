@@ -15,7 +15,7 @@ use crate::delta::{self, DeltaError};
 use crate::formats::values::{band_label, year_label};
 use crate::lake::Lake;
 use crate::month::Month;
-use crate::session::{self, Pin, SessionSpec};
+use crate::session::{self, Pin};
 
 /// Practice attribute columns, in `dim_practice` order after `practice_code`.
 const ATTRS: [&str; 13] = [
@@ -66,12 +66,7 @@ async fn read_snapshots(lake: &Lake, pin: &Pin) -> Result<Vec<Seen>, DeltaError>
         "SELECT CAST(snapshot_date AS VARCHAR) AS d, practice_code, attributes_from, {} FROM practice_snapshot ORDER BY practice_code, snapshot_date",
         ATTRS.join(", ")
     );
-    let spec = SessionSpec {
-        pin: pin.clone(),
-        empty_if_missing: true,
-        memory_limit: None,
-    };
-    let session = session::open(lake, &[PRACTICE_SNAPSHOT], &spec).await?;
+    let session = session::internal(lake, &[PRACTICE_SNAPSHOT], pin.clone()).await?;
     let batches = session::collect(&session, Some(&PRACTICE_SNAPSHOT), &sql).await?;
     let mut out = Vec::new();
     for b in &batches {

@@ -15,7 +15,7 @@ use crate::catalog::{
 use crate::check::series::SERIES_RULES;
 use crate::delta::{self, DeltaError};
 use crate::lake::Lake;
-use crate::session::{self, Pin, SessionSpec};
+use crate::session::{self, Pin};
 
 /// Practice list sizes: the flags are the rules the practice failed in its month's latest
 /// build, plus the latest series checks (recorded apart, at another time).
@@ -104,12 +104,7 @@ pub(crate) const SOURCES: [TableDef; 5] = [
 
 /// Rebuilds every gold table from its sources as pinned; returns the versions written.
 pub(crate) async fn rebuild(lake: &Lake, pin: &Pin) -> Result<BTreeMap<String, u64>, DeltaError> {
-    let spec = SessionSpec {
-        pin: pin.clone(),
-        empty_if_missing: true,
-        memory_limit: None,
-    };
-    let session = session::open(lake, &SOURCES, &spec).await?;
+    let session = session::internal(lake, &SOURCES, pin.clone()).await?;
     let mut written = BTreeMap::new();
     for (def, sql) in [
         (PRACTICE_LIST_SIZE, practice_sql()),

@@ -107,6 +107,21 @@ fn delta_err(def: Option<&TableDef>, source: DeltaTableError) -> DeltaError {
     }
 }
 
+/// A session for gplake's own readers (series checks, dims, gold): `tables` as pinned,
+/// missing ones empty, no memory limit.
+pub(crate) async fn internal(
+    lake: &Lake,
+    tables: &[TableDef],
+    pin: Pin,
+) -> Result<Session, DeltaError> {
+    let spec = SessionSpec {
+        pin,
+        empty_if_missing: true,
+        memory_limit: None,
+    };
+    open(lake, tables, &spec).await
+}
+
 /// Runs `sql` in an open session and collects the result.
 pub(crate) async fn collect(
     session: &Session,

@@ -31,6 +31,14 @@ impl Target {
         }
     }
 
+    /// A local lake synced from the shipped example releases.
+    fn examples() -> Target {
+        let target = Target::local();
+        let synced = target.run(&["sync", "--source", "examples/releases"], &[]);
+        assert!(synced.status.success(), "{}", stderr(&synced));
+        target
+    }
+
     fn s3(tag: &str) -> Target {
         Target {
             url: format!("s3://{}/lake", s3::new_bucket(tag)),
@@ -333,9 +341,7 @@ fn files(root: &std::path::Path) -> BTreeMap<String, Vec<u8>> {
 
 #[test]
 fn query_refuses_every_statement_that_would_write_and_the_lake_stays_byte_identical() {
-    let target = Target::local();
-    let synced = target.run(&["sync", "--source", "examples/releases"], &[]);
-    assert!(synced.status.success(), "{}", stderr(&synced));
+    let target = Target::examples();
     let root = std::path::PathBuf::from(&target.url);
     let before = files(&root);
     let copy = root.parent().unwrap().join("copy.csv");
@@ -392,9 +398,7 @@ fn query_refuses_every_statement_that_would_write_and_the_lake_stays_byte_identi
 
 #[test]
 fn query_reads_sql_from_a_file_or_stdin_and_the_lake_as_it_was() {
-    let target = Target::local();
-    let synced = target.run(&["sync", "--source", "examples/releases"], &[]);
-    assert!(synced.status.success(), "{}", stderr(&synced));
+    let target = Target::examples();
     let sql = "SELECT COUNT(DISTINCT snapshot_date) AS months FROM practice_snapshot";
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), sql).unwrap();
@@ -448,9 +452,7 @@ fn query_reads_sql_from_a_file_or_stdin_and_the_lake_as_it_was() {
 
 #[test]
 fn a_runaway_query_is_stopped_by_its_limits() {
-    let target = Target::local();
-    let synced = target.run(&["sync", "--source", "examples/releases"], &[]);
-    assert!(synced.status.success(), "{}", stderr(&synced));
+    let target = Target::examples();
     let big = "SELECT a.practice_code, COUNT(*) AS n FROM fact_gp_registered_patients_single_age a JOIN fact_gp_registered_patients_single_age b ON a.practice_code = b.practice_code GROUP BY 1";
     let slow = target.run(&["query", big, "--time-limit", "0"], &[]);
     assert_eq!(slow.status.code(), Some(1), "{}", stderr(&slow));

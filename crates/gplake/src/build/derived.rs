@@ -26,7 +26,7 @@ use crate::delta::{self, DeltaError};
 use crate::error::Error;
 use crate::lake::Lake;
 use crate::month::Month;
-use crate::session::{self, Pin, SessionSpec};
+use crate::session::{self, Pin};
 
 const RECORD: &str = "_meta/derived.json";
 const SOURCES: [TableDef; 3] = [PRACTICE_SNAPSHOT, FACT_QUINARY, QUALITY];
@@ -184,12 +184,7 @@ pub(crate) async fn series_results(lake: &Lake) -> Result<Vec<QualityResult>, Er
 async fn series_at(lake: &Lake, version: Option<u64>) -> Result<Vec<QualityResult>, DeltaError> {
     let mut pins = BTreeMap::new();
     pins.extend(version.map(|v| (PRACTICE_SNAPSHOT.name.to_string(), v)));
-    let spec = SessionSpec {
-        pin: Pin::Versions(pins),
-        empty_if_missing: true,
-        memory_limit: None,
-    };
-    let session = session::open(lake, &[PRACTICE_SNAPSHOT], &spec).await?;
+    let session = session::internal(lake, &[PRACTICE_SNAPSHOT], Pin::Versions(pins)).await?;
     let def = Some(&PRACTICE_SNAPSHOT);
     let totals = session::collect(&session, def, TOTALS_SQL).await?;
     let jumps = session::collect(&session, def, JUMPS_SQL).await?;

@@ -216,51 +216,44 @@ fn male_plus_female(a: &AgeAgg, month: Month, name: &str) -> Vec<QualityResult> 
 }
 
 fn lsoa_unique(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
-    if agg.lsoa_dups.is_empty() {
-        return Vec::new();
-    }
-    let fails = agg
-        .lsoa_dups
-        .iter()
-        .map(|(code, lsoa, line)| {
-            QualityResult::fail(
-                Some(month),
-                Rule::UniqueKeys,
-                Severity::Error,
-                code,
-                None,
-                format!("LSOA line {line}: practice {code} LSOA {lsoa} appears more than once"),
-            )
-        })
-        .collect();
-    verdict(
+    repeated(
         month,
-        Rule::UniqueKeys,
-        Severity::Error,
-        fails,
-        String::new(),
+        agg.lsoa_dups.iter().map(|(code, lsoa, line)| {
+            let message =
+                format!("LSOA line {line}: practice {code} LSOA {lsoa} appears more than once");
+            (code.as_str(), message)
+        }),
     )
 }
 
 /// A practice listed twice in the map or the totals file: which row is right is unknown.
 fn practices_unique(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
-    if agg.practice_dups.is_empty() {
-        return Vec::new();
-    }
-    let fails = agg
-        .practice_dups
-        .iter()
-        .map(|(file, code, line)| {
+    repeated(
+        month,
+        agg.practice_dups.iter().map(|(file, code, line)| {
+            let message = format!("{file} line {line}: practice {code} appears more than once");
+            (code.as_str(), message)
+        }),
+    )
+}
+
+/// `unique_keys` failures, one per repeated key `(subject, message)`; nothing when none.
+fn repeated<'a>(month: Month, keys: impl Iterator<Item = (&'a str, String)>) -> Vec<QualityResult> {
+    let fails: Vec<QualityResult> = keys
+        .map(|(subject, message)| {
             QualityResult::fail(
                 Some(month),
                 Rule::UniqueKeys,
                 Severity::Error,
-                code,
+                subject,
                 None,
-                format!("{file} line {line}: practice {code} appears more than once"),
+                message,
             )
         })
         .collect();
+    if fails.is_empty() {
+        return fails;
+    }
     verdict(
         month,
         Rule::UniqueKeys,

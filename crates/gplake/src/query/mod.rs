@@ -18,7 +18,7 @@ use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
 
-use crate::catalog::{LAKE_TABLES, TableDef};
+use crate::catalog::LAKE_TABLES;
 use crate::delta;
 use crate::lake::Lake;
 use crate::session::{self, SessionSpec};
@@ -137,11 +137,6 @@ impl std::str::FromStr for Extra {
             path: path.into(),
         })
     }
-}
-
-/// Every table a query can see, silver, gold and metadata.
-pub fn lake_tables() -> Vec<TableDef> {
-    LAKE_TABLES.to_vec()
 }
 
 /// A session with every existing lake table (as of `options.as_of`) and the extras.
