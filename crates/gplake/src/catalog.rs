@@ -268,6 +268,68 @@ pub const FACT_LSOA: TableDef = TableDef {
     ],
 };
 
+const ORG_TYPE: Column = col(
+    "org_type",
+    Kind::Text,
+    false,
+    "REGION, ICB (STP before July 2022), SUB_ICB (CCG before July 2022) or PCN, normalised across eras",
+);
+const ORG_CODE: Column = col(
+    "org_code",
+    Kind::Text,
+    false,
+    "Organisation code as published (region Y56…, ICB Q…, sub-ICB 00L…, PCN U…)",
+);
+const ORG_ONS: Column = col(
+    "ons_code",
+    Kind::Text,
+    true,
+    "ONS code of the organisation as published (NULL for PCNs and when not given)",
+);
+
+/// Published organisation × sex × 5-year band, monthly (the organisation rows of the quinary files).
+pub const FACT_ORG_QUINARY: TableDef = TableDef {
+    path: "silver/fact_org_registered_patients",
+    name: "fact_org_registered_patients",
+    comment: "Patients registered per organisation (region, ICB, sub-ICB, PCN) by sex and 5-year age band, as published in the quinary files' organisation rows (leaf rows only; levels nest: sum one org_type at a time)",
+    partition: Some("snapshot_date"),
+    columns: &[
+        SNAPSHOT,
+        ORG_TYPE,
+        ORG_CODE,
+        ORG_ONS,
+        SEX,
+        col(
+            "age_band",
+            Kind::Text,
+            false,
+            "5-year age band: 0-4 … 90-94, 95+",
+        ),
+        POPULATION,
+        SOURCE_FILE,
+        SOURCE_SHA,
+    ],
+};
+
+/// Published organisation × sex × single year of age, monthly (the organisation single-age file).
+pub const FACT_ORG_SINGLE_AGE: TableDef = TableDef {
+    path: "silver/fact_org_registered_patients_single_age",
+    name: "fact_org_registered_patients_single_age",
+    comment: "Patients registered per organisation (region, ICB, sub-ICB, PCN) by sex and single year of age, as published in the organisation single-age file (leaf rows only; levels nest: sum one org_type at a time)",
+    partition: Some("snapshot_date"),
+    columns: &[
+        SNAPSHOT,
+        ORG_TYPE,
+        ORG_CODE,
+        ORG_ONS,
+        SEX,
+        col("age", Kind::Text, false, "Single year of age: 0 … 94, 95+"),
+        POPULATION,
+        SOURCE_FILE,
+        SOURCE_SHA,
+    ],
+};
+
 /// Practice attributes as published each month (from the map, else the practice files).
 pub const PRACTICE_SNAPSHOT: TableDef = TableDef {
     path: "silver/practice_snapshot",
@@ -506,7 +568,24 @@ pub const QUALITY: TableDef = TableDef {
             false,
             "error (keeps the month out of silver) or warning",
         ),
-        col("passed", Kind::Bool, false, "True when the rule held"),
+        col(
+            "passed",
+            Kind::Bool,
+            false,
+            "True when the rule held (also true when it was skipped: nothing was kept out)",
+        ),
+        col(
+            "skipped",
+            Kind::Bool,
+            false,
+            "True when the rule could not be made because a file family it needs is absent from the release",
+        ),
+        col(
+            "table_name",
+            Kind::Text,
+            true,
+            "The one table a failed error keeps out for the month (NULL: the whole month)",
+        ),
         col(
             "subject",
             Kind::Text,
@@ -581,10 +660,12 @@ pub const FILES: TableDef = TableDef {
 };
 
 /// Every table of the lake, in the order engines register them: silver, gold, metadata.
-pub const LAKE_TABLES: [TableDef; 12] = [
+pub const LAKE_TABLES: [TableDef; 14] = [
     FACT_QUINARY,
     FACT_SINGLE_AGE,
     FACT_LSOA,
+    FACT_ORG_QUINARY,
+    FACT_ORG_SINGLE_AGE,
     PRACTICE_SNAPSHOT,
     DIM_PRACTICE,
     DIM_ORGANISATION,
@@ -720,7 +801,7 @@ pub const PRACTICE_LIST_SIZE: TableDef = TableDef {
 pub const ORG_POPULATION: TableDef = TableDef {
     path: "gold/org_population_monthly",
     name: "org_population_monthly",
-    comment: "Registered patients per sub-ICB, ICB and region and month, as published and restated to the latest geography",
+    comment: "Registered patients per PCN, sub-ICB, ICB and region and month: the publisher's figure, the sum of the practices as published, and restated to the latest geography",
     partition: None,
     columns: &[
         col("snapshot_date", Kind::Date, false, "The month"),
@@ -728,13 +809,29 @@ pub const ORG_POPULATION: TableDef = TableDef {
             "basis",
             Kind::Text,
             false,
-            "as_published (organisations of that month) or latest_geography (each practice's latest organisations)",
+            "published (the publisher's organisation rows), as_published (Σ practices with that month's organisations) or latest_geography (Σ practices with each practice's latest organisations)",
         ),
-        col("org_type", Kind::Text, false, "SUB_ICB, ICB or REGION"),
+        col("org_type", Kind::Text, false, "PCN, SUB_ICB, ICB or REGION"),
         col("org_code", Kind::Text, false, "Organisation code"),
         col("org_name", Kind::Text, true, "Latest published name"),
         col("registered_population", Kind::Int, false, "All patients"),
-        col("male", Kind::Int, false, "Male patients"),
-        col("female", Kind::Int, false, "Female patients"),
+        col(
+            "male",
+            Kind::Int,
+            true,
+            "Male patients (NULL when some practice's month gives no split by sex)",
+        ),
+        col(
+            "female",
+            Kind::Int,
+            true,
+            "Female patients (NULL when some practice's month gives no split by sex)",
+        ),
+        col(
+            "difference_from_published",
+            Kind::Int,
+            true,
+            "On as_published rows: registered_population minus the published figure (NULL when the month publishes none for the organisation)",
+        ),
     ],
 };

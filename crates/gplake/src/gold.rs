@@ -9,8 +9,8 @@ use std::sync::Arc;
 use deltalake::arrow::record_batch::RecordBatch;
 
 use crate::catalog::{
-    DIM_ORGANISATION, DIM_PRACTICE, FACT_QUINARY, ORG_POPULATION, PRACTICE_LIST_SIZE,
-    PRACTICE_SNAPSHOT, QUALITY, TableDef,
+    DIM_ORGANISATION, DIM_PRACTICE, FACT_ORG_QUINARY, FACT_ORG_SINGLE_AGE, ORG_POPULATION,
+    PRACTICE_LIST_SIZE, PRACTICE_SNAPSHOT, QUALITY, TableDef,
 };
 use crate::check::series::SERIES_RULES;
 use crate::delta::{self, DeltaError};
@@ -52,26 +52,42 @@ LEFT JOIN t p ON p.practice_code = t.practice_code AND p.snapshot_date = t.snaps
 LEFT JOIN flags f ON f.snapshot_date = t.snapshot_date AND f.subject = t.practice_code
 ORDER BY t.snapshot_date, t.practice_code";
 
-/// One level's populations on one basis; `{code}` is the fact's (or latest) code column.
+/// One level's practice sums on one basis; `{src}` is `s` (the month's organisations) or
+/// `cur` (each practice's latest). Male and female are NULL unless every practice has them.
 fn org_sql(level: &str, code: &str) -> String {
     format!(
         "
-SELECT f.snapshot_date, '{{basis}}' AS basis, '{level}' AS org_type, {{src}}.{code} AS org_code, MAX(n.org_name) AS org_name,
-       SUM(f.registered_population) AS registered_population,
-       SUM(CASE WHEN f.sex = 'MALE' THEN f.registered_population ELSE 0 END) AS male,
-       SUM(CASE WHEN f.sex = 'FEMALE' THEN f.registered_population ELSE 0 END) AS female
-FROM fact_gp_registered_patients f
-LEFT JOIN cur ON cur.practice_code = f.practice_code
-LEFT JOIN names n ON n.org_type = '{level}' AND n.org_code = {{src}}.{code}
+SELECT s.snapshot_date, '{{basis}}' AS basis, '{level}' AS org_type, {{src}}.{code} AS org_code,
+       SUM(s.registered_population) AS registered_population,
+       CASE WHEN COUNT(s.male) = COUNT(*) THEN SUM(s.male) END AS male,
+       CASE WHEN COUNT(s.female) = COUNT(*) THEN SUM(s.female) END AS female
+FROM sized s
+LEFT JOIN cur ON cur.practice_code = s.practice_code
 WHERE {{src}}.{code} IS NOT NULL
-GROUP BY f.snapshot_date, {{src}}.{code}"
+GROUP BY s.snapshot_date, {{src}}.{code}"
     )
 }
 
+/// The publisher's organisation figures: Σ leaf rows of the organisation single-age file,
+/// else of the quinary files' organisation rows (one grain per month, never both).
+const PUBLISHED: &str = "
+pub_rows AS (
+  SELECT snapshot_date, org_type, org_code, sex, registered_population FROM fact_org_registered_patients_single_age
+  UNION ALL
+  SELECT snapshot_date, org_type, org_code, sex, registered_population FROM fact_org_registered_patients
+  WHERE snapshot_date NOT IN (SELECT DISTINCT snapshot_date FROM fact_org_registered_patients_single_age)),
+published AS (
+  SELECT snapshot_date, 'published' AS basis, org_type, org_code,
+         SUM(registered_population) AS registered_population,
+         SUM(CASE WHEN sex = 'MALE' THEN registered_population ELSE 0 END) AS male,
+         SUM(CASE WHEN sex = 'FEMALE' THEN registered_population ELSE 0 END) AS female
+  FROM pub_rows GROUP BY snapshot_date, org_type, org_code)";
+
 fn org_population_sql() -> String {
     let mut parts = Vec::new();
-    for (basis, src) in [("as_published", "f"), ("latest_geography", "cur")] {
+    for (basis, src) in [("as_published", "s"), ("latest_geography", "cur")] {
         for (level, code) in [
+            ("PCN", "pcn_code"),
             ("SUB_ICB", "sub_icb_code"),
             ("ICB", "icb_code"),
             ("REGION", "region_code"),
@@ -85,18 +101,28 @@ fn org_population_sql() -> String {
     }
     format!(
         "WITH last AS (SELECT practice_code, MAX(valid_from) AS vf FROM dim_practice GROUP BY practice_code),
-cur AS (SELECT d.practice_code, d.sub_icb_code, d.icb_code, d.region_code FROM dim_practice d JOIN last ON last.practice_code = d.practice_code AND last.vf = d.valid_from),
+cur AS (SELECT d.practice_code, d.pcn_code, d.sub_icb_code, d.icb_code, d.region_code FROM dim_practice d JOIN last ON last.practice_code = d.practice_code AND last.vf = d.valid_from),
 lastorg AS (SELECT org_type, org_code, MAX(valid_from) AS vf FROM dim_organisation GROUP BY org_type, org_code),
-names AS (SELECT o.org_type, o.org_code, o.org_name FROM dim_organisation o JOIN lastorg l ON l.org_type = o.org_type AND l.org_code = o.org_code AND l.vf = o.valid_from)
-SELECT * FROM ({}) ORDER BY snapshot_date, basis, org_type, org_code",
+names AS (SELECT o.org_type, o.org_code, o.org_name FROM dim_organisation o JOIN lastorg l ON l.org_type = o.org_type AND l.org_code = o.org_code AND l.vf = o.valid_from),
+sized AS (SELECT * FROM practice_snapshot WHERE registered_population IS NOT NULL),
+{PUBLISHED},
+summed AS ({}),
+everything AS (SELECT * FROM published UNION ALL SELECT * FROM summed)
+SELECT e.snapshot_date, e.basis, e.org_type, e.org_code, n.org_name, e.registered_population, e.male, e.female,
+       CASE WHEN e.basis = 'as_published' THEN e.registered_population - p.registered_population END AS difference_from_published
+FROM everything e
+LEFT JOIN names n ON n.org_type = e.org_type AND n.org_code = e.org_code
+LEFT JOIN published p ON e.basis = 'as_published' AND p.snapshot_date = e.snapshot_date AND p.org_type = e.org_type AND p.org_code = e.org_code
+ORDER BY e.snapshot_date, e.basis, e.org_type, e.org_code",
         parts.join("\nUNION ALL\n")
     )
 }
 
 /// The tables gold reads.
-pub(crate) const SOURCES: [TableDef; 5] = [
+pub(crate) const SOURCES: [TableDef; 6] = [
     PRACTICE_SNAPSHOT,
-    FACT_QUINARY,
+    FACT_ORG_QUINARY,
+    FACT_ORG_SINGLE_AGE,
     QUALITY,
     DIM_PRACTICE,
     DIM_ORGANISATION,

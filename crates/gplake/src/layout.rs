@@ -4,6 +4,8 @@
 //!
 //! Layouts: 1 (no `lake.json`): the first releases. 2: per-table month states, `files`
 //! partitioned by month, derived tables recorded against the silver versions they read.
+//! 3: the published organisation fact tables, `quality.skipped` and `quality.table_name`
+//! (per-table gating), org populations with a `published` basis and nullable male/female.
 
 use bytes::Bytes;
 use object_store::path::Path;
@@ -12,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::lake::{Lake, LakeError};
 
 /// The layout this gplake writes.
-pub const LAYOUT: u32 = 2;
+pub const LAYOUT: u32 = 3;
 
 pub(crate) const INFO: &str = "_meta/lake.json";
 

@@ -5,7 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 use crate::build::derived;
-use crate::build::state::{MonthState, SilverState, TableState};
+use crate::build::state::{MonthState, NationalFigure, SilverState, TableState};
 use crate::error::Error;
 use crate::fetch::Manifest;
 use crate::lake::Lake;
@@ -36,13 +36,54 @@ pub struct MonthStatus {
     pub failures: Vec<String>,
     /// Warnings of the last build.
     pub warnings: usize,
+    /// The national figure of the last build: published and from the practices.
+    pub national: Option<NationalFigure>,
+    /// File families the release does not have.
+    pub families_missing: Vec<String>,
+    /// Practices whose list size the last reissue changed.
+    pub reissue_changed: Option<usize>,
 }
 
 impl MonthStatus {
-    /// `ok`, `2 warnings`, `FAILED (3)` or `-` when never built.
+    /// Tables whose month the gate kept out while the rest of the month was published.
+    pub fn kept_out_tables(&self) -> Vec<&str> {
+        if self.silver != SilverState::Built {
+            return Vec::new();
+        }
+        self.tables
+            .iter()
+            .filter(|t| t.state == SilverState::Failed)
+            .map(|t| t.table.as_str())
+            .collect()
+    }
+
+    /// What a reader should know about the month beyond its state, one phrase each.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        let kept_out = self.kept_out_tables();
+        if !kept_out.is_empty() {
+            notes.push(format!("kept out: {}", kept_out.join(", ")));
+        }
+        let missing = |f: &str| self.families_missing.iter().any(|m| m == f);
+        if self.built_at.is_some() && missing("5-year age file") && missing("single-age files") {
+            notes.push("no age files in this release".into());
+        } else if !self.families_missing.is_empty() {
+            notes.push(format!(
+                "no {} in this release",
+                self.families_missing.join(", ")
+            ));
+        }
+        if let Some(n) = self.reissue_changed {
+            notes.push(format!("reissue changed {n} practices' list sizes"));
+        }
+        notes
+    }
+
+    /// `ok`, `2 warnings`, `FAILED (3)`, `PARTIAL (1)` or `-` when never built.
     pub fn quality(&self) -> String {
         match (self.built_at, self.failures.len(), self.warnings) {
             (None, _, _) => "-".into(),
+            (_, f, _) if f > 0 && self.silver == SilverState::Built => format!("PARTIAL ({f})"),
             (_, 0, 0) => "ok".into(),
             (_, 0, 1) => "1 warning".into(),
             (_, 0, w) => format!("{w} warnings"),
@@ -69,9 +110,11 @@ pub struct Status {
 }
 
 impl Status {
-    /// True when any month is kept out by the quality gate.
+    /// True when any month, or any table's month, is kept out by the quality gate.
     pub fn any_failed(&self) -> bool {
-        self.months.iter().any(|m| m.silver == SilverState::Failed)
+        self.months
+            .iter()
+            .any(|m| m.silver == SilverState::Failed || !m.kept_out_tables().is_empty())
     }
 
     /// True when the quality gate fails: a month kept out, or derived tables behind silver.
@@ -94,7 +137,9 @@ impl Status {
                 self.derived_behind.join(", ")
             ));
         }
-        self.months.iter().find(|m| m.silver == SilverState::Failed).map(|m| {
+        let kept_out =
+            |m: &&MonthStatus| m.silver == SilverState::Failed || !m.kept_out_tables().is_empty();
+        self.months.iter().find(kept_out).map(|m| {
             format!(
                 "gplake check  (month {} is kept out: fix or wait for a corrected reissue, then gplake sync; gplake build --month {} --force to retry)",
                 m.month, m.month
@@ -127,6 +172,11 @@ pub async fn status(lake: &Lake) -> Result<Status, Error> {
             source_set: state.map(|s| s.source_set.clone()),
             failures: state.map(|s| s.failures.clone()).unwrap_or_default(),
             warnings: state.map(|s| s.warnings).unwrap_or(0),
+            national: state.and_then(|s| s.national),
+            families_missing: state
+                .map(|s| s.families_missing.clone())
+                .unwrap_or_default(),
+            reissue_changed: state.and_then(|s| s.reissue_changed),
         });
     }
     let held: Vec<Month> = months.iter().map(|m| m.month).collect();

@@ -36,7 +36,11 @@ pub(crate) fn print_build(report: &BuildReport) {
         println!("{note}");
     }
     for m in &report.months {
-        let verdict = if m.committed { "built" } else { "KEPT OUT" };
+        let verdict = match (m.committed, m.kept_out.is_empty()) {
+            (true, true) => "built",
+            (true, false) => "partial",
+            (false, _) => "KEPT OUT",
+        };
         let rows: Vec<String> = m
             .rows
             .iter()

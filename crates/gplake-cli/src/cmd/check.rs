@@ -24,6 +24,17 @@ pub(crate) async fn run(lake: &Lake, args: &CheckArgs, out: &Output) -> anyhow::
         .filter(|m| args.month.is_empty() || args.month.contains(&m.month))
     {
         println!("{}  {}", m.month, m.silver);
+        for t in &m.tables {
+            println!(
+                "    {:<42} {:<9} {} rows",
+                t.table,
+                t.state.to_string(),
+                t.rows
+            );
+        }
+        for note in m.notes() {
+            println!("    {note}");
+        }
         for f in &m.failures {
             println!("    error: {f}");
         }
@@ -31,18 +42,14 @@ pub(crate) async fn run(lake: &Lake, args: &CheckArgs, out: &Output) -> anyhow::
     for r in series.iter().filter(|r| !r.passed) {
         println!("warning: {}", r.line());
     }
-    let failed = status
-        .months
-        .iter()
-        .filter(|m| m.silver == SilverState::Failed)
-        .count();
+    let count = |f: &dyn Fn(&gplake::status::MonthStatus) -> bool| {
+        status.months.iter().filter(|m| f(m)).count()
+    };
+    let failed = count(&|m| m.silver == SilverState::Failed);
+    let partial = count(&|m| !m.kept_out_tables().is_empty());
+    let passed = count(&|m| m.silver == SilverState::Built) - partial;
     println!(
-        "quality: {} months pass, {failed} kept out, {} series warnings",
-        status
-            .months
-            .iter()
-            .filter(|m| m.silver == SilverState::Built)
-            .count(),
+        "quality: {passed} months pass, {partial} with a table kept out, {failed} kept out, {} series warnings",
         series.iter().filter(|r| !r.passed).count()
     );
     if !status.derived_behind.is_empty() {

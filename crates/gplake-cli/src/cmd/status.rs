@@ -19,12 +19,12 @@ pub(crate) async fn run(lake: &Lake, out: &Output) -> anyhow::Result<u8> {
 fn print_status(status: &Status) {
     println!("lake {}", status.lake);
     println!(
-        "{:<8} {:>6} {:>8} {:<11} {:<10} {:<12} source set",
-        "month", "files", "revised", "published", "silver", "quality"
+        "{:<8} {:>6} {:>8} {:<11} {:<10} {:<12} {:<10} national",
+        "month", "files", "revised", "published", "silver", "quality", "source set"
     );
     for m in &status.months {
         println!(
-            "{:<8} {:>6} {:>8} {:<11} {:<10} {:<12} {}",
+            "{:<8} {:>6} {:>8} {:<11} {:<10} {:<12} {:<10} {}",
             m.month.to_string(),
             m.bronze_files,
             m.revised_files,
@@ -33,8 +33,12 @@ fn print_status(status: &Status) {
                 .unwrap_or_else(|| "-".into()),
             m.silver.to_string(),
             m.quality(),
-            m.source_set.as_deref().unwrap_or("-")
+            m.source_set.as_deref().unwrap_or("-"),
+            m.national.map_or("-".into(), |n| n.describe())
         );
+        for note in m.notes() {
+            println!("         {note}");
+        }
     }
     if !status.gaps.is_empty() {
         println!("gaps: {}", gplake::month::describe_runs(&status.gaps));

@@ -17,6 +17,16 @@ CREATE EXTERNAL TABLE IF NOT EXISTS gplake.fact_gp_registered_patients_lsoa
 LOCATION 's3://nhs-lake/gp/silver/fact_gp_registered_patients_lsoa/'
 TBLPROPERTIES ('table_type' = 'DELTA');
 
+-- Patients registered per organisation (region, ICB, sub-ICB, PCN) by sex and 5-year age band, as published in the quinary files' organisation rows (leaf rows only; levels nest: sum one org_type at a time)
+CREATE EXTERNAL TABLE IF NOT EXISTS gplake.fact_org_registered_patients
+LOCATION 's3://nhs-lake/gp/silver/fact_org_registered_patients/'
+TBLPROPERTIES ('table_type' = 'DELTA');
+
+-- Patients registered per organisation (region, ICB, sub-ICB, PCN) by sex and single year of age, as published in the organisation single-age file (leaf rows only; levels nest: sum one org_type at a time)
+CREATE EXTERNAL TABLE IF NOT EXISTS gplake.fact_org_registered_patients_single_age
+LOCATION 's3://nhs-lake/gp/silver/fact_org_registered_patients_single_age/'
+TBLPROPERTIES ('table_type' = 'DELTA');
+
 -- Each practice's name and organisations as published in each month (the input of dim_practice and dim_organisation)
 CREATE EXTERNAL TABLE IF NOT EXISTS gplake.practice_snapshot
 LOCATION 's3://nhs-lake/gp/silver/practice_snapshot/'
@@ -47,7 +57,7 @@ CREATE EXTERNAL TABLE IF NOT EXISTS gplake.practice_list_size_monthly
 LOCATION 's3://nhs-lake/gp/gold/practice_list_size_monthly/'
 TBLPROPERTIES ('table_type' = 'DELTA');
 
--- Registered patients per sub-ICB, ICB and region and month, as published and restated to the latest geography
+-- Registered patients per PCN, sub-ICB, ICB and region and month: the publisher's figure, the sum of the practices as published, and restated to the latest geography
 CREATE EXTERNAL TABLE IF NOT EXISTS gplake.org_population_monthly
 LOCATION 's3://nhs-lake/gp/gold/org_population_monthly/'
 TBLPROPERTIES ('table_type' = 'DELTA');

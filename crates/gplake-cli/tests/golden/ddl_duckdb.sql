@@ -14,6 +14,12 @@ CREATE OR REPLACE VIEW fact_gp_registered_patients_single_age AS SELECT * FROM d
 -- Patients registered at each GP practice by patients' LSOA of residence and sex, quarterly
 CREATE OR REPLACE VIEW fact_gp_registered_patients_lsoa AS SELECT * FROM delta_scan('s3://nhs-lake/gp/silver/fact_gp_registered_patients_lsoa');
 
+-- Patients registered per organisation (region, ICB, sub-ICB, PCN) by sex and 5-year age band, as published in the quinary files' organisation rows (leaf rows only; levels nest: sum one org_type at a time)
+CREATE OR REPLACE VIEW fact_org_registered_patients AS SELECT * FROM delta_scan('s3://nhs-lake/gp/silver/fact_org_registered_patients');
+
+-- Patients registered per organisation (region, ICB, sub-ICB, PCN) by sex and single year of age, as published in the organisation single-age file (leaf rows only; levels nest: sum one org_type at a time)
+CREATE OR REPLACE VIEW fact_org_registered_patients_single_age AS SELECT * FROM delta_scan('s3://nhs-lake/gp/silver/fact_org_registered_patients_single_age');
+
 -- Each practice's name and organisations as published in each month (the input of dim_practice and dim_organisation)
 CREATE OR REPLACE VIEW practice_snapshot AS SELECT * FROM delta_scan('s3://nhs-lake/gp/silver/practice_snapshot');
 
@@ -32,7 +38,7 @@ CREATE OR REPLACE VIEW quarantine AS SELECT * FROM delta_scan('s3://nhs-lake/gp/
 -- Registered patients per practice and month: total, male, female, change from the previous month, quality flags
 CREATE OR REPLACE VIEW practice_list_size_monthly AS SELECT * FROM delta_scan('s3://nhs-lake/gp/gold/practice_list_size_monthly');
 
--- Registered patients per sub-ICB, ICB and region and month, as published and restated to the latest geography
+-- Registered patients per PCN, sub-ICB, ICB and region and month: the publisher's figure, the sum of the practices as published, and restated to the latest geography
 CREATE OR REPLACE VIEW org_population_monthly AS SELECT * FROM delta_scan('s3://nhs-lake/gp/gold/org_population_monthly');
 
 -- Data-quality and reconciliation results per month and rule

@@ -17,6 +17,16 @@ CREATE TABLE IF NOT EXISTS gplake.fact_gp_registered_patients_lsoa
 USING DELTA
 LOCATION 's3://nhs-lake/gp/silver/fact_gp_registered_patients_lsoa';
 
+-- Patients registered per organisation (region, ICB, sub-ICB, PCN) by sex and 5-year age band, as published in the quinary files' organisation rows (leaf rows only; levels nest: sum one org_type at a time)
+CREATE TABLE IF NOT EXISTS gplake.fact_org_registered_patients
+USING DELTA
+LOCATION 's3://nhs-lake/gp/silver/fact_org_registered_patients';
+
+-- Patients registered per organisation (region, ICB, sub-ICB, PCN) by sex and single year of age, as published in the organisation single-age file (leaf rows only; levels nest: sum one org_type at a time)
+CREATE TABLE IF NOT EXISTS gplake.fact_org_registered_patients_single_age
+USING DELTA
+LOCATION 's3://nhs-lake/gp/silver/fact_org_registered_patients_single_age';
+
 -- Each practice's name and organisations as published in each month (the input of dim_practice and dim_organisation)
 CREATE TABLE IF NOT EXISTS gplake.practice_snapshot
 USING DELTA
@@ -47,7 +57,7 @@ CREATE TABLE IF NOT EXISTS gplake.practice_list_size_monthly
 USING DELTA
 LOCATION 's3://nhs-lake/gp/gold/practice_list_size_monthly';
 
--- Registered patients per sub-ICB, ICB and region and month, as published and restated to the latest geography
+-- Registered patients per PCN, sub-ICB, ICB and region and month: the publisher's figure, the sum of the practices as published, and restated to the latest geography
 CREATE TABLE IF NOT EXISTS gplake.org_population_monthly
 USING DELTA
 LOCATION 's3://nhs-lake/gp/gold/org_population_monthly';

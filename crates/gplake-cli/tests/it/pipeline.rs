@@ -553,11 +553,12 @@ fn scoped_syncs_build_only_their_months_and_run_side_by_side_on_s3() {
     scoped_syncs(&Target::s3("scoped"));
 }
 
-/// A copy of the lake that gplake's first releases (layout 1) wrote for 2022-09.
-fn layout_1_lake() -> (tempfile::TempDir, String) {
+/// A copy of the lake that an earlier gplake (writing `layout`) wrote for 2022-09: layout 1
+/// by the first releases, layout 2 by the release before the organisation tables.
+fn old_lake(layout: u32) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
-    let fixture =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lake-layout-1");
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/fixtures/lake-layout-{layout}"));
     let lake = dir.path().join("lake");
     copy_dir(&fixture, &lake);
     let url = lake.to_str().unwrap().to_string();
@@ -579,7 +580,13 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 
 #[test]
 fn a_lake_from_an_earlier_gplake_is_rebuilt_from_bronze_never_misread() {
-    let (_dir, lake) = layout_1_lake();
+    for layout in [1, 2] {
+        earlier_lake_rebuilt(layout);
+    }
+}
+
+fn earlier_lake_rebuilt(layout: u32) {
+    let (_dir, lake) = old_lake(layout);
     let run = |args: &[&str]| {
         let mut all = vec!["--lake", lake.as_str()];
         all.extend(args);
@@ -587,7 +594,7 @@ fn a_lake_from_an_earlier_gplake_is_rebuilt_from_bronze_never_misread() {
     };
     let status = run(&["status"]);
     assert!(
-        stdout(&status).contains("written by an earlier gplake (layout 1)")
+        stdout(&status).contains(&format!("written by an earlier gplake (layout {layout})"))
             && stdout(&status).contains("next: gplake build"),
         "{}",
         stdout(&status)
@@ -602,19 +609,20 @@ fn a_lake_from_an_earlier_gplake_is_rebuilt_from_bronze_never_misread() {
     );
     let text = stdout(&build);
     assert!(
-        text.starts_with("the lake was written by an earlier gplake (layout 1): silver, dims and gold are rebuilt from bronze (layout 2)"),
+        text.starts_with(&format!("the lake was written by an earlier gplake (layout {layout}): silver, dims and gold are rebuilt from bronze (layout 3)")),
         "{text}"
     );
     assert!(text.contains("2022-09  built"), "{text}");
     let info =
         std::fs::read_to_string(std::path::Path::new(&lake).join("_meta/lake.json")).unwrap();
-    assert!(info.contains("\"layout\": 2"), "{info}");
-    // The same figures the earlier gplake published (40,534 patients in 5 practices, 159 rows).
-    let sql = "SELECT (SELECT SUM(registered_population) FROM practice_list_size_monthly) AS patients, (SELECT COUNT(*) FROM practice_list_size_monthly) AS practices, (SELECT COUNT(*) FROM fact_gp_registered_patients) AS rows";
+    assert!(info.contains("\"layout\": 3"), "{info}");
+    // The same figures the earlier gplake published (40,534 patients in 5 practices, 159 rows),
+    // and the organisation rows it read but never stored.
+    let sql = "SELECT (SELECT SUM(registered_population) FROM practice_list_size_monthly) AS patients, (SELECT COUNT(*) FROM practice_list_size_monthly) AS practices, (SELECT COUNT(*) FROM fact_gp_registered_patients) AS rows, (SELECT SUM(registered_population) FROM fact_org_registered_patients WHERE org_type = 'REGION') AS regions";
     let totals = run(&["query", sql, "--format", "csv"]);
     assert_eq!(
         stdout(&totals),
-        "patients,practices,rows\n40534,5,159\n",
+        "patients,practices,rows,regions\n40534,5,159,40534\n",
         "{}",
         stderr(&totals)
     );
@@ -635,14 +643,14 @@ fn a_lake_from_an_earlier_gplake_is_rebuilt_from_bronze_never_misread() {
 
 #[test]
 fn a_lake_from_a_newer_gplake_is_refused_and_left_alone() {
-    let (_dir, lake) = layout_1_lake();
+    let (_dir, lake) = old_lake(1);
     let info = std::path::Path::new(&lake).join("_meta/lake.json");
     std::fs::write(&info, r#"{"layout": 99, "written_by": "gplake 9.0"}"#).unwrap();
     let before = files(std::path::Path::new(&lake));
     let build = gplake(&["--lake", &lake, "build"], &[]);
     assert_eq!(build.status.code(), Some(2), "{}", stderr(&build));
     assert!(
-        stderr(&build).contains("written by a newer gplake (layout 99; this gplake knows up to 2)"),
+        stderr(&build).contains("written by a newer gplake (layout 99; this gplake knows up to 3)"),
         "{}",
         stderr(&build)
     );

@@ -18,7 +18,10 @@ use serde::{Deserialize, Serialize};
 
 use super::BuildError;
 use super::record::quality_batch;
-use crate::catalog::{DERIVED_TABLES, FACT_QUINARY, PRACTICE_SNAPSHOT, QUALITY, TableDef};
+use crate::catalog::{
+    DERIVED_TABLES, FACT_ORG_QUINARY, FACT_ORG_SINGLE_AGE, FACT_QUINARY, PRACTICE_SNAPSHOT,
+    QUALITY, TableDef,
+};
 use crate::check::QualityResult;
 use crate::check::series::{Jump, over_series, practice_jumps};
 use crate::clock::Clock;
@@ -29,7 +32,13 @@ use crate::month::Month;
 use crate::session::{self, Pin};
 
 const RECORD: &str = "_meta/derived.json";
-const SOURCES: [TableDef; 3] = [PRACTICE_SNAPSHOT, FACT_QUINARY, QUALITY];
+const SOURCES: [TableDef; 5] = [
+    PRACTICE_SNAPSHOT,
+    FACT_QUINARY,
+    FACT_ORG_QUINARY,
+    FACT_ORG_SINGLE_AGE,
+    QUALITY,
+];
 const ATTEMPTS: u32 = 10;
 
 /// What the derived tables were built from and what was written.
@@ -119,11 +128,9 @@ async fn derive(lake: &Lake, at: DateTime<Utc>) -> Result<Vec<QualityResult>, De
     crate::failpoint::point("series");
     let mut sources = BTreeMap::new();
     sources.extend(snapshot.map(|v| (PRACTICE_SNAPSHOT.name.to_string(), v)));
-    sources.extend(
-        start
-            .get(FACT_QUINARY.name)
-            .map(|v| (FACT_QUINARY.name.to_string(), *v)),
-    );
+    for def in [FACT_QUINARY, FACT_ORG_QUINARY, FACT_ORG_SINGLE_AGE] {
+        sources.extend(start.get(def.name).map(|v| (def.name.to_string(), *v)));
+    }
     sources.insert(QUALITY.name.to_string(), quality);
     let mut outputs = crate::dims::rebuild(lake, &Pin::Versions(sources.clone())).await?;
     crate::failpoint::point("dims");

@@ -16,6 +16,7 @@
 pub mod derived;
 mod months;
 mod record;
+mod reissue;
 pub mod state;
 pub mod upgrade;
 
@@ -110,15 +111,22 @@ pub struct BuildReport {
 }
 
 impl BuildReport {
-    /// True when any month failed a hard rule (exit 3).
+    /// True when any month, or any table's month, failed a hard rule (exit 3).
     pub fn gate_failed(&self) -> bool {
-        self.months.iter().any(|m| !m.committed)
+        self.months
+            .iter()
+            .any(|m| !m.committed || !m.kept_out.is_empty())
     }
 
     /// One line: `N months built (R rows), F kept out, U unchanged`.
     pub fn summary(&self) -> String {
         let built = self.months.iter().filter(|m| m.committed).count();
         let failed = self.months.len() - built;
+        let partial = self
+            .months
+            .iter()
+            .filter(|m| !m.kept_out.is_empty() && m.committed)
+            .count();
         let rows: u64 = self
             .months
             .iter()
@@ -128,7 +136,12 @@ impl BuildReport {
         let warnings: usize = self.months.iter().map(|m| m.warnings.len()).sum::<usize>()
             + self.series.iter().filter(|r| !r.passed).count();
         format!(
-            "silver: {built} months built ({rows} rows), {failed} kept out by the quality gate, {} unchanged, {warnings} warnings",
+            "silver: {built} months built ({rows} rows){}, {failed} kept out by the quality gate, {} unchanged, {warnings} warnings",
+            if partial > 0 {
+                format!(", {partial} with a table kept out")
+            } else {
+                String::new()
+            },
             self.unchanged
         )
     }

@@ -10,12 +10,14 @@ use tokio::sync::Mutex;
 
 use super::BuildError;
 use super::record::{quality_batch, quarantine_batch, write_now};
-use super::state::{MonthState, SilverState, TableState};
+use super::reissue;
+use super::state::{MonthState, NationalFigure, SilverState, TableState};
 use super::{BuildOptions, BuildReport};
 use crate::catalog::{
-    FACT_LSOA, FACT_QUINARY, FACT_SINGLE_AGE, FILES, PRACTICE_SNAPSHOT, QUALITY, QUARANTINE,
-    TableDef,
+    FACT_LSOA, FACT_ORG_QUINARY, FACT_ORG_SINGLE_AGE, FACT_QUINARY, FACT_SINGLE_AGE, FILES,
+    PRACTICE_SNAPSHOT, QUALITY, QUARANTINE, TableDef,
 };
+use crate::check::evidence::Aggregates;
 use crate::check::{QualityResult, Rule, Severity, rules};
 use crate::clock::Clock;
 use crate::delta::{self, DeltaError};
@@ -31,10 +33,12 @@ use crate::silver::{bronze_months, download, plan};
 pub struct MonthReport {
     /// The month.
     pub month: Month,
-    /// True when the month's silver was replaced.
+    /// True when the month's silver was replaced (every table but those in `kept_out`).
     pub committed: bool,
     /// Rows written per table.
     pub rows: Vec<(String, u64)>,
+    /// Tables whose month was kept out (all of them when `committed` is false).
+    pub kept_out: Vec<String>,
     /// Which set of files was used, when the release offered two.
     pub source_set: String,
     /// Hard failures (empty when committed).
@@ -122,6 +126,8 @@ async fn open_tables(lake: &Lake) -> Result<Open, DeltaError> {
         FACT_QUINARY,
         FACT_SINGLE_AGE,
         FACT_LSOA,
+        FACT_ORG_QUINARY,
+        FACT_ORG_SINGLE_AGE,
         PRACTICE_SNAPSHOT,
         QUARANTINE,
         FILES,
@@ -137,6 +143,8 @@ async fn open_tables(lake: &Lake) -> Result<Open, DeltaError> {
         single: commit[FACT_SINGLE_AGE.name].lock().await.clone(),
         lsoa: commit[FACT_LSOA.name].lock().await.clone(),
         practices: commit[PRACTICE_SNAPSHOT.name].lock().await.clone(),
+        org_quinary: commit[FACT_ORG_QUINARY.name].lock().await.clone(),
+        org_single: commit[FACT_ORG_SINGLE_AGE.name].lock().await.clone(),
     };
     Ok(Open { targets, commit })
 }
@@ -150,24 +158,44 @@ async fn build_one(
 ) -> Result<MonthReport, Error> {
     let month = manifest.month;
     let plan = plan::choose(&manifest);
+    let fingerprint = plan::fingerprint(&manifest);
+    let previous = MonthState::read(lake, month).await?;
+    let held = reissue::held_sizes(lake, month, previous.as_ref(), &fingerprint)
+        .await
+        .map_err(BuildError::from)?;
     let built = build_silver(lake, &open, &plan, month, at).await?;
-    let (results, built) = gate(built, month)?;
+    let (mut results, built) = gate(built, month)?;
+    let evidence = built.as_ref().map(|b| &b.aggregates);
+    let national = evidence.map(national_figure);
+    let families_missing = evidence
+        .map(|a| a.missing.iter().map(|m| m.to_string()).collect())
+        .unwrap_or_default();
+    let reissue = match (&held, evidence) {
+        (Some(held), Some(agg)) => rules::reissue_changes(held, agg, month),
+        _ => Vec::new(),
+    };
+    let reissue_changed = (!reissue.is_empty()).then(|| reissue.len() - 1);
+    results.extend(reissue);
     let failures: Vec<String> = results
         .iter()
         .filter(|r| r.is_hard_failure())
-        .map(|r| r.message.clone())
+        .map(|r| match r.table {
+            Some(table) => format!("{} ({table} kept out)", r.message),
+            None => r.message.clone(),
+        })
         .collect();
     let warnings: Vec<String> = results
         .iter()
         .filter(|r| !r.passed && r.severity == Severity::Warning)
         .map(|r| r.message.clone())
         .collect();
-    let committed = failures.is_empty();
+    let blocked = Blocked::from(&results);
+    let committed = !blocked.month;
     let mut tables = Vec::new();
     let mut quarantined = 0;
     if let Some(built) = built {
         quarantined = built.quarantine.len();
-        tables = commit_month(lake, &open, month, built, committed, at).await?;
+        tables = commit_month(lake, &open, month, built, &blocked, at).await?;
     }
     delta::append(lake, &QUALITY, vec![quality_batch(&results, at)])
         .await
@@ -175,13 +203,16 @@ async fn build_one(
     crate::failpoint::point("month-quality");
     let state = MonthState {
         month,
-        fingerprint: plan::fingerprint(&manifest),
+        fingerprint,
         committed,
         built_at: at,
         source_set: plan.source_set.clone(),
         failures: failures.clone(),
         warnings: warnings.len(),
         tables,
+        national,
+        families_missing,
+        reissue_changed,
     };
     state.write(lake).await?;
     crate::failpoint::point("state");
@@ -194,11 +225,27 @@ async fn build_one(
             .filter(|t| t.state == SilverState::Built)
             .map(|t| (t.table.clone(), t.rows))
             .collect(),
+        kept_out: state
+            .tables
+            .iter()
+            .filter(|t| t.state == SilverState::Failed)
+            .map(|t| t.table.clone())
+            .collect(),
         source_set: plan.source_set,
         failures,
         warnings,
         quarantined,
     })
+}
+
+/// The month's national figure, published and from its practices.
+fn national_figure(agg: &Aggregates) -> NationalFigure {
+    NationalFigure {
+        published: agg.published_national().map(|n| n.0),
+        practices: agg
+            .has_practice_figures()
+            .then(|| agg.national_from_practices()),
+    }
 }
 
 /// Reads the month's files into uncommitted data files, on a blocking thread.
@@ -231,7 +278,11 @@ fn gate(
     month: Month,
 ) -> Result<(Vec<QualityResult>, Option<MonthBuilt>), Error> {
     match built {
-        Ok(built) => Ok((rules::month_rules(&built.aggregates, month), Some(built))),
+        Ok(mut built) => {
+            let mut results = rules::month_rules(&built.aggregates, month);
+            results.append(&mut built.table_failures);
+            Ok((results, Some(built)))
+        }
         Err(MonthError::Format { source, .. }) => Ok((
             vec![QualityResult::fail(
                 Some(month),
@@ -247,18 +298,39 @@ fn gate(
     }
 }
 
-/// Commits each table's new partition (or deletes the unused data files when the gate
-/// failed), then the month's quarantined rows and file accounting.
+/// What the gate keeps out: the whole month, or only some tables' month.
+struct Blocked {
+    month: bool,
+    tables: Vec<&'static str>,
+}
+
+impl Blocked {
+    fn from(results: &[QualityResult]) -> Blocked {
+        let hard = results.iter().filter(|r| r.is_hard_failure());
+        Blocked {
+            month: hard.clone().any(|r| r.table.is_none()),
+            tables: hard.filter_map(|r| r.table).collect(),
+        }
+    }
+
+    fn commits(&self, def: &TableDef) -> bool {
+        !self.month && !self.tables.contains(&def.name)
+    }
+}
+
+/// Commits each table's new partition (or deletes the unused data files of a table the gate
+/// kept out), then the month's quarantined rows and file accounting.
 async fn commit_month(
     lake: &Lake,
     open: &Open,
     month: Month,
     built: MonthBuilt,
-    commit: bool,
+    blocked: &Blocked,
     at: DateTime<Utc>,
 ) -> Result<Vec<TableState>, Error> {
     let mut tables = Vec::new();
     for (def, adds) in built.adds {
+        let commit = blocked.commits(&def);
         tables.push(commit_table(lake, open, month, def, adds, commit).await?);
     }
     let replace = |def: TableDef, batch| async move {

@@ -20,6 +20,8 @@ pub(crate) fn quality_batch(results: &[QualityResult], at: DateTime<Utc>) -> Rec
             Val::Text(Some(r.rule.as_str())),
             Val::Text(Some(r.severity.label())),
             Val::Bool(r.passed),
+            Val::Bool(r.skipped),
+            Val::Text(r.table),
             Val::Text(r.subject.as_deref()),
             Val::OptInt(r.expected),
             Val::OptInt(r.actual),

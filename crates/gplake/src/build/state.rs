@@ -71,6 +71,55 @@ pub struct MonthState {
     /// Each table's part.
     #[serde(default)]
     pub tables: Vec<TableState>,
+    /// The national figure: published and from the practices.
+    #[serde(default)]
+    pub national: Option<NationalFigure>,
+    /// File families the release does not have (`map`, `5-year age file`, …).
+    #[serde(default)]
+    pub families_missing: Vec<String>,
+    /// Practices whose list size a reissue changed (`None`: not a reissue of a built month).
+    #[serde(default)]
+    pub reissue_changed: Option<usize>,
+}
+
+/// A month's national figure: the publisher's (Σ regions) beside the sum of the practices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NationalFigure {
+    /// Σ the published region rows, when the release has them.
+    pub published: Option<u64>,
+    /// Σ practice list sizes (`None` when the release has no practice-level files).
+    pub practices: Option<u64>,
+}
+
+impl NationalFigure {
+    /// `63,012,345 (published 63,012,345)`, or what is known.
+    pub fn describe(&self) -> String {
+        match (self.practices, self.published) {
+            (Some(p), Some(q)) if p == q => format!("{} (= published)", thousands(p)),
+            (Some(p), Some(q)) => format!(
+                "{} (published {}, difference {:+})",
+                thousands(p),
+                thousands(q),
+                p as i64 - q as i64
+            ),
+            (Some(p), None) => format!("{} (no published national figure)", thousands(p)),
+            (None, Some(q)) => format!("published {} (no practice files)", thousands(q)),
+            (None, None) => "-".into(),
+        }
+    }
+}
+
+/// `63012345` → `63,012,345`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 impl MonthState {

@@ -18,6 +18,10 @@ pub(crate) struct Aggregates {
     pub(crate) has_totals: bool,
     pub(crate) quinary: AgeAgg,
     pub(crate) single: AgeAgg,
+    /// The organisation rows of the quinary files, keyed `LEVEL code` (e.g. `ICB QHM`).
+    pub(crate) org_quinary: AgeAgg,
+    /// The organisation single-age file's rows, keyed `LEVEL code`.
+    pub(crate) org_single: AgeAgg,
     /// Published ALL/ALL rows of organisations: (file, level, code) → count.
     pub(crate) orgs: BTreeMap<(String, OrgLevel, String), u64>,
     /// Sub-ICB of each practice as the practice files give it (when there is no map).
@@ -32,10 +36,13 @@ pub(crate) struct Aggregates {
     pub(crate) missing: Vec<&'static str>,
 }
 
-/// Sums of one age file family (quinary or single-age).
+/// Sums of one age file family (quinary or single-age), of its practice rows or (for
+/// [`AgeAgg::for_orgs`]) of its organisation rows.
 #[derive(Debug, Default)]
 pub(crate) struct AgeAgg {
     pub(crate) present: bool,
+    /// True when the sums are of organisation rows (keyed `LEVEL code`).
+    pub(crate) orgs: bool,
     /// True when the files are the pre-2017 wide ones (their total columns are published).
     pub(crate) wide: bool,
     pub(crate) file: String,
@@ -49,25 +56,49 @@ pub(crate) struct AgeAgg {
 }
 
 impl AgeAgg {
+    /// Sums of organisation rows.
+    pub(crate) fn for_orgs() -> AgeAgg {
+        AgeAgg {
+            orgs: true,
+            ..AgeAgg::default()
+        }
+    }
+
+    /// What a key names, for messages: `practice` or `organisation`.
+    pub(crate) fn noun(&self) -> &'static str {
+        if self.orgs {
+            "organisation"
+        } else {
+            "practice"
+        }
+    }
+
     pub(crate) fn add(&mut self, row: &CountRow, file: &str) {
-        if row.level != OrgLevel::Practice {
+        let practice = row.level == OrgLevel::Practice;
+        if practice == self.orgs {
             return;
         }
-        let key = (row.code.clone(), row.sex, row.age);
-        if !self.keys.insert(key) {
+        let code = if self.orgs {
+            format!("{} {}", row.level.label(), row.code)
+        } else {
+            row.code.clone()
+        };
+        let key = (code, row.sex, row.age);
+        if !self.keys.insert(key.clone()) {
             let age = match row.age {
                 AgeKey::Year(a) => year_label(a),
                 AgeKey::Band(b) => band_label(b),
                 AgeKey::All => "ALL".into(),
             };
             self.duplicates
-                .push((file.to_string(), row.code.clone(), row.sex, age, row.line));
+                .push((file.to_string(), key.0, row.sex, age, row.line));
             return;
         }
-        if row.is_leaf() {
-            *self.leaf.entry((row.code.clone(), row.sex)).or_default() += row.count;
-        } else if row.age == AgeKey::All {
-            self.all_rows.insert((row.code.clone(), row.sex), row.count);
+        let (code, sex, age) = key;
+        if sex != SexKey::All && age != AgeKey::All {
+            *self.leaf.entry((code, sex)).or_default() += row.count;
+        } else if age == AgeKey::All {
+            self.all_rows.insert((code, sex), row.count);
         }
     }
 
@@ -117,6 +148,51 @@ impl Aggregates {
             }
         }
         None
+    }
+
+    /// True when the month has practice-level figures: age files or practice totals.
+    pub(crate) fn has_practice_figures(&self) -> bool {
+        self.has_totals || self.quinary.present || self.single.present
+    }
+
+    /// Every practice with a published figure, sorted.
+    pub(crate) fn practices_with_figures(&self) -> Vec<String> {
+        let mut codes = self.quinary.practices();
+        codes.extend(self.single.practices());
+        codes.extend(self.quinary.all_rows.keys().map(|k| k.0.clone()));
+        codes.extend(self.totals.keys().cloned());
+        codes.sort();
+        codes.dedup();
+        codes
+    }
+
+    /// Σ practice list sizes: the national figure from the practices.
+    pub(crate) fn national_from_practices(&self) -> u64 {
+        self.practices_with_figures()
+            .iter()
+            .filter_map(|c| self.list_size(c))
+            .map(|s| s.0)
+            .sum()
+    }
+
+    /// The published national figure: Σ the region ALL rows of one file (the organisation
+    /// single-age file when the month has it), and that file.
+    pub(crate) fn published_national(&self) -> Option<(u64, String)> {
+        let mut by_file: BTreeMap<&str, u64> = BTreeMap::new();
+        for ((file, level, _), count) in &self.orgs {
+            if *level == OrgLevel::Region {
+                *by_file.entry(file.as_str()).or_default() += count;
+            }
+        }
+        let regions_file = self
+            .file_stats
+            .iter()
+            .find(|(f, family, _)| {
+                *family == Family::SingleAgeRegions && by_file.contains_key(f.as_str())
+            })
+            .map(|(f, _, _)| f.as_str());
+        let file = regions_file.or_else(|| by_file.keys().next().copied())?;
+        Some((by_file[file], file.to_string()))
     }
 
     /// A practice's male and female patients from its age rows, `None` when no age file

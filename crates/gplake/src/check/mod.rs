@@ -3,9 +3,13 @@
 //! Hard rules (severity `error`) keep a month out of silver and make the command exit 3:
 //! unreadable rows, duplicate keys, leaf sums that differ from the published ALL rows or
 //! practice totals, organisation totals that differ from the sum of their practices, a
-//! practice missing from the month's map. Soft rules (`warning`) are reported only: the
-//! national total outside a plausible band, practices under 100 patients, large
-//! month-over-month jumps, missing months.
+//! practice missing from the month's map. A failure that concerns one table's files only
+//! (an LSOA or organisation file that cannot be read or does not reconcile) keeps only that
+//! table's month out ([`QualityResult::table`]). Soft rules (`warning`) are reported only: the
+//! national total outside a plausible band or unlike the published one, practices under 100
+//! patients, large month-over-month jumps, missing months, what a reissue changed. A rule
+//! whose inputs the release does not have is recorded as skipped, never failed or passed
+//! silently.
 
 pub(crate) mod evidence;
 pub(crate) mod rules;
@@ -33,6 +37,8 @@ pub enum Rule {
     MissingMonths,
     /// `month_over_month`.
     MonthOverMonth,
+    /// `national_total`.
+    NationalTotal,
     /// `national_total_band`.
     NationalTotalBand,
     /// `org_totals_match`.
@@ -43,6 +49,8 @@ pub enum Rule {
     PracticeMonthOverMonth,
     /// `practice_totals_match`.
     PracticeTotalsMatch,
+    /// `reissue_changed`.
+    ReissueChanged,
     /// `rows_readable`.
     RowsReadable,
     /// `small_practice`.
@@ -64,11 +72,13 @@ impl Rule {
             Rule::MalePlusFemaleIsAll => "male_plus_female_is_all",
             Rule::MissingMonths => "missing_months",
             Rule::MonthOverMonth => "month_over_month",
+            Rule::NationalTotal => "national_total",
             Rule::NationalTotalBand => "national_total_band",
             Rule::OrgTotalsMatch => "org_totals_match",
             Rule::PracticeInMap => "practice_in_map",
             Rule::PracticeMonthOverMonth => "practice_month_over_month",
             Rule::PracticeTotalsMatch => "practice_totals_match",
+            Rule::ReissueChanged => "reissue_changed",
             Rule::RowsReadable => "rows_readable",
             Rule::SmallPractice => "small_practice",
             Rule::UniqueKeys => "unique_keys",
@@ -111,8 +121,12 @@ pub struct QualityResult {
     pub rule: Rule,
     /// Error or warning.
     pub severity: Severity,
-    /// True when the rule held.
+    /// True when the rule held (also when it was skipped).
     pub passed: bool,
+    /// True when the rule could not be made: a file family it needs is absent.
+    pub skipped: bool,
+    /// The one table a failed error keeps out for the month; `None`: the whole month.
+    pub table: Option<&'static str>,
     /// Practice, organisation or file concerned.
     pub subject: Option<String>,
     /// Expected figure.
@@ -136,6 +150,8 @@ impl QualityResult {
             rule,
             severity,
             passed: true,
+            skipped: false,
+            table: None,
             subject: None,
             expected: None,
             actual: None,
@@ -157,10 +173,33 @@ impl QualityResult {
             rule,
             severity,
             passed: false,
+            skipped: false,
+            table: None,
             subject: Some(subject.to_string()),
             expected: figures.map(|f| f.0 as i64),
             actual: figures.map(|f| f.1 as i64),
             message,
+        }
+    }
+
+    /// A rule that could not be made because the release lacks a family it needs.
+    pub fn skip(
+        month: Option<Month>,
+        rule: Rule,
+        severity: Severity,
+        why: String,
+    ) -> QualityResult {
+        QualityResult {
+            skipped: true,
+            ..QualityResult::pass(month, rule, severity, why)
+        }
+    }
+
+    /// The same result, keeping out only `table` when it is a failed error.
+    pub fn for_table(self, table: &'static str) -> QualityResult {
+        QualityResult {
+            table: Some(table),
+            ..self
         }
     }
 
@@ -176,10 +215,19 @@ impl QualityResult {
             .map(|m| m.to_string())
             .unwrap_or_else(|| "series".into());
         let verdict = match (self.passed, self.severity) {
+            _ if self.skipped => "skipped",
             (true, _) => "ok",
             (false, Severity::Error) => "FAILED",
             (false, Severity::Warning) => "warning",
         };
-        format!("{month} {} {verdict}: {}", self.rule, self.message)
+        match self.table {
+            Some(table) if !self.passed => {
+                format!(
+                    "{month} {} {verdict} ({table} kept out): {}",
+                    self.rule, self.message
+                )
+            }
+            _ => format!("{month} {} {verdict}: {}", self.rule, self.message),
+        }
     }
 }

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use super::evidence::{AgeAgg, Aggregates};
 use super::{QualityResult, Rule, Severity};
-use crate::formats::{OrgLevel, SexKey};
+use crate::catalog::{FACT_ORG_QUINARY, FACT_ORG_SINGLE_AGE};
+use crate::formats::{Family, OrgLevel, SexKey};
 use crate::month::Month;
 
 /// Failures listed per rule before the rest are summarised.
@@ -25,10 +26,23 @@ pub(crate) fn month_rules(agg: &Aggregates, month: Month) -> Vec<QualityResult> 
             out.extend(male_plus_female(a, month, name));
         }
     }
+    for (name, a, table) in [
+        ("5-year", &agg.org_quinary, FACT_ORG_QUINARY.name),
+        ("single-age", &agg.org_single, FACT_ORG_SINGLE_AGE.name),
+    ] {
+        if a.present && !a.all_rows.is_empty() {
+            let own = unique_keys(a, month, name)
+                .into_iter()
+                .chain(leaves_sum_to_all(a, month, name))
+                .chain(male_plus_female(a, month, name));
+            out.extend(own.map(|r| r.for_table(table)));
+        }
+    }
     out.extend(lsoa_unique(agg, month));
     out.extend(practices_unique(agg, month));
     out.extend(practice_totals(agg, month));
     out.extend(org_totals(agg, month));
+    out.extend(national_total(agg, month));
     out.extend(practices_in_map(agg, month));
     out.extend(lsoa_matches_practices(agg, month));
     out.extend(plausibility(agg, month));
@@ -55,13 +69,13 @@ fn unread_columns(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
         .collect()
 }
 
-/// A hard rule that cannot apply to this release, recorded as such.
+/// A hard rule that this release's files cannot support, recorded as skipped.
 fn not_applicable(month: Month, rule: Rule, why: &str) -> Vec<QualityResult> {
-    vec![QualityResult::pass(
+    vec![QualityResult::skip(
         Some(month),
         rule,
         Severity::Error,
-        why.to_string(),
+        format!("skipped: {why}"),
     )]
 }
 
@@ -137,7 +151,8 @@ fn unique_keys(a: &AgeAgg, month: Month, name: &str) -> Vec<QualityResult> {
         .iter()
         .map(|(file, code, sex, age, line)| {
             let message = format!(
-                "{file} line {line}: practice {code} {} age {age} appears more than once",
+                "{file} line {line}: {} {code} {} age {age} appears more than once",
+                a.noun(),
                 sex.label()
             );
             QualityResult::fail(
@@ -155,7 +170,7 @@ fn unique_keys(a: &AgeAgg, month: Month, name: &str) -> Vec<QualityResult> {
         Rule::UniqueKeys,
         Severity::Error,
         fails,
-        format!("{name} rows unique per practice × sex × age"),
+        format!("{name} rows unique per {} × sex × age", a.noun()),
     )
 }
 
@@ -171,7 +186,8 @@ fn leaves_sum_to_all(a: &AgeAgg, month: Month, name: &str) -> Vec<QualityResult>
                 code,
                 Some((*published, sum)),
                 format!(
-                    "{name} practice {code} {}: ages sum to {sum}, the ALL row says {published}",
+                    "{name} {} {code} {}: ages sum to {sum}, the ALL row says {published}",
+                    a.noun(),
                     sex.label()
                 ),
             ));
@@ -183,8 +199,9 @@ fn leaves_sum_to_all(a: &AgeAgg, month: Month, name: &str) -> Vec<QualityResult>
         Severity::Error,
         fails,
         format!(
-            "{name}: Σ ages = ALL row for {} practice × sex",
-            a.all_rows.len()
+            "{name}: Σ ages = ALL row for {} {} × sex",
+            a.all_rows.len(),
+            a.noun()
         ),
     )
 }
@@ -202,7 +219,10 @@ fn male_plus_female(a: &AgeAgg, month: Month, name: &str) -> Vec<QualityResult> 
                 Severity::Error,
                 code,
                 Some((*persons, m + f)),
-                format!("{name} practice {code}: MALE {m} + FEMALE {f} ≠ ALL {persons}"),
+                format!(
+                    "{name} {} {code}: MALE {m} + FEMALE {f} ≠ ALL {persons}",
+                    a.noun()
+                ),
             ));
         }
     }
@@ -211,7 +231,7 @@ fn male_plus_female(a: &AgeAgg, month: Month, name: &str) -> Vec<QualityResult> 
         Rule::MalePlusFemaleIsAll,
         Severity::Error,
         fails,
-        format!("{name}: MALE + FEMALE = ALL"),
+        format!("{name} {}: MALE + FEMALE = ALL", a.noun()),
     )
 }
 
@@ -269,12 +289,11 @@ fn practice_totals(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
         return not_applicable(
             month,
             Rule::PracticeTotalsMatch,
-            "not applicable: the release has no practice totals file",
+            "the release has no practice totals file",
         );
     }
     if !agg.quinary.present && !agg.single.present {
-        let why =
-            "not applicable: the release has no age files to compare with its practice totals";
+        let why = "the release has no age files to compare with its practice totals";
         return not_applicable(month, Rule::PracticeTotalsMatch, why);
     }
     let mut fails = Vec::new();
@@ -306,8 +325,24 @@ fn practice_totals(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
     )
 }
 
-/// Σ practices = each published organisation row (sub-ICB, ICB, region, PCN).
+/// Σ practices = each published organisation row (sub-ICB, ICB, region, PCN). A mismatch
+/// keeps out the organisation table the row came from: the practice figures are checked
+/// against their own published totals by the rules above.
 fn org_totals(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
+    if agg.orgs.is_empty() {
+        return not_applicable(
+            month,
+            Rule::OrgTotalsMatch,
+            "the release has no organisation rows",
+        );
+    }
+    if !agg.has_practice_figures() {
+        return not_applicable(
+            month,
+            Rule::OrgTotalsMatch,
+            "the release has no practice-level files (no age files, no practice totals) to sum",
+        );
+    }
     let mut fails = Vec::new();
     let mut checked = 0;
     let mut skipped = Vec::new();
@@ -319,7 +354,8 @@ fn org_totals(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
         checked += 1;
         let sum = sums.get(code).copied().unwrap_or(0);
         if sum != *published {
-            fails.push(QualityResult::fail(Some(month), Rule::OrgTotalsMatch, Severity::Error, code, Some((*published, sum)), format!("{} {code} in {file}: its practices sum to {sum}, the published row says {published}", level.label())));
+            let table = org_table(agg, file);
+            fails.push(QualityResult::fail(Some(month), Rule::OrgTotalsMatch, Severity::Error, code, Some((*published, sum)), format!("{} {code} in {file}: its practices sum to {sum}, the published row says {published}", level.label())).for_table(table));
         }
     }
     skipped.sort();
@@ -338,16 +374,24 @@ fn org_totals(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
     )
 }
 
-/// Σ practice totals per organisation code of `level`, when the month says which practice
-/// belongs where.
-fn practice_sums_by(agg: &Aggregates, level: OrgLevel) -> Option<BTreeMap<String, u64>> {
-    let source = if agg.quinary.present {
-        &agg.quinary
+/// The organisation table a file's rows go to.
+fn org_table(agg: &Aggregates, file: &str) -> &'static str {
+    let regions = agg
+        .file_stats
+        .iter()
+        .any(|(f, family, _)| f == file && *family == Family::SingleAgeRegions);
+    if regions {
+        FACT_ORG_SINGLE_AGE.name
     } else {
-        &agg.single
-    };
+        FACT_ORG_QUINARY.name
+    }
+}
+
+/// Σ practice list sizes per organisation code of `level`, when the month says which
+/// practice belongs where.
+fn practice_sums_by(agg: &Aggregates, level: OrgLevel) -> Option<BTreeMap<String, u64>> {
     let mut sums = BTreeMap::new();
-    for code in source.practices() {
+    for code in agg.practices_with_figures() {
         let attrs = agg.map.get(&code);
         let org = match level {
             OrgLevel::SubIcb => attrs
@@ -358,9 +402,55 @@ fn practice_sums_by(agg: &Aggregates, level: OrgLevel) -> Option<BTreeMap<String
             OrgLevel::Pcn => attrs.and_then(|a| a.pcn_code.clone()),
             OrgLevel::Practice => Some(code.clone()),
         }?;
-        *sums.entry(org).or_insert(0) += source.practice_total(&code);
+        let size = agg.list_size(&code).map_or(0, |s| s.0);
+        *sums.entry(org).or_insert(0) += size;
     }
     Some(sums)
+}
+
+/// The published national figure (the regions' ALL rows) beside the sum of the practices.
+/// A warning: a difference is already an `org_totals_match` failure at region level.
+fn national_total(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
+    let Some((published, file)) = agg.published_national() else {
+        return vec![QualityResult::skip(
+            Some(month),
+            Rule::NationalTotal,
+            Severity::Warning,
+            "skipped: the release publishes no region rows".into(),
+        )];
+    };
+    if !agg.has_practice_figures() {
+        let why = format!(
+            "skipped: published national total {published} ({file}); the release has no practice-level files to sum"
+        );
+        return vec![QualityResult::skip(
+            Some(month),
+            Rule::NationalTotal,
+            Severity::Warning,
+            why,
+        )];
+    }
+    let practices = agg.national_from_practices();
+    let difference = practices as i64 - published as i64;
+    let message = format!(
+        "national: published {published} (Σ regions in {file}), practices sum to {practices}, difference {difference:+}"
+    );
+    let result = if difference == 0 {
+        QualityResult::pass(Some(month), Rule::NationalTotal, Severity::Warning, message)
+    } else {
+        QualityResult::fail(
+            Some(month),
+            Rule::NationalTotal,
+            Severity::Warning,
+            "England",
+            Some((published, practices)),
+            message,
+        )
+    };
+    let mut result = result;
+    result.expected = Some(published as i64);
+    result.actual = Some(practices as i64);
+    vec![result]
 }
 
 fn practices_in_map(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
@@ -368,7 +458,7 @@ fn practices_in_map(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
         return not_applicable(
             month,
             Rule::PracticeInMap,
-            "not applicable: the release has no map file; names and organisations are NULL",
+            "the release has no map file; names and organisations are NULL",
         );
     }
     let mut codes = agg.quinary.practices();
@@ -399,13 +489,8 @@ fn practices_in_map(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
 }
 
 fn plausibility(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
-    let source = if agg.quinary.present {
-        &agg.quinary
-    } else {
-        &agg.single
-    };
-    let practices = source.practices();
-    let national: u64 = practices.iter().map(|c| source.practice_total(c)).sum();
+    let practices = agg.practices_with_figures();
+    let national = agg.national_from_practices();
     let mut out = Vec::new();
     let band = if practices.len() < 1000 {
         QualityResult::pass(
@@ -444,7 +529,7 @@ fn plausibility(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
     let small = practices
         .iter()
         .filter_map(|c| {
-            let total = source.practice_total(c);
+            let total = agg.list_size(c).map_or(0, |s| s.0);
             (total < SMALL_PRACTICE).then(|| {
                 QualityResult::fail(
                     Some(month),
@@ -477,6 +562,63 @@ fn plausibility(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
             ),
         ));
     }
+    out
+}
+
+/// What a reissue changed against the list sizes silver `held`: one warning per practice
+/// whose figure moved (all of them, never truncated: they are the record of the change), and
+/// one for the national figure.
+pub(crate) fn reissue_changes(
+    held: &BTreeMap<String, u64>,
+    agg: &Aggregates,
+    month: Month,
+) -> Vec<QualityResult> {
+    let mut codes: Vec<String> = agg.practices_with_figures();
+    codes.extend(held.keys().cloned());
+    codes.sort();
+    codes.dedup();
+    let mut out = Vec::new();
+    for code in codes {
+        let old = held.get(&code).copied().unwrap_or(0);
+        let new = agg.list_size(&code).map_or(0, |s| s.0);
+        if old != new {
+            let change = new as i64 - old as i64;
+            out.push(QualityResult::fail(
+                Some(month),
+                Rule::ReissueChanged,
+                Severity::Warning,
+                &code,
+                Some((old, new)),
+                format!("reissue: practice {code} was {old}, now {new} ({change:+})"),
+            ));
+        }
+    }
+    let old: u64 = held.values().sum();
+    let new = agg.national_from_practices();
+    let practices = out.len();
+    let national = if old == new {
+        QualityResult::pass(
+            Some(month),
+            Rule::ReissueChanged,
+            Severity::Warning,
+            format!(
+                "reissue: {practices} practices changed; the national total is unchanged at {new}"
+            ),
+        )
+    } else {
+        let change = new as i64 - old as i64;
+        QualityResult::fail(
+            Some(month),
+            Rule::ReissueChanged,
+            Severity::Warning,
+            "England",
+            Some((old, new)),
+            format!(
+                "reissue: {practices} practices changed; the national total moved from {old} to {new} ({change:+})"
+            ),
+        )
+    };
+    out.push(national);
     out
 }
 

@@ -165,6 +165,11 @@ impl CountRow {
     pub fn is_leaf(&self) -> bool {
         self.level == OrgLevel::Practice && self.sex != SexKey::All && self.age != AgeKey::All
     }
+
+    /// True for an organisation's row of one sex and one age or band.
+    pub fn is_org_leaf(&self) -> bool {
+        self.level != OrgLevel::Practice && self.sex != SexKey::All && self.age != AgeKey::All
+    }
 }
 
 /// One LSOA count.

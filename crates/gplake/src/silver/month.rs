@@ -16,9 +16,11 @@ use tokio::runtime::Handle;
 use super::sink::Sink;
 use crate::batch::{Batcher, Val};
 use crate::catalog::{
-    FACT_LSOA, FACT_QUINARY, FACT_SINGLE_AGE, FILES, PRACTICE_SNAPSHOT, TableDef,
+    FACT_LSOA, FACT_ORG_QUINARY, FACT_ORG_SINGLE_AGE, FACT_QUINARY, FACT_SINGLE_AGE, FILES,
+    PRACTICE_SNAPSHOT, TableDef,
 };
 use crate::check::evidence::{AgeAgg, Aggregates};
+use crate::check::{QualityResult, Rule, Severity};
 use crate::delta::DeltaError;
 use crate::formats::reader::{Records, each_csv};
 use crate::formats::values::{band_label, year_label};
@@ -44,6 +46,8 @@ pub(crate) struct MonthBuilt {
     pub(crate) aggregates: Aggregates,
     pub(crate) files: deltalake::arrow::record_batch::RecordBatch,
     pub(crate) quarantine: Vec<Quarantined>,
+    /// Files that could not be read and keep only their own table's month out.
+    pub(crate) table_failures: Vec<QualityResult>,
 }
 
 /// A practice's attributes for enrichment: from the map, else the totals file, else the rows.
@@ -103,6 +107,8 @@ pub(crate) struct Targets {
     pub(crate) single: deltalake::DeltaTable,
     pub(crate) lsoa: deltalake::DeltaTable,
     pub(crate) practices: deltalake::DeltaTable,
+    pub(crate) org_quinary: deltalake::DeltaTable,
+    pub(crate) org_single: deltalake::DeltaTable,
 }
 
 struct Builder<'a> {
@@ -114,6 +120,7 @@ struct Builder<'a> {
     quarantine: Vec<Quarantined>,
     files: Batcher,
     built_at: DateTime<Utc>,
+    table_failures: Vec<QualityResult>,
 }
 
 /// Builds `month` from `inputs` (chosen files) and records `unused` files as such.
@@ -134,6 +141,7 @@ pub(crate) fn build_month(
         quarantine: Vec::new(),
         files: Batcher::new(FILES),
         built_at,
+        table_failures: Vec::new(),
     };
     let delta_err = |source| MonthError::Delta { month, source };
     let by = |f: &'static [Family]| inputs.iter().filter(move |i| f.contains(&i.family));
@@ -145,8 +153,9 @@ pub(crate) fn build_month(
     }
     let mut adds = Vec::new();
     let quinary = by(&[Family::Quinary, Family::LegacyQuinary]).collect::<Vec<_>>();
-    adds.push(
-        b.read_ages(&quinary, FACT_QUINARY, &targets.quinary, true)
+    let orgs = Some(&targets.org_quinary);
+    adds.extend(
+        b.read_ages(&quinary, FACT_QUINARY, &targets.quinary, orgs)
             .map_err(|e| e.at(month))?,
     );
     let single = by(&[
@@ -155,15 +164,16 @@ pub(crate) fn build_month(
         Family::LegacySingleAge,
     ])
     .collect::<Vec<_>>();
-    adds.push(
-        b.read_ages(&single, FACT_SINGLE_AGE, &targets.single, false)
+    adds.extend(
+        b.read_ages(&single, FACT_SINGLE_AGE, &targets.single, None)
             .map_err(|e| e.at(month))?,
     );
-    for input in by(&[Family::SingleAgeRegions]) {
-        b.read_regions(input)?;
-    }
+    let regions = by(&[Family::SingleAgeRegions]).collect::<Vec<_>>();
+    let read = b.read_regions(&regions, &targets.org_single);
+    adds.push(b.own_table(FACT_ORG_SINGLE_AGE, read, month)?);
     let lsoa = by(&[Family::Lsoa, Family::LegacyLsoa]).collect::<Vec<_>>();
-    adds.push(b.read_lsoa(&lsoa, &targets.lsoa).map_err(|e| e.at(month))?);
+    let read = b.read_lsoa(&lsoa, &targets.lsoa);
+    adds.push(b.own_table(FACT_LSOA, read, month)?);
     adds.push(b.write_practices(&targets.practices).map_err(delta_err)?);
     for (name, family, sha) in unused {
         b.record_file(name, *family, sha, false, &FileStats::default());
@@ -174,6 +184,7 @@ pub(crate) fn build_month(
         aggregates: b.agg,
         files: b.files.finish(),
         quarantine: b.quarantine,
+        table_failures: b.table_failures,
     })
 }
 
@@ -274,18 +285,50 @@ impl Builder<'_> {
         Ok(())
     }
 
-    /// Streams quinary (or single-age) files into their fact table.
+    /// A table that only its own files feed (LSOA, organisation single-age): a file that
+    /// cannot be read keeps that table's month out, not the month.
+    fn own_table(
+        &mut self,
+        def: TableDef,
+        read: Result<(TableDef, Vec<Add>), StepError>,
+        month: Month,
+    ) -> Result<(TableDef, Vec<Add>), MonthError> {
+        match read {
+            Ok(adds) => Ok(adds),
+            Err(StepError::Format(e)) => {
+                let failure = QualityResult::fail(
+                    Some(month),
+                    Rule::FileReadable,
+                    Severity::Error,
+                    "file",
+                    None,
+                    format!("month {month}: {e}"),
+                );
+                self.table_failures.push(failure.for_table(def.name));
+                Ok((def, Vec::new()))
+            }
+            Err(e) => Err(e.at(month)),
+        }
+    }
+
+    /// Streams quinary (or single-age) files into their fact table, and their organisation
+    /// rows into `orgs` when given.
     fn read_ages(
         &mut self,
         inputs: &[&InputFile],
         def: TableDef,
         table: &deltalake::DeltaTable,
-        banded: bool,
-    ) -> Result<(TableDef, Vec<Add>), StepError> {
+        orgs: Option<&deltalake::DeltaTable>,
+    ) -> Result<Vec<(TableDef, Vec<Add>)>, StepError> {
+        let banded = def.name == FACT_QUINARY.name;
         let mut sink = Sink::new(def, table)?;
+        let mut org_sink = orgs.map(|t| Sink::new(FACT_ORG_QUINARY, t)).transpose()?;
         let mut agg = AgeAgg::default();
+        let mut org_agg = AgeAgg::for_orgs();
+        let mut org_totals = Vec::new();
         for input in inputs {
             agg.present = true;
+            org_agg.present |= org_sink.is_some();
             agg.wide = matches!(
                 input.family,
                 Family::LegacyQuinary | Family::LegacySingleAge
@@ -297,11 +340,33 @@ impl Builder<'_> {
             each_csv(&input.local, &input.name, |label, reader| {
                 let mut records = Records::new(reader, label)?;
                 let mut on_row = |row: CountRow| {
-                    agg.add(&row, label);
-                    if failure.is_some() || !row.is_leaf() || row.count == 0 {
+                    if failure.is_some() {
                         return;
                     }
-                    if let Err(e) = self.write_fact(&mut sink, &row, label, &input.sha256, banded) {
+                    let written = if row.level == OrgLevel::Practice {
+                        agg.add(&row, label);
+                        if !row.is_leaf() || row.count == 0 {
+                            return;
+                        }
+                        self.write_fact(&mut sink, &row, label, &input.sha256, banded)
+                    } else {
+                        org_agg.add(&row, label);
+                        if row.sex == SexKey::All && row.age == AgeKey::All {
+                            org_totals.push((
+                                label.to_string(),
+                                row.level,
+                                row.code.clone(),
+                                row.count,
+                            ));
+                        }
+                        match org_sink.as_mut() {
+                            Some(org_sink) if row.is_org_leaf() && row.count > 0 => {
+                                self.write_org_fact(org_sink, &row, label, &input.sha256)
+                            }
+                            _ => Ok(()),
+                        }
+                    };
+                    if let Err(e) = written {
                         failure = Some(e);
                     }
                 };
@@ -321,12 +386,49 @@ impl Builder<'_> {
                 self.record_file(&label, input.family, &input.sha256, true, &stats);
             }
         }
+        for (label, level, code, count) in org_totals {
+            self.agg.orgs.insert((label, level, code), count);
+        }
+        let mut adds = vec![sink.finish(self.handle)?];
         if banded {
             self.agg.quinary = agg;
+            self.agg.org_quinary = org_agg;
         } else {
             self.agg.single = agg;
         }
-        Ok(sink.finish(self.handle)?)
+        if let Some(org_sink) = org_sink {
+            adds.push(org_sink.finish(self.handle)?);
+        }
+        Ok(adds)
+    }
+
+    /// One published organisation leaf row into its fact table.
+    fn write_org_fact(
+        &self,
+        sink: &mut Sink,
+        row: &CountRow,
+        file: &str,
+        sha: &str,
+    ) -> Result<(), DeltaError> {
+        let age = match row.age {
+            AgeKey::Band(b) => band_label(b),
+            AgeKey::Year(y) => year_label(y),
+            AgeKey::All => unreachable!("leaf rows have an age"),
+        };
+        sink.push(
+            self.handle,
+            &[
+                Val::Date(self.date),
+                Val::Text(Some(row.level.label())),
+                Val::Text(Some(&row.code)),
+                Val::Text(row.ons.as_deref()),
+                Val::Text(Some(row.sex.label())),
+                Val::Text(Some(&age)),
+                Val::Int(row.count as i64),
+                Val::Text(Some(file)),
+                Val::Text(Some(sha)),
+            ],
+        )
     }
 
     fn write_fact(
@@ -395,28 +497,46 @@ impl Builder<'_> {
         self.info.insert(row.code.clone(), Arc::new(info));
     }
 
-    fn read_regions(&mut self, input: &InputFile) -> Result<(), MonthError> {
-        let ctx = self.ctx(input.family);
-        let mut orgs = Vec::new();
-        let mut results = Vec::new();
-        each_csv(&input.local, &input.name, |label, reader| {
-            let mut records = Records::new(reader, label)?;
-            let stats = crate::formats::long::parse_counts(&mut records, &ctx, &mut |row| {
-                if row.sex == SexKey::All && row.age == AgeKey::All {
-                    orgs.push((label.to_string(), row.level, row.code, row.count));
-                }
+    /// Streams the organisation single-age files into their fact table, keeping their
+    /// ALL rows for the reconciliation.
+    fn read_regions(
+        &mut self,
+        inputs: &[&InputFile],
+        table: &deltalake::DeltaTable,
+    ) -> Result<(TableDef, Vec<Add>), StepError> {
+        let mut sink = Sink::new(FACT_ORG_SINGLE_AGE, table)?;
+        let mut agg = AgeAgg::for_orgs();
+        for input in inputs {
+            agg.present = true;
+            let ctx = self.ctx(input.family);
+            let mut results = Vec::new();
+            let mut totals = Vec::new();
+            let mut failure: Option<DeltaError> = None;
+            each_csv(&input.local, &input.name, |label, reader| {
+                let mut records = Records::new(reader, label)?;
+                let stats = crate::formats::long::parse_counts(&mut records, &ctx, &mut |row| {
+                    agg.add(&row, label);
+                    if row.sex == SexKey::All && row.age == AgeKey::All {
+                        totals.push(((label.to_string(), row.level, row.code.clone()), row.count));
+                    }
+                    if failure.is_none() && row.is_org_leaf() && row.count > 0 {
+                        let written = self.write_org_fact(&mut sink, &row, label, &input.sha256);
+                        failure = written.err();
+                    }
+                })?;
+                results.push((label.to_string(), stats));
+                Ok(())
             })?;
-            results.push((label.to_string(), stats));
-            Ok(())
-        })
-        .map_err(|e| self.fmt_err(e))?;
-        for (label, level, code, count) in orgs {
-            self.agg.orgs.insert((label, level, code), count);
+            if let Some(e) = failure {
+                return Err(e.into());
+            }
+            self.agg.orgs.extend(totals);
+            for (label, stats) in results {
+                self.record_file(&label, input.family, &input.sha256, true, &stats);
+            }
         }
-        for (label, stats) in results {
-            self.record_file(&label, input.family, &input.sha256, true, &stats);
-        }
-        Ok(())
+        self.agg.org_single = agg;
+        Ok(sink.finish(self.handle)?)
     }
 
     fn read_lsoa(

@@ -65,7 +65,7 @@ async fn the_real_samples_parse_and_reconcile() {
         ),
         (
             "quality",
-            "SELECT CAST(snapshot_date AS VARCHAR) AS d, rule, severity, passed, message FROM quality ORDER BY 1, 2, 5",
+            "SELECT CAST(snapshot_date AS VARCHAR) AS d, rule, severity, passed, skipped, table_name, message FROM quality ORDER BY 1, 2, 7",
         ),
         (
             "files",

@@ -6,6 +6,7 @@ mod gold;
 mod golden;
 mod lake_conformance;
 mod layering;
+mod partial;
 mod reader;
 mod silver;
 mod source_dir;
