@@ -86,6 +86,9 @@ async fn run(cli: &Cli) -> anyhow::Result<u8> {
     }
 }
 
+/// Exit code: the source (or part of it) could not be reached.
+pub(crate) const SOURCE_UNREACHABLE: u8 = 4;
+
 /// The exit code for a failure, by its kind.
 fn exit_code(err: &anyhow::Error) -> u8 {
     use gplake::ErrorKind;
@@ -94,7 +97,7 @@ fn exit_code(err: &anyhow::Error) -> u8 {
     };
     match kind {
         ErrorKind::Refused | ErrorKind::BadInput => 2,
-        ErrorKind::SourceUnreachable | ErrorKind::Http => 4,
+        ErrorKind::SourceUnreachable | ErrorKind::Http => SOURCE_UNREACHABLE,
         ErrorKind::Storage | ErrorKind::Busy => 5,
         ErrorKind::Cancelled => 130,
         _ => 1,

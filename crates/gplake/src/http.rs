@@ -45,8 +45,30 @@ impl Default for HttpConfig {
             max_backoff: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(15),
             read_timeout: Duration::from_secs(60),
-            allowed_hosts: vec!["digital.nhs.uk".into(), "files.digital.nhs.uk".into()],
+            allowed_hosts: PUBLISHER_HOSTS.iter().map(|h| h.to_string()).collect(),
         }
+    }
+}
+
+/// The publisher's hosts, past and present: older month pages still link to files on
+/// `content.digital.nhs.uk` and the HSCIC's `hscic.gov.uk`. Plain `http://` links to them are
+/// upgraded to `https://` ([`upgrade_publisher_link`]).
+pub const PUBLISHER_HOSTS: [&str; 5] = [
+    "digital.nhs.uk",
+    "files.digital.nhs.uk",
+    "content.digital.nhs.uk",
+    "hscic.gov.uk",
+    "www.hscic.gov.uk",
+];
+
+/// `http://` links to one of the [`PUBLISHER_HOSTS`] as `https://`; other links unchanged.
+pub fn upgrade_publisher_link(url: &mut Url) {
+    let publisher = url
+        .host_str()
+        .is_some_and(|h| PUBLISHER_HOSTS.iter().any(|p| p.eq_ignore_ascii_case(h)));
+    if url.scheme() == "http" && publisher {
+        // Both are special schemes, so the change cannot fail.
+        let _ = url.set_scheme("https");
     }
 }
 

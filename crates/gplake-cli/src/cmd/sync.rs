@@ -37,6 +37,8 @@ pub(crate) async fn run(
     let report = gplake::sync::sync(&ctx, &options).await?;
     let code = match &report.build {
         Some(_) if gplake::status::status(lake).await?.any_failed() => super::build::GATE_FAILED,
+        // Some month pages could not be read: the rest is done, the source is still at fault.
+        _ if !report.discovery.failed.is_empty() => crate::SOURCE_UNREACHABLE,
         _ => 0,
     };
     if out.json {
@@ -49,6 +51,15 @@ pub(crate) async fn run(
             let action = action.as_str().unwrap_or("?");
             println!("{}  {action:<11} {}", f.month, f.name);
         }
+    }
+    for failed in &report.discovery.failed {
+        eprintln!(
+            "error: {}: month page not read, the other months went on: {}",
+            failed.month, failed.reason
+        );
+    }
+    for skipped in &report.discovery.skipped_files {
+        eprintln!("note: {} not read: {}", skipped.url, skipped.reason);
     }
     for release in &report.discovery.releases {
         for skipped in &release.skipped {

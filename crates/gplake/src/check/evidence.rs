@@ -2,7 +2,7 @@
 //! by silver while the rows stream past. Plain data: the rules in this module read it and
 //! never reach back into how it was gathered.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use crate::formats::values::{band_label, year_label};
 use crate::formats::{AgeKey, CountRow, Family, FileStats, OrgLevel, PracticeAttrs, SexKey};
@@ -29,9 +29,11 @@ pub(crate) struct Aggregates {
     /// LSOA sums per practice × sex, and the ALL rows.
     /// LSOA sums per practice × sex × vintage.
     pub(crate) lsoa_leaf: HashMap<(String, SexKey, u16), u64>,
-    pub(crate) lsoa_dups: Vec<(String, String, u64)>,
-    /// Practices listed twice in the map or the practice totals file: (file, code, line).
-    pub(crate) practice_dups: Vec<(String, String, u64)>,
+    /// LSOA rows repeated: (practice, LSOA, first line, repeated line).
+    pub(crate) lsoa_dups: Vec<(String, String, u64, u64)>,
+    /// Practices listed twice in the map or the practice totals file: (file, code, first
+    /// line, repeated line).
+    pub(crate) practice_dups: Vec<(String, String, u64, u64)>,
     pub(crate) file_stats: Vec<(String, Family, FileStats)>,
     pub(crate) missing: Vec<&'static str>,
 }
@@ -50,9 +52,13 @@ pub(crate) struct AgeAgg {
     pub(crate) leaf: HashMap<(String, SexKey), u64>,
     /// Published ALL rows per practice × sex (sex ALL = persons).
     pub(crate) all_rows: HashMap<(String, SexKey), u64>,
-    keys: HashSet<(String, SexKey, AgeKey)>,
-    /// Repeated keys: (file, practice, sex, age label, line).
-    pub(crate) duplicates: Vec<(String, String, SexKey, String, u64)>,
+    /// Σ leaf counts per practice × sex × 5-year band (single years summed into bands), for
+    /// the single-age = quinary gate. Practice rows only.
+    pub(crate) bands: HashMap<(String, SexKey, u8), u64>,
+    /// Each key's line, to name both lines of a repeated key.
+    keys: HashMap<(String, SexKey, AgeKey), u64>,
+    /// Repeated keys: (file, practice, sex, age label, first line, repeated line).
+    pub(crate) duplicates: Vec<(String, String, SexKey, String, u64, u64)>,
 }
 
 impl AgeAgg {
@@ -84,18 +90,26 @@ impl AgeAgg {
             row.code.clone()
         };
         let key = (code, row.sex, row.age);
-        if !self.keys.insert(key.clone()) {
+        if let Some(first) = self.keys.insert(key.clone(), row.line) {
             let age = match row.age {
                 AgeKey::Year(a) => year_label(a),
                 AgeKey::Band(b) => band_label(b),
                 AgeKey::All => "ALL".into(),
             };
             self.duplicates
-                .push((file.to_string(), key.0, row.sex, age, row.line));
+                .push((file.to_string(), key.0, row.sex, age, first, row.line));
             return;
         }
         let (code, sex, age) = key;
         if sex != SexKey::All && age != AgeKey::All {
+            let band = match age {
+                AgeKey::Band(b) => Some(b),
+                AgeKey::Year(y) => Some(AgeKey::band_of_year(y)),
+                AgeKey::All => None,
+            };
+            if let (false, Some(band)) = (self.orgs, band) {
+                *self.bands.entry((code.clone(), sex, band)).or_default() += row.count;
+            }
             *self.leaf.entry((code, sex)).or_default() += row.count;
         } else if age == AgeKey::All {
             self.all_rows.insert((code, sex), row.count);

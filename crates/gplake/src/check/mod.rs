@@ -53,6 +53,8 @@ pub enum Rule {
     ReissueChanged,
     /// `rows_readable`.
     RowsReadable,
+    /// `single_age_matches_quinary`.
+    SingleAgeMatchesQuinary,
     /// `small_practice`.
     SmallPractice,
     /// `unique_keys`.
@@ -80,6 +82,7 @@ impl Rule {
             Rule::PracticeTotalsMatch => "practice_totals_match",
             Rule::ReissueChanged => "reissue_changed",
             Rule::RowsReadable => "rows_readable",
+            Rule::SingleAgeMatchesQuinary => "single_age_matches_quinary",
             Rule::SmallPractice => "small_practice",
             Rule::UniqueKeys => "unique_keys",
             Rule::UnknownColumn => "unknown_column",

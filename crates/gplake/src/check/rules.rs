@@ -41,6 +41,7 @@ pub(crate) fn month_rules(agg: &Aggregates, month: Month) -> Vec<QualityResult> 
     out.extend(lsoa_unique(agg, month));
     out.extend(practices_unique(agg, month));
     out.extend(practice_totals(agg, month));
+    out.extend(single_age_matches_quinary(agg, month));
     out.extend(org_totals(agg, month));
     out.extend(national_total(agg, month));
     out.extend(practices_in_map(agg, month));
@@ -149,9 +150,9 @@ fn unique_keys(a: &AgeAgg, month: Month, name: &str) -> Vec<QualityResult> {
     let fails = a
         .duplicates
         .iter()
-        .map(|(file, code, sex, age, line)| {
+        .map(|(file, code, sex, age, first, line)| {
             let message = format!(
-                "{file} line {line}: {} {code} {} age {age} appears more than once",
+                "{file} line {line}: {} {code} {} age {age} appears more than once (first at line {first})",
                 a.noun(),
                 sex.label()
             );
@@ -238,9 +239,10 @@ fn male_plus_female(a: &AgeAgg, month: Month, name: &str) -> Vec<QualityResult> 
 fn lsoa_unique(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
     repeated(
         month,
-        agg.lsoa_dups.iter().map(|(code, lsoa, line)| {
-            let message =
-                format!("LSOA line {line}: practice {code} LSOA {lsoa} appears more than once");
+        agg.lsoa_dups.iter().map(|(code, lsoa, first, line)| {
+            let message = format!(
+                "LSOA line {line}: practice {code} LSOA {lsoa} appears more than once (first at line {first})"
+            );
             (code.as_str(), message)
         }),
     )
@@ -250,8 +252,10 @@ fn lsoa_unique(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
 fn practices_unique(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
     repeated(
         month,
-        agg.practice_dups.iter().map(|(file, code, line)| {
-            let message = format!("{file} line {line}: practice {code} appears more than once");
+        agg.practice_dups.iter().map(|(file, code, first, line)| {
+            let message = format!(
+                "{file} line {line}: practice {code} appears more than once (first at line {first})"
+            );
             (code.as_str(), message)
         }),
     )
@@ -321,6 +325,44 @@ fn practice_totals(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
         format!(
             "Σ age rows = practice totals for {} practices",
             agg.totals.len()
+        ),
+    )
+}
+
+/// Single years summed into 5-year bands = the quinary file, per practice × sex × band,
+/// wherever both families are in the release (they are two views of one extract).
+fn single_age_matches_quinary(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
+    let rule = Rule::SingleAgeMatchesQuinary;
+    if !agg.quinary.present || !agg.single.present {
+        return not_applicable(
+            month,
+            rule,
+            "the release does not have both the 5-year and the single-age files",
+        );
+    }
+    let (q, s) = (&agg.quinary.bands, &agg.single.bands);
+    let mut keys: Vec<&(String, SexKey, u8)> = q.keys().chain(s.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let fails = keys
+        .iter()
+        .filter_map(|key| {
+            let (quinary, single) = (q.get(*key).copied().unwrap_or(0), s.get(*key).copied().unwrap_or(0));
+            (quinary != single).then(|| {
+                let (code, sex, band) = key;
+                let label = crate::formats::values::band_label(*band);
+                QualityResult::fail(Some(month), rule, Severity::Error, code, Some((quinary, single)), format!("practice {code} {} {label}: single years sum to {single}, the 5-year file says {quinary}", sex.label()))
+            })
+        })
+        .collect();
+    verdict(
+        month,
+        rule,
+        Severity::Error,
+        fails,
+        format!(
+            "Σ single years = 5-year band for {} practice × sex × band",
+            keys.len()
         ),
     )
 }

@@ -3,16 +3,17 @@
 //! Any layout: each file's month comes from its own EXTRACT_DATE (ZIPs are opened to read
 //! it), else from a month in its name (`-sep-17`, `-01-2014`), else from a folder name
 //! (`2024-05`, `may-2024`, `snapshot_year=2024/snapshot_month=05`), else it is an error naming
-//! the file. Nothing is guessed.
+//! the file. Nothing is guessed. A file whose name says nothing is classified by its header;
+//! spreadsheets, PDFs and files of no known family are listed as skipped.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use url::Url;
 
-use super::{Discovery, Release, ReleaseFile, unique_name};
-use crate::formats::sniff::{SniffError, extract_date_of_file};
-use crate::formats::{classify, is_data_file, month_from_name};
+use super::{Discovery, Release, ReleaseFile, SkippedLink, unique_name};
+use crate::formats::sniff::{SniffError, extract_date_of_file, family_of_file};
+use crate::formats::{Family, FileKind, classify, month_from_name};
 use crate::month::{MONTH_NAMES, Month};
 
 /// A problem with a folder of hand-downloaded files.
@@ -40,16 +41,25 @@ pub enum LocalSourceError {
     },
 }
 
-/// Finds the releases of months `from..=to` among the data files under `dir`.
+/// Finds the releases of months `from..=to` among the data files under `dir`. Files that are
+/// not release data (spreadsheets, PDFs, notes, CSVs of no known family) are listed as
+/// skipped, never an error.
 pub fn discover_dir(dir: &Path, from: Month, to: Month) -> Result<Discovery, LocalSourceError> {
-    let mut files = Vec::new();
-    walk(dir, &mut files)?;
-    files.sort();
-    let mut by_month: BTreeMap<Month, Vec<PathBuf>> = BTreeMap::new();
-    for file in files {
+    let mut walk = Walk::default();
+    walk.folder(dir)?;
+    walk.files.sort();
+    let mut by_month: BTreeMap<Month, Vec<(PathBuf, FileKind)>> = BTreeMap::new();
+    for file in walk.files {
+        let Some(kind) = kind_of(&file)? else {
+            walk.skipped.push(skipped(
+                &file,
+                "its name and header fit no family of the series",
+            ));
+            continue;
+        };
         let month = month_of_file(dir, &file)?;
         if (from..=to).contains(&month) {
-            by_month.entry(month).or_default().push(file);
+            by_month.entry(month).or_default().push((file, kind));
         }
     }
     let releases = by_month
@@ -58,28 +68,68 @@ pub fn discover_dir(dir: &Path, from: Month, to: Month) -> Result<Discovery, Loc
         .collect();
     Ok(Discovery {
         releases,
+        skipped_files: walk.skipped,
         ..Discovery::default()
     })
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LocalSourceError> {
-    let unreadable = |source| LocalSourceError::Unreadable {
-        dir: dir.display().to_string(),
-        source,
-    };
-    for entry in std::fs::read_dir(dir).map_err(unreadable)? {
-        let path = entry.map_err(unreadable)?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if name.starts_with('.') {
-            continue;
-        }
-        if path.is_dir() {
-            walk(&path, out)?;
-        } else if is_data_file(name) {
-            out.push(path);
+/// What a file is: by its name, else (a browser's `name (1).csv`, a renamed download) by its
+/// header and first rows; `None` when neither says.
+fn kind_of(file: &Path) -> Result<Option<FileKind>, LocalSourceError> {
+    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let mut kind = classify(name);
+    if kind.family == Family::Unknown {
+        match family_of_file(file)? {
+            Some(family) => kind.family = family,
+            None => return Ok(None),
         }
     }
-    Ok(())
+    Ok(Some(kind))
+}
+
+fn skipped(file: &Path, reason: &str) -> SkippedLink {
+    SkippedLink {
+        url: file.display().to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// The files under a folder: CSV and ZIP candidates, and the rest (skipped). Each folder is
+/// read once, so a symbolic link back up the tree cannot loop.
+#[derive(Default)]
+struct Walk {
+    files: Vec<PathBuf>,
+    skipped: Vec<SkippedLink>,
+    seen: HashSet<PathBuf>,
+}
+
+impl Walk {
+    fn folder(&mut self, dir: &Path) -> Result<(), LocalSourceError> {
+        let unreadable = |source| LocalSourceError::Unreadable {
+            dir: dir.display().to_string(),
+            source,
+        };
+        let real = std::fs::canonicalize(dir).map_err(unreadable)?;
+        if !self.seen.insert(real) {
+            return Ok(());
+        }
+        for entry in std::fs::read_dir(dir).map_err(unreadable)? {
+            let path = entry.map_err(unreadable)?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.starts_with('.') {
+                continue;
+            }
+            let lower = name.to_ascii_lowercase();
+            if path.is_dir() {
+                self.folder(&path)?;
+            } else if lower.ends_with(".csv") || lower.ends_with(".zip") {
+                self.files.push(path);
+            } else {
+                self.skipped.push(skipped(&path, "not a CSV or ZIP file"));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn month_of_file(root: &Path, file: &Path) -> Result<Month, LocalSourceError> {
@@ -122,7 +172,7 @@ fn month_from_folders(folders: &Path) -> Option<Month> {
     })
 }
 
-fn release_of(root: &Path, month: Month, files: Vec<PathBuf>) -> Release {
+fn release_of(root: &Path, month: Month, files: Vec<(PathBuf, FileKind)>) -> Release {
     let mut release = Release {
         month,
         page_url: file_url(root).to_string(),
@@ -130,7 +180,7 @@ fn release_of(root: &Path, month: Month, files: Vec<PathBuf>) -> Release {
         files: Vec::new(),
         skipped: Vec::new(),
     };
-    for path in files {
+    for (path, kind) in files {
         let original_name = path
             .file_name()
             .and_then(|n| n.to_str())
@@ -140,7 +190,7 @@ fn release_of(root: &Path, month: Month, files: Vec<PathBuf>) -> Release {
         let name = unique_name(&release.files, &original_name, &url);
         release.files.push(ReleaseFile {
             name,
-            kind: classify(&original_name),
+            kind,
             original_name,
             url,
             link_text: String::new(),

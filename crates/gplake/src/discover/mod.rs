@@ -5,7 +5,9 @@
 //! special-topic months. A month page that is 404 is "no release"; one without data links is
 //! an upcoming release and yields nothing. On a month page every `<a href>` whose file name
 //! looks like data is a release file, whatever the markup; links to hosts off the allow-list
-//! are reported and never followed. Discovery reads only; it never writes.
+//! are reported and never followed; links to the publisher's earlier hosts are followed over
+//! HTTPS. A month page that fails (a server error after retries) is reported for that month
+//! and the others proceed. Discovery reads only; it never writes.
 
 mod links;
 mod local;
@@ -85,6 +87,21 @@ pub struct Discovery {
     pub absent: Vec<Month>,
     /// Months whose page exists but offers no data files yet.
     pub upcoming: Vec<Month>,
+    /// Months whose page could not be read (a server error, a timeout): reported, and the
+    /// other months proceed; the next run tries them again.
+    pub failed: Vec<FailedPage>,
+    /// Files of a hand-downloaded folder that are not release data (spreadsheets, PDFs,
+    /// notes), listed and left alone.
+    pub skipped_files: Vec<SkippedLink>,
+}
+
+/// A month page that could not be read.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FailedPage {
+    /// The month.
+    pub month: Month,
+    /// Why, naming the URL.
+    pub reason: String,
 }
 
 /// One month's release: its page and its files.
@@ -196,7 +213,13 @@ async fn discover_web(
                 source: HttpError::NotFound { .. },
                 ..
             }) => discovery.absent.push(month),
-            Err(e) => return Err(e),
+            Err(e) => {
+                tracing::warn!(%month, "month page not read: {e}");
+                discovery.failed.push(FailedPage {
+                    month,
+                    reason: e.to_string(),
+                });
+            }
         }
     }
     Ok(discovery)
@@ -286,10 +309,11 @@ async fn read_month_page(http: &Http, month: Month, url: Url) -> Result<Release,
     Ok(release)
 }
 
-fn add_link(http: &Http, release: &mut Release, link: links::Link) {
+fn add_link(http: &Http, release: &mut Release, mut link: links::Link) {
     let Some(original_name) = links::file_name(&link.url) else {
         return;
     };
+    crate::http::upgrade_publisher_link(&mut link.url);
     if !is_data_file(&original_name) || release.files.iter().any(|f| f.url == link.url) {
         return;
     }
@@ -396,6 +420,38 @@ mod tests {
                 .as_str()
                 .ends_with("/patients-registered-at-a-gp-practice/may-2024")
         );
+    }
+
+    #[test]
+    fn links_to_the_publishers_earlier_hosts_are_followed_over_https() {
+        let http = Http::new(crate::http::HttpConfig::default(), None);
+        let mut release = Release {
+            month: Month::new(2015, 1).unwrap(),
+            page_url: "https://digital.nhs.uk/x/january-2015".into(),
+            published: None,
+            files: Vec::new(),
+            skipped: Vec::new(),
+        };
+        for href in [
+            "http://www.hscic.gov.uk/catalogue/PUB16345/gp-reg-patients-01-2015.csv",
+            "http://content.digital.nhs.uk/media/1/gp-reg-patients-prac-sing-year-age.csv",
+            "http://elsewhere.example/gp-reg-patients-lsoa-alt-tall.csv",
+        ] {
+            let link = links::Link {
+                url: url(href),
+                text: String::new(),
+            };
+            add_link(&http, &mut release, link);
+        }
+        let followed: Vec<&str> = release.files.iter().map(|f| f.url.as_str()).collect();
+        assert_eq!(
+            followed,
+            [
+                "https://www.hscic.gov.uk/catalogue/PUB16345/gp-reg-patients-01-2015.csv",
+                "https://content.digital.nhs.uk/media/1/gp-reg-patients-prac-sing-year-age.csv"
+            ]
+        );
+        assert_eq!(release.skipped.len(), 1, "a foreign host is not followed");
     }
 
     #[test]

@@ -90,13 +90,16 @@ pub struct FileKind {
     pub container: Container,
     /// 2011 or 2021 for LSOA files that name their vintage.
     pub lsoa_vintage: Option<u16>,
-    /// The `_v2`/`_V2` reissue number, when present.
+    /// The reissue number (`_v2`, `-v2`; `(revised)` counts as 2), when present.
     pub version: Option<u32>,
 }
 
 static SUFFIX: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"-([a-z]{3,9})-(\d{2}|\d{4})$").expect("valid regex"));
-static VERSION: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"_v(\d+)$").expect("valid regex"));
+/// A reissue marker at the end of a name: `_v2`, `-v2`, ` (revised)`, `-revised`. The lower
+/// case stem is matched; a marker without a number counts as version 2.
+static VERSION: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?:[_-]v(\d+)|[\s_-]*\(?revised\)?)$").expect("valid regex"));
 static LEGACY_MONTH: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?:^|[-_])(\d{2})[-_](\d{4})(?:[-_.]|$)").expect("valid regex"));
 static LSOA_VINTAGE: LazyLock<Regex> =
@@ -161,7 +164,7 @@ fn strip_version(stem: &str) -> (String, Option<u32>) {
     match VERSION.captures(stem) {
         Some(c) => (
             stem[..c.get(0).expect("whole match").start()].to_string(),
-            c[1].parse().ok(),
+            c.get(1).map_or(Some(2), |n| n.as_str().parse().ok()),
         ),
         None => (stem.to_string(), None),
     }
@@ -252,6 +255,21 @@ mod tests {
         ];
         for (name, family) in cases {
             assert_eq!(fam(name), family, "{name}");
+        }
+    }
+
+    #[test]
+    fn reissue_markers_give_a_version() {
+        for (name, version) in [
+            ("gp-reg-pat-prac-map.csv", None),
+            ("gp-reg-pat-prac-map_v2.csv", Some(2)),
+            ("gp-reg-pat-prac-map-v3.csv", Some(3)),
+            ("gp-reg-pat-prac-all (revised).csv", Some(2)),
+            ("gp-reg-pat-prac-all-revised.csv", Some(2)),
+        ] {
+            let kind = classify(name);
+            assert_eq!(kind.version, version, "{name}");
+            assert_ne!(kind.family, Family::Unknown, "{name}");
         }
     }
 

@@ -5,7 +5,7 @@
 //! memory to enrich and to check), then the big age files streamed row by row into Arrow
 //! batches and on into Parquet data files. Nothing becomes visible until the build pipeline commits.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -243,8 +243,8 @@ impl Builder<'_> {
         for (label, rows, stats) in parsed {
             self.agg.has_map = true;
             for attrs in rows {
-                if self.agg.map.contains_key(&attrs.code) {
-                    let dup = (label.clone(), attrs.code.clone(), attrs.line);
+                if let Some(first) = self.agg.map.get(&attrs.code) {
+                    let dup = (label.clone(), attrs.code.clone(), first.line, attrs.line);
                     self.agg.practice_dups.push(dup);
                     continue;
                 }
@@ -269,8 +269,8 @@ impl Builder<'_> {
         .map_err(|e| self.fmt_err(e))?;
         self.agg.has_totals = true;
         for row in rows.into_iter().filter(|r| r.level == OrgLevel::Practice) {
-            if self.agg.totals.contains_key(&row.code) {
-                let dup = (input.name.clone(), row.code.clone(), row.line);
+            if let Some((_, first)) = self.agg.totals.get(&row.code) {
+                let dup = (input.name.clone(), row.code.clone(), *first, row.line);
                 self.agg.practice_dups.push(dup);
                 continue;
             }
@@ -565,15 +565,15 @@ impl Builder<'_> {
                 Ok(())
             });
             read?;
-            let mut seen = HashSet::new();
+            let mut seen = HashMap::new();
             for (label, row) in rows {
                 if row.sex == SexKey::All {
                     continue;
                 }
-                if !seen.insert((row.practice.clone(), row.lsoa.clone(), row.sex, vintage)) {
-                    self.agg
-                        .lsoa_dups
-                        .push((row.practice.clone(), row.lsoa.clone(), row.line));
+                let key = (row.practice.clone(), row.lsoa.clone(), row.sex, vintage);
+                if let Some(first) = seen.insert(key, row.line) {
+                    let dup = (row.practice.clone(), row.lsoa.clone(), first, row.line);
+                    self.agg.lsoa_dups.push(dup);
                     continue;
                 }
                 *self

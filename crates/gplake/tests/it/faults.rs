@@ -202,3 +202,38 @@ async fn a_series_page_without_links_is_an_error() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_month_page_that_keeps_failing_is_reported_and_the_other_months_proceed() {
+    let pop = Population::new(5, 8);
+    let months = [(2021, 1), (2021, 2), (2021, 3)];
+    let mirror = Mirror::start(months.iter().map(|&m| release(&pop, m).unwrap()).collect());
+    // February's page answers 500 every time (more than the client's attempts).
+    mirror.inject("february-2021", vec![Fault::Status(500); 10]);
+    let (_dir, lake) = local_lake();
+    let report = sync(
+        &lake,
+        &Source::parse(&mirror.series_url()),
+        "2021-01",
+        "2021-03",
+    )
+    .await
+    .unwrap();
+    let fetched: Vec<String> = report
+        .discovery
+        .releases
+        .iter()
+        .map(|r| r.month.to_string())
+        .collect();
+    assert_eq!(fetched, ["2021-01", "2021-03"]);
+    let failed = &report.discovery.failed;
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].month.to_string(), "2021-02");
+    assert!(
+        failed[0].reason.contains("february-2021") && failed[0].reason.contains("500"),
+        "{}",
+        failed[0].reason
+    );
+    assert!(manifest(&lake, "2021-03").await.is_some());
+    assert!(manifest(&lake, "2021-02").await.is_none());
+}

@@ -397,6 +397,24 @@ async fn an_organisation_row_that_does_not_reconcile_keeps_only_its_table_out() 
 }
 
 #[tokio::test]
+async fn a_repeated_organisation_row_keeps_only_its_table_out_naming_both_lines() {
+    let tamper = |name: &str, bytes: Vec<u8>| {
+        if name != REGIONS {
+            return bytes;
+        }
+        let text = String::from_utf8(bytes).unwrap();
+        let second = text.split_inclusive('\n').nth(1).unwrap().to_string();
+        (text + &second).into_bytes()
+    };
+    only_its_table_kept_out(
+        tamper,
+        "fact_org_registered_patients_single_age",
+        "appears more than once (first at line 2)",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn a_reissue_records_which_practices_changed_and_by_how_much() {
     let (_d, lake) = local_lake();
     let first = files(&[TOTALS], untouched);

@@ -621,8 +621,56 @@ async fn a_practice_twice_in_the_totals_file_or_the_map_is_named() {
             if name == file { repeat_line(&s, 3) } else { s }
         };
         let expected = format!("{file} line");
-        kept_out_with(tamper, &[&expected, "appears more than once"]).await;
+        let both = "appears more than once (first at line 3)";
+        kept_out_with(tamper, &[&expected, both]).await;
     }
+}
+
+/// Moves one patient of the first practice's male single-age rows from age 0 to age 5: the
+/// file stays consistent with its own ALL rows, but no longer with the 5-year file.
+fn move_a_patient(text: &str) -> String {
+    let fields = |l: &str| {
+        l.trim_end()
+            .split(',')
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let (age, code, count) = (6, 3, 7);
+    let first = lines
+        .iter()
+        .map(|l| fields(l))
+        .find(|f| f.len() == 8 && f[age] == "0" && f[count].parse::<u64>().unwrap_or(0) > 0)
+        .unwrap();
+    lines
+        .iter()
+        .map(|l| {
+            let mut f = fields(l);
+            if f.len() == 8 && f[code] == first[code] && (f[age] == "0" || f[age] == "5") {
+                let n: u64 = f[count].parse().unwrap();
+                f[count] = if f[age] == "0" { n - 1 } else { n + 1 }.to_string();
+                format!("{}\r\n", f.join(","))
+            } else {
+                l.to_string()
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn single_years_that_disagree_with_the_five_year_file_keep_the_month_out() {
+    let tamper = |name: &str, s: String| {
+        if name == "gp-reg-pat-prac-sing-age-male.csv" {
+            move_a_patient(&s)
+        } else {
+            s
+        }
+    };
+    kept_out_with(
+        tamper,
+        &["MALE 0-4: single years sum to", "the 5-year file says"],
+    )
+    .await;
 }
 
 /// Replaces the `ORG_TYPE` (third field) `from` by `to` on every line of a quinary file.

@@ -138,3 +138,63 @@ async fn a_corrupt_zip_is_named() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn renamed_downloads_are_classified_by_header_and_other_files_are_listed_as_skipped() {
+    let pop = Population::new(3, 8);
+    let src = tempfile::tempdir().unwrap();
+    let jan21 = release(&pop, (2021, 1)).unwrap();
+    let renamed = |name: &str| match name {
+        "gp-reg-pat-prac-all.csv" => "gp-reg-pat-prac-all (1).csv".to_string(),
+        "gp-reg-pat-prac-quin-age.csv" => "patients by age, jan.csv".to_string(),
+        "gp-reg-pat-prac-sing-age-male.csv" => "download.csv".to_string(),
+        other => other.to_string(),
+    };
+    for f in &jan21.files {
+        write(src.path(), &renamed(&f.name), &f.bytes);
+    }
+    write(src.path(), "Pre-Release Access List.xlsx", b"PK not really");
+    write(src.path(), "methodology.pdf", b"%PDF-1.4");
+    write(src.path(), "contacts.csv", b"Name,Role\nAda,Analyst\n");
+    // A link back up the tree must not loop the walk.
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(src.path(), src.path().join("loop")).unwrap();
+    let (_dir, lake) = local_lake();
+    let report = sync(&lake, &Source::Dir(src.path().into()), "2021-01", "2021-01")
+        .await
+        .unwrap();
+    let release = &report.discovery.releases[0];
+    let family = |name: &str| {
+        release
+            .files
+            .iter()
+            .find(|f| f.name == name)
+            .map(|f| f.kind.family)
+    };
+    use gplake::formats::Family;
+    assert_eq!(
+        family("gp-reg-pat-prac-all (1).csv"),
+        Some(Family::PracticeTotals)
+    );
+    assert_eq!(family("patients by age, jan.csv"), Some(Family::Quinary));
+    assert_eq!(family("download.csv"), Some(Family::SingleAgeMale));
+    assert_eq!(release.files.len(), jan21.files.len());
+    let mut skipped: Vec<String> = report
+        .discovery
+        .skipped_files
+        .iter()
+        .map(|s| {
+            let name = std::path::Path::new(&s.url).file_name().unwrap();
+            format!("{} ({})", name.to_string_lossy(), s.reason)
+        })
+        .collect();
+    skipped.sort();
+    assert_eq!(
+        skipped,
+        [
+            "Pre-Release Access List.xlsx (not a CSV or ZIP file)",
+            "contacts.csv (its name and header fit no family of the series)",
+            "methodology.pdf (not a CSV or ZIP file)",
+        ]
+    );
+}
