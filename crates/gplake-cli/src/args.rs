@@ -171,6 +171,10 @@ pub(crate) struct BuildArgs {
     /// Months built at once (default: the number of cores).
     #[arg(long, short = 'j', default_value_t = 0)]
     pub(crate) jobs: usize,
+    /// An aliases file (TOML: [columns], [org_types], [ages]) to check and keep in the lake
+    /// as `_meta/aliases.toml` before building; the months it can affect are rebuilt.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) aliases: Option<std::path::PathBuf>,
 }
 
 /// `gplake check` flags.
@@ -220,6 +224,9 @@ pub(crate) struct FetchArgs {
     /// Print the plan; download and write nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
+    /// (sync) An aliases file to check and keep in the lake before building (see `build`).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) aliases: Option<std::path::PathBuf>,
 }
 
 impl SourceArgs {

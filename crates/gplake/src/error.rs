@@ -73,6 +73,7 @@ impl Error {
             Error::Build(BuildError::Worker { .. }) => ErrorKind::Internal,
             Error::Build(BuildError::NewerLayout { .. }) => ErrorKind::Refused,
             Error::Build(BuildError::Cancelled) => ErrorKind::Cancelled,
+            Error::Build(BuildError::Aliases(_)) => ErrorKind::BadInput,
             Error::Build(_) => ErrorKind::Storage,
             Error::Query(e) => query_kind(e),
             Error::Ddl(_) => ErrorKind::Refused,

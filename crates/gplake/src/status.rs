@@ -152,12 +152,15 @@ impl Status {
 pub async fn status(lake: &Lake) -> Result<Status, Error> {
     layout::check_known(lake).await?;
     let states = MonthState::all(lake).await?;
+    let aliases = crate::build::aliases::in_force(lake).await?;
     let mut months = Vec::new();
     for month in bronze_months(lake).await? {
         let manifest = Manifest::read(lake, month).await.ok().flatten();
         let state = states.iter().find(|s| s.month == month);
         let current = manifest.as_ref().map(plan_fingerprint);
-        let silver = state.map_or(SilverState::Absent, |s| s.silver(current.as_deref()));
+        let silver = state.map_or(SilverState::Absent, |s| {
+            s.silver(current.as_deref(), &aliases)
+        });
         months.push(MonthStatus {
             month,
             bronze_files: manifest.as_ref().map(|m| m.files.len()).unwrap_or(0),

@@ -11,6 +11,7 @@ pub(crate) const GATE_FAILED: u8 = 3;
 
 /// Builds silver; returns the exit code (3 when a month is kept out).
 pub(crate) async fn run(lake: &Lake, args: &BuildArgs, out: &Output) -> anyhow::Result<u8> {
+    install_aliases(lake, args.aliases.as_deref(), out).await?;
     let options = BuildOptions {
         months: args.month.clone(),
         force: args.force,
@@ -28,6 +29,26 @@ pub(crate) async fn run(lake: &Lake, args: &BuildArgs, out: &Output) -> anyhow::
     // This run brought the derived tables in step before it returned; if another run has
     // committed since, that run brings them in step in turn (`check` reports either way).
     Ok(if status.any_failed() { GATE_FAILED } else { 0 })
+}
+
+/// Makes the user's aliases file the lake's, when one is given.
+pub(crate) async fn install_aliases(
+    lake: &Lake,
+    file: Option<&std::path::Path>,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let Some(file) = file else {
+        return Ok(());
+    };
+    let aliases = gplake::build::aliases::install_file(lake, file).await?;
+    if !out.quiet && !out.json {
+        println!(
+            "aliases: {} entries from {} in force (kept in the lake as _meta/aliases.toml)",
+            aliases.entries().len(),
+            file.display()
+        );
+    }
+    Ok(())
 }
 
 /// Prints what a build did, month by month.

@@ -14,6 +14,9 @@ pub(crate) async fn run(
     out: &Output,
     build: bool,
 ) -> anyhow::Result<u8> {
+    if build && !args.dry_run {
+        super::build::install_aliases(lake, args.aliases.as_deref(), out).await?;
+    }
     let source = args.source.source();
     let http = Http::new(args.source.http_config(), source.host());
     let clock = clock();

@@ -130,3 +130,107 @@ fn build_rebuilds_on_demand_and_fetch_stays_in_bronze() {
     );
     assert!(stdout(&gplake(&["--lake", lake, "status"], &[])).contains("everything is current"));
 }
+
+/// January 2021 with its 5-year file's count column renamed, and September 2022 as published.
+fn renamed_column_source() -> tempfile::TempDir {
+    let pop = Population::new(4, 8);
+    let dir = tempfile::tempdir().unwrap();
+    for month in [(2021, 1), (2022, 9)] {
+        for f in release(&pop, month).unwrap().files {
+            let bytes = if month == (2021, 1) && f.name == "gp-reg-pat-prac-quin-age.csv" {
+                String::from_utf8(f.bytes)
+                    .unwrap()
+                    .replacen("NUMBER_OF_PATIENTS", "PATIENT_COUNT", 1)
+                    .into_bytes()
+            } else {
+                f.bytes
+            };
+            let folder = dir.path().join(format!("{}-{:02}", month.0, month.1));
+            std::fs::create_dir_all(&folder).unwrap();
+            std::fs::write(folder.join(&f.name), bytes).unwrap();
+        }
+    }
+    dir
+}
+
+#[test]
+fn an_alias_unblocks_exactly_the_months_it_reads() {
+    let source = renamed_column_source();
+    let lake = tempfile::tempdir().unwrap();
+    let lake = lake.path().to_str().unwrap();
+    let src = source.path().to_str().unwrap();
+    let first = gplake(&["--lake", lake, "sync", "--source", src], &[]);
+    assert_eq!(first.status.code(), Some(3), "{}", stderr(&first));
+    let text = stdout(&first);
+    assert!(text.contains("2021-01  KEPT OUT"), "{text}");
+    assert!(text.contains("2022-09  built"), "{text}");
+    // The error gives the exact line that reads the renamed column.
+    let line = "[columns] \"PATIENT_COUNT\" = \"NUMBER_OF_PATIENTS\"";
+    assert!(text.contains(line), "{text}");
+
+    let aliases = source.path().join("aliases.toml");
+    // A target gplake does not know is refused, and nothing is kept.
+    std::fs::write(
+        &aliases,
+        "[columns]\n\"PATIENT_COUNT\" = \"NUMBER_OF_PEOPLE\"\n",
+    )
+    .unwrap();
+    let refused = gplake(
+        &[
+            "--lake",
+            lake,
+            "build",
+            "--aliases",
+            aliases.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("'NUMBER_OF_PEOPLE' is not a column gplake knows"));
+    assert!(
+        !std::path::Path::new(lake)
+            .join("_meta/aliases.toml")
+            .exists()
+    );
+
+    std::fs::write(&aliases, line.replace("[columns] ", "[columns]\n") + "\n").unwrap();
+    let fixed = gplake(
+        &[
+            "--lake",
+            lake,
+            "build",
+            "--aliases",
+            aliases.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(
+        fixed.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&fixed),
+        stderr(&fixed)
+    );
+    let text = stdout(&fixed);
+    assert!(text.contains("aliases: 1 entries"), "{text}");
+    assert!(text.contains("2021-01  built"), "{text}");
+    assert!(
+        !text.contains("2022-09"),
+        "the month that read no alias is not rebuilt: {text}"
+    );
+    assert!(text.contains("1 unchanged"), "{text}");
+    // Kept in the lake: the next build needs no flag, and rebuilds nothing.
+    let again = gplake(&["--lake", lake, "build"], &[]);
+    assert_eq!(again.status.code(), Some(0));
+    assert!(
+        stdout(&again)
+            .contains("0 months built (0 rows), 0 kept out by the quality gate, 2 unchanged")
+    );
+    let state =
+        std::fs::read_to_string(std::path::Path::new(lake).join("_meta/build/2021-01.json"))
+            .unwrap();
+    assert!(
+        state.contains("columns.PATIENT_COUNT=NUMBER_OF_PATIENTS"),
+        "{state}"
+    );
+}

@@ -13,6 +13,7 @@
 //!   by the next run; commits that lose a race with another run are retried;
 //! - a lake written by an earlier layout is rebuilt from bronze, never misread ([`upgrade`]).
 
+pub mod aliases;
 pub mod derived;
 mod months;
 mod record;
@@ -217,6 +218,9 @@ pub enum BuildError {
         /// Attempts made.
         attempts: u32,
     },
+    /// The aliases file is not sound (nothing was written).
+    #[error(transparent)]
+    Aliases(#[from] crate::formats::AliasesError),
     /// The build was cancelled (at a safe point: what was committed stays, the rest is
     /// picked up by the next run).
     #[error("cancelled; what was committed stays, and the next run carries on")]

@@ -11,7 +11,7 @@ use tokio::sync::Mutex;
 use super::BuildError;
 use super::record::{quality_batch, quarantine_batch, write_now};
 use super::reissue;
-use super::state::{MonthState, NationalFigure, SilverState, TableState};
+use super::state::{BUILDER, MonthState, NationalFigure, SilverState, TableState};
 use super::{BuildOptions, BuildReport};
 use crate::catalog::{
     FACT_LSOA, FACT_ORG_QUINARY, FACT_ORG_SINGLE_AGE, FACT_QUINARY, FACT_SINGLE_AGE, FILES,
@@ -23,9 +23,10 @@ use crate::clock::Clock;
 use crate::delta::{self, DeltaError};
 use crate::error::Error;
 use crate::fetch::Manifest;
+use crate::formats::Aliases;
 use crate::lake::Lake;
 use crate::month::Month;
-use crate::silver::month::{MonthBuilt, MonthError, Targets, build_month};
+use crate::silver::month::{MonthBuilt, MonthContext, MonthError, Targets, build_month};
 use crate::silver::{bronze_months, download, plan};
 
 /// What happened to one month.
@@ -62,7 +63,8 @@ pub(super) async fn build_months(
     options: &BuildOptions,
 ) -> Result<BuildReport, Error> {
     let mut report = BuildReport::default();
-    let todo = plan_months(lake, options, &mut report).await?;
+    let aliases = super::aliases::in_force(lake).await?;
+    let todo = plan_months(lake, options, &aliases, &mut report).await?;
     if todo.is_empty() {
         return Ok(report);
     }
@@ -76,7 +78,7 @@ pub(super) async fn build_months(
     let results: Vec<Result<MonthReport, Error>> = futures::stream::iter(todo)
         .map(|manifest| async {
             options.check_cancel()?;
-            let report = build_one(lake, open.clone(), manifest, at).await?;
+            let report = build_one(lake, open.clone(), manifest, at, &aliases).await?;
             options.emit(super::BuildEvent::MonthDone {
                 month: report.month,
                 committed: report.committed,
@@ -97,6 +99,7 @@ pub(super) async fn build_months(
 async fn plan_months(
     lake: &Lake,
     options: &BuildOptions,
+    aliases: &Aliases,
     report: &mut BuildReport,
 ) -> Result<Vec<Manifest>, Error> {
     let mut todo = Vec::new();
@@ -108,9 +111,10 @@ async fn plan_months(
             .map_err(|source| BuildError::Manifest { month, source })?
             .ok_or(BuildError::ManifestMissing { month })?;
         let previous = MonthState::read(lake, month).await?;
+        let fingerprint = plan::fingerprint(&manifest);
         let current = previous
             .as_ref()
-            .is_some_and(|s| s.fingerprint == plan::fingerprint(&manifest));
+            .is_some_and(|s| s.silver(Some(&fingerprint), aliases) != SilverState::Stale);
         if current && !options.force {
             report.unchanged += 1;
         } else {
@@ -155,15 +159,17 @@ async fn build_one(
     open: Arc<Open>,
     manifest: Manifest,
     at: DateTime<Utc>,
+    aliases: &Aliases,
 ) -> Result<MonthReport, Error> {
     let month = manifest.month;
+    let aliases = aliases.fresh();
     let plan = plan::choose(&manifest);
     let fingerprint = plan::fingerprint(&manifest);
     let previous = MonthState::read(lake, month).await?;
     let held = reissue::held_sizes(lake, month, previous.as_ref(), &fingerprint)
         .await
         .map_err(BuildError::from)?;
-    let built = build_silver(lake, &open, &plan, month, at).await?;
+    let built = build_silver(lake, &open, &plan, month, at, &aliases).await?;
     let (mut results, built) = gate(built, month)?;
     let evidence = built.as_ref().map(|b| &b.aggregates);
     let national = evidence.map(national_figure);
@@ -213,6 +219,9 @@ async fn build_one(
         national,
         families_missing,
         reissue_changed,
+        builder: BUILDER.to_string(),
+        aliases_used: aliases.used(),
+        aliases_in_force: aliases.entries().into_iter().collect(),
     };
     state.write(lake).await?;
     crate::failpoint::point("state");
@@ -255,6 +264,7 @@ async fn build_silver(
     plan: &plan::Plan,
     month: Month,
     at: DateTime<Utc>,
+    aliases: &Aliases,
 ) -> Result<Result<MonthBuilt, MonthError>, Error> {
     let worker_err = |e: &dyn std::fmt::Display| BuildError::Worker {
         month,
@@ -265,8 +275,15 @@ async fn build_silver(
     let unused = plan.unused.clone();
     let handle = tokio::runtime::Handle::current();
     let worker = open.clone();
+    let aliases = aliases.clone();
     tokio::task::spawn_blocking(move || {
-        build_month(month, &inputs, &unused, &worker.targets, &handle, at)
+        let with = MonthContext {
+            targets: &worker.targets,
+            handle: &handle,
+            built_at: at,
+            aliases,
+        };
+        build_month(month, &inputs, &unused, with)
     })
     .await
     .map_err(|e| worker_err(&e).into())

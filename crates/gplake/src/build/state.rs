@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 
+use crate::formats::Aliases;
 use crate::lake::{Lake, LakeError};
 use crate::month::Month;
 
@@ -80,7 +81,19 @@ pub struct MonthState {
     /// Practices whose list size a reissue changed (`None`: not a reissue of a built month).
     #[serde(default)]
     pub reissue_changed: Option<usize>,
+    /// The gplake that built it.
+    #[serde(default)]
+    pub builder: String,
+    /// The aliases entries the build read (`table.name=target`).
+    #[serde(default)]
+    pub aliases_used: Vec<String>,
+    /// Every aliases entry in force when it was built.
+    #[serde(default)]
+    pub aliases_in_force: Vec<String>,
 }
+
+/// The gplake writing states: a month built by another is rebuilt.
+pub const BUILDER: &str = concat!("gplake ", env!("CARGO_PKG_VERSION"));
 
 /// A month's national figure: the publisher's (Σ regions) beside the sum of the practices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,12 +169,28 @@ impl MonthState {
             .await
     }
 
-    /// Where the month stands against bronze whose fingerprint is `current`.
-    pub fn silver(&self, current: Option<&str>) -> SilverState {
+    /// Where the month stands against bronze whose fingerprint is `current` and the aliases
+    /// in force.
+    pub fn silver(&self, current: Option<&str>, aliases: &Aliases) -> SilverState {
         match current {
             Some(c) if c != self.fingerprint => SilverState::Stale,
+            _ if !self.vocabulary_current(aliases) => SilverState::Stale,
             _ if self.committed => SilverState::Built,
             _ => SilverState::Failed,
         }
+    }
+
+    /// True unless the build is out of date for what reads the files: another gplake built
+    /// it, an alias it read changed or went, or (for a month or table kept out) the aliases
+    /// changed at all, since a new alias may be what unblocks it. A month that was built
+    /// and read no alias is never rebuilt for an alias added for another month.
+    fn vocabulary_current(&self, aliases: &Aliases) -> bool {
+        let entries = aliases.entries();
+        let kept_out =
+            !self.committed || self.tables.iter().any(|t| t.state == SilverState::Failed);
+        let same = self.aliases_in_force.iter().eq(entries.iter());
+        self.builder == BUILDER
+            && self.aliases_used.iter().all(|u| entries.contains(u))
+            && (!kept_out || same)
     }
 }

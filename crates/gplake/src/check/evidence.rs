@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::formats::values::{band_label, year_label};
 use crate::formats::{AgeKey, CountRow, Family, FileStats, OrgLevel, PracticeAttrs, SexKey};
 
 /// Sums per practice and organisation, gathered while building, for the checks.
@@ -55,6 +54,8 @@ pub(crate) struct AgeAgg {
     /// Σ leaf counts per practice × sex × 5-year band (single years summed into bands), for
     /// the single-age = quinary gate. Practice rows only.
     pub(crate) bands: HashMap<(String, SexKey, u8), u64>,
+    /// The first band of an open top band (`85+`), when the files use one.
+    pub(crate) open_band: Option<u8>,
     /// Each key's line, to name both lines of a repeated key.
     keys: HashMap<(String, SexKey, AgeKey), u64>,
     /// Repeated keys: (file, practice, sex, age label, first line, repeated line).
@@ -91,23 +92,17 @@ impl AgeAgg {
         };
         let key = (code, row.sex, row.age);
         if let Some(first) = self.keys.insert(key.clone(), row.line) {
-            let age = match row.age {
-                AgeKey::Year(a) => year_label(a),
-                AgeKey::Band(b) => band_label(b),
-                AgeKey::All => "ALL".into(),
-            };
+            let age = row.age.label();
             self.duplicates
                 .push((file.to_string(), key.0, row.sex, age, first, row.line));
             return;
         }
         let (code, sex, age) = key;
         if sex != SexKey::All && age != AgeKey::All {
-            let band = match age {
-                AgeKey::Band(b) => Some(b),
-                AgeKey::Year(y) => Some(AgeKey::band_of_year(y)),
-                AgeKey::All => None,
-            };
-            if let (false, Some(band)) = (self.orgs, band) {
+            if let (AgeKey::OpenBand(_), Some(b)) = (age, age.first_band()) {
+                self.open_band = Some(self.open_band.map_or(b, |o| o.min(b)));
+            }
+            if let (false, Some(band)) = (self.orgs, age.first_band()) {
                 *self.bands.entry((code.clone(), sex, band)).or_default() += row.count;
             }
             *self.leaf.entry((code, sex)).or_default() += row.count;

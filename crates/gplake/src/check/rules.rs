@@ -340,7 +340,10 @@ fn single_age_matches_quinary(agg: &Aggregates, month: Month) -> Vec<QualityResu
             "the release does not have both the 5-year and the single-age files",
         );
     }
-    let (q, s) = (&agg.quinary.bands, &agg.single.bands);
+    // An open top band (`85+`) is compared with the single years it spans.
+    let top = agg.quinary.open_band.or(agg.single.open_band);
+    let (q, s) = (fold(&agg.quinary.bands, top), fold(&agg.single.bands, top));
+    let (q, s) = (&q, &s);
     let mut keys: Vec<&(String, SexKey, u8)> = q.keys().chain(s.keys()).collect();
     keys.sort();
     keys.dedup();
@@ -350,7 +353,10 @@ fn single_age_matches_quinary(agg: &Aggregates, month: Month) -> Vec<QualityResu
             let (quinary, single) = (q.get(*key).copied().unwrap_or(0), s.get(*key).copied().unwrap_or(0));
             (quinary != single).then(|| {
                 let (code, sex, band) = key;
-                let label = crate::formats::values::band_label(*band);
+                let label = match top {
+                    Some(t) if *band == t => format!("{}+", t * 5),
+                    _ => crate::formats::values::band_label(*band),
+                };
                 QualityResult::fail(Some(month), rule, Severity::Error, code, Some((quinary, single)), format!("practice {code} {} {label}: single years sum to {single}, the 5-year file says {quinary}", sex.label()))
             })
         })
@@ -365,6 +371,19 @@ fn single_age_matches_quinary(agg: &Aggregates, month: Month) -> Vec<QualityResu
             keys.len()
         ),
     )
+}
+
+/// Bands from `top` on summed into `top` (no change without an open band).
+fn fold(
+    bands: &std::collections::HashMap<(String, SexKey, u8), u64>,
+    top: Option<u8>,
+) -> std::collections::HashMap<(String, SexKey, u8), u64> {
+    let mut out = std::collections::HashMap::new();
+    for ((code, sex, band), n) in bands {
+        let band = top.map_or(*band, |t| (*band).min(t));
+        *out.entry((code.clone(), *sex, band)).or_default() += n;
+    }
+    out
 }
 
 /// Σ practices = each published organisation row (sub-ICB, ICB, region, PCN). A mismatch

@@ -75,6 +75,7 @@ async fn commit_locked(
     for (candidate, action) in writes {
         outcomes.push(record(&mut manifest, release, candidate, action, now));
     }
+    outcomes.extend(mark_withdrawn(&mut manifest, release, now));
     manifest.updated_at = now;
     manifest.write(ctx.lake).await.map_err(manifest_err)?;
     crate::failpoint::point("manifest");
@@ -109,6 +110,54 @@ async fn preserve_replaced(
         writes.push((c, Action::Revised));
     }
     Ok((writes, already))
+}
+
+/// The files whose withdrawal a read of `release`'s page changes: in bronze and no longer
+/// linked (to be marked withdrawn), or marked withdrawn and linked again. Only a web page
+/// says what is withdrawn: a folder of hand downloads may hold part of a release.
+pub(crate) fn links_changed(manifest: &Manifest, release: &Release) -> Vec<String> {
+    if !release.page_url.starts_with("http") || release.files.is_empty() {
+        return Vec::new();
+    }
+    manifest
+        .files
+        .iter()
+        .filter(|f| {
+            let linked = release.files.iter().any(|r| r.name == f.name);
+            linked == f.withdrawn.is_some()
+        })
+        .map(|f| f.name.clone())
+        .collect()
+}
+
+/// Step 4: marks files the page no longer links as withdrawn (and clears the mark of files
+/// linked again).
+fn mark_withdrawn(
+    manifest: &mut Manifest,
+    release: &Release,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<FileOutcome> {
+    let month = manifest.month;
+    let mut outcomes = Vec::new();
+    for name in links_changed(manifest, release) {
+        let Some(entry) = manifest.file_mut(&name) else {
+            continue;
+        };
+        if entry.withdrawn.is_some() {
+            entry.withdrawn = None;
+            continue;
+        }
+        tracing::warn!(%month, file = %name, "no longer linked from its month page: marked withdrawn, not used");
+        entry.withdrawn = Some(now);
+        outcomes.push(FileOutcome {
+            month,
+            name,
+            action: Action::Withdrawn,
+            size: Some(entry.current.size),
+            sha256: Some(entry.current.sha256.clone()),
+        });
+    }
+    outcomes
 }
 
 /// Step 3, per file: the manifest entry after its bytes are in place.
@@ -147,6 +196,7 @@ fn record(
             link_text: c.file.link_text.clone(),
             current,
             revisions: Vec::new(),
+            withdrawn: None,
         }),
     }
     FileOutcome {

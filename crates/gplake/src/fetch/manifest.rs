@@ -52,6 +52,10 @@ pub struct ManifestFile {
     pub current: FileRevision,
     /// Earlier bytes, oldest first, each kept under `_revisions/`.
     pub revisions: Vec<FileRevision>,
+    /// When its month page (read cleanly, still linking other files) stopped linking it:
+    /// kept in bronze, not used by builds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withdrawn: Option<DateTime<Utc>>,
 }
 
 /// One version of a file's bytes.

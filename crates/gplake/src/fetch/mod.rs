@@ -107,6 +107,9 @@ pub enum Action {
     WouldFetch,
     /// Dry run: in bronze, would be checked for changes.
     WouldCheck,
+    /// In bronze, but its month page (read cleanly, still linking other data files) no
+    /// longer links it: marked withdrawn in the manifest, kept, and not used by builds.
+    Withdrawn,
 }
 
 /// One file's outcome.
@@ -139,6 +142,8 @@ pub struct FetchReport {
     pub revised: usize,
     /// Files with the same bytes as before.
     pub unchanged: usize,
+    /// Files their page no longer links (kept in bronze, marked withdrawn, not used).
+    pub withdrawn: usize,
     /// Bytes written to bronze.
     pub bytes: u64,
     /// A plan, not a run: nothing was written.
@@ -166,7 +171,11 @@ impl FetchReport {
             self.unchanged,
             self.revised
         );
-        if self.fetched == 0 {
+        let line = match self.withdrawn {
+            0 => line,
+            n => format!("{line}, {n} withdrawn (no longer linked: kept in bronze, not used)"),
+        };
+        if self.fetched == 0 && self.withdrawn == 0 {
             format!("{line}; bronze is up to date, nothing written")
         } else {
             line
@@ -182,7 +191,12 @@ impl FetchReport {
             Action::New => self.new_files += 1,
             Action::Revised => self.revised += 1,
             Action::Unchanged => self.unchanged += 1,
+            Action::Withdrawn => self.withdrawn += 1,
             Action::WouldFetch | Action::WouldCheck => {}
+        }
+        if outcome.action == Action::Withdrawn && self.months_written.last() != Some(&outcome.month)
+        {
+            self.months_written.push(outcome.month);
         }
         if matches!(outcome.action, Action::New | Action::Revised) {
             self.fetched += 1;
@@ -314,7 +328,10 @@ async fn fetch_release(
             Staged::Candidate(c) => candidates.push(c),
         }
     }
-    if !candidates.is_empty() {
+    let relinking = manifest
+        .as_ref()
+        .is_some_and(|m| !commit::links_changed(m, release).is_empty());
+    if !candidates.is_empty() || relinking {
         outcomes.extend(commit::commit_month(ctx, release, candidates, options.lock_ttl).await?);
     }
     Ok(outcomes)

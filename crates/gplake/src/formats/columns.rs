@@ -6,7 +6,22 @@
 
 use std::collections::HashMap;
 
+use super::aliases::{Aliases, column_line};
 use super::{Family, FormatError};
+
+/// The column a header name (any case) stands for in the built-in registry.
+pub(crate) fn known_column(name: &str) -> Option<Col> {
+    let lower = name.trim().to_ascii_lowercase();
+    ALIASES.iter().find(|(a, _)| *a == lower).map(|(_, c)| *c)
+}
+
+/// The name the publisher uses today for `col` (its first entry in the registry).
+pub(crate) fn canonical_column(col: Col) -> String {
+    ALIASES
+        .iter()
+        .find(|(_, c)| *c == col)
+        .map_or_else(|| format!("{col:?}"), |(a, _)| a.to_ascii_uppercase())
+}
 
 /// A canonical column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -163,13 +178,9 @@ pub(crate) struct Header {
 }
 
 impl Header {
-    /// Resolves `names` for a file of `family`; unknown names are set aside in `unknown`.
-    pub(crate) fn resolve(
-        names: &[String],
-        family: Family,
-        file: &str,
-    ) -> Result<Header, FormatError> {
-        let _ = (family, file);
+    /// Resolves `names` through the registry, then the user's `aliases`; unknown names are
+    /// set aside in `unknown`.
+    pub(crate) fn resolve(names: &[String], aliases: &Aliases) -> Result<Header, FormatError> {
         let mut header = Header {
             positions: HashMap::new(),
             wide: Vec::new(),
@@ -179,7 +190,8 @@ impl Header {
         for (index, raw) in names.iter().enumerate() {
             let name = raw.trim().trim_start_matches('\u{feff}');
             let lower = name.to_ascii_lowercase();
-            if let Some(col) = ALIASES.iter().find(|(a, _)| *a == lower).map(|(_, c)| *c) {
+            let known = ALIASES.iter().find(|(a, _)| *a == lower).map(|(_, c)| *c);
+            if let Some(col) = known.or_else(|| aliases.column(name)) {
                 header.positions.entry(col).or_insert(index);
             } else if let Some(w) = wide_column(&lower, index) {
                 header.wide.push(w);
@@ -209,6 +221,7 @@ impl Header {
                 column: column.clone(),
                 family,
                 era: resembles(&self.names),
+                alias_line: column_line(column, col),
             },
             None => FormatError::MissingColumn {
                 file: file.to_string(),
@@ -296,7 +309,7 @@ mod tests {
             "EXTRACT_DATE,SUB_ICB_LOCATION_CODE,ONS_SUB_ICB_LOCATION_CODE,ORG_CODE,POSTCODE,SEX,AGE,NUMBER_OF_PATIENTS",
             "PUBLICATION,EXTRACT_DATE,PRACTICE_CODE,PRACTICE_NAME,LSOA_CODE,SEX,Number of Patients",
         ] {
-            let header = Header::resolve(&names(h), Family::PracticeTotals, "f.csv").unwrap();
+            let header = Header::resolve(&names(h), &Aliases::default()).unwrap();
             assert!(
                 header.get(Col::Count).is_some() && header.get(Col::Code).is_some(),
                 "{h}"
@@ -308,8 +321,7 @@ mod tests {
     fn wide_columns() {
         let h = Header::resolve(
             &names("GP_PRACTICE_CODE,TOTAL_ALL,MALE_0-4,MALE_95+,female_0_1,female_94_95,male_4"),
-            Family::LegacyQuinary,
-            "f",
+            &Aliases::default(),
         )
         .unwrap();
         let spans: Vec<(bool, u8, u8)> = h.wide.iter().map(|w| (w.male, w.from, w.to)).collect();
@@ -331,8 +343,7 @@ mod tests {
             &names(
                 "EXTRACT_DATE,SUB_ICB_LOCATION_CODE,ORG_CODE,SEX,AGE,NEW_THING,NUMBER_OF_PATIENTS",
             ),
-            Family::SingleAgeMale,
-            "m.csv",
+            &Aliases::default(),
         )
         .unwrap();
         assert_eq!(h.unknown, vec!["NEW_THING".to_string()]);
@@ -351,8 +362,7 @@ mod tests {
     fn an_unknown_column_names_itself_and_the_era() {
         let h = Header::resolve(
             &names("EXTRACT_DATE,SUB_ICB_LOCATION_CODE,ORG_CODE,FOO,NUMBER_OF_PATIENTS"),
-            Family::SingleAgeMale,
-            "m.csv",
+            &Aliases::default(),
         )
         .unwrap();
         let err = h
@@ -363,5 +373,31 @@ mod tests {
             text.contains("m.csv") && text.contains("'FOO'") && text.contains("ICB era"),
             "{text}"
         );
+    }
+
+    use proptest::prelude::*;
+
+    proptest::proptest! {
+        #[test]
+        fn columns_are_found_by_name_in_any_order_and_case(
+            order in proptest::sample::subsequence((0..9usize).collect::<Vec<_>>(), 9).prop_shuffle(),
+            upper in proptest::collection::vec(proptest::bool::ANY, 9),
+        ) {
+            let published = [
+                "PUBLICATION", "EXTRACT_DATE", "ORG_TYPE", "ORG_CODE", "ONS_CODE", "POSTCODE",
+                "SEX", "AGE_GROUP_5", "NUMBER_OF_PATIENTS",
+            ];
+            let shuffled: Vec<String> = order
+                .iter()
+                .zip(&upper)
+                .map(|(i, up)| if *up { published[*i].to_string() } else { published[*i].to_ascii_lowercase() })
+                .collect();
+            let h = Header::resolve(&shuffled, &Aliases::default()).unwrap();
+            prop_assert!(h.unknown.is_empty());
+            for (col, name) in [(Col::Code, "ORG_CODE"), (Col::Count, "NUMBER_OF_PATIENTS"), (Col::AgeBand, "AGE_GROUP_5"), (Col::Sex, "SEX")] {
+                let at = h.get(col).unwrap();
+                prop_assert_eq!(shuffled[at].to_ascii_uppercase(), name);
+            }
+        }
     }
 }

@@ -17,9 +17,18 @@ pub(crate) fn parse_wide(
     on_row: &mut dyn FnMut(CountRow),
 ) -> Result<FileStats, FormatError> {
     let file = records.label.clone();
-    let header = Header::resolve(&records.header, ctx.family, &file)?;
+    let header = Header::resolve(&records.header, &ctx.aliases)?;
     let code = header.require(Col::Code, ctx.family, &file)?;
     let ages = wide_ages(&header, ctx.family, &file)?;
+    if ages.is_empty() {
+        // Totals alone would make a month without a single age row: never an empty month.
+        return Err(FormatError::MissingColumn {
+            file,
+            column: "age columns (MALE_0-4 … FEMALE_95+, or male_0_1 … female_95+)".into(),
+            family: ctx.family,
+            era: "pre-2017 wide files (2013–2017)",
+        });
+    }
     let totals: Vec<(SexKey, usize)> = [
         (SexKey::All, Col::TotalAll),
         (SexKey::Male, Col::TotalMale),
@@ -29,7 +38,7 @@ pub(crate) fn parse_wide(
     .filter_map(|(s, c)| header.get(*c).map(|i| (*s, i)))
     .collect();
     let width = records.header.len();
-    let mut stats = FileStats::for_header(records, ctx.family);
+    let mut stats = FileStats::for_header(records, ctx);
     let mut record = ByteRecord::new();
     while let Some(line) = records.next(&mut record)? {
         let field = |i: usize| super::reader::text(record.get(i).unwrap_or_default()).into_owned();
@@ -119,6 +128,10 @@ fn wide_ages(
             let age = match family {
                 Family::LegacySingleAge if w.from == w.to => Some(AgeKey::Year(w.from)),
                 Family::LegacyQuinary if w.from == 95 => Some(AgeKey::Band(19)),
+                // An open top band (`85+`): its own band, never split.
+                Family::LegacyQuinary if w.to == 95 && w.from.is_multiple_of(5) => {
+                    Some(AgeKey::OpenBand(w.from))
+                }
                 Family::LegacyQuinary if w.from.is_multiple_of(5) && w.to == w.from + 4 => {
                     Some(AgeKey::Band(w.from / 5))
                 }
@@ -130,6 +143,7 @@ fn wide_ages(
                     column: header.names[w.index].clone(),
                     family,
                     era: "pre-2017 wide files (2013–2017)",
+                    alias_line: "none: no alias reads a wide age column of another shape; this layout needs a new gplake".into(),
                 })
         })
         .collect()

@@ -5,9 +5,10 @@
 use csv::ByteRecord;
 use std::collections::BTreeMap;
 
+use super::aliases::Aliases;
 use super::columns::{Col, Header};
 use super::reader::{Records, raw_text};
-use super::values::{AgeKey, OrgLevel, SexKey, parse_count};
+use super::values::{OrgLevel, SexKey, parse_count};
 use super::{CountRow, Family, FileContext, FileStats, FormatError, Quarantined};
 
 /// Where the columns of a long file are.
@@ -33,21 +34,28 @@ pub(crate) fn parse_counts(
     on_row: &mut dyn FnMut(CountRow),
 ) -> Result<FileStats, FormatError> {
     let layout = layout(records, ctx)?;
-    let mut stats = FileStats::for_header(records, ctx.family);
+    let mut stats = FileStats::for_header(records, ctx);
     let mut dates = super::DateCheck::new(ctx.month);
     let mut record = ByteRecord::new();
     let mut unknown_levels: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let mut practice_rows = 0u64;
     while let Some(line) = records.next(&mut record)? {
         stats.rows_read += 1;
-        if let Some(label) = unknown_level(&record, &layout) {
+        if let Some(label) = unknown_level(&record, &layout, &ctx.aliases) {
             // An organisation row of a kind gplake does not know: it cannot change a practice
             // figure, so it is set aside (and its level left unreconciled), with a warning.
             stats.rows_subtotal += 1;
             unknown_levels.entry(label).or_insert((line, 0)).1 += 1;
             continue;
         }
-        match row(&record, &layout, line, &records.label, &mut dates)? {
+        match row(
+            &record,
+            &layout,
+            line,
+            &records.label,
+            &mut dates,
+            &ctx.aliases,
+        )? {
             Ok(row) => {
                 practice_rows += u64::from(row.level == OrgLevel::Practice);
                 stats.tally(&row);
@@ -81,16 +89,17 @@ pub(crate) fn parse_counts(
 }
 
 /// The `ORG_TYPE` of a row when it is a label gplake does not know (never `GP`).
-fn unknown_level(record: &ByteRecord, l: &Layout) -> Option<String> {
+fn unknown_level(record: &ByteRecord, l: &Layout, aliases: &Aliases) -> Option<String> {
     let text = super::reader::text(record.get(l.org_type?)?);
-    OrgLevel::parse(&text)
+    aliases
+        .org_level(&text)
         .is_none()
         .then(|| text.trim().to_string())
 }
 
 fn layout(records: &Records<'_>, ctx: &FileContext) -> Result<Layout, FormatError> {
     let file = records.label.as_str();
-    let header = Header::resolve(&records.header, ctx.family, file)?;
+    let header = Header::resolve(&records.header, &ctx.aliases)?;
     let banded = ctx.family == Family::Quinary;
     let age_col = if banded { Col::AgeBand } else { Col::Age };
     Ok(Layout {
@@ -116,6 +125,7 @@ fn row(
     line: u64,
     file: &str,
     dates: &mut super::DateCheck,
+    aliases: &Aliases,
 ) -> Result<Result<CountRow, String>, FormatError> {
     if let Some(reason) = super::reader::width_problem(record, l.width) {
         return Ok(Err(reason));
@@ -137,15 +147,17 @@ fn row(
         value: value.to_string(),
     };
     let level = match l.org_type {
-        Some(i) => OrgLevel::parse(field(i)).ok_or_else(|| unknown("ORG_TYPE", field(i)))?,
+        Some(i) => aliases
+            .org_level(field(i))
+            .ok_or_else(|| unknown("ORG_TYPE", field(i)))?,
         None => OrgLevel::Practice,
     };
     let sex = SexKey::parse(field(l.sex)).ok_or_else(|| unknown("SEX", field(l.sex)))?;
     let age_text = field(l.age);
     let age = if l.banded {
-        AgeKey::parse_band(age_text)
+        aliases.band(age_text)
     } else {
-        AgeKey::parse_year(age_text)
+        aliases.year(age_text)
     };
     let age = age.ok_or_else(|| unknown(if l.banded { "AGE_GROUP_5" } else { "AGE" }, age_text))?;
     let Some(count) = parse_count(field(l.count)) else {

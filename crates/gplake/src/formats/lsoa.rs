@@ -17,7 +17,7 @@ pub(crate) fn parse_lsoa(
     on_row: &mut dyn FnMut(LsoaRow),
 ) -> Result<FileStats, FormatError> {
     let file = records.label.clone();
-    let header = Header::resolve(&records.header, ctx.family, &file)?;
+    let header = Header::resolve(&records.header, &ctx.aliases)?;
     let code = header.require(Col::Code, ctx.family, &file)?;
     let lsoa = header.require(Col::Lsoa, ctx.family, &file)?;
     let tall = header.get(Col::MalePatients).is_some();
@@ -46,7 +46,7 @@ pub(crate) fn parse_lsoa(
     };
     let width = records.header.len();
     let mut dates = super::DateCheck::new(ctx.month);
-    let mut stats = FileStats::for_header(records, ctx.family);
+    let mut stats = FileStats::for_header(records, ctx);
     let mut record = ByteRecord::new();
     while let Some(line) = records.next(&mut record)? {
         stats.rows_read += 1;

@@ -13,13 +13,13 @@ pub(crate) fn parse_map(
     ctx: &FileContext,
 ) -> Result<(Vec<PracticeAttrs>, FileStats), FormatError> {
     let file = records.label.clone();
-    let header = Header::resolve(&records.header, ctx.family, &file)?;
+    let header = Header::resolve(&records.header, &ctx.aliases)?;
     let code = header.require(Col::Code, ctx.family, &file)?;
     let name = header.require(Col::PracticeName, ctx.family, &file)?;
     let width = records.header.len();
     let mut dates = super::DateCheck::new(ctx.month);
     let mut out = Vec::new();
-    let mut stats = FileStats::for_header(records, ctx.family);
+    let mut stats = FileStats::for_header(records, ctx);
     let mut record = ByteRecord::new();
     while let Some(line) = records.next(&mut record)? {
         stats.rows_read += 1;

@@ -13,6 +13,7 @@
 //! a figure: it is set aside and reported as a warning naming the file, line and column
 //! ([`FileStats::warnings`]).
 
+pub mod aliases;
 pub(crate) mod columns;
 pub(crate) mod extract_date;
 pub mod family;
@@ -28,6 +29,7 @@ use serde::Serialize;
 
 use crate::month::Month;
 
+pub use aliases::{Aliases, AliasesError};
 pub use extract_date::parse_extract_date;
 pub use family::{Container, Family, FileKind, NamingEra, classify, is_data_file, month_from_name};
 pub use sniff::SniffError;
@@ -39,7 +41,7 @@ pub use values::{AgeKey, OrgLevel, SexKey};
 pub enum FormatError {
     /// A header not in the alias registry.
     #[error(
-        "{file}: unknown column '{column}' for a {family:?} file; the header looks like {era}; gplake needs an alias for it"
+        "{file}: unknown column '{column}' for a {family:?} file; the header looks like {era}; if it is a renamed column, add this line to an aliases file and run with --aliases FILE: {alias_line}"
     )]
     UnknownColumn {
         /// The file (and member).
@@ -50,6 +52,8 @@ pub enum FormatError {
         family: Family,
         /// The era the header resembles.
         era: &'static str,
+        /// The aliases line that would read it as the missing column.
+        alias_line: String,
     },
     /// A column the family needs is absent.
     #[error("{file}: no {column} column for a {family:?} file; the header looks like {era}")]
@@ -65,7 +69,7 @@ pub enum FormatError {
     },
     /// A practice-level file without a single practice row: its practice label may have
     /// changed, and every practice figure of the file would be lost.
-    #[error("{file}: no practice (ORG_TYPE GP) rows at all{}; if the publisher renamed the practice label, gplake needs an alias for it", if unknown.is_empty() { String::new() } else { format!(" (unknown ORG_TYPE labels: {unknown})") })]
+    #[error("{file}: no practice (ORG_TYPE GP) rows at all{}; if the publisher renamed the practice label, add it to an aliases file and run with --aliases FILE: [org_types] \"{}\" = \"GP\"", if unknown.is_empty() { String::new() } else { format!(" (unknown ORG_TYPE labels: {unknown})") }, unknown.split(", ").next().filter(|u| !u.is_empty()).unwrap_or("NEW_LABEL"))]
     NoPracticeRows {
         /// The file.
         file: String,
@@ -133,6 +137,8 @@ pub struct FileContext {
     pub month: Month,
     /// The family the file belongs to.
     pub family: Family,
+    /// The user's aliases in force.
+    pub aliases: Aliases,
 }
 
 /// One count as published: an organisation, a sex, an age or band, a number.
@@ -263,10 +269,10 @@ pub struct FileStats {
 
 impl FileStats {
     /// Empty stats carrying a warning for each column of the header gplake does not know.
-    fn for_header(records: &reader::Records<'_>, family: Family) -> FileStats {
+    fn for_header(records: &reader::Records<'_>, ctx: &FileContext) -> FileStats {
         let label = records.label.as_str();
         FileStats {
-            warnings: columns::Header::resolve(&records.header, family, label)
+            warnings: columns::Header::resolve(&records.header, &ctx.aliases)
                 .map(|h| h.unknown_warnings(label))
                 .unwrap_or_default(),
             ..FileStats::default()

@@ -88,6 +88,9 @@ pub enum AgeKey {
     Year(u8),
     /// A 5-year band by index: 0 = 0–4 … 18 = 90–94, 19 = 95+.
     Band(u8),
+    /// An open top band other than 95+, by its first age (`85+` in some pre-2017 files):
+    /// stored as published, never split into the bands it spans.
+    OpenBand(u8),
 }
 
 /// Number of 5-year bands (0–4 … 90–94, 95+).
@@ -115,6 +118,26 @@ impl AgeKey {
         let (from, to) = t.split_once(['_', '-'])?;
         let (from, to): (u8, u8) = (from.parse().ok()?, to.parse().ok()?);
         (from % 5 == 0 && to == from + 4 && from < 95).then_some(AgeKey::Band(from / 5))
+    }
+
+    /// The label stored in silver: `ALL`, `0`…`94`, `95+`, `0-4`…`90-94`, `85+`.
+    pub fn label(self) -> String {
+        match self {
+            AgeKey::All => "ALL".into(),
+            AgeKey::Year(a) => year_label(a),
+            AgeKey::Band(b) => band_label(b),
+            AgeKey::OpenBand(from) => format!("{from}+"),
+        }
+    }
+
+    /// The 5-year band index the age or band starts in (`None` for ALL).
+    pub fn first_band(self) -> Option<u8> {
+        match self {
+            AgeKey::All => None,
+            AgeKey::Year(a) => Some(AgeKey::band_of_year(a)),
+            AgeKey::Band(b) => Some(b),
+            AgeKey::OpenBand(from) => Some(AgeKey::band_of_year(from)),
+        }
     }
 
     /// The band a single year falls in.

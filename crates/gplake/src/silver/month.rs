@@ -25,7 +25,7 @@ use crate::delta::DeltaError;
 use crate::formats::reader::{Records, each_csv};
 use crate::formats::values::{band_label, year_label};
 use crate::formats::{
-    AgeKey, CountRow, Family, FileContext, FileStats, FormatError, LsoaRow, OrgLevel,
+    AgeKey, Aliases, CountRow, Family, FileContext, FileStats, FormatError, LsoaRow, OrgLevel,
     PracticeAttrs, Quarantined, SexKey,
 };
 use crate::month::Month;
@@ -121,6 +121,16 @@ struct Builder<'a> {
     files: Batcher,
     built_at: DateTime<Utc>,
     table_failures: Vec<QualityResult>,
+    aliases: Aliases,
+}
+
+/// What a month is built with besides its files.
+pub(crate) struct MonthContext<'a> {
+    pub(crate) targets: &'a Targets,
+    pub(crate) handle: &'a Handle,
+    pub(crate) built_at: DateTime<Utc>,
+    /// The user's aliases, with an empty record of use.
+    pub(crate) aliases: Aliases,
 }
 
 /// Builds `month` from `inputs` (chosen files) and records `unused` files as such.
@@ -128,10 +138,14 @@ pub(crate) fn build_month(
     month: Month,
     inputs: &[InputFile],
     unused: &[(String, Family, String)],
-    targets: &Targets,
-    handle: &Handle,
-    built_at: DateTime<Utc>,
+    with: MonthContext<'_>,
 ) -> Result<MonthBuilt, MonthError> {
+    let MonthContext {
+        targets,
+        handle,
+        built_at,
+        aliases,
+    } = with;
     let mut b = Builder {
         month,
         date: month.first_day(),
@@ -142,6 +156,7 @@ pub(crate) fn build_month(
         files: Batcher::new(FILES),
         built_at,
         table_failures: Vec::new(),
+        aliases,
     };
     let delta_err = |source| MonthError::Delta { month, source };
     let by = |f: &'static [Family]| inputs.iter().filter(move |i| f.contains(&i.family));
@@ -220,6 +235,7 @@ impl Builder<'_> {
         FileContext {
             month: self.month,
             family,
+            aliases: self.aliases.clone(),
         }
     }
 
@@ -410,11 +426,7 @@ impl Builder<'_> {
         file: &str,
         sha: &str,
     ) -> Result<(), DeltaError> {
-        let age = match row.age {
-            AgeKey::Band(b) => band_label(b),
-            AgeKey::Year(y) => year_label(y),
-            AgeKey::All => unreachable!("leaf rows have an age"),
-        };
+        let age = row.age.label();
         sink.push(
             self.handle,
             &[
@@ -446,7 +458,7 @@ impl Builder<'_> {
             AgeKey::Band(b) if banded => band_label(b),
             AgeKey::Year(y) if !banded => year_label(y),
             AgeKey::Year(y) => band_label(AgeKey::band_of_year(y)),
-            AgeKey::Band(b) => band_label(b),
+            AgeKey::Band(_) | AgeKey::OpenBand(_) => row.age.label(),
             AgeKey::All => unreachable!("leaf rows have an age"),
         };
         let values = [

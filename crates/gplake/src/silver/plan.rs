@@ -3,8 +3,8 @@
 //! Each family (and LSOA vintage) contributes one set. When a release offers two (April
 //! 2024: NHAIS and PDS), the PDS set is used — the source every month after it comes from —
 //! and the other is kept in bronze and reported. A reissued `_v2` file wins over its
-//! original. Files of no known family, and the persons single-age file (the facts come from
-//! the male and female files), are not used.
+//! original. Files of no known family, files their page withdrew, and the persons
+//! single-age file (the facts come from the male and female files), are not used.
 
 use sha2::{Digest, Sha256};
 
@@ -38,7 +38,7 @@ pub(crate) fn choose(manifest: &Manifest) -> Plan {
     let mut duplicates = 0;
     for file in &manifest.files {
         let family = file.kind.family;
-        if matches!(family, Family::Unknown | Family::SingleAgeAll) {
+        if matches!(family, Family::Unknown | Family::SingleAgeAll) || file.withdrawn.is_some() {
             unused.push(file);
             continue;
         }
@@ -115,7 +115,14 @@ pub(crate) fn fingerprint(manifest: &Manifest) -> String {
     let mut parts: Vec<String> = manifest
         .files
         .iter()
-        .map(|f| format!("{}:{}", f.name, f.current.sha256))
+        .map(|f| {
+            let withdrawn = if f.withdrawn.is_some() {
+                ":withdrawn"
+            } else {
+                ""
+            };
+            format!("{}:{}{withdrawn}", f.name, f.current.sha256)
+        })
         .collect();
     parts.sort();
     hex::encode(Sha256::digest(parts.join("\n").as_bytes()))

@@ -7,6 +7,7 @@ mod golden;
 mod lake_conformance;
 mod layering;
 mod partial;
+mod properties;
 mod reader;
 mod silver;
 mod source_dir;

@@ -495,3 +495,51 @@ async fn a_map_alone_reaches_practice_snapshot_and_the_dims() {
             .contains(&"no age files in this release".to_string())
     );
 }
+
+#[tokio::test]
+async fn a_file_its_page_no_longer_links_is_withdrawn_kept_and_not_used() {
+    let (_d, lake) = local_lake();
+    let mirror = Mirror::start(vec![served(&untouched)]);
+    let source = Source::parse(&mirror.series_url());
+    full_sync(&lake, &source, "2021-01", "2021-01")
+        .await
+        .unwrap();
+    let from_map = format!(
+        "SELECT COUNT(*) FROM practice_snapshot WHERE snapshot_date = DATE '{DAY}' AND attributes_from = 'map'"
+    );
+    assert_ne!(rows(&lake, &from_map).await, vec!["0"]);
+    // The page is republished without the map.
+    let mut without_map = served(&untouched);
+    without_map.files.retain(|f| f.name != MAP);
+    mirror.publish(without_map);
+    let report = full_sync(&lake, &source, "2021-01", "2021-01")
+        .await
+        .unwrap();
+    assert_eq!(report.fetch.withdrawn, 1, "{}", report.fetch.summary());
+    assert!(report.fetch.summary().contains("1 withdrawn"));
+    let manifest = crate::support::manifest(&lake, "2021-01").await.unwrap();
+    let map = manifest.files.iter().find(|f| f.name == MAP).unwrap();
+    assert!(map.withdrawn.is_some());
+    assert!(
+        crate::support::bronze_bytes(&lake, "2021-01", MAP)
+            .await
+            .is_some(),
+        "kept in bronze"
+    );
+    // Rebuilt without it.
+    assert_eq!(rows(&lake, &from_map).await, vec!["0"]);
+    let used = rows(
+        &lake,
+        &format!("SELECT CAST(used AS VARCHAR) FROM files WHERE source_file = '{MAP}'"),
+    )
+    .await;
+    assert_eq!(used, vec!["false"]);
+    // Linked again: used again.
+    mirror.publish(served(&untouched));
+    full_sync(&lake, &source, "2021-01", "2021-01")
+        .await
+        .unwrap();
+    let manifest = crate::support::manifest(&lake, "2021-01").await.unwrap();
+    assert!(manifest.files.iter().all(|f| f.withdrawn.is_none()));
+    assert_ne!(rows(&lake, &from_map).await, vec!["0"]);
+}

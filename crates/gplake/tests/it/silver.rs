@@ -722,3 +722,141 @@ async fn a_renamed_practice_label_keeps_the_month_out() {
     )
     .await;
 }
+
+/// A 2016 wide 5-year file whose top columns are `MALE_85+`/`FEMALE_85+` (the sum of
+/// 85-89, 90-94 and 95+), as some pre-2017 files were published.
+fn open_top_band(text: &str) -> String {
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let folded = |sex: &str| -> Vec<usize> {
+        ["85-89", "90-94", "95+"]
+            .iter()
+            .map(|b| {
+                header
+                    .iter()
+                    .position(|h| *h == format!("{sex}_{b}"))
+                    .unwrap()
+            })
+            .collect()
+    };
+    let (male, female) = (folded("MALE"), folded("FEMALE"));
+    let rewrite = |fields: Vec<String>, sum: &dyn Fn(&[usize]) -> String| -> String {
+        let mut out = Vec::new();
+        for (i, f) in fields.iter().enumerate() {
+            if i == male[0] {
+                out.push(sum(&male));
+            } else if i == female[0] {
+                out.push(sum(&female));
+            } else if !male.contains(&i) && !female.contains(&i) {
+                out.push(f.clone());
+            }
+        }
+        out.join(",")
+    };
+    let head: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    let mut out = rewrite(head, &|cols: &[usize]| {
+        if cols == male.as_slice() {
+            "MALE_85+".into()
+        } else {
+            "FEMALE_85+".into()
+        }
+    }) + "\n";
+    for line in lines {
+        let fields: Vec<String> = line.split(',').map(str::to_string).collect();
+        let f2 = fields.clone();
+        let sum = move |cols: &[usize]| -> String {
+            cols.iter()
+                .map(|i| f2[*i].parse::<u64>().unwrap())
+                .sum::<u64>()
+                .to_string()
+        };
+        out.push_str(&(rewrite(fields, &sum) + "\n"));
+    }
+    out
+}
+
+#[tokio::test]
+async fn an_open_85_plus_top_band_is_stored_as_published_and_checked_against_single_years() {
+    let (_d, lake) = local_lake();
+    let dir = tempfile::tempdir().unwrap();
+    let r = release(&pop(), (2016, 1)).unwrap();
+    let mut expected = 0u64;
+    for f in &r.files {
+        let text = String::from_utf8(f.bytes.clone()).unwrap();
+        let text = if f.name.starts_with("gp-reg-patients-01-2016") {
+            let folded = open_top_band(&text);
+            expected = folded
+                .lines()
+                .skip(1)
+                .map(|l| {
+                    l.rsplit(',')
+                        .take(1)
+                        .next()
+                        .unwrap()
+                        .parse::<u64>()
+                        .unwrap()
+                })
+                .sum::<u64>();
+            folded
+        } else {
+            text
+        };
+        // Wide files carry no EXTRACT_DATE: a dated folder says the month.
+        let folder = dir.path().join("2016-01");
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join(&f.name), text).unwrap();
+    }
+    let report = full_sync(&lake, &Source::Dir(dir.path().into()), "2016-01", "2016-01")
+        .await
+        .unwrap();
+    let build = report.build.unwrap();
+    assert!(!build.gate_failed(), "{:?}", build.months[0].failures);
+    let top = rows(
+        &lake,
+        "SELECT CAST(SUM(registered_population) AS VARCHAR) FROM fact_gp_registered_patients WHERE age_band = '85+' AND sex = 'FEMALE'",
+    )
+    .await;
+    assert_eq!(top, vec![expected.to_string()]);
+    let split = rows(
+        &lake,
+        "SELECT COUNT(*) FROM fact_gp_registered_patients WHERE age_band IN ('85-89', '90-94', '95+')",
+    )
+    .await;
+    assert_eq!(split, vec!["0"], "never split into the bands it spans");
+    let dim = rows(&lake, "SELECT age_band FROM dim_age_band WHERE age = '85+'").await;
+    assert_eq!(dim, vec!["85+"]);
+    let gate = rows(
+        &lake,
+        "SELECT CAST(passed AS VARCHAR) FROM quality WHERE rule = 'single_age_matches_quinary'",
+    )
+    .await;
+    assert_eq!(gate, vec!["true"]);
+}
+
+#[tokio::test]
+async fn a_wide_file_without_age_columns_keeps_the_month_out() {
+    let (_d, lake) = local_lake();
+    let dir = tempfile::tempdir().unwrap();
+    for f in release(&pop(), (2016, 1)).unwrap().files {
+        let text = String::from_utf8(f.bytes).unwrap();
+        let text = if f.name.starts_with("gp-reg-patients-01-2016") {
+            // Only the first eight columns: codes and totals.
+            text.lines()
+                .map(|l| l.split(',').take(8).collect::<Vec<_>>().join(",") + "\n")
+                .collect()
+        } else {
+            text
+        };
+        // Wide files carry no EXTRACT_DATE: a dated folder says the month.
+        let folder = dir.path().join("2016-01");
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join(&f.name), text).unwrap();
+    }
+    let report = full_sync(&lake, &Source::Dir(dir.path().into()), "2016-01", "2016-01")
+        .await
+        .unwrap();
+    let build = report.build.unwrap();
+    assert!(build.gate_failed());
+    let failures = build.months[0].failures.join("\n");
+    assert!(failures.contains("no age columns (MALE_0-4"), "{failures}");
+}
