@@ -105,6 +105,18 @@ const POPULATION: Column = col(
     false,
     "Patients registered; zero cells are not stored, so a missing row means 0",
 );
+const MASKABLE_POPULATION: Column = col(
+    "registered_population",
+    Kind::Int,
+    true,
+    "Patients registered; zero cells are not stored, so a missing row means 0; NULL only for a cell the publisher masked (suppressed)",
+);
+const SUPPRESSED: Column = col(
+    "suppressed",
+    Kind::Bool,
+    false,
+    "True when the publisher masked the cell (`*` or blank in a pre-2017 wide file): the count is unknown, never 0",
+);
 const SOURCE_FILE: Column = col(
     "source_file",
     Kind::Text,
@@ -199,7 +211,8 @@ macro_rules! fact_columns {
             ATTRS[8],
             SEX,
             $age,
-            POPULATION,
+            MASKABLE_POPULATION,
+            SUPPRESSED,
             SOURCE_FILE,
             SOURCE_SHA,
         ]

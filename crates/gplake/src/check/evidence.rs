@@ -56,6 +56,8 @@ pub(crate) struct AgeAgg {
     pub(crate) bands: HashMap<(String, SexKey, u8), u64>,
     /// The first band of an open top band (`85+`), when the files use one.
     pub(crate) open_band: Option<u8>,
+    /// Masked cells per practice × sex (pre-2017 wide files): their sums cannot be verified.
+    pub(crate) suppressed: HashMap<(String, SexKey), u64>,
     /// Each key's line, to name both lines of a repeated key.
     keys: HashMap<(String, SexKey, AgeKey), u64>,
     /// Repeated keys: (file, practice, sex, age label, first line, repeated line).
@@ -98,6 +100,10 @@ impl AgeAgg {
             return;
         }
         let (code, sex, age) = key;
+        if row.suppressed {
+            *self.suppressed.entry((code, sex)).or_default() += 1;
+            return;
+        }
         if sex != SexKey::All && age != AgeKey::All {
             if let (AgeKey::OpenBand(_), Some(b)) = (age, age.first_band()) {
                 self.open_band = Some(self.open_band.map_or(b, |o| o.min(b)));
@@ -204,10 +210,14 @@ impl Aggregates {
         Some((by_file[file], file.to_string()))
     }
 
-    /// A practice's male and female patients from its age rows, `None` when no age file
-    /// gives them (never 0 for want of a file).
+    /// A practice's male and female patients from its age rows (from the wide files' total
+    /// columns before 2017), `None` when no age file gives them (never 0 for want of a file).
     pub(crate) fn by_sex(&self, code: &str) -> (Option<u64>, Option<u64>) {
         for agg in [&self.quinary, &self.single] {
+            let total = |sex| agg.all_rows.get(&(code.to_string(), sex)).copied();
+            if agg.wide && total(SexKey::Male).is_some() {
+                return (total(SexKey::Male), total(SexKey::Female));
+            }
             if agg.present && agg.has_practice(code) {
                 return (
                     agg.sex_total(code, SexKey::Male),

@@ -177,7 +177,12 @@ fn unique_keys(a: &AgeAgg, month: Month, name: &str) -> Vec<QualityResult> {
 
 fn leaves_sum_to_all(a: &AgeAgg, month: Month, name: &str) -> Vec<QualityResult> {
     let mut fails = Vec::new();
-    for ((code, sex), published) in a.all_rows.iter().filter(|((_, s), _)| *s != SexKey::All) {
+    let masked = |k: &(String, SexKey)| a.suppressed.contains_key(k);
+    let rows = a
+        .all_rows
+        .iter()
+        .filter(|(k, _)| k.1 != SexKey::All && !masked(k));
+    for ((code, sex), published) in rows {
         let sum = a.leaf.get(&(code.clone(), *sex)).copied().unwrap_or(0);
         if sum != *published {
             fails.push(QualityResult::fail(
@@ -200,9 +205,13 @@ fn leaves_sum_to_all(a: &AgeAgg, month: Month, name: &str) -> Vec<QualityResult>
         Severity::Error,
         fails,
         format!(
-            "{name}: Σ ages = ALL row for {} {} × sex",
+            "{name}: Σ ages = ALL row for {} {} × sex{}",
             a.all_rows.len(),
-            a.noun()
+            a.noun(),
+            match (a.suppressed.len(), a.suppressed.values().sum::<u64>()) {
+                (0, _) => String::new(),
+                (n, cells) => format!("; {n} not verifiable ({cells} suppressed cells)"),
+            }
         ),
     )
 }
@@ -344,7 +353,15 @@ fn single_age_matches_quinary(agg: &Aggregates, month: Month) -> Vec<QualityResu
     let top = agg.quinary.open_band.or(agg.single.open_band);
     let (q, s) = (fold(&agg.quinary.bands, top), fold(&agg.single.bands, top));
     let (q, s) = (&q, &s);
-    let mut keys: Vec<&(String, SexKey, u8)> = q.keys().chain(s.keys()).collect();
+    let masked = |code: &String, sex: &SexKey| {
+        let key = (code.clone(), *sex);
+        agg.quinary.suppressed.contains_key(&key) || agg.single.suppressed.contains_key(&key)
+    };
+    let mut keys: Vec<&(String, SexKey, u8)> = q
+        .keys()
+        .chain(s.keys())
+        .filter(|(code, sex, _)| !masked(code, sex))
+        .collect();
     keys.sort();
     keys.dedup();
     let fails = keys

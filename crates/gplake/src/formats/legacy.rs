@@ -77,6 +77,7 @@ pub(crate) fn parse_wide(
             sex: SexKey::All,
             age: AgeKey::All,
             count: 0,
+            suppressed: false,
         };
         let cells_iter = ages
             .iter()
@@ -84,11 +85,20 @@ pub(crate) fn parse_wide(
             .chain(totals.iter().map(|(s, i)| (*s, AgeKey::All, *i)));
         let mut rows = Vec::with_capacity(cells);
         for (sex, age, i) in cells_iter {
-            match parse_count(&field(i)) {
+            let text = field(i);
+            match parse_count(&text) {
                 Some(count) => rows.push(CountRow {
                     sex,
                     age,
                     count,
+                    ..base.clone()
+                }),
+                // A masked age cell is recorded as suppressed: never quarantined, never
+                // guessed (the practice's list size comes from its total column).
+                None if age != AgeKey::All && is_masked(&text) => rows.push(CountRow {
+                    sex,
+                    age,
+                    suppressed: true,
                     ..base.clone()
                 }),
                 None => {
@@ -111,6 +121,11 @@ pub(crate) fn parse_wide(
         }
     }
     Ok(stats)
+}
+
+/// `*` or an empty cell: the publisher's mark for a small number withheld.
+fn is_masked(text: &str) -> bool {
+    matches!(text.trim(), "" | "*")
 }
 
 /// The sex and age (or band) of every wide column; a column that fits neither scheme stops

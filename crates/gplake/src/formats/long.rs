@@ -181,5 +181,6 @@ fn row(
         sex,
         age,
         count,
+        suppressed: false,
     }))
 }

@@ -164,6 +164,9 @@ pub struct CountRow {
     pub age: AgeKey,
     /// The count.
     pub count: u64,
+    /// The publisher masked the cell (`*` or blank in a pre-2017 wide file): `count` is 0
+    /// and means unknown, never zero.
+    pub suppressed: bool,
 }
 
 impl CountRow {
@@ -282,6 +285,7 @@ impl FileStats {
     fn tally(&mut self, row: &CountRow) {
         match () {
             _ if !row.is_leaf() => self.rows_subtotal += 1,
+            _ if row.suppressed => self.rows_leaf += 1,
             _ if row.count == 0 => self.rows_zero += 1,
             _ => self.rows_leaf += 1,
         }

@@ -361,7 +361,7 @@ impl Builder<'_> {
                     }
                     let written = if row.level == OrgLevel::Practice {
                         agg.add(&row, label);
-                        if !row.is_leaf() || row.count == 0 {
+                        if !row.is_leaf() || (row.count == 0 && !row.suppressed) {
                             return;
                         }
                         self.write_fact(&mut sink, &row, label, &input.sha256, banded)
@@ -475,7 +475,8 @@ impl Builder<'_> {
             Val::Text(a.region_name.as_deref()),
             Val::Text(Some(row.sex.label())),
             Val::Text(Some(&age)),
-            Val::Int(row.count as i64),
+            Val::OptInt((!row.suppressed).then_some(row.count as i64)),
+            Val::Bool(row.suppressed),
             Val::Text(Some(file)),
             Val::Text(Some(sha)),
         ];

@@ -191,9 +191,10 @@ async fn lsoa_dims_and_lineage() {
     // dim_organisation knows sub-ICB locations with their parents, effective-dated.
     let orgs = rows(&lake, "SELECT COUNT(*) FROM dim_organisation WHERE org_type = 'SUB_ICB' AND parent_code IS NOT NULL").await;
     assert_ne!(orgs, ["0"]);
+    // 0 … 94, 95+, and the open top bands of some pre-2017 files (85+, 90+).
     assert_eq!(
         rows(&lake, "SELECT COUNT(*) FROM dim_age_band").await,
-        ["96"]
+        ["98"]
     );
     // Lineage: every fact row names its bronze file and hash.
     let lineage = rows(&lake, "SELECT COUNT(*) FROM fact_gp_registered_patients WHERE source_file IS NULL OR length(source_sha256) <> 64").await;
@@ -859,4 +860,68 @@ async fn a_wide_file_without_age_columns_keeps_the_month_out() {
     assert!(build.gate_failed());
     let failures = build.months[0].failures.join("\n");
     assert!(failures.contains("no age columns (MALE_0-4"), "{failures}");
+}
+
+#[tokio::test]
+async fn masked_cells_in_wide_files_are_recorded_as_suppressed_never_guessed() {
+    let (_d, lake) = local_lake();
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("2016-01");
+    std::fs::create_dir_all(&folder).unwrap();
+    let mut masked = Vec::new();
+    for f in release(&pop(), (2016, 1)).unwrap().files {
+        let mut text = String::from_utf8(f.bytes).unwrap();
+        if f.name.starts_with("gp-reg-patients-01-2016") {
+            let mut lines: Vec<Vec<String>> = text
+                .lines()
+                .map(|l| l.split(',').map(str::to_string).collect())
+                .collect();
+            let at = |name: &str| lines[0].iter().position(|h| h == name).unwrap();
+            let (male, female) = (at("MALE_0-4"), at("FEMALE_0-4"));
+            let (total, total_male) = (at("TOTAL_ALL"), at("TOTAL_MALE"));
+            lines[1][male] = "*".into();
+            lines[2][female] = String::new();
+            for line in &lines[1..3] {
+                masked.push((
+                    line[0].clone(),
+                    line[total].clone(),
+                    line[total_male].clone(),
+                ));
+            }
+            text = lines.iter().map(|l| l.join(",") + "\n").collect();
+        }
+        std::fs::write(folder.join(&f.name), text).unwrap();
+    }
+    let report = full_sync(&lake, &Source::Dir(dir.path().into()), "2016-01", "2016-01")
+        .await
+        .unwrap();
+    let build = report.build.unwrap();
+    assert!(!build.gate_failed(), "{:?}", build.months[0].failures);
+    let cells = rows(
+        &lake,
+        "SELECT practice_code, sex, age_band FROM fact_gp_registered_patients WHERE suppressed AND registered_population IS NULL ORDER BY 1",
+    )
+    .await;
+    assert_eq!(cells.len(), 2, "{cells:?}");
+    for (code, total, male) in &masked {
+        let snapshot = rows(
+            &lake,
+            &format!("SELECT CAST(registered_population AS VARCHAR), CAST(male AS VARCHAR), total_from FROM practice_snapshot WHERE practice_code = '{code}'"),
+        )
+        .await;
+        assert_eq!(snapshot, vec![format!("{total}\t{male}\twide_total")]);
+    }
+    let bands = rows(
+        &lake,
+        "SELECT CAST(passed AS VARCHAR), message FROM quality WHERE rule = 'bands_sum_to_all'",
+    )
+    .await;
+    assert!(
+        bands
+            .iter()
+            .any(|r| r.starts_with("true") && r.contains("2 not verifiable (2 suppressed cells)")),
+        "{bands:?}"
+    );
+    let quarantined = rows(&lake, "SELECT COUNT(*) FROM quarantine").await;
+    assert_eq!(quarantined, vec!["0"], "masked cells are never quarantined");
 }
