@@ -182,6 +182,18 @@ async fn build_one(
     };
     let reissue_changed = (!reissue.is_empty()).then(|| reissue.len() - 1);
     results.extend(reissue);
+    if let Some(warning) = &plan.unconfirmed {
+        let subject = "release";
+        let result = QualityResult::fail(
+            Some(month),
+            Rule::SourceSet,
+            Severity::Warning,
+            subject,
+            None,
+            format!("month {month}: {warning}"),
+        );
+        results.push(result);
+    }
     let failures: Vec<String> = results
         .iter()
         .filter(|r| r.is_hard_failure())

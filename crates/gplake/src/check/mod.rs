@@ -53,10 +53,14 @@ pub enum Rule {
     ReissueChanged,
     /// `rows_readable`.
     RowsReadable,
+    /// `source_set`.
+    SourceSet,
     /// `single_age_matches_quinary`.
     SingleAgeMatchesQuinary,
     /// `small_practice`.
     SmallPractice,
+    /// `text_encoding`.
+    TextEncoding,
     /// `unique_keys`.
     UniqueKeys,
     /// `unknown_column`.
@@ -82,8 +86,10 @@ impl Rule {
             Rule::PracticeTotalsMatch => "practice_totals_match",
             Rule::ReissueChanged => "reissue_changed",
             Rule::RowsReadable => "rows_readable",
+            Rule::SourceSet => "source_set",
             Rule::SingleAgeMatchesQuinary => "single_age_matches_quinary",
             Rule::SmallPractice => "small_practice",
+            Rule::TextEncoding => "text_encoding",
             Rule::UniqueKeys => "unique_keys",
             Rule::UnknownColumn => "unknown_column",
         }

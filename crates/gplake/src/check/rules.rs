@@ -48,7 +48,27 @@ pub(crate) fn month_rules(agg: &Aggregates, month: Month) -> Vec<QualityResult> 
     out.extend(lsoa_matches_practices(agg, month));
     out.extend(plausibility(agg, month));
     out.extend(unread_columns(agg, month));
+    out.extend(text_encoding(agg, month));
     out
+}
+
+/// Files with text that was not UTF-8, once each: read as Windows-1252 (a note, since a
+/// name could read differently from the publisher's intent).
+fn text_encoding(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
+    agg.file_stats
+        .iter()
+        .filter_map(|(file, _, stats)| Some((file, stats.encoding.as_ref()?)))
+        .map(|(file, note)| {
+            QualityResult::fail(
+                Some(month),
+                Rule::TextEncoding,
+                Severity::Warning,
+                file,
+                None,
+                note.clone(),
+            )
+        })
+        .collect()
 }
 
 /// Columns a file has that gplake does not know: set aside, never blocking (they cannot

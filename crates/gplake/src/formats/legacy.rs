@@ -120,6 +120,7 @@ pub(crate) fn parse_wide(
             on_row(row);
         }
     }
+    stats.encoding = records.encoding_note();
     Ok(stats)
 }
 

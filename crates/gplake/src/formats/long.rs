@@ -85,6 +85,7 @@ pub(crate) fn parse_counts(
                 .join(", "),
         });
     }
+    stats.encoding = records.encoding_note();
     Ok(stats)
 }
 

@@ -118,5 +118,6 @@ pub(crate) fn parse_lsoa(
             stats.rows_read += 2;
         }
     }
+    stats.encoding = records.encoding_note();
     Ok(stats)
 }

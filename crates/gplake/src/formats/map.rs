@@ -60,5 +60,6 @@ pub(crate) fn parse_map(
             line,
         });
     }
+    stats.encoding = records.encoding_note();
     Ok((out, stats))
 }

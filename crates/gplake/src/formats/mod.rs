@@ -268,6 +268,9 @@ pub struct FileStats {
     /// extra column), one line each naming file, line and column.
     #[serde(skip)]
     pub warnings: Vec<String>,
+    /// Set when some of the file's text was not UTF-8 and was read as Windows-1252.
+    #[serde(skip)]
+    pub encoding: Option<String>,
 }
 
 impl FileStats {

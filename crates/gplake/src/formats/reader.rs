@@ -87,6 +87,8 @@ pub(crate) struct Records<'a> {
     pub(crate) label: String,
     /// The header names.
     pub(crate) header: Vec<String>,
+    /// Records with text that is not UTF-8 (read as Windows-1252), and the first one's line.
+    not_utf8: (u64, u64),
 }
 
 impl<'a> Records<'a> {
@@ -107,6 +109,7 @@ impl<'a> Records<'a> {
             line: 1,
             label: label.to_string(),
             header,
+            not_utf8: (0, 0),
         })
     }
 
@@ -118,11 +121,30 @@ impl<'a> Records<'a> {
         match self.reader.read_byte_record(record) {
             Ok(true) => {
                 self.line += 1;
+                if std::str::from_utf8(record.as_slice()).is_err() {
+                    if self.not_utf8.0 == 0 {
+                        self.not_utf8.1 = self.line;
+                    }
+                    self.not_utf8.0 += 1;
+                }
                 Ok(Some(self.line))
             }
             Ok(false) => Ok(None),
             Err(e) => Err(csv_error(&self.label, e, self.line + 1)),
         }
+    }
+}
+
+impl Records<'_> {
+    /// One line for the quality results when some text was read as Windows-1252.
+    pub(crate) fn encoding_note(&self) -> Option<String> {
+        let (rows, first) = self.not_utf8;
+        (rows > 0).then(|| {
+            format!(
+                "{} line {first}: {rows} rows have text that is not UTF-8, read as Windows-1252 (files saved by Windows tools)",
+                self.label
+            )
+        })
     }
 }
 

@@ -1,8 +1,9 @@
 //! Which bronze files a month's silver is built from.
 //!
-//! Each family (and LSOA vintage) contributes one set. When a release offers two (April
-//! 2024: NHAIS and PDS), the PDS set is used — the source every month after it comes from —
-//! and the other is kept in bronze and reported. A reissued `_v2` file wins over its
+//! Each family (and LSOA vintage) contributes one file. When a release offers two sets (April
+//! 2024: NHAIS and PDS), one whole set is used, never families from two: the PDS set — the
+//! source every month after it comes from — as its link text, folder or file names say, and
+//! the other is kept in bronze and reported. A reissued `_v2` file wins over its
 //! original. Files of no known family, files their page withdrew, and the persons
 //! single-age file (the facts come from the male and female files), are not used.
 
@@ -29,54 +30,113 @@ pub(crate) struct Plan {
     pub(crate) unused: Vec<(String, Family, String)>,
     /// Which set was used when there was a choice.
     pub(crate) source_set: String,
+    /// Set when the release offered two sets and nothing in the files said which is PDS.
+    pub(crate) unconfirmed: Option<String>,
 }
 
-/// Chooses one set of files per family.
+/// Chooses one set of files. Reissues (`_v2`, `(revised)`) first replace their originals;
+/// then, when a family still appears more than once, the release offers several sets (the
+/// k-th file of each family, in page order, belongs to set k), and one whole set is used —
+/// never families from two sets.
 pub(crate) fn choose(manifest: &Manifest) -> Plan {
-    let mut used: Vec<&ManifestFile> = Vec::new();
     let mut unused: Vec<&ManifestFile> = Vec::new();
-    let mut duplicates = 0;
+    let mut sets: Vec<Vec<&ManifestFile>> = Vec::new();
     for file in &manifest.files {
         let family = file.kind.family;
-        if matches!(family, Family::Unknown | Family::SingleAgeAll) || file.withdrawn.is_some() {
+        let superseded = manifest
+            .files
+            .iter()
+            .any(|f| same_family(f, file) && version(f) > version(file));
+        if matches!(family, Family::Unknown | Family::SingleAgeAll)
+            || file.withdrawn.is_some()
+            || superseded
+        {
             unused.push(file);
             continue;
         }
-        let same = |f: &&&ManifestFile| {
-            f.kind.family == family && f.kind.lsoa_vintage == file.kind.lsoa_vintage
-        };
-        match used.iter().position(|f| same(&f)) {
-            None => used.push(file),
-            Some(i) => {
-                duplicates += 1;
-                if better(file, used[i]) {
-                    unused.push(std::mem::replace(&mut used[i], file));
-                } else {
-                    unused.push(file);
-                }
-            }
+        match sets
+            .iter()
+            .position(|s| !s.iter().any(|f| same_family(f, file)))
+        {
+            Some(k) => sets[k].push(file),
+            None => sets.push(vec![file]),
         }
     }
-    let marked = used.iter().any(|f| is_pds(f)) || unused.iter().any(|f| is_nhais(f));
-    let source_set = match duplicates {
-        0 => "single set".to_string(),
-        n if marked => format!("PDS ({n} files of the NHAIS set kept in bronze, not used)"),
-        n => format!("first set ({n} files of another set kept in bronze, not used)"),
-    };
+    let (chosen, source_set, unconfirmed) = pick(&sets);
+    for (k, set) in sets.iter().enumerate() {
+        if k != chosen {
+            unused.extend(set.iter().copied());
+        }
+    }
     Plan {
-        used: used.into_iter().map(chosen).collect(),
+        used: sets
+            .get(chosen)
+            .into_iter()
+            .flatten()
+            .map(|f| chosen_file(f))
+            .collect(),
         unused: unused
             .into_iter()
             .map(|f| (f.name.clone(), f.kind.family, f.current.sha256.clone()))
             .collect(),
         source_set,
+        unconfirmed,
     }
 }
 
-/// The link text or the source path names the data source.
+/// The set to use: the one marked PDS, else the one not marked NHAIS; with no marks at all,
+/// the first, and a warning that the choice could not be confirmed.
+fn pick(sets: &[Vec<&ManifestFile>]) -> (usize, String, Option<String>) {
+    if sets.len() <= 1 {
+        return (0, "single set".into(), None);
+    }
+    let marked = |k: usize, f: fn(&ManifestFile) -> bool| sets[k].iter().any(|x| f(x));
+    let others = |k: usize| {
+        sets.iter()
+            .enumerate()
+            .filter(|(i, _)| *i != k)
+            .map(|(_, s)| s.len())
+            .sum::<usize>()
+    };
+    if let Some(k) = (0..sets.len()).find(|&k| marked(k, is_pds) && !marked(k, is_nhais)) {
+        let label = format!(
+            "PDS ({} files of the NHAIS set kept in bronze, not used)",
+            others(k)
+        );
+        return (k, label, None);
+    }
+    let not_nhais: Vec<usize> = (0..sets.len()).filter(|&k| !marked(k, is_nhais)).collect();
+    if let ([k], true) = (not_nhais.as_slice(), not_nhais.len() < sets.len()) {
+        let label = format!(
+            "PDS ({} files of the NHAIS set kept in bronze, not used)",
+            others(*k)
+        );
+        return (*k, label, None);
+    }
+    let label = format!(
+        "first set ({} files of another set kept in bronze, not used)",
+        others(0)
+    );
+    let warning = format!(
+        "the release offers {} sets of files and neither their names, links nor folders say which is PDS: the first listed set was used (PDS is the source from April 2024)",
+        sets.len()
+    );
+    (0, label, Some(warning))
+}
+
+fn same_family(a: &ManifestFile, b: &ManifestFile) -> bool {
+    a.kind.family == b.kind.family && a.kind.lsoa_vintage == b.kind.lsoa_vintage
+}
+
+fn version(f: &ManifestFile) -> u32 {
+    f.kind.version.unwrap_or(1)
+}
+
+/// The link text, the source path or the file's own name names the data source.
 fn says(f: &ManifestFile, word: &str) -> bool {
-    f.link_text.to_ascii_uppercase().contains(word)
-        || f.current.source_url.to_ascii_uppercase().contains(word)
+    [&f.link_text, &f.current.source_url, &f.original_name]
+        .iter()
+        .any(|t| t.to_ascii_uppercase().contains(word))
 }
 
 fn is_pds(f: &ManifestFile) -> bool {
@@ -87,20 +147,7 @@ fn is_nhais(f: &ManifestFile) -> bool {
     says(f, "NHAIS")
 }
 
-/// Not NHAIS, then PDS, then the highest `_vN`, then the plain (not disambiguated) name.
-fn better(a: &ManifestFile, b: &ManifestFile) -> bool {
-    let rank = |f: &ManifestFile| {
-        (
-            !is_nhais(f),
-            is_pds(f),
-            f.kind.version.unwrap_or(1),
-            !f.name.contains('~'),
-        )
-    };
-    rank(a) > rank(b)
-}
-
-fn chosen(f: &ManifestFile) -> Chosen {
+fn chosen_file(f: &ManifestFile) -> Chosen {
     Chosen {
         name: f.name.clone(),
         path: f.current.path.clone(),

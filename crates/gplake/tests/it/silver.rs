@@ -602,6 +602,18 @@ async fn names_in_windows_1252_are_decoded_and_utf8_is_kept() {
     )
     .await;
     assert_eq!(names, vec!["CAFÉ SURGERY", "ST MARY\u{2019}S SURGERY"]);
+    // The file is noted once, naming the first line (the valid UTF-8 line is not counted).
+    let notes = crate::support::rows(
+        &lake,
+        "SELECT message FROM quality WHERE rule = 'text_encoding'",
+    )
+    .await;
+    assert_eq!(
+        notes,
+        vec![
+            "gp-reg-pat-prac-map.csv line 2: 1 rows have text that is not UTF-8, read as Windows-1252 (files saved by Windows tools)"
+        ]
+    );
 }
 
 /// Repeats line `n` of a CSV text at its end.
@@ -924,4 +936,92 @@ async fn masked_cells_in_wide_files_are_recorded_as_suppressed_never_guessed() {
     );
     let quarantined = rows(&lake, "SELECT COUNT(*) FROM quarantine").await;
     assert_eq!(quarantined, vec!["0"], "masked cells are never quarantined");
+}
+
+/// April 2024 served with its NHAIS set listed first, and link texts passed through `label`.
+fn april_2024(label: impl Fn(&str) -> String) -> SynthRelease {
+    let mut r = release(&pop(), (2024, 4)).unwrap();
+    let (pds, nhais): (Vec<_>, Vec<_>) = r
+        .files
+        .into_iter()
+        .partition(|f| f.link_text.ends_with("(PDS)"));
+    r.files = nhais.into_iter().chain(pds).collect();
+    for f in &mut r.files {
+        f.link_text = label(&f.link_text);
+    }
+    r
+}
+
+async fn used_files(lake: &Lake) -> Vec<String> {
+    rows(
+        lake,
+        "SELECT source_file FROM files WHERE used AND snapshot_date = DATE '2024-04-01' ORDER BY 1",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_pds_set_wins_even_listed_second_and_sets_are_never_mixed() {
+    let (_d, lake) = local_lake();
+    let mirror = Mirror::start(vec![april_2024(|t| t.to_string())]);
+    let report = full_sync(
+        &lake,
+        &Source::parse(&mirror.series_url()),
+        "2024-04",
+        "2024-04",
+    )
+    .await
+    .unwrap();
+    let build = report.build.unwrap();
+    assert!(
+        build.months[0].source_set.starts_with("PDS ("),
+        "{}",
+        build.months[0].source_set
+    );
+    assert_eq!(
+        silver_by_band(&lake, (2024, 4)).await,
+        truth_by_band(&pop(), (2024, 4))
+    );
+    // Listed second, the PDS files carry the folder tag: every file used has it.
+    let used = used_files(&lake).await;
+    assert!(
+        !used.is_empty() && used.iter().all(|f| f.contains('~')),
+        "{used:?}"
+    );
+    assert!(
+        !build.months[0]
+            .warnings
+            .iter()
+            .any(|w| w.contains("which is PDS"))
+    );
+}
+
+#[tokio::test]
+async fn with_no_marker_words_one_whole_set_is_used_and_the_choice_is_warned() {
+    let (_d, lake) = local_lake();
+    let unmarked = |t: &str| t.replace(" (PDS)", "").replace(" (NHAIS)", "");
+    let mirror = Mirror::start(vec![april_2024(unmarked)]);
+    let report = full_sync(
+        &lake,
+        &Source::parse(&mirror.series_url()),
+        "2024-04",
+        "2024-04",
+    )
+    .await
+    .unwrap();
+    let build = report.build.unwrap();
+    let m = &build.months[0];
+    assert!(m.source_set.starts_with("first set ("), "{}", m.source_set);
+    assert!(
+        m.warnings
+            .iter()
+            .any(|w| w.contains("neither their names, links nor folders say which is PDS")),
+        "{:?}",
+        m.warnings
+    );
+    let used = used_files(&lake).await;
+    assert!(
+        !used.is_empty() && used.iter().all(|f| !f.contains('~')),
+        "one set only: {used:?}"
+    );
 }
