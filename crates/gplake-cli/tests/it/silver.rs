@@ -234,3 +234,64 @@ fn an_alias_unblocks_exactly_the_months_it_reads() {
         "{state}"
     );
 }
+
+#[test]
+fn a_broken_lsoa_file_shows_as_a_partial_month_in_status_and_check() {
+    let pop = Population::new(4, 8);
+    let dir = tempfile::tempdir().unwrap();
+    for f in release(&pop, (2021, 1)).unwrap().files {
+        let bytes = if f.name.starts_with("gp-reg-pat-prac-lsoa") {
+            // A ZIP cut short: its members cannot be read.
+            f.bytes[..f.bytes.len() - 40].to_vec()
+        } else {
+            f.bytes
+        };
+        let folder = dir.path().join("2021-01");
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join(&f.name), bytes).unwrap();
+    }
+    let lake = tempfile::tempdir().unwrap();
+    let lake = lake.path().to_str().unwrap();
+    let src = dir.path().to_str().unwrap();
+    let sync = gplake(&["--lake", lake, "sync", "--source", src], &[]);
+    assert_eq!(
+        sync.status.code(),
+        Some(3),
+        "{}{}",
+        stdout(&sync),
+        stderr(&sync)
+    );
+    let text = stdout(&sync);
+    assert!(text.contains("2021-01  partial"), "{text}");
+    assert!(
+        text.contains("(fact_gp_registered_patients_lsoa kept out)"),
+        "{text}"
+    );
+
+    let status = gplake(&["--lake", lake, "status"], &[]);
+    let text = stdout(&status);
+    let line = text.lines().find(|l| l.starts_with("2021-01")).unwrap();
+    assert!(
+        line.contains("PARTIAL (1)") && line.contains("(= published)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("kept out: fact_gp_registered_patients_lsoa"),
+        "{text}"
+    );
+
+    let check = gplake(&["--lake", lake, "check"], &[]);
+    assert_eq!(check.status.code(), Some(3));
+    let text = stdout(&check);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("fact_gp_registered_patients_lsoa") && l.contains("failed")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("fact_gp_registered_patients ") && l.contains("built")),
+        "{text}"
+    );
+    assert!(text.contains("1 with a table kept out"), "{text}");
+}

@@ -132,20 +132,27 @@ impl Walk {
     }
 }
 
+/// The month of a file: its EXTRACT_DATE, else its name, else its folders. A file whose
+/// content cannot be read is still placed by its name or folder when they say the month
+/// (the build then names what is wrong with it, keeping out only what it feeds); with
+/// nothing else to go on, the unreadable content is the error. An EXTRACT_DATE that is there
+/// but unreadable is always an error: it may name another month.
 fn month_of_file(root: &Path, file: &Path) -> Result<Month, LocalSourceError> {
-    if let Some(date) = extract_date_of_file(file)? {
+    let sniffed = extract_date_of_file(file);
+    if let Ok(Some(date)) = sniffed {
         return Ok(Month::of(date));
     }
     let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    if let Some(month) = month_from_name(name) {
-        return Ok(month);
-    }
     let folders = file.parent().and_then(|p| p.strip_prefix(root).ok());
-    folders
-        .and_then(month_from_folders)
-        .ok_or_else(|| LocalSourceError::NoMonth {
+    let named = month_from_name(name).or_else(|| folders.and_then(month_from_folders));
+    match (named, sniffed) {
+        (_, Err(e @ SniffError::BadDate { .. })) => Err(e.into()),
+        (Some(month), _) => Ok(month),
+        (None, Err(e)) => Err(e.into()),
+        (None, Ok(_)) => Err(LocalSourceError::NoMonth {
             file: file.display().to_string(),
-        })
+        }),
+    }
 }
 
 /// `2024-05`, `may-2024` or `snapshot_year=2024/snapshot_month=05`, nearest folder first.

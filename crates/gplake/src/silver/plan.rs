@@ -174,3 +174,89 @@ pub(crate) fn fingerprint(manifest: &Manifest) -> String {
     parts.sort();
     hex::encode(Sha256::digest(parts.join("\n").as_bytes()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fetch::FileRevision;
+    use crate::formats::classify;
+
+    fn file(name: &str, link_text: &str) -> ManifestFile {
+        let original = name.split('~').next().unwrap_or(name).to_string();
+        ManifestFile {
+            name: name.to_string(),
+            original_name: original.clone(),
+            kind: classify(&original),
+            link_text: link_text.to_string(),
+            current: FileRevision {
+                revision: 1,
+                path: name.to_string(),
+                source_url: format!("https://files.digital.nhs.uk/x/{original}"),
+                page_url: "https://digital.nhs.uk/x/april-2024".into(),
+                published: None,
+                etag: None,
+                last_modified: None,
+                size: 1,
+                sha256: format!("sha-{name}"),
+                fetched_at: chrono::DateTime::UNIX_EPOCH,
+                replaced_at: None,
+            },
+            revisions: Vec::new(),
+            withdrawn: None,
+        }
+    }
+
+    fn plan(files: Vec<ManifestFile>) -> Plan {
+        let mut m = Manifest::new(
+            crate::month::Month::new(2024, 4).unwrap(),
+            "https://digital.nhs.uk/x/april-2024",
+            chrono::DateTime::UNIX_EPOCH,
+        );
+        m.files = files;
+        choose(&m)
+    }
+
+    fn used(p: &Plan) -> Vec<&str> {
+        p.used.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    #[test]
+    fn a_reissue_replaces_its_original_within_one_set() {
+        for v2 in [
+            "gp-reg-pat-prac-map_v2.csv",
+            "gp-reg-pat-prac-map-v2.csv",
+            "gp-reg-pat-prac-map (revised).csv",
+        ] {
+            let p = plan(vec![
+                file("gp-reg-pat-prac-map.csv", ""),
+                file("gp-reg-pat-prac-all.csv", ""),
+                file(v2, ""),
+            ]);
+            assert_eq!(used(&p), ["gp-reg-pat-prac-all.csv", v2], "{v2}");
+            assert_eq!(p.source_set, "single set");
+        }
+    }
+
+    #[test]
+    fn a_set_marked_only_on_some_files_is_never_mixed() {
+        // Only the second set's map says PDS: the whole second set is used.
+        let p = plan(vec![
+            file("gp-reg-pat-prac-all.csv", "Totals"),
+            file("gp-reg-pat-prac-map.csv", "Mapping"),
+            file("gp-reg-pat-prac-all~B.csv", "Totals"),
+            file("gp-reg-pat-prac-map~B.csv", "Mapping (PDS)"),
+        ]);
+        assert_eq!(
+            used(&p),
+            ["gp-reg-pat-prac-all~B.csv", "gp-reg-pat-prac-map~B.csv"]
+        );
+        assert!(p.unconfirmed.is_none());
+        // A withdrawn file is never used.
+        let mut files = vec![
+            file("gp-reg-pat-prac-all.csv", ""),
+            file("gp-reg-pat-prac-map.csv", ""),
+        ];
+        files[1].withdrawn = Some(chrono::DateTime::UNIX_EPOCH);
+        assert_eq!(used(&plan(files)), ["gp-reg-pat-prac-all.csv"]);
+    }
+}
