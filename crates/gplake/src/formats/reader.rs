@@ -12,6 +12,9 @@ use super::FormatError;
 
 /// Largest decompressed member accepted (the biggest real CSV is ~40 MB).
 const MAX_MEMBER_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+/// Longest line accepted (real lines are under 300 bytes): a newline-free stream cannot
+/// take the memory.
+const MAX_LINE_BYTES: u64 = 1024 * 1024;
 
 /// Calls `each` with every CSV in the file at `path`: the file itself, or each `.csv` member
 /// of a ZIP (labelled `name!member`).
@@ -28,7 +31,50 @@ pub(crate) fn each_csv(
     if is_zip(&mut file).map_err(io)? {
         each_member(file, name, each)
     } else {
-        each(name, &mut std::io::BufReader::new(file))
+        let mut bounded = Bounded::new(file, u64::MAX, MAX_LINE_BYTES);
+        each(name, &mut std::io::BufReader::new(&mut bounded))
+    }
+}
+
+/// A reader that fails — never cuts silently — past `left` bytes in all or `max_line` bytes
+/// without a newline: a member bigger than any real file, or a line no real file has.
+struct Bounded<R> {
+    inner: R,
+    left: u64,
+    max_line: u64,
+    line: u64,
+}
+
+impl<R: Read> Bounded<R> {
+    fn new(inner: R, left: u64, max_line: u64) -> Bounded<R> {
+        Bounded {
+            inner,
+            left,
+            max_line,
+            line: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n as u64 > self.left {
+            return Err(std::io::Error::other(format!(
+                "larger than gplake accepts ({MAX_MEMBER_BYTES} bytes decompressed): not read, rather than cut"
+            )));
+        }
+        self.left -= n as u64;
+        for &b in &buf[..n] {
+            self.line = if b == b'\n' { 0 } else { self.line + 1 };
+            if self.line > self.max_line {
+                return Err(std::io::Error::other(format!(
+                    "a line longer than {} bytes: not a file of the series",
+                    self.max_line
+                )));
+            }
+        }
+        Ok(n)
     }
 }
 
@@ -69,8 +115,11 @@ fn each_member(
         let entry = archive
             .by_index(index)
             .map_err(|e| zip_err(e.to_string()))?;
-        let mut bounded = std::io::BufReader::new(entry.take(MAX_MEMBER_BYTES));
-        each(&format!("{name}!{member}"), &mut bounded)?;
+        let mut bounded = Bounded::new(entry, MAX_MEMBER_BYTES, MAX_LINE_BYTES);
+        each(
+            &format!("{name}!{member}"),
+            &mut std::io::BufReader::new(&mut bounded),
+        )?;
     }
     Ok(())
 }
@@ -207,6 +256,23 @@ fn windows_1252(byte: u8) -> char {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_oversized_stream_or_line_fails_instead_of_being_cut() {
+        let read_all = |bytes: &[u8], left, line| {
+            let mut out = Vec::new();
+            Bounded::new(bytes, left, line)
+                .read_to_end(&mut out)
+                .map(|_| out)
+        };
+        assert_eq!(read_all(b"a,b\n1,2\n", 100, 10).unwrap(), b"a,b\n1,2\n");
+        assert!(read_all(b"a,b\n1,2\n", 4, 10).is_err(), "too big");
+        let err = read_all(b"a,b\n12345678901\n", 100, 10).unwrap_err();
+        assert!(
+            err.to_string().contains("a line longer than 10 bytes"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn utf8_stays_and_windows_1252_is_decoded() {
