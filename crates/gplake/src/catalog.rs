@@ -225,12 +225,7 @@ pub const FACT_QUINARY: TableDef = TableDef {
     name: "fact_gp_registered_patients",
     comment: "Patients registered at each GP practice by sex and 5-year age band, monthly (leaf rows only: totals are sums)",
     partition: Some("snapshot_date"),
-    columns: fact_columns!(col(
-        "age_band",
-        Kind::Text,
-        false,
-        "5-year age band: 0-4 … 90-94, 95+"
-    )),
+    columns: fact_columns!(AGE_BAND),
 };
 
 /// Practice × sex × single year of age, monthly.
@@ -239,12 +234,7 @@ pub const FACT_SINGLE_AGE: TableDef = TableDef {
     name: "fact_gp_registered_patients_single_age",
     comment: "Patients registered at each GP practice by sex and single year of age, monthly (leaf rows only)",
     partition: Some("snapshot_date"),
-    columns: fact_columns!(col(
-        "age",
-        Kind::Text,
-        false,
-        "Single year of age: 0 … 94, 95+"
-    )),
+    columns: fact_columns!(AGE_YEAR),
 };
 
 /// Practice × LSOA × sex, quarterly.
@@ -281,6 +271,13 @@ pub const FACT_LSOA: TableDef = TableDef {
     ],
 };
 
+const AGE_BAND: Column = col(
+    "age_band",
+    Kind::Text,
+    false,
+    "5-year age band: 0-4 … 90-94, 95+",
+);
+const AGE_YEAR: Column = col("age", Kind::Text, false, "Single year of age: 0 … 94, 95+");
 const ORG_TYPE: Column = col(
     "org_type",
     Kind::Text,
@@ -312,12 +309,7 @@ pub const FACT_ORG_QUINARY: TableDef = TableDef {
         ORG_CODE,
         ORG_ONS,
         SEX,
-        col(
-            "age_band",
-            Kind::Text,
-            false,
-            "5-year age band: 0-4 … 90-94, 95+",
-        ),
+        AGE_BAND,
         POPULATION,
         SOURCE_FILE,
         SOURCE_SHA,
@@ -336,7 +328,7 @@ pub const FACT_ORG_SINGLE_AGE: TableDef = TableDef {
         ORG_CODE,
         ORG_ONS,
         SEX,
-        col("age", Kind::Text, false, "Single year of age: 0 … 94, 95+"),
+        AGE_YEAR,
         POPULATION,
         SOURCE_FILE,
         SOURCE_SHA,

@@ -172,28 +172,7 @@ async fn build_one(
     let built = build_silver(lake, &open, &plan, month, at, &aliases).await?;
     let (mut results, built) = gate(built, month)?;
     let evidence = built.as_ref().map(|b| &b.aggregates);
-    let national = evidence.map(national_figure);
-    let families_missing = evidence
-        .map(|a| a.missing.iter().map(|m| m.to_string()).collect())
-        .unwrap_or_default();
-    let reissue = match (&held, evidence) {
-        (Some(held), Some(agg)) => rules::reissue_changes(held, agg, month),
-        _ => Vec::new(),
-    };
-    let reissue_changed = (!reissue.is_empty()).then(|| reissue.len() - 1);
-    results.extend(reissue);
-    if let Some(warning) = &plan.unconfirmed {
-        let subject = "release";
-        let result = QualityResult::fail(
-            Some(month),
-            Rule::SourceSet,
-            Severity::Warning,
-            subject,
-            None,
-            format!("month {month}: {warning}"),
-        );
-        results.push(result);
-    }
+    let found = findings(&mut results, evidence, held.as_ref(), &plan, month);
     let failures: Vec<String> = results
         .iter()
         .filter(|r| r.is_hard_failure())
@@ -228,35 +207,83 @@ async fn build_one(
         failures: failures.clone(),
         warnings: warnings.len(),
         tables,
-        national,
-        families_missing,
-        reissue_changed,
+        national: found.national,
+        families_missing: found.families_missing,
+        reissue_changed: found.reissue_changed,
         builder: BUILDER.to_string(),
         aliases_used: aliases.used(),
         aliases_in_force: aliases.entries().into_iter().collect(),
     };
     state.write(lake).await?;
     crate::failpoint::point("state");
-    Ok(MonthReport {
-        month,
-        committed,
-        rows: state
-            .tables
-            .iter()
-            .filter(|t| t.state == SilverState::Built)
+    Ok(month_report(&state, plan.source_set, warnings, quarantined))
+}
+
+/// What the month's build found beyond the gate: recorded in its state.
+struct Findings {
+    national: Option<NationalFigure>,
+    families_missing: Vec<String>,
+    reissue_changed: Option<usize>,
+}
+
+/// The national figure, the missing families, what a reissue changed (added to `results`),
+/// and a warning when the set of files used could not be confirmed.
+fn findings(
+    results: &mut Vec<QualityResult>,
+    evidence: Option<&Aggregates>,
+    held: Option<&std::collections::BTreeMap<String, u64>>,
+    plan: &plan::Plan,
+    month: Month,
+) -> Findings {
+    let reissue = match (held, evidence) {
+        (Some(held), Some(agg)) => rules::reissue_changes(held, agg, month),
+        _ => Vec::new(),
+    };
+    let reissue_changed = (!reissue.is_empty()).then(|| reissue.len() - 1);
+    results.extend(reissue);
+    if let Some(warning) = &plan.unconfirmed {
+        let message = format!("month {month}: {warning}");
+        let warn = Severity::Warning;
+        results.push(QualityResult::fail(
+            Some(month),
+            Rule::SourceSet,
+            warn,
+            "release",
+            None,
+            message,
+        ));
+    }
+    Findings {
+        national: evidence.map(national_figure),
+        families_missing: evidence
+            .map(|a| a.missing.iter().map(|m| m.to_string()).collect())
+            .unwrap_or_default(),
+        reissue_changed,
+    }
+}
+
+/// The report of a month from its recorded state.
+fn month_report(
+    state: &MonthState,
+    source_set: String,
+    warnings: Vec<String>,
+    quarantined: usize,
+) -> MonthReport {
+    let tables_in = |wanted: SilverState| state.tables.iter().filter(move |t| t.state == wanted);
+    MonthReport {
+        month: state.month,
+        committed: state.committed,
+        rows: tables_in(SilverState::Built)
             .map(|t| (t.table.clone(), t.rows))
             .collect(),
-        kept_out: state
-            .tables
-            .iter()
-            .filter(|t| t.state == SilverState::Failed)
+        kept_out: tables_in(SilverState::Failed)
             .map(|t| t.table.clone())
             .collect(),
-        source_set: plan.source_set,
-        failures,
+        source_set,
+        failures: state.failures.clone(),
         warnings,
         quarantined,
-    })
+    }
 }
 
 /// The month's national figure, published and from its practices.

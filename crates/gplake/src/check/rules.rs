@@ -1,6 +1,6 @@
 //! The month rules, evaluated on the aggregates a build gathered (no file is read again).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::evidence::{AgeAgg, Aggregates};
 use super::{QualityResult, Rule, Severity};
@@ -412,10 +412,10 @@ fn single_age_matches_quinary(agg: &Aggregates, month: Month) -> Vec<QualityResu
 
 /// Bands from `top` on summed into `top` (no change without an open band).
 fn fold(
-    bands: &std::collections::HashMap<(String, SexKey, u8), u64>,
+    bands: &HashMap<(String, SexKey, u8), u64>,
     top: Option<u8>,
-) -> std::collections::HashMap<(String, SexKey, u8), u64> {
-    let mut out = std::collections::HashMap::new();
+) -> HashMap<(String, SexKey, u8), u64> {
+    let mut out = HashMap::new();
     for ((code, sex, band), n) in bands {
         let band = top.map_or(*band, |t| (*band).min(t));
         *out.entry((code.clone(), *sex, band)).or_default() += n;
@@ -444,8 +444,13 @@ fn org_totals(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
     let mut fails = Vec::new();
     let mut checked = 0;
     let mut skipped = Vec::new();
+    // Each level's practice sums once, not once per published row.
+    let mut by_level: BTreeMap<OrgLevel, Option<BTreeMap<String, u64>>> = BTreeMap::new();
     for ((file, level, code), published) in &agg.orgs {
-        let Some(sums) = practice_sums_by(agg, *level) else {
+        let sums = by_level
+            .entry(*level)
+            .or_insert_with(|| practice_sums_by(agg, *level));
+        let Some(sums) = sums else {
             skipped.push(level.label());
             continue;
         };
