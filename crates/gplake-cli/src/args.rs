@@ -51,6 +51,16 @@ pub(crate) enum Command {
     /// Charts: registered population over time, or an age–sex pyramid (SVG or PNG).
     #[command(subcommand)]
     Plot(PlotCommand),
+    /// Remove a month's lease by hand (rare: only when no other gplake runs).
+    Unlock(UnlockArgs),
+}
+
+/// `gplake unlock` flags.
+#[derive(Debug, Args)]
+pub(crate) struct UnlockArgs {
+    /// The month whose lease to remove, YYYY-MM.
+    #[arg(long, required = true)]
+    pub(crate) month: Month,
 }
 
 /// The charts.
@@ -227,6 +237,10 @@ pub(crate) struct FetchArgs {
     /// (sync) An aliases file to check and keep in the lake before building (see `build`).
     #[arg(long, value_name = "FILE")]
     pub(crate) aliases: Option<std::path::PathBuf>,
+    /// Seconds a month lease lives unrenewed before another run may take it over (renewed
+    /// every third of this while writing).
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub(crate) lock_ttl: u64,
 }
 
 impl SourceArgs {
@@ -259,7 +273,7 @@ impl FetchArgs {
         FetchOptions {
             jobs: self.source.jobs.max(1),
             dry_run: self.dry_run,
-            ..FetchOptions::default()
+            lock_ttl: Duration::from_secs(self.lock_ttl.max(1)),
         }
     }
 }

@@ -83,6 +83,7 @@ async fn run(cli: &Cli) -> anyhow::Result<u8> {
         Command::Query(args) => cmd::query::run(&lake, args, &out).await,
         Command::Ddl(args) => cmd::ddl::run(&lake, args),
         Command::Plot(plot) => cmd::plot::run(&lake, plot, &out).await,
+        Command::Unlock(args) => cmd::unlock::run(&lake, args, &out).await,
     }
 }
 

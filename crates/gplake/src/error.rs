@@ -98,7 +98,9 @@ fn fetch_kind(e: &FetchError) -> ErrorKind {
     match e {
         FetchError::Http { .. } => ErrorKind::Http,
         FetchError::LocalIo { .. } => ErrorKind::BadInput,
-        FetchError::Lock(crate::fetch::LockError::Busy { .. }) => ErrorKind::Busy,
+        FetchError::Lock(
+            crate::fetch::LockError::Busy { .. } | crate::fetch::LockError::Lost { .. },
+        ) => ErrorKind::Busy,
         _ => ErrorKind::Storage,
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! `GPLAKE_FAILPOINT=NAME` (or `NAME#N`, the N-th time the point is reached) aborts the
 //! process there, after printing `failpoint NAME reached` to stderr so the test can check the
-//! point was really reached. Unset (the normal case) it costs one atomic load per point.
+//! point was really reached. `NAME:stop` (or `NAME#N:stop`) freezes the process there instead
+//! (SIGSTOP, as a laptop lid or a stalled VM would), for a test to thaw with SIGCONT. Unset (the normal case) it costs one atomic load per point.
 //! Names: `discover`, `download`, `bronze-file`, `manifest`, `commit:<table>`, `quarantine`,
 //! `month-quality`, `state`, `series`, `dims`, `gold`, `derived-record`.
 
@@ -13,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 struct Armed {
     name: String,
     hit: u64,
+    stop: bool,
     seen: AtomicU64,
 }
 
@@ -21,6 +23,10 @@ fn armed() -> Option<&'static Armed> {
     ARMED
         .get_or_init(|| {
             let spec = std::env::var("GPLAKE_FAILPOINT").ok()?;
+            let (spec, stop) = match spec.strip_suffix(":stop") {
+                Some(s) => (s.to_string(), true),
+                None => (spec, false),
+            };
             let (name, hit) = match spec.split_once('#') {
                 Some((name, n)) => (name.to_string(), n.parse().unwrap_or(1)),
                 None => (spec, 1),
@@ -28,6 +34,7 @@ fn armed() -> Option<&'static Armed> {
             Some(Armed {
                 name,
                 hit,
+                stop,
                 seen: AtomicU64::new(0),
             })
         })
@@ -44,6 +51,14 @@ pub(crate) fn point(name: &str) {
     }
     if armed.seen.fetch_add(1, Ordering::SeqCst) + 1 == armed.hit {
         eprintln!("failpoint {name} reached");
+        if armed.stop {
+            let pid = std::process::id().to_string();
+            let _ = std::process::Command::new("kill")
+                .args(["-STOP", &pid])
+                .status();
+            eprintln!("failpoint {name} resumed");
+            return;
+        }
         std::process::abort();
     }
 }

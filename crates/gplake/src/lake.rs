@@ -15,7 +15,9 @@ use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
-use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, WriteMultipart};
+use object_store::{
+    ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, UpdateVersion, WriteMultipart,
+};
 use tokio::io::AsyncReadExt;
 
 use crate::month::Month;
@@ -93,6 +95,26 @@ impl LakeError {
             },
         }
     }
+}
+
+/// The outcome of a conditional write.
+#[derive(Debug, Clone)]
+pub enum Written {
+    /// Written; the object's new version.
+    Done(UpdateVersion),
+    /// Another writer changed (or created) the object first; nothing written.
+    Conflict,
+}
+
+/// The outcome of a copy made only if its target is absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Copied {
+    /// The store made the copy, atomically refusing an existing target.
+    Created,
+    /// The target already existed; nothing copied.
+    Existed,
+    /// The target was absent a moment before and was copied without a guard.
+    Unguarded,
 }
 
 /// A lake: where bronze, silver and metadata live.
@@ -239,6 +261,99 @@ impl Lake {
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
             Err(e) => Err(LakeError::from_store("put-if-absent", path, e)),
         }
+    }
+
+    /// The object's bytes and the version to make a conditional write against, or `None`
+    /// when it does not exist.
+    pub async fn get_versioned(
+        &self,
+        path: &Path,
+    ) -> Result<Option<(Bytes, UpdateVersion)>, LakeError> {
+        let result = match self.store.get(path).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(LakeError::from_store("get", path, e)),
+        };
+        let version = UpdateVersion {
+            e_tag: result.meta.e_tag.clone(),
+            version: result.meta.version.clone(),
+        };
+        let bytes = result
+            .bytes()
+            .await
+            .map_err(|e| LakeError::from_store("get", path, e))?;
+        Ok(Some((bytes, version)))
+    }
+
+    /// Writes `bytes` only if the object is still at `expected` (or, with `None`, still
+    /// absent): the new version, or [`Written::Conflict`] when another writer got there
+    /// first. A local folder has no conditional update; callers serialise its writers with an
+    /// OS lock and [`Lake::is_local`] tells them so.
+    pub async fn put_versioned(
+        &self,
+        path: &Path,
+        bytes: Bytes,
+        expected: Option<&UpdateVersion>,
+    ) -> Result<Written, LakeError> {
+        let mode = match expected {
+            None => PutMode::Create,
+            Some(_) if self.is_local() => PutMode::Overwrite,
+            Some(v) => PutMode::Update(v.clone()),
+        };
+        match self.store.put_opts(path, bytes.into(), mode.into()).await {
+            Ok(r) => Ok(Written::Done(UpdateVersion {
+                e_tag: r.e_tag,
+                version: r.version,
+            })),
+            Err(object_store::Error::AlreadyExists { .. })
+            | Err(object_store::Error::Precondition { .. }) => Ok(Written::Conflict),
+            Err(e) => Err(LakeError::from_store("conditional put", path, e)),
+        }
+    }
+
+    /// Copies `from` to `to` only if `to` does not exist yet. Where the store cannot make a
+    /// copy conditional (plain S3), the copy is made when `to` is absent and reported as
+    /// [`Copied::Unguarded`], so the caller verifies what landed.
+    pub async fn copy_if_absent(&self, from: &Path, to: &Path) -> Result<Copied, LakeError> {
+        match self.store.copy_if_not_exists(from, to).await {
+            Ok(()) => return Ok(Copied::Created),
+            Err(object_store::Error::AlreadyExists { .. }) => return Ok(Copied::Existed),
+            Err(object_store::Error::NotImplemented { .. })
+            | Err(object_store::Error::NotSupported { .. }) => {}
+            Err(e) => return Err(LakeError::from_store("copy", from, e)),
+        }
+        if self.head(to).await?.is_some() {
+            return Ok(Copied::Existed);
+        }
+        self.copy(from, to).await?;
+        Ok(Copied::Unguarded)
+    }
+
+    /// The hex SHA-256 of an object, streamed (an absent object hashes as empty).
+    pub async fn sha256_of(&self, path: &Path) -> Result<String, LakeError> {
+        use futures::StreamExt;
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        let mut stream = match self.store.get(path).await {
+            Ok(r) => r.into_stream(),
+            Err(object_store::Error::NotFound { .. }) => return Ok(hex::encode(hasher.finalize())),
+            Err(e) => return Err(LakeError::from_store("get", path, e)),
+        };
+        while let Some(chunk) = stream.next().await {
+            hasher.update(chunk.map_err(|e| LakeError::from_store("get", path, e))?);
+        }
+        Ok(hex::encode(hasher.finalize()))
+    }
+
+    /// True for a lake in a local folder (where writers are serialised by OS file locks).
+    pub fn is_local(&self) -> bool {
+        self.root_url.scheme() == "file"
+    }
+
+    /// The local file behind `path`, for a lake in a local folder.
+    pub fn local_file(&self, path: &Path) -> Option<std::path::PathBuf> {
+        let root = self.root_url.to_file_path().ok()?;
+        Some(path.parts().fold(root, |p, part| p.join(part.as_ref())))
     }
 
     /// Streams a local file into the lake as one object (multipart, completed atomically).

@@ -8,3 +8,4 @@ pub(crate) mod plot;
 pub(crate) mod query;
 pub(crate) mod status;
 pub(crate) mod sync;
+pub(crate) mod unlock;

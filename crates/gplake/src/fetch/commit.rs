@@ -1,115 +1,203 @@
-//! Writing a month's new and changed files to bronze, safe against crashes and a second sync.
+//! Writing a month's new and changed files to bronze, safe against crashes, a second sync and
+//! a writer that lost its lease.
 //!
-//! Under the month lock, with the manifest re-read:
-//! 1. bytes about to be replaced are copied to `_revisions/<sha256>/<name>`, and a manifest
-//!    pointing each such file's current revision at that copy is written;
-//! 2. the new bytes are uploaded (each upload atomic);
+//! Under the month lease ([`MonthWriter`]), with the manifest read once with its version:
+//! 1. for a revised file, the bytes about to be replaced are copied, create-only, to
+//!    `_revisions/<sha256>/<name>` (content-addressed, so a second writer can never put other
+//!    bytes there), and a manifest pointing the file's current revision at that copy is
+//!    written;
+//! 2. each file's new bytes are uploaded as soon as they are downloaded (so temporary disk
+//!    holds at most one file per download slot), and its temporary copy removed;
 //! 3. the final manifest is written.
 //!
-//! At every instant, each path the visible manifest names holds the bytes it records; a crash
+//! Every manifest write is conditional on the version this writer last read or wrote (on a
+//! local folder, the OS lock does that job), and every write is preceded by a lease check,
+//! so a writer whose lease was taken fails instead of overwriting its successor's work. At
+//! every instant each path the visible manifest names holds the bytes it records; a crash
 //! leaves at worst an unlisted file that the next run overwrites.
 
 use std::time::Duration;
 
+use object_store::UpdateVersion;
 use object_store::path::Path;
 
-use super::lock::MonthLock;
+use super::lease::{LockError, MonthLease};
 use super::manifest::{FileRevision, Manifest, ManifestFile, REVISIONS_DIR};
 use super::{Action, Candidate, FetchContext, FetchError, FileOutcome};
 use crate::discover::Release;
-use crate::lake::{Lake, LakeError};
+use crate::lake::{Copied, Lake, LakeError};
 use crate::month::Month;
 
-/// Writes `candidates` of `release` into bronze and returns what happened to each.
-pub(crate) async fn commit_month(
-    ctx: &FetchContext<'_>,
-    release: &Release,
-    candidates: Vec<Candidate>,
-    lock_ttl: Duration,
-) -> Result<Vec<FileOutcome>, FetchError> {
-    let lock = MonthLock::acquire(ctx.lake, release.month, ctx.clock, lock_ttl).await?;
-    let result = commit_locked(ctx, release, candidates).await;
-    let released = lock.release().await;
-    let outcomes = result?;
-    released.map_err(|source| FetchError::Lake {
-        month: release.month,
-        source,
-    })?;
-    Ok(outcomes)
+/// A month being written: its lease and the manifest as this writer last wrote it.
+pub(crate) struct MonthWriter<'a> {
+    lake: &'a Lake,
+    release: &'a Release,
+    now: chrono::DateTime<chrono::Utc>,
+    lease: MonthLease,
+    book: tokio::sync::Mutex<Book>,
 }
 
-async fn commit_locked(
-    ctx: &FetchContext<'_>,
-    release: &Release,
-    candidates: Vec<Candidate>,
-) -> Result<Vec<FileOutcome>, FetchError> {
-    let month = release.month;
-    let lake_err = |source| FetchError::Lake { month, source };
-    let manifest_err = |source| FetchError::Manifest { month, source };
-    let now = ctx.clock.now();
-    let mut manifest = Manifest::read(ctx.lake, month)
-        .await
-        .map_err(manifest_err)?
-        .unwrap_or_else(|| Manifest::new(month, &release.page_url, now));
-    manifest.page_url = release.page_url.clone();
-    manifest.published = release.published.or(manifest.published);
+struct Book {
+    manifest: Manifest,
+    version: Option<UpdateVersion>,
+}
 
-    let (writes, mut outcomes) = preserve_replaced(ctx.lake, &mut manifest, candidates)
-        .await
-        .map_err(lake_err)?;
-    if writes.iter().any(|(_, action)| *action == Action::Revised) {
-        manifest.updated_at = now;
-        manifest.write(ctx.lake).await.map_err(manifest_err)?;
+impl<'a> MonthWriter<'a> {
+    /// Takes the month's lease and reads its manifest.
+    pub(crate) async fn open(
+        ctx: &'a FetchContext<'a>,
+        release: &'a Release,
+        lease_ttl: Duration,
+    ) -> Result<MonthWriter<'a>, FetchError> {
+        let month = release.month;
+        let lease = MonthLease::acquire(ctx.lake, month, lease_ttl).await?;
+        let now = ctx.clock.now();
+        let read = Manifest::read_versioned(ctx.lake, month)
+            .await
+            .map_err(|source| FetchError::Manifest { month, source })?;
+        let (mut manifest, version) = match read {
+            Some((m, v)) => (m, Some(v)),
+            None => (Manifest::new(month, &release.page_url, now), None),
+        };
+        manifest.page_url = release.page_url.clone();
+        manifest.published = release.published.or(manifest.published);
+        let book = tokio::sync::Mutex::new(Book { manifest, version });
+        Ok(MonthWriter {
+            lake: ctx.lake,
+            release,
+            now,
+            lease,
+            book,
+        })
     }
-    let dir = Lake::bronze_month_dir(month);
-    for (candidate, _) in &writes {
-        ctx.lake
-            .upload_file(
-                &dir.clone().join(candidate.file.name.as_str()),
-                &candidate.local,
-            )
+
+    /// Writes one downloaded file (steps 1 and 2) and records it in the manifest to come.
+    pub(crate) async fn add(&self, candidate: Candidate) -> Result<FileOutcome, FetchError> {
+        let month = self.release.month;
+        let lake_err = |source| FetchError::Lake { month, source };
+        let Some(action) = self.preserve_replaced(&candidate).await? else {
+            remove_temporary(&candidate).await;
+            return Ok(unchanged(month, &candidate));
+        };
+        self.lease.check().await?;
+        let dir = Lake::bronze_month_dir(month);
+        self.lake
+            .upload_file(&dir.join(candidate.file.name.as_str()), &candidate.local)
             .await
             .map_err(lake_err)?;
         crate::failpoint::point("bronze-file");
+        remove_temporary(&candidate).await;
+        let mut book = self.book.lock().await;
+        Ok(record(
+            &mut book.manifest,
+            self.release,
+            candidate,
+            action,
+            self.now,
+        ))
     }
-    for (candidate, action) in writes {
-        outcomes.push(record(&mut manifest, release, candidate, action, now));
-    }
-    outcomes.extend(mark_withdrawn(&mut manifest, release, now));
-    manifest.updated_at = now;
-    manifest.write(ctx.lake).await.map_err(manifest_err)?;
-    crate::failpoint::point("manifest");
-    Ok(outcomes)
-}
 
-/// Step 1: sorts candidates into writes (new or revised) and files another run already
-/// wrote, copying the bytes each revision replaces and pointing the manifest at the copy.
-async fn preserve_replaced(
-    lake: &Lake,
-    manifest: &mut Manifest,
-    candidates: Vec<Candidate>,
-) -> Result<(Vec<(Candidate, Action)>, Vec<FileOutcome>), LakeError> {
-    let dir = Lake::bronze_month_dir(manifest.month);
-    let mut writes = Vec::new();
-    let mut already = Vec::new();
-    for c in candidates {
-        let Some(entry) = manifest.file_mut(&c.file.name) else {
-            writes.push((c, Action::New));
-            continue;
+    /// Step 3: marks withdrawn files, writes the final manifest and lets the lease go.
+    pub(crate) async fn finish(self) -> Result<Vec<FileOutcome>, FetchError> {
+        let result = self.write_final().await;
+        let released = self.lease.release().await;
+        let outcomes = result?;
+        released?;
+        Ok(outcomes)
+    }
+
+    async fn write_final(&self) -> Result<Vec<FileOutcome>, FetchError> {
+        let mut book = self.book.lock().await;
+        let outcomes = mark_withdrawn(&mut book.manifest, self.release, self.now);
+        book.manifest.updated_at = self.now;
+        self.write_manifest(&mut book).await?;
+        crate::failpoint::point("manifest");
+        Ok(outcomes)
+    }
+
+    /// Step 1: `None` when another run already wrote these bytes; otherwise whether the file
+    /// is new or revised, its replaced bytes kept and the manifest pointing at them.
+    async fn preserve_replaced(&self, c: &Candidate) -> Result<Option<Action>, FetchError> {
+        let month = self.release.month;
+        let mut book = self.book.lock().await;
+        let Some(entry) = book.manifest.file(&c.file.name) else {
+            return Ok(Some(Action::New));
         };
         if entry.current.sha256 == c.fetched.sha256 {
-            already.push(unchanged(manifest.month, &c));
-            continue;
+            return Ok(None);
         }
         let kept = revision_path(&entry.current.sha256, &entry.name);
         if entry.current.path != kept {
-            lake.copy(&dir.child_path(&entry.current.path), &dir.child_path(&kept))
-                .await?;
+            self.lease.check().await?;
+            let dir = Lake::bronze_month_dir(month);
+            let from = dir.child_path(&entry.current.path);
+            let to = dir.child_path(&kept);
+            let sha = entry.current.sha256.clone();
+            keep_copy(self.lake, &from, &to, &sha)
+                .await
+                .map_err(|source| FetchError::Lake { month, source })?
+                .map_err(|found| LockError::Lost {
+                    month,
+                    by: format!(
+                        "a writer that replaced {} (now sha256 {found})",
+                        c.file.name
+                    ),
+                })?;
+            let entry = book.manifest.file_mut(&c.file.name).expect("found above");
             entry.current.path = kept;
+            book.manifest.updated_at = self.now;
+            self.write_manifest(&mut book).await?;
         }
-        writes.push((c, Action::Revised));
+        Ok(Some(Action::Revised))
     }
-    Ok((writes, already))
+
+    /// A conditional manifest write; a conflict means the lease was lost.
+    async fn write_manifest(&self, book: &mut Book) -> Result<(), FetchError> {
+        let month = self.release.month;
+        self.lease.check().await?;
+        let written = book
+            .manifest
+            .write_versioned(self.lake, book.version.as_ref())
+            .await
+            .map_err(|source| FetchError::Manifest { month, source })?;
+        match written {
+            Some(v) => {
+                book.version = Some(v);
+                Ok(())
+            }
+            None => Err(LockError::Lost {
+                month,
+                by: "a writer that changed the manifest".into(),
+            }
+            .into()),
+        }
+    }
+}
+
+/// Copies the bytes a revision replaces to their content-addressed place; `Err(sha)` when
+/// what landed there is not those bytes (another writer changed the file meanwhile).
+async fn keep_copy(
+    lake: &Lake,
+    from: &Path,
+    to: &Path,
+    sha256: &str,
+) -> Result<Result<(), String>, LakeError> {
+    if lake.copy_if_absent(from, to).await? != Copied::Unguarded {
+        return Ok(Ok(()));
+    }
+    let found = lake.sha256_of(to).await?;
+    if found == sha256 {
+        return Ok(Ok(()));
+    }
+    lake.delete(to).await?;
+    Ok(Err(found))
+}
+
+/// Removes a download's temporary copy (never a hand-downloaded source file).
+async fn remove_temporary(c: &Candidate) {
+    if c.file.url.scheme() != "file" {
+        let _ = tokio::fs::remove_file(&c.local).await;
+    }
 }
 
 /// The files whose withdrawal a read of `release`'s page changes: in bronze and no longer
@@ -130,7 +218,7 @@ pub(crate) fn links_changed(manifest: &Manifest, release: &Release) -> Vec<Strin
         .collect()
 }
 
-/// Step 4: marks files the page no longer links as withdrawn (and clears the mark of files
+/// Marks files the page no longer links as withdrawn (and clears the mark of files
 /// linked again).
 fn mark_withdrawn(
     manifest: &mut Manifest,
@@ -160,7 +248,7 @@ fn mark_withdrawn(
     outcomes
 }
 
-/// Step 3, per file: the manifest entry after its bytes are in place.
+/// The manifest entry after its bytes are in place.
 fn record(
     manifest: &mut Manifest,
     release: &Release,

@@ -5,11 +5,12 @@
 
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
+use object_store::UpdateVersion;
 use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::formats::FileKind;
-use crate::lake::{Lake, LakeError};
+use crate::lake::{Lake, LakeError, Written};
 use crate::month::Month;
 
 /// The manifest's file name in each month folder.
@@ -125,6 +126,39 @@ impl Manifest {
                 path: path.to_string(),
                 source,
             })
+    }
+
+    /// Reads the manifest of `month` with the version a conditional write needs.
+    pub(crate) async fn read_versioned(
+        lake: &Lake,
+        month: Month,
+    ) -> Result<Option<(Manifest, UpdateVersion)>, ManifestError> {
+        let path = Manifest::path(month);
+        let Some((bytes, version)) = lake.get_versioned(&path).await? else {
+            return Ok(None);
+        };
+        let manifest = serde_json::from_slice(&bytes).map_err(|source| ManifestError::Corrupt {
+            path: path.to_string(),
+            source,
+        })?;
+        Ok(Some((manifest, version)))
+    }
+
+    /// Writes the manifest only if it is still at `expected` (absent, for `None`): its new
+    /// version, or `None` when another writer changed it first.
+    pub(crate) async fn write_versioned(
+        &self,
+        lake: &Lake,
+        expected: Option<&UpdateVersion>,
+    ) -> Result<Option<UpdateVersion>, ManifestError> {
+        let json = serde_json::to_vec_pretty(self).expect("manifests always serialise");
+        match lake
+            .put_versioned(&Manifest::path(self.month), Bytes::from(json), expected)
+            .await?
+        {
+            Written::Done(v) => Ok(Some(v)),
+            Written::Conflict => Ok(None),
+        }
     }
 
     /// Writes the manifest in one atomic PUT.

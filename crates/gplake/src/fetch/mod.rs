@@ -1,12 +1,14 @@
 //! Fetch: every file of every discovered release, byte for byte, into bronze.
 //!
 //! Downloads stream to local temporary files (hashed on the way), never whole into memory;
-//! only files that are new or whose bytes changed are then written to the lake, under a
-//! month lock, by the protocol in `commit.rs`. A run against an unchanged source writes
-//! nothing. Reports what it did in a [`FetchReport`].
+//! a file that is new or whose bytes changed is written to the lake as soon as it is
+//! downloaded, under the month's lease, by the protocol in `commit.rs`, and its temporary
+//! copy removed: a backfill needs at most `jobs` files of temporary disk. A run against an
+//! unchanged source writes nothing (not even a lease). Reports what it did in a
+//! [`FetchReport`].
 
 mod commit;
-mod lock;
+pub mod lease;
 pub mod manifest;
 
 use std::path::PathBuf;
@@ -24,7 +26,7 @@ use crate::http::{Download, Fetched, Http, HttpError, Progress, Validators};
 use crate::lake::{Lake, LakeError};
 use crate::month::Month;
 
-pub use lock::LockError;
+pub use lease::{LockError, unlock};
 pub use manifest::{FileRevision, Manifest, ManifestError, ManifestFile};
 
 /// How fetching behaves.
@@ -34,7 +36,8 @@ pub struct FetchOptions {
     pub jobs: usize,
     /// Plan only: download and write nothing.
     pub dry_run: bool,
-    /// How long a month lock may be held before another run takes it over.
+    /// How long a month lease lives unrenewed before another run may take it over (its
+    /// holder renews it every third of this).
     pub lock_ttl: Duration,
 }
 
@@ -43,7 +46,7 @@ impl Default for FetchOptions {
         FetchOptions {
             jobs: 4,
             dry_run: false,
-            lock_ttl: Duration::from_secs(600),
+            lock_ttl: Duration::from_secs(120),
         }
     }
 }
@@ -282,15 +285,18 @@ async fn run(
     discovery: &Discovery,
     options: &FetchOptions,
 ) -> Result<Vec<FileOutcome>, FetchError> {
-    let tmp = tempfile::tempdir().map_err(|source| FetchError::LocalIo {
-        month: discovery
-            .releases
-            .first()
-            .map(|r| r.month)
-            .unwrap_or(Month::FIRST),
-        file: std::env::temp_dir().display().to_string(),
-        source,
-    })?;
+    let tmp = tempfile::Builder::new()
+        .prefix("gplake-fetch-")
+        .tempdir()
+        .map_err(|source| FetchError::LocalIo {
+            month: discovery
+                .releases
+                .first()
+                .map(|r| r.month)
+                .unwrap_or(Month::FIRST),
+            file: std::env::temp_dir().display().to_string(),
+            source,
+        })?;
     let permits = Arc::new(Semaphore::new(options.jobs.max(1)));
     let per_month: Vec<Vec<FileOutcome>> = futures::stream::iter(&discovery.releases)
         .map(|release| fetch_release(ctx, release, &permits, tmp.path(), options))
@@ -300,39 +306,44 @@ async fn run(
     Ok(per_month.into_iter().flatten().collect())
 }
 
-async fn fetch_release(
-    ctx: &FetchContext<'_>,
-    release: &Release,
+/// Fetches one release. Each download holds a slot from `permits` until its bytes are in the
+/// lake; the month's lease is taken when the first file turns out new or changed.
+async fn fetch_release<'a>(
+    ctx: &'a FetchContext<'a>,
+    release: &'a Release,
     permits: &Semaphore,
     tmp: &std::path::Path,
     options: &FetchOptions,
 ) -> Result<Vec<FileOutcome>, FetchError> {
     let manifest = read_manifest(ctx.lake, release.month).await?;
-    let staged: Vec<Staged> = futures::stream::iter(release.files.iter().enumerate())
+    let writer = tokio::sync::OnceCell::new();
+    let open = || commit::MonthWriter::open(ctx, release, options.lock_ttl);
+    let mut outcomes: Vec<FileOutcome> = futures::stream::iter(release.files.iter().enumerate())
         .map(|(i, file)| {
             let known = manifest.as_ref().and_then(|m| m.file(&file.name));
             let local = tmp.join(format!("{}-{i}", release.month));
+            let writer = &writer;
             async move {
                 let _permit = permits.acquire().await.expect("semaphore never closes");
-                stage(ctx, release.month, file, known, local).await
+                match stage(ctx, release.month, file, known, local).await? {
+                    Staged::Unchanged(o) => Ok(o),
+                    Staged::Candidate(c) => writer.get_or_try_init(open).await?.add(c).await,
+                }
             }
         })
         .buffered(release.files.len().max(1))
         .try_collect()
         .await?;
-    let mut outcomes = Vec::new();
-    let mut candidates = Vec::new();
-    for s in staged {
-        match s {
-            Staged::Unchanged(o) => outcomes.push(o),
-            Staged::Candidate(c) => candidates.push(c),
-        }
-    }
     let relinking = manifest
         .as_ref()
         .is_some_and(|m| !commit::links_changed(m, release).is_empty());
-    if !candidates.is_empty() || relinking {
-        outcomes.extend(commit::commit_month(ctx, release, candidates, options.lock_ttl).await?);
+    let writer = match writer.into_inner() {
+        Some(w) => Some(w),
+        None if relinking => Some(open().await?),
+        None => None,
+    };
+    if let Some(writer) = writer {
+        outcomes.extend(writer.finish().await?);
     }
     Ok(outcomes)
 }

@@ -6,6 +6,7 @@ mod gold;
 mod golden;
 mod lake_conformance;
 mod layering;
+mod leases;
 mod partial;
 mod properties;
 mod reader;

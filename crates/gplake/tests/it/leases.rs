@@ -1,0 +1,185 @@
+//! Month leases on every backend: a stale lease goes to exactly one of two racing waiters, a
+//! holder paused past its lease is refused its next write, and concurrent syncs of the same
+//! months lose no revision and leave every manifest true to its bytes.
+//!
+//! Budget: about 40 s (200 races per backend at a 40 ms time-to-live, plus four syncs).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use gplake::discover::Source;
+use gplake::fetch::LockError;
+use gplake::fetch::lease::{LEASE_NAME, MonthLease};
+use gplake::{Lake, Month};
+use gplake_testkit::{Mirror, Population, release, release_with_duplicated_95};
+use sha2::{Digest, Sha256};
+
+use crate::support::{Backend, local_lake, manifest, s3_lake, sync};
+
+/// Races per backend.
+const RACES: usize = 200;
+const TTL: Duration = Duration::from_millis(40);
+
+fn month() -> Month {
+    Month::new(2024, 5).unwrap()
+}
+
+/// Leaves the lease of a run that died elsewhere: a holder on another host, never renewed.
+async fn leave_stale_lease(lake: &Lake) {
+    let body = br#"{"host":"elsewhere","pid":1,"acquired_at":"2020-01-01T00:00:00Z"}"#;
+    let path = Lake::bronze_month_dir(month()).join(LEASE_NAME);
+    match lake.local_file(&path).filter(|_| lake.is_local()) {
+        Some(file) => {
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(file, body).unwrap();
+        }
+        None => lake
+            .put_bytes(&path, Bytes::from_static(body))
+            .await
+            .unwrap(),
+    }
+}
+
+/// One waiter: takes the lease, counts itself as a writer while it checks and "writes".
+async fn waiter(lake: &Lake, writers: &AtomicUsize, most: &AtomicUsize) {
+    let lease = MonthLease::acquire(lake, month(), TTL).await.unwrap();
+    let now = writers.fetch_add(1, Ordering::SeqCst) + 1;
+    most.fetch_max(now, Ordering::SeqCst);
+    lease.check().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    writers.fetch_sub(1, Ordering::SeqCst);
+    lease.release().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_waiters_racing_for_a_stale_lease_make_exactly_one_writer_each_time() {
+    for (backend, lake) in Backend::all().await {
+        let name = backend.name();
+        let started = Instant::now();
+        for race in 0..RACES {
+            leave_stale_lease(&lake).await;
+            let (writers, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+            tokio::join!(
+                waiter(&lake, &writers, &most),
+                waiter(&lake, &writers, &most)
+            );
+            assert_eq!(most.load(Ordering::SeqCst), 1, "{name}, race {race}");
+        }
+        eprintln!(
+            "{name}: {RACES} races, one writer each, {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_paused_past_its_lease_is_refused_its_next_write() {
+    for lake in [Lake::open("memory://").unwrap(), s3_lake("paused").await] {
+        let paused = MonthLease::acquire(&lake, month(), TTL).await.unwrap();
+        paused.stop_renewing();
+        let successor = MonthLease::acquire(&lake, month(), TTL).await.unwrap();
+        let err = paused.check().await.unwrap_err();
+        assert!(matches!(err, LockError::Lost { .. }), "{err}");
+        assert!(err.to_string().contains("taken over"), "{err}");
+        successor.check().await.unwrap();
+        paused.release().await.unwrap();
+        successor.check().await.unwrap();
+        successor.release().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn on_a_local_lake_a_live_holder_is_never_taken_over_however_long_it_pauses() {
+    let (_dir, lake) = local_lake();
+    let holder = MonthLease::acquire(&lake, month(), TTL).await.unwrap();
+    tokio::time::sleep(TTL * 3).await;
+    let err = MonthLease::acquire(&lake, month(), TTL).await.unwrap_err();
+    let pid = std::process::id().to_string();
+    assert!(
+        matches!(err, LockError::Busy { .. }) && err.to_string().contains(&pid),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("gplake unlock --month 2024-05"),
+        "{err}"
+    );
+    holder.check().await.unwrap();
+    holder.release().await.unwrap();
+    MonthLease::acquire(&lake, month(), TTL)
+        .await
+        .unwrap()
+        .release()
+        .await
+        .unwrap();
+}
+
+fn sha(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Every path each manifest names holds the bytes it records, and every lease is free.
+async fn assert_manifest_true(lake: &Lake, label: &str) {
+    let m = manifest(lake, "2024-05").await.unwrap();
+    for f in &m.files {
+        for rev in f.revisions.iter().chain([&f.current]) {
+            let bytes = crate::support::bronze_bytes(lake, "2024-05", &rev.path)
+                .await
+                .unwrap_or_else(|| panic!("{label}: {} missing", rev.path));
+            assert_eq!(
+                sha(&bytes),
+                rev.sha256,
+                "{label}: {} holds other bytes",
+                rev.path
+            );
+        }
+    }
+}
+
+/// `n` syncs at once of a first issue, then `n` at once of its reissue.
+async fn concurrent_syncs(lake: &Lake, n: usize, label: &str) {
+    let pop = Population::new(7, 3);
+    let first = release_with_duplicated_95(&pop, (2024, 5)).unwrap();
+    let mirror = Mirror::start(vec![first]);
+    let source = Source::parse(&mirror.series_url());
+    for round in ["first issue", "reissue"] {
+        if round == "reissue" {
+            mirror.publish(release(&pop, (2024, 5)).unwrap());
+        }
+        let runs = (0..n).map(|_| sync(lake, &source, "2024-05", "2024-05"));
+        for result in futures::future::join_all(runs).await {
+            if let Err(e) = result {
+                let text = e.to_string();
+                assert!(
+                    text.contains("being written by another gplake"),
+                    "{label}: {text}"
+                );
+            }
+        }
+        assert_manifest_true(lake, &format!("{label}, {round}")).await;
+    }
+    let m = manifest(lake, "2024-05").await.unwrap();
+    let revised: Vec<_> = m.files.iter().filter(|f| !f.revisions.is_empty()).collect();
+    assert_eq!(
+        revised.len(),
+        2,
+        "{label}: the two reissued files, each kept once"
+    );
+    for f in revised {
+        assert_eq!(
+            (f.current.revision, f.revisions.len()),
+            (2, 1),
+            "{label}: {}",
+            f.name
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_and_four_concurrent_syncs_lose_no_revision() {
+    for n in [2, 4] {
+        let (_dir, local) = local_lake();
+        concurrent_syncs(&local, n, &format!("local x{n}")).await;
+        concurrent_syncs(&s3_lake("concurrent").await, n, &format!("s3 x{n}")).await;
+    }
+}
