@@ -185,6 +185,9 @@ pub(crate) struct BuildArgs {
     /// as `_meta/aliases.toml` before building; the months it can affect are rebuilt.
     #[arg(long, value_name = "FILE")]
     pub(crate) aliases: Option<std::path::PathBuf>,
+    /// Input limits.
+    #[command(flatten)]
+    pub(crate) limits: InputLimitArgs,
 }
 
 /// `gplake check` flags.
@@ -223,6 +226,51 @@ pub(crate) struct SourceArgs {
     /// Longest silence allowed while reading a response, in seconds.
     #[arg(long, default_value_t = 60)]
     pub(crate) timeout: u64,
+    /// Longest one request may take, first byte to last, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
+    pub(crate) request_deadline: u64,
+    /// Largest page read (e.g. 20M).
+    #[arg(long, value_name = "SIZE", default_value = "20M", value_parser = parse_size)]
+    pub(crate) max_page_size: usize,
+    /// Largest file downloaded (e.g. 2G).
+    #[arg(long, value_name = "SIZE", default_value = "2G", value_parser = parse_size)]
+    pub(crate) max_file_size: usize,
+    /// Follow plain http:// links (an internal mirror); https only otherwise, loopback excepted.
+    #[arg(long)]
+    pub(crate) allow_http: bool,
+    /// A certificate authority (PEM) to trust besides the system's, for networks that
+    /// inspect TLS (repeatable; SSL_CERT_FILE is honoured too).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) ca_cert: Vec<std::path::PathBuf>,
+}
+
+/// What a bronze file may hold before it is refused (far above any real release).
+#[derive(Debug, Args)]
+pub(crate) struct InputLimitArgs {
+    /// Largest decompressed ZIP member (e.g. 2G).
+    #[arg(long, value_name = "SIZE", default_value = "2G", value_parser = parse_size)]
+    pub(crate) max_zip_member_size: usize,
+    /// Largest ratio of a ZIP member's decompressed to compressed size.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub(crate) max_zip_ratio: u64,
+    /// Most members in one ZIP.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub(crate) max_zip_members: usize,
+    /// Longest line in a CSV (e.g. 1M).
+    #[arg(long, value_name = "SIZE", default_value = "1M", value_parser = parse_size)]
+    pub(crate) max_line_length: usize,
+}
+
+impl InputLimitArgs {
+    /// The library's limits from the flags.
+    pub(crate) fn limits(&self) -> gplake::formats::InputLimits {
+        gplake::formats::InputLimits {
+            max_member_bytes: self.max_zip_member_size as u64,
+            max_member_ratio: self.max_zip_ratio.max(1),
+            max_members: self.max_zip_members.max(1),
+            max_line_bytes: self.max_line_length as u64,
+        }
+    }
 }
 
 /// Fetch (and sync) flags.
@@ -241,6 +289,9 @@ pub(crate) struct FetchArgs {
     /// every third of this while writing).
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     pub(crate) lock_ttl: u64,
+    /// (sync) Input limits for the build.
+    #[command(flatten)]
+    pub(crate) limits: InputLimitArgs,
 }
 
 impl SourceArgs {
@@ -258,6 +309,11 @@ impl SourceArgs {
             attempts: self.attempts.max(1),
             base_backoff: Duration::from_millis(self.backoff_ms),
             read_timeout: Duration::from_secs(self.timeout.max(1)),
+            request_deadline: Duration::from_secs(self.request_deadline.max(1)),
+            max_page_bytes: self.max_page_size as u64,
+            max_file_bytes: self.max_file_size as u64,
+            allow_http: self.allow_http,
+            ca_cert_files: self.ca_cert.clone(),
             ..HttpConfig::default()
         };
         config

@@ -39,6 +39,8 @@ pub enum Fault {
         /// Bytes sent.
         after: usize,
     },
+    /// 302 Found to this URL.
+    Redirect(String),
     /// Send the body in chunks with a pause before each.
     Slow {
         /// Bytes per chunk.
@@ -229,8 +231,10 @@ fn answer(site: &Mutex<Site>, path: &str, headers: &HeaderMap) -> (Response, u16
         .find(|(part, queue)| path.contains(part.as_str()) && !queue.is_empty())
         .and_then(|(_, queue)| queue.pop_front());
     if let Some(page) = site.pages.get(path) {
-        if let Some(Fault::Status(code)) = fault {
-            return status_only(code);
+        match fault {
+            Some(Fault::Status(code)) => return status_only(code),
+            Some(Fault::Redirect(to)) => return redirect(&to),
+            _ => {}
         }
         let mut r = page.clone().into_response();
         r.headers_mut().insert(
@@ -249,6 +253,7 @@ fn answer(site: &Mutex<Site>, path: &str, headers: &HeaderMap) -> (Response, u16
 fn serve_file(file: Served, fault: Option<Fault>, headers: &HeaderMap) -> (Response, u16) {
     match fault {
         Some(Fault::Status(code)) => return status_only(code),
+        Some(Fault::Redirect(to)) => return redirect(&to),
         Some(Fault::TooManyRequests { retry_after_secs }) => {
             let mut r = StatusCode::TOO_MANY_REQUESTS.into_response();
             r.headers_mut()
@@ -286,6 +291,14 @@ fn serve_file(file: Served, fault: Option<Fault>, headers: &HeaderMap) -> (Respo
         HeaderValue::from_static("application/octet-stream"),
     );
     (r, 200)
+}
+
+fn redirect(to: &str) -> (Response, u16) {
+    let mut r = StatusCode::FOUND.into_response();
+    if let Ok(v) = HeaderValue::from_str(to) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    (r, 302)
 }
 
 fn status_only(code: u16) -> (Response, u16) {

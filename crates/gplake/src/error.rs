@@ -39,6 +39,9 @@ pub enum Error {
     /// A chart could not be drawn.
     #[error(transparent)]
     Plot(#[from] PlotError),
+    /// The HTTP client could not be set up (a certificate file).
+    #[error(transparent)]
+    Http(#[from] crate::http::HttpError),
 }
 
 /// What kind of failure, for exit codes and retries.
@@ -82,6 +85,8 @@ impl Error {
             Error::Plot(PlotError::Query(e)) => query_kind(e),
             Error::Plot(PlotError::NotFound { .. }) => ErrorKind::Refused,
             Error::Plot(_) => ErrorKind::BadInput,
+            Error::Http(crate::http::HttpError::BadCertificate { .. }) => ErrorKind::BadInput,
+            Error::Http(_) => ErrorKind::Http,
         }
     }
 }

@@ -4,7 +4,9 @@
 //! backoff and jitter, honouring `Retry-After`. A download streams to a local file while its
 //! SHA-256 is computed; a body shorter than its `Content-Length` (or cut off) is retried and,
 //! if it never arrives whole, is an error — never a file. Redirects are followed only to
-//! hosts on the allow-list.
+//! hosts on the allow-list, and only over https (a loopback mirror, or `allow_http`,
+//! excepted). Every request has a total deadline and every body a size cap; meeting one is a
+//! final error naming the URL and the limit, never retried.
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
@@ -35,6 +37,18 @@ pub struct HttpConfig {
     pub read_timeout: Duration,
     /// Hosts links and redirects may lead to (the source's own host is always allowed).
     pub allowed_hosts: Vec<String>,
+    /// Longest one attempt at a request may take, first byte to last.
+    pub request_deadline: Duration,
+    /// Largest page (HTML) read.
+    pub max_page_bytes: u64,
+    /// Largest file downloaded.
+    pub max_file_bytes: u64,
+    /// Follow plain `http://` links and redirects to other than loopback hosts (an internal
+    /// mirror); https only otherwise.
+    pub allow_http: bool,
+    /// Extra trusted certificate authorities (PEM files), for networks that inspect TLS; the
+    /// system's trusted certificates (and `SSL_CERT_FILE`) are always used.
+    pub ca_cert_files: Vec<std::path::PathBuf>,
 }
 
 impl Default for HttpConfig {
@@ -46,6 +60,11 @@ impl Default for HttpConfig {
             connect_timeout: Duration::from_secs(15),
             read_timeout: Duration::from_secs(60),
             allowed_hosts: PUBLISHER_HOSTS.iter().map(|h| h.to_string()).collect(),
+            request_deadline: Duration::from_secs(30 * 60),
+            max_page_bytes: 20 << 20,
+            max_file_bytes: 2 << 30,
+            allow_http: false,
+            ca_cert_files: Vec::new(),
         }
     }
 }
@@ -123,6 +142,40 @@ pub enum HttpError {
         url: String,
         /// The allow-list.
         allowed: String,
+    },
+    /// A plain `http://` URL where https is required.
+    #[error(
+        "{url}: plain http refused (https only; a loopback mirror excepted, --allow-http for an internal mirror)"
+    )]
+    Insecure {
+        /// The URL.
+        url: String,
+    },
+    /// A redirect led off the allow-list (or from https to http): refused at once.
+    #[error("{url}: redirected to {target}, refused: {reason}")]
+    Redirect {
+        /// The URL asked for.
+        url: String,
+        /// Where the server sent it.
+        target: String,
+        /// Why that is refused.
+        reason: String,
+    },
+    /// A limit was met: the body is too big or the request too slow.
+    #[error("{url}: {limit}")]
+    Limit {
+        /// The URL.
+        url: String,
+        /// The limit met, with the flag that sets it.
+        limit: String,
+    },
+    /// A `--ca-cert` file cannot be read as a PEM certificate.
+    #[error("certificate authority {file}: {reason}")]
+    BadCertificate {
+        /// The file (or its index).
+        file: String,
+        /// Why.
+        reason: String,
     },
     /// The local download file could not be written.
     #[error("cannot write download of {url} to {file}: {source}")]
@@ -218,33 +271,41 @@ pub struct Http {
 
 impl Http {
     /// A client for `config`; `source_host` (the series page's host) is always allowed.
-    pub fn new(mut config: HttpConfig, source_host: Option<&str>) -> Http {
+    /// Panics if a `config.ca_cert_files` file cannot be read as PEM: use [`Http::try_new`]
+    /// for certificates from users.
+    pub fn new(config: HttpConfig, source_host: Option<&str>) -> Http {
+        Http::try_new(config, source_host).expect("valid certificates")
+    }
+
+    /// A client for `config`, or an error naming a certificate that cannot be used.
+    pub fn try_new(mut config: HttpConfig, source_host: Option<&str>) -> Result<Http, HttpError> {
         if let Some(host) = source_host {
             config.allowed_hosts.push(host.to_string());
         }
-        let allowed = config.allowed_hosts.clone();
-        let policy = reqwest::redirect::Policy::custom(move |attempt| {
-            if attempt.previous().len() > 5 {
-                attempt.error("too many redirects")
-            } else if host_allowed(&allowed, attempt.url()) {
-                attempt.follow()
-            } else {
-                attempt.error("redirect to a host outside the allow-list")
-            }
-        });
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("gplake/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(config.connect_timeout)
             .read_timeout(config.read_timeout)
-            .redirect(policy)
-            .build()
-            .expect("a client with rustls always builds");
-        Http { client, config }
+            .redirect(redirect_policy(&config));
+        for file in &config.ca_cert_files {
+            let bad = |reason: String| HttpError::BadCertificate {
+                file: file.display().to_string(),
+                reason,
+            };
+            let pem = std::fs::read(file).map_err(|e| bad(e.to_string()))?;
+            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| bad(e.to_string()))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let client = builder.build().map_err(|e| HttpError::BadCertificate {
+            file: "--ca-cert".into(),
+            reason: e.to_string(),
+        })?;
+        Ok(Http { client, config })
     }
 
     /// True when links to `url` may be followed.
     pub fn allows(&self, url: &Url) -> bool {
-        host_allowed(&self.config.allowed_hosts, url)
+        refusal(&self.config, url).is_none()
     }
 
     /// The allow-list, for messages.
@@ -258,15 +319,12 @@ impl Http {
         self.retrying(url, || async {
             let response = match self.client.get(url.clone()).send().await {
                 Ok(r) => r,
-                Err(e) => return Attempt::Retry(unreachable(url, &e), None),
+                Err(e) => return self.send_failed(url, &e),
             };
             if let Some(outcome) = classify_status(url, &response) {
                 return outcome;
             }
-            match response.text().await {
-                Ok(text) => Attempt::Done(text),
-                Err(e) => Attempt::Retry(truncated(url, e.to_string()), None),
-            }
+            self.read_page(url, response).await
         })
         .await
     }
@@ -309,7 +367,7 @@ impl Http {
         }
         let response = match request.send().await {
             Ok(r) => r,
-            Err(e) => return Attempt::Retry(unreachable(url, &e), None),
+            Err(e) => return self.send_failed(url, &e),
         };
         if response.status() == StatusCode::NOT_MODIFIED {
             return Attempt::Done(Download::NotModified);
@@ -317,23 +375,77 @@ impl Http {
         if let Some(outcome) = classify_status(url, &response) {
             return outcome;
         }
+        let max = self.config.max_file_bytes;
+        if let Some(len) = response.content_length().filter(|len| *len > max) {
+            let what = format!("{len} bytes, more than the file limit of {max} (--max-file-size)");
+            return Attempt::Fatal(self.limit(url, what));
+        }
         if let Some(p) = progress {
             p(ProgressEvent::Started {
                 key: key.into(),
                 total: response.content_length(),
             });
         }
-        stream_to_file(url, response, dest, key, progress).await
+        let sink = Sink {
+            dest,
+            key,
+            progress,
+            max,
+        };
+        stream_to_file(url, response, sink).await
+    }
+
+    /// A request that got no response: a refused redirect is final, the rest worth a retry.
+    fn send_failed<T>(&self, url: &Url, err: &reqwest::Error) -> Attempt<T> {
+        match refused_redirect(url, err) {
+            Some(refused) => Attempt::Fatal(refused),
+            None => Attempt::Retry(unreachable(url, err), None),
+        }
+    }
+
+    /// A page's body as text, refused past the page limit.
+    async fn read_page(&self, url: &Url, response: reqwest::Response) -> Attempt<String> {
+        let max = self.config.max_page_bytes;
+        let too_big = |got: u64| {
+            let what =
+                format!("{got} bytes or more, more than the page limit of {max} (--max-page-size)");
+            Attempt::Fatal(self.limit(url, what))
+        };
+        if let Some(len) = response.content_length().filter(|len| *len > max) {
+            return too_big(len);
+        }
+        let mut body = Vec::new();
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(c) if (body.len() + c.len()) as u64 > max => {
+                    return too_big((body.len() + c.len()) as u64);
+                }
+                Ok(c) => body.extend_from_slice(&c),
+                Err(e) => return Attempt::Retry(truncated(url, e.to_string()), None),
+            }
+        }
+        Attempt::Done(String::from_utf8_lossy(&body).into_owned())
     }
 
     fn check_host(&self, url: &Url) -> Result<(), HttpError> {
-        if self.allows(url) {
-            Ok(())
-        } else {
-            Err(HttpError::ForeignHost {
+        match refusal(&self.config, url) {
+            None => Ok(()),
+            Some(Refusal::Insecure) => Err(HttpError::Insecure {
+                url: url.to_string(),
+            }),
+            Some(Refusal::Foreign) => Err(HttpError::ForeignHost {
                 url: url.to_string(),
                 allowed: self.config.allowed_hosts.join(", "),
-            })
+            }),
+        }
+    }
+
+    /// A limit error for `url`.
+    fn limit(&self, url: &Url, what: String) -> HttpError {
+        HttpError::Limit {
+            url: url.to_string(),
+            limit: what,
         }
     }
 
@@ -344,9 +456,19 @@ impl Http {
         Fut: std::future::Future<Output = Attempt<T>>,
     {
         let mut tries = 0;
+        let deadline = self.config.request_deadline;
         loop {
             tries += 1;
-            match attempt().await {
+            let outcome = match tokio::time::timeout(deadline, attempt()).await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    let what = format!(
+                        "not done within the request deadline of {deadline:?} (--request-deadline)"
+                    );
+                    return Err(self.limit(url, what));
+                }
+            };
+            match outcome {
                 Attempt::Done(value) => return Ok(value),
                 Attempt::Fatal(err) => return Err(err),
                 Attempt::Retry(err, _) if tries >= self.config.attempts => {
@@ -380,11 +502,94 @@ impl Http {
     }
 }
 
-fn host_allowed(allowed: &[String], url: &Url) -> bool {
+/// Why a URL may not be followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    Foreign,
+    Insecure,
+}
+
+fn refusal(config: &HttpConfig, url: &Url) -> Option<Refusal> {
     let Some(host) = url.host_str() else {
-        return false;
+        return Some(Refusal::Foreign);
     };
-    matches!(url.scheme(), "http" | "https") && allowed.iter().any(|a| a.eq_ignore_ascii_case(host))
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback || config.allow_http => {}
+        "http" => return Some(Refusal::Insecure),
+        _ => return Some(Refusal::Foreign),
+    }
+    let listed = config
+        .allowed_hosts
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case(host));
+    (!listed).then_some(Refusal::Foreign)
+}
+
+/// A redirect refused by the policy, found again in the request's error to report it whole.
+#[derive(Debug)]
+struct RedirectRefused {
+    target: String,
+    reason: String,
+}
+
+impl std::fmt::Display for RedirectRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "redirect to {} refused: {}", self.target, self.reason)
+    }
+}
+
+impl std::error::Error for RedirectRefused {}
+
+/// Follows up to five redirects, each to an allowed host, never from https down to http.
+fn redirect_policy(config: &HttpConfig) -> reqwest::redirect::Policy {
+    let config = config.clone();
+    reqwest::redirect::Policy::custom(move |attempt| {
+        let target = attempt.url().clone();
+        let reason = if attempt.previous().len() > 5 {
+            Some("more than five redirects".to_string())
+        } else {
+            match refusal(&config, &target) {
+                None => None,
+                Some(Refusal::Insecure) => {
+                    Some("plain http (https only; --allow-http for an internal mirror)".to_string())
+                }
+                Some(Refusal::Foreign) => Some(format!(
+                    "host {} is not on the allow-list; add it with --allow-host if it is trusted",
+                    target.host_str().unwrap_or("(none)")
+                )),
+            }
+        };
+        match reason {
+            None => attempt.follow(),
+            Some(reason) => attempt.error(RedirectRefused {
+                target: target.to_string(),
+                reason,
+            }),
+        }
+    })
+}
+
+/// The refused redirect inside a request error, if that is what failed.
+fn refused_redirect(url: &Url, err: &reqwest::Error) -> Option<HttpError> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if let Some(r) = e.downcast_ref::<RedirectRefused>() {
+            return Some(HttpError::Redirect {
+                url: url.to_string(),
+                target: r.target.clone(),
+                reason: r.reason.clone(),
+            });
+        }
+        source = e.source();
+    }
+    None
 }
 
 /// Maps a response status to an outcome, or `None` to go on reading the body.
@@ -419,13 +624,25 @@ fn retry_after(response: &reqwest::Response) -> Option<Duration> {
     Some(wait.to_std().unwrap_or(Duration::ZERO))
 }
 
+/// Where a download goes, and how much of it may come.
+struct Sink<'a> {
+    dest: &'a std::path::Path,
+    key: &'a str,
+    progress: Option<&'a Progress>,
+    max: u64,
+}
+
 async fn stream_to_file(
     url: &Url,
     response: reqwest::Response,
-    dest: &std::path::Path,
-    key: &str,
-    progress: Option<&Progress>,
+    sink: Sink<'_>,
 ) -> Attempt<Download> {
+    let Sink {
+        dest,
+        key,
+        progress,
+        max,
+    } = sink;
     let local_err = |source| {
         Attempt::Fatal(HttpError::LocalIo {
             url: url.to_string(),
@@ -452,6 +669,13 @@ async fn stream_to_file(
         };
         hasher.update(&chunk);
         size += chunk.len() as u64;
+        if size > max {
+            let what = format!("more than the file limit of {max} bytes (--max-file-size)");
+            return Attempt::Fatal(HttpError::Limit {
+                url: url.to_string(),
+                limit: what,
+            });
+        }
         if let Err(e) = file.write_all(&chunk).await {
             return local_err(e);
         }

@@ -18,6 +18,7 @@ pub(crate) async fn run(lake: &Lake, args: &BuildArgs, out: &Output) -> anyhow::
         jobs: args.jobs,
         cancel: crate::cancel(),
         progress: crate::progress::build_bar(!out.quiet && !out.json),
+        limits: args.limits.limits(),
     };
     let report = gplake::build(lake, clock(), &options).await?;
     let status = gplake::status::status(lake).await?;

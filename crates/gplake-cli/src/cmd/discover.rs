@@ -10,7 +10,7 @@ use crate::{Output, clock};
 /// Runs discovery and prints what it found.
 pub(crate) async fn run(args: &SourceArgs, out: &Output) -> anyhow::Result<()> {
     let source = args.source();
-    let http = Http::new(args.http_config(), source.host());
+    let http = Http::try_new(args.http_config(), source.host()).map_err(gplake::Error::from)?;
     let clock = clock();
     let (from, to) = month_range(clock, args.from, args.to);
     let discovery = discover(&http, &source, from, to, args.jobs)

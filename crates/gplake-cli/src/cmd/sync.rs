@@ -18,7 +18,8 @@ pub(crate) async fn run(
         super::build::install_aliases(lake, args.aliases.as_deref(), out).await?;
     }
     let source = args.source.source();
-    let http = Http::new(args.source.http_config(), source.host());
+    let http =
+        Http::try_new(args.source.http_config(), source.host()).map_err(gplake::Error::from)?;
     let clock = clock();
     let ctx = gplake::fetch::FetchContext {
         lake,
@@ -34,6 +35,7 @@ pub(crate) async fn run(
         build: build.then(|| gplake::BuildOptions {
             cancel: crate::cancel(),
             progress: progress::build_bar(!out.quiet && !out.json),
+            limits: args.limits.limits(),
             ..gplake::BuildOptions::default()
         }),
     };

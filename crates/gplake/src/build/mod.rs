@@ -68,6 +68,8 @@ pub struct BuildOptions {
     pub cancel: crate::Cancel,
     /// Receives the build's progress.
     pub progress: Option<BuildProgress>,
+    /// What a bronze file may hold (ZIP members, line length) before it is refused.
+    pub limits: crate::formats::reader::InputLimits,
 }
 
 impl std::fmt::Debug for BuildOptions {

@@ -53,6 +53,7 @@ pub struct MonthReport {
 /// The tables a build writes, opened once, each behind a lock so commits never interleave.
 struct Open {
     targets: Targets,
+    limits: crate::formats::reader::InputLimits,
     commit: HashMap<&'static str, Mutex<deltalake::DeltaTable>>,
 }
 
@@ -68,7 +69,11 @@ pub(super) async fn build_months(
     if todo.is_empty() {
         return Ok(report);
     }
-    let open = Arc::new(open_tables(lake).await.map_err(BuildError::from)?);
+    let open = Arc::new(
+        open_tables(lake, options.limits)
+            .await
+            .map_err(BuildError::from)?,
+    );
     let jobs = match options.jobs {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
@@ -124,7 +129,10 @@ async fn plan_months(
     Ok(todo)
 }
 
-async fn open_tables(lake: &Lake) -> Result<Open, DeltaError> {
+async fn open_tables(
+    lake: &Lake,
+    limits: crate::formats::reader::InputLimits,
+) -> Result<Open, DeltaError> {
     let mut commit = HashMap::new();
     for def in [
         FACT_QUINARY,
@@ -150,7 +158,11 @@ async fn open_tables(lake: &Lake) -> Result<Open, DeltaError> {
         org_quinary: commit[FACT_ORG_QUINARY.name].lock().await.clone(),
         org_single: commit[FACT_ORG_SINGLE_AGE.name].lock().await.clone(),
     };
-    Ok(Open { targets, commit })
+    Ok(Open {
+        targets,
+        limits,
+        commit,
+    })
 }
 
 /// Builds, gates, commits and records one month.
@@ -310,7 +322,7 @@ async fn build_silver(
         reason: e.to_string(),
     };
     let tmp = tempfile::tempdir().map_err(|e| worker_err(&e))?;
-    let inputs = download(lake, month, &plan.used, tmp.path()).await?;
+    let inputs = download(lake, month, &plan.used, tmp.path(), open.limits).await?;
     let unused = plan.unused.clone();
     let handle = tokio::runtime::Handle::current();
     let worker = open.clone();

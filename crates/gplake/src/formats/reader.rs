@@ -10,17 +10,38 @@ use std::path::Path;
 
 use super::FormatError;
 
-/// Largest decompressed member accepted (the biggest real CSV is ~40 MB).
-const MAX_MEMBER_BYTES: u64 = 4 * 1024 * 1024 * 1024;
-/// Longest line accepted (real lines are under 300 bytes): a newline-free stream cannot
-/// take the memory.
-const MAX_LINE_BYTES: u64 = 1024 * 1024;
+/// What a bronze file may hold before reading it stops with an error naming the limit: far
+/// above any real release (the biggest real CSV is ~40 MB, its lines under 300 bytes, a ZIP
+/// holds one or two members), so only a broken or hostile file meets them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputLimits {
+    /// Largest decompressed ZIP member.
+    pub max_member_bytes: u64,
+    /// Largest decompressed-to-compressed ratio of a ZIP member (a "zip bomb" far exceeds it).
+    pub max_member_ratio: u64,
+    /// Most members in one ZIP.
+    pub max_members: usize,
+    /// Longest line: a newline-free stream cannot take the memory.
+    pub max_line_bytes: u64,
+}
+
+impl Default for InputLimits {
+    fn default() -> InputLimits {
+        InputLimits {
+            max_member_bytes: 2 << 30,
+            max_member_ratio: 200,
+            max_members: 64,
+            max_line_bytes: 1024 * 1024,
+        }
+    }
+}
 
 /// Calls `each` with every CSV in the file at `path`: the file itself, or each `.csv` member
 /// of a ZIP (labelled `name!member`).
 pub(crate) fn each_csv(
     path: &Path,
     name: &str,
+    limits: &InputLimits,
     mut each: impl FnMut(&str, &mut dyn Read) -> Result<(), FormatError>,
 ) -> Result<(), FormatError> {
     let io = |source| FormatError::Io {
@@ -29,9 +50,9 @@ pub(crate) fn each_csv(
     };
     let mut file = std::fs::File::open(path).map_err(io)?;
     if is_zip(&mut file).map_err(io)? {
-        each_member(file, name, each)
+        each_member(file, name, limits, each)
     } else {
-        let mut bounded = Bounded::new(file, u64::MAX, MAX_LINE_BYTES);
+        let mut bounded = Bounded::new(file, u64::MAX, limits.max_line_bytes);
         each(name, &mut std::io::BufReader::new(&mut bounded))
     }
 }
@@ -41,6 +62,8 @@ pub(crate) fn each_csv(
 struct Bounded<R> {
     inner: R,
     left: u64,
+    /// What `left` stands for, for the message.
+    limit: String,
     max_line: u64,
     line: u64,
 }
@@ -50,6 +73,7 @@ impl<R: Read> Bounded<R> {
         Bounded {
             inner,
             left,
+            limit: format!("{left} bytes decompressed"),
             max_line,
             line: 0,
         }
@@ -61,7 +85,8 @@ impl<R: Read> Read for Bounded<R> {
         let n = self.inner.read(buf)?;
         if n as u64 > self.left {
             return Err(std::io::Error::other(format!(
-                "larger than gplake accepts ({MAX_MEMBER_BYTES} bytes decompressed): not read, rather than cut"
+                "larger than gplake accepts ({}): not read, rather than cut",
+                self.limit
             )));
         }
         self.left -= n as u64;
@@ -89,6 +114,7 @@ pub(crate) fn is_zip(file: &mut std::fs::File) -> std::io::Result<bool> {
 fn each_member(
     file: std::fs::File,
     name: &str,
+    limits: &InputLimits,
     mut each: impl FnMut(&str, &mut dyn Read) -> Result<(), FormatError>,
 ) -> Result<(), FormatError> {
     let zip_err = |reason: String| FormatError::Zip {
@@ -110,18 +136,48 @@ fn each_member(
     if members.is_empty() {
         return Err(zip_err("no .csv member".into()));
     }
+    if archive.len() > limits.max_members {
+        return Err(zip_err(format!(
+            "{} members, more than the limit of {}",
+            archive.len(),
+            limits.max_members
+        )));
+    }
     members.sort();
     for (member, index) in members {
         let entry = archive
             .by_index(index)
             .map_err(|e| zip_err(e.to_string()))?;
-        let mut bounded = Bounded::new(entry, MAX_MEMBER_BYTES, MAX_LINE_BYTES);
+        let mut bounded = member_reader(entry, limits);
         each(
             &format!("{name}!{member}"),
             &mut std::io::BufReader::new(&mut bounded),
         )?;
     }
     Ok(())
+}
+
+/// A member's reader, bounded by the smaller of the size limit and the ratio limit (the
+/// compressed size is known from the archive's directory before any byte is inflated).
+fn member_reader<'a, R: Read>(
+    entry: zip::read::ZipFile<'a, R>,
+    limits: &InputLimits,
+) -> Bounded<zip::read::ZipFile<'a, R>> {
+    let compressed = entry.compressed_size();
+    let by_ratio = compressed.max(1).saturating_mul(limits.max_member_ratio);
+    let (left, limit) = if by_ratio < limits.max_member_bytes {
+        let ratio = limits.max_member_ratio;
+        (
+            by_ratio,
+            format!("{ratio} times its {compressed} compressed bytes"),
+        )
+    } else {
+        let max = limits.max_member_bytes;
+        (max, format!("{max} bytes decompressed"))
+    };
+    let mut bounded = Bounded::new(entry, left, limits.max_line_bytes);
+    bounded.limit = limit;
+    bounded
 }
 
 /// CSV records with their header and line numbers.
@@ -272,6 +328,93 @@ mod tests {
             err.to_string().contains("a line longer than 10 bytes"),
             "{err}"
         );
+    }
+
+    fn zip_file(dir: &std::path::Path, members: &[(&str, Vec<u8>)]) -> std::path::PathBuf {
+        let path = dir.join("test.zip");
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        for (name, bytes) in members {
+            zip.start_file(*name, options).unwrap();
+            std::io::Write::write_all(&mut zip, bytes).unwrap();
+        }
+        zip.finish().unwrap();
+        path
+    }
+
+    /// Reads every CSV of `path` to the end under `limits`: the error text, if any.
+    fn read_under(path: &std::path::Path, limits: &InputLimits) -> Result<u64, String> {
+        let mut total = 0u64;
+        each_csv(path, "f.zip", limits, |_, r| {
+            let mut out = Vec::new();
+            r.read_to_end(&mut out).map_err(|source| FormatError::Io {
+                file: "f.zip".into(),
+                source,
+            })?;
+            total += out.len() as u64;
+            Ok(())
+        })
+        .map(|()| total)
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn each_zip_limit_is_one_error_naming_the_file_and_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let line = b"PRACTICE_CODE,NUMBER_OF_PATIENTS\nA81001,1234\n".to_vec();
+        let limits = InputLimits::default();
+
+        let many: Vec<(String, Vec<u8>)> = (0..65)
+            .map(|i| (format!("m{i:02}.csv"), line.clone()))
+            .collect();
+        let many: Vec<(&str, Vec<u8>)> =
+            many.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+        let err = read_under(&zip_file(dir.path(), &many), &limits).unwrap_err();
+        assert!(
+            err.contains("f.zip") && err.contains("65 members, more than the limit of 64"),
+            "{err}"
+        );
+
+        // Zeros compress about a thousandfold: far past 200 times.
+        let bomb = zip_file(dir.path(), &[("a.csv", vec![b'0'; 4 << 20])]);
+        let err = read_under(&bomb, &limits).unwrap_err();
+        assert!(
+            err.contains("f.zip") && err.contains("200 times its"),
+            "{err}"
+        );
+        let relaxed = InputLimits {
+            max_member_ratio: 100_000,
+            max_line_bytes: 8 << 20,
+            ..limits
+        };
+        assert_eq!(read_under(&bomb, &relaxed).unwrap(), 4 << 20);
+
+        let capped = InputLimits {
+            max_member_bytes: 1 << 20,
+            ..relaxed
+        };
+        let err = read_under(&bomb, &capped).unwrap_err();
+        assert!(
+            err.contains(&format!("{} bytes decompressed", 1 << 20)),
+            "{err}"
+        );
+
+        let long = zip_file(
+            dir.path(),
+            &[("a.csv", [b"x".repeat(2 << 20), b"\n".to_vec()].concat())],
+        );
+        let err = read_under(&long, &relaxed.clone()).map(|_| ()).err();
+        assert!(err.is_none(), "8 MiB lines allowed here");
+        let err = read_under(
+            &long,
+            &InputLimits {
+                max_member_ratio: 100_000,
+                ..limits
+            },
+        )
+        .unwrap_err();
+        assert!(err.contains("a line longer than 1048576 bytes"), "{err}");
     }
 
     #[test]

@@ -55,6 +55,7 @@ pub(crate) async fn download(
     month: Month,
     used: &[plan::Chosen],
     dir: &std::path::Path,
+    limits: crate::formats::reader::InputLimits,
 ) -> Result<Vec<InputFile>, LakeError> {
     let mut inputs = Vec::new();
     for (i, chosen) in used.iter().enumerate() {
@@ -70,6 +71,7 @@ pub(crate) async fn download(
             sha256: chosen.sha256.clone(),
             local,
             lsoa_vintage: chosen.lsoa_vintage,
+            limits,
         });
     }
     Ok(inputs)

@@ -38,6 +38,7 @@ pub(crate) struct InputFile {
     pub(crate) sha256: String,
     pub(crate) local: PathBuf,
     pub(crate) lsoa_vintage: Option<u16>,
+    pub(crate) limits: crate::formats::reader::InputLimits,
 }
 
 /// What building a month produced: data files (not yet committed) and the evidence.
@@ -249,7 +250,7 @@ impl Builder<'_> {
     fn read_map(&mut self, input: &InputFile) -> Result<(), MonthError> {
         let ctx = self.ctx(input.family);
         let mut parsed = Vec::new();
-        each_csv(&input.local, &input.name, |label, reader| {
+        each_csv(&input.local, &input.name, &input.limits, |label, reader| {
             let mut records = Records::new(reader, label)?;
             let (rows, stats) = crate::formats::map::parse_map(&mut records, &ctx)?;
             parsed.push((label.to_string(), rows, stats));
@@ -275,7 +276,7 @@ impl Builder<'_> {
         let ctx = self.ctx(input.family);
         let mut rows = Vec::new();
         let mut results = Vec::new();
-        each_csv(&input.local, &input.name, |label, reader| {
+        each_csv(&input.local, &input.name, &input.limits, |label, reader| {
             let mut records = Records::new(reader, label)?;
             let stats =
                 crate::formats::long::parse_counts(&mut records, &ctx, &mut |row| rows.push(row))?;
@@ -353,7 +354,7 @@ impl Builder<'_> {
             let ctx = self.ctx(input.family);
             let mut failure: Option<DeltaError> = None;
             let mut stats_all = Vec::new();
-            each_csv(&input.local, &input.name, |label, reader| {
+            each_csv(&input.local, &input.name, &input.limits, |label, reader| {
                 let mut records = Records::new(reader, label)?;
                 let mut on_row = |row: CountRow| {
                     if failure.is_some() {
@@ -525,7 +526,7 @@ impl Builder<'_> {
             let mut results = Vec::new();
             let mut totals = Vec::new();
             let mut failure: Option<DeltaError> = None;
-            each_csv(&input.local, &input.name, |label, reader| {
+            each_csv(&input.local, &input.name, &input.limits, |label, reader| {
                 let mut records = Records::new(reader, label)?;
                 let stats = crate::formats::long::parse_counts(&mut records, &ctx, &mut |row| {
                     agg.add(&row, label);
@@ -569,7 +570,7 @@ impl Builder<'_> {
             );
             let mut rows: Vec<(String, LsoaRow)> = Vec::new();
             let mut results = Vec::new();
-            let read = each_csv(&input.local, &input.name, |label, reader| {
+            let read = each_csv(&input.local, &input.name, &input.limits, |label, reader| {
                 let mut records = Records::new(reader, label)?;
                 let stats = crate::formats::lsoa::parse_lsoa(&mut records, &ctx, &mut |row| {
                     rows.push((label.to_string(), row))

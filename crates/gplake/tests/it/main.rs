@@ -7,6 +7,7 @@ mod golden;
 mod lake_conformance;
 mod layering;
 mod leases;
+mod net_limits;
 mod partial;
 mod properties;
 mod reader;
