@@ -293,6 +293,10 @@ impl Http {
                 reason,
             };
             let pem = std::fs::read(file).map_err(|e| bad(e.to_string()))?;
+            // reqwest accepts a text without any certificate and would trust nothing new.
+            if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+                return Err(bad("no PEM certificate in it".into()));
+            }
             let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| bad(e.to_string()))?;
             builder = builder.add_root_certificate(cert);
         }
@@ -377,7 +381,8 @@ impl Http {
         }
         let max = self.config.max_file_bytes;
         if let Some(len) = response.content_length().filter(|len| *len > max) {
-            let what = format!("{len} bytes, more than the file limit of {max} (--max-file-size)");
+            let what =
+                format!("{len} bytes, more than the file limit of {max} bytes (--max-file-size)");
             return Attempt::Fatal(self.limit(url, what));
         }
         if let Some(p) = progress {
@@ -407,8 +412,9 @@ impl Http {
     async fn read_page(&self, url: &Url, response: reqwest::Response) -> Attempt<String> {
         let max = self.config.max_page_bytes;
         let too_big = |got: u64| {
-            let what =
-                format!("{got} bytes or more, more than the page limit of {max} (--max-page-size)");
+            let what = format!(
+                "{got} bytes or more, more than the page limit of {max} bytes (--max-page-size)"
+            );
             Attempt::Fatal(self.limit(url, what))
         };
         if let Some(len) = response.content_length().filter(|len| *len > max) {

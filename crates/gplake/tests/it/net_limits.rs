@@ -50,20 +50,23 @@ async fn a_page_or_file_past_its_cap_is_refused_at_once() {
     );
     let err = small_pages.get_text(&series).await.unwrap_err().to_string();
     assert!(err.contains(series.as_str()), "{err}");
-    assert!(err.contains("page limit of 100 (--max-page-size)"), "{err}");
+    assert!(
+        err.contains("page limit of 100 bytes (--max-page-size)"),
+        "{err}"
+    );
     assert_eq!(mirror.requests_for(series.path()).len(), 1, "not retried");
 
     let url = mirror.file_url((2021, 1), ALL).unwrap();
     let small_files = client(
         &mirror,
         HttpConfig {
-            max_file_bytes: 1000,
+            max_file_bytes: 100,
             ..config()
         },
     );
     let err = download(&small_files, &url).await.unwrap_err().to_string();
     assert!(
-        err.contains(&url) && err.contains("file limit of 1000 (--max-file-size)"),
+        err.contains(&url) && err.contains("file limit of 100 bytes (--max-file-size)"),
         "{err}"
     );
     assert_eq!(mirror.requests_for(ALL).len(), 1, "not retried");
