@@ -189,7 +189,7 @@ fn https_server(dir: &std::path::Path) -> (std::process::Child, u16) {
          s.serve_forever()\n",
         dir = dir.display()
     );
-    let child = std::process::Command::new("python3")
+    let mut child = std::process::Command::new("python3")
         .arg("-c")
         .arg(script)
         .stderr(std::process::Stdio::null())
@@ -201,6 +201,8 @@ fn https_server(dir: &std::path::Path) -> (std::process::Child, u16) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("the HTTPS server did not start");
 }
 
