@@ -383,7 +383,7 @@ impl Http {
         if let Some(len) = response.content_length().filter(|len| *len > max) {
             let what =
                 format!("{len} bytes, more than the file limit of {max} bytes (--max-file-size)");
-            return Attempt::Fatal(self.limit(url, what));
+            return Attempt::Fatal(limit(url, what));
         }
         if let Some(p) = progress {
             p(ProgressEvent::Started {
@@ -415,7 +415,7 @@ impl Http {
             let what = format!(
                 "{got} bytes or more, more than the page limit of {max} bytes (--max-page-size)"
             );
-            Attempt::Fatal(self.limit(url, what))
+            Attempt::Fatal(limit(url, what))
         };
         if let Some(len) = response.content_length().filter(|len| *len > max) {
             return too_big(len);
@@ -447,14 +447,6 @@ impl Http {
         }
     }
 
-    /// A limit error for `url`.
-    fn limit(&self, url: &Url, what: String) -> HttpError {
-        HttpError::Limit {
-            url: url.to_string(),
-            limit: what,
-        }
-    }
-
     /// Runs `attempt` until it is done, final, or out of attempts, sleeping between tries.
     async fn retrying<T, F, Fut>(&self, url: &Url, mut attempt: F) -> Result<T, HttpError>
     where
@@ -471,7 +463,7 @@ impl Http {
                     let what = format!(
                         "not done within the request deadline of {deadline:?} (--request-deadline)"
                     );
-                    return Err(self.limit(url, what));
+                    return Err(limit(url, what));
                 }
             };
             match outcome {
@@ -677,10 +669,7 @@ async fn stream_to_file(
         size += chunk.len() as u64;
         if size > max {
             let what = format!("more than the file limit of {max} bytes (--max-file-size)");
-            return Attempt::Fatal(HttpError::Limit {
-                url: url.to_string(),
-                limit: what,
-            });
+            return Attempt::Fatal(limit(url, what));
         }
         if let Err(e) = file.write_all(&chunk).await {
             return local_err(e);
@@ -710,6 +699,14 @@ async fn stream_to_file(
         etag,
         last_modified,
     }))
+}
+
+/// A limit met by the request for `url`: `what`, with the flag that sets it.
+fn limit(url: &Url, what: String) -> HttpError {
+    HttpError::Limit {
+        url: url.to_string(),
+        limit: what,
+    }
 }
 
 fn header_string(

@@ -16,7 +16,7 @@ use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{
-    ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, UpdateVersion, WriteMultipart,
+    ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, UpdateVersion, WriteMultipart,
 };
 use tokio::io::AsyncReadExt;
 
@@ -223,16 +223,7 @@ impl Lake {
 
     /// The object's bytes, or `None` when it does not exist.
     pub async fn get_bytes(&self, path: &Path) -> Result<Option<Bytes>, LakeError> {
-        let result = match self.store.get(path).await {
-            Ok(r) => r,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(LakeError::from_store("get", path, e)),
-        };
-        result
-            .bytes()
-            .await
-            .map(Some)
-            .map_err(|e| LakeError::from_store("get", path, e))
+        Ok(self.get_versioned(path).await?.map(|(bytes, _)| bytes))
     }
 
     /// The object's metadata, or `None` when it does not exist.
@@ -255,12 +246,8 @@ impl Lake {
 
     /// Creates an object only if none exists; `false` when one already did.
     pub async fn put_if_absent(&self, path: &Path, bytes: Bytes) -> Result<bool, LakeError> {
-        let opts = PutOptions::from(PutMode::Create);
-        match self.store.put_opts(path, bytes.into(), opts).await {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
-            Err(e) => Err(LakeError::from_store("put-if-absent", path, e)),
-        }
+        let written = self.put_versioned(path, bytes, None).await?;
+        Ok(matches!(written, Written::Done(_)))
     }
 
     /// The object's bytes and the version to make a conditional write against, or `None`
@@ -350,8 +337,11 @@ impl Lake {
         self.root_url.scheme() == "file"
     }
 
-    /// The local file behind `path`, for a lake in a local folder.
+    /// The local file behind `path`, for a lake in a local folder (`None` for other lakes).
     pub fn local_file(&self, path: &Path) -> Option<std::path::PathBuf> {
+        if !self.is_local() {
+            return None;
+        }
         let root = self.root_url.to_file_path().ok()?;
         Some(path.parts().fold(root, |p, part| p.join(part.as_ref())))
     }

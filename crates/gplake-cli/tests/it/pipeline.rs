@@ -12,7 +12,7 @@ use std::process::Output;
 use gplake::catalog::{Kind, LAKE_TABLES};
 use gplake_testkit::{Mirror, Population, release, release_with_duplicated_95, s3};
 
-use crate::{gplake, stderr, stdout};
+use crate::{assert_exit, gplake, stderr, stdout};
 
 /// A lake to run `gplake` against: a local folder or an S3 bucket on the test server.
 struct Target {
@@ -240,13 +240,7 @@ const FAILPOINTS: [&str; 14] = [
 fn scenario(target: &Target, (mirror, pop): &(Mirror, Population), failpoint: Option<&str>) {
     mirror.publish(release_with_duplicated_95(pop, (2024, 5)).unwrap());
     let first = sync(target, mirror, &[]);
-    assert_eq!(
-        first.status.code(),
-        Some(3),
-        "{}{}",
-        stdout(&first),
-        stderr(&first)
-    );
+    assert_exit(&first, 3);
     mirror.publish(release(pop, (2024, 5)).unwrap());
     if let Some(point) = failpoint {
         let env = [("GPLAKE_FAILPOINT".to_string(), point.to_string())];
@@ -600,13 +594,7 @@ fn earlier_lake_rebuilt(layout: u32) {
         stdout(&status)
     );
     let build = run(&["build"]);
-    assert_eq!(
-        build.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&build),
-        stderr(&build)
-    );
+    assert_exit(&build, 0);
     let text = stdout(&build);
     assert!(
         text.starts_with(&format!("the lake was written by an earlier gplake (layout {layout}): silver, dims and gold are rebuilt from bronze (layout 3)")),

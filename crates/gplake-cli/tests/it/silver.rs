@@ -3,7 +3,7 @@
 
 use gplake_testkit::{Mirror, Population, release, release_with_duplicated_95};
 
-use crate::{gplake, stderr, stdout};
+use crate::{assert_exit, gplake, stderr, stdout};
 
 #[test]
 fn a_defective_reissue_exits_3_until_the_fix_arrives() {
@@ -33,13 +33,7 @@ fn a_defective_reissue_exits_3_until_the_fix_arrives() {
         gplake(&args, &[])
     };
     let first = sync(&[]);
-    assert_eq!(
-        first.status.code(),
-        Some(3),
-        "{}{}",
-        stdout(&first),
-        stderr(&first)
-    );
+    assert_exit(&first, 3);
     let text = stdout(&first);
     assert!(text.contains("2024-04  built"), "{text}");
     assert!(text.contains("2024-05  KEPT OUT"), "{text}");
@@ -204,13 +198,7 @@ fn an_alias_unblocks_exactly_the_months_it_reads() {
         ],
         &[],
     );
-    assert_eq!(
-        fixed.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&fixed),
-        stderr(&fixed)
-    );
+    assert_exit(&fixed, 0);
     let text = stdout(&fixed);
     assert!(text.contains("aliases: 1 entries"), "{text}");
     assert!(text.contains("2021-01  built"), "{text}");
@@ -254,13 +242,7 @@ fn a_broken_lsoa_file_shows_as_a_partial_month_in_status_and_check() {
     let lake = lake.path().to_str().unwrap();
     let src = dir.path().to_str().unwrap();
     let sync = gplake(&["--lake", lake, "sync", "--source", src], &[]);
-    assert_eq!(
-        sync.status.code(),
-        Some(3),
-        "{}{}",
-        stdout(&sync),
-        stderr(&sync)
-    );
+    assert_exit(&sync, 3);
     let text = stdout(&sync);
     assert!(text.contains("2021-01  partial"), "{text}");
     assert!(

@@ -193,11 +193,8 @@ async fn keep_copy(
     Ok(Err(found))
 }
 
-/// Removes a download's temporary copy (never a hand-downloaded source file).
 async fn remove_temporary(c: &Candidate) {
-    if c.file.url.scheme() != "file" {
-        let _ = tokio::fs::remove_file(&c.local).await;
-    }
+    super::remove_download(&c.file, &c.local).await;
 }
 
 /// The files whose withdrawal a read of `release`'s page changes: in bronze and no longer

@@ -135,8 +135,8 @@ impl MonthLease {
     ) -> Result<MonthLease, LockError> {
         let path = lease_path(month);
         let kind = match lake.local_file(&path) {
-            Some(file) if lake.is_local() => Kind::Os(os_lock(month, &file, ttl).await?),
-            _ => Kind::Object(ObjectLease::acquire(lake, month, path, ttl).await?),
+            Some(file) => Kind::Os(os_lock(month, &file, ttl).await?),
+            None => Kind::Object(ObjectLease::acquire(lake, month, path, ttl).await?),
         };
         Ok(MonthLease { month, kind })
     }
@@ -175,7 +175,7 @@ impl MonthLease {
 /// month was not locked.
 pub async fn unlock(lake: &Lake, month: Month) -> Result<Option<String>, LockError> {
     let path = lease_path(month);
-    if let Some(file) = lake.local_file(&path).filter(|_| lake.is_local()) {
+    if let Some(file) = lake.local_file(&path) {
         let holder = std::fs::read(&file).ok().and_then(|b| parse(&b));
         return match std::fs::File::open(&file) {
             Err(_) => Ok(None),
@@ -222,6 +222,12 @@ fn patience(ttl: Duration) -> Duration {
     ttl * 2 + Duration::from_secs(2)
 }
 
+/// The next wait between looks at a held lease: doubling, at most a quarter of the
+/// time-to-live (so staleness is seen in time), at least 5 ms.
+fn next_pause(pause: Duration, ttl: Duration) -> Duration {
+    (pause * 2).min(ttl / 4).max(Duration::from_millis(5))
+}
+
 /// Locks the local lease file, waiting (see [`patience`]) for another process to let it go.
 async fn os_lock(
     month: Month,
@@ -251,7 +257,7 @@ async fn os_lock(
             Ok(()) => break,
             Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < patience(wait) => {
                 tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(wait / 4).max(Duration::from_millis(5));
+                pause = next_pause(pause, wait);
             }
             Err(std::fs::TryLockError::WouldBlock) => {
                 let h = std::fs::read(file).ok().and_then(|b| parse(&b));
@@ -450,7 +456,7 @@ async fn take(
             return Err(busy(month, holder));
         }
         tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(ttl / 4).max(Duration::from_millis(5));
+        pause = next_pause(pause, ttl);
     }
 }
 

@@ -391,9 +391,7 @@ async fn stage(
             unchanged(size, sha)
         }
         Download::Fetched(f) if known.is_some_and(|k| k.current.sha256 == f.sha256) => {
-            if file.url.scheme() != "file" {
-                let _ = tokio::fs::remove_file(&local).await;
-            }
+            remove_download(file, &local).await;
             unchanged(Some(f.size), Some(f.sha256))
         }
         Download::Fetched(fetched) => Staged::Candidate(Candidate {
@@ -402,6 +400,13 @@ async fn stage(
             fetched,
         }),
     })
+}
+
+/// Removes a download's temporary copy (never a hand-downloaded source file).
+pub(crate) async fn remove_download(file: &ReleaseFile, local: &std::path::Path) {
+    if file.url.scheme() != "file" {
+        let _ = tokio::fs::remove_file(local).await;
+    }
 }
 
 /// Conditional-request validators, only when the file is still served from the same URL.
