@@ -6,8 +6,7 @@
 //!    `_revisions/<sha256>/<name>` (content-addressed, so a second writer can never put other
 //!    bytes there), and a manifest pointing the file's current revision at that copy is
 //!    written;
-//! 2. each file's new bytes are uploaded as soon as they are downloaded (so temporary disk
-//!    holds at most one file per download slot), and its temporary copy removed;
+//! 2. each file's new bytes are uploaded, and its temporary copy removed at once;
 //! 3. the final manifest is written.
 //!
 //! Every manifest write is conditional on the version this writer last read or wrote (on a
@@ -72,7 +71,7 @@ impl<'a> MonthWriter<'a> {
     }
 
     /// Writes one downloaded file (steps 1 and 2) and records it in the manifest to come.
-    pub(crate) async fn add(&self, candidate: Candidate) -> Result<FileOutcome, FetchError> {
+    async fn add(&self, candidate: Candidate) -> Result<FileOutcome, FetchError> {
         let month = self.release.month;
         let lake_err = |source| FetchError::Lake { month, source };
         let Some(action) = self.preserve_replaced(&candidate).await? else {
@@ -97,12 +96,28 @@ impl<'a> MonthWriter<'a> {
         ))
     }
 
-    /// Step 3: marks withdrawn files, writes the final manifest and lets the lease go.
-    pub(crate) async fn finish(self) -> Result<Vec<FileOutcome>, FetchError> {
-        let result = self.write_final().await;
+    /// Writes every candidate, then the final manifest, and lets the lease go (also when a
+    /// write failed, so the next run need not wait for it to go stale).
+    pub(crate) async fn write_all(
+        self,
+        candidates: Vec<Candidate>,
+    ) -> Result<Vec<FileOutcome>, FetchError> {
+        let result = self.write_files(candidates).await;
         let released = self.lease.release().await;
         let outcomes = result?;
         released?;
+        Ok(outcomes)
+    }
+
+    async fn write_files(
+        &self,
+        candidates: Vec<Candidate>,
+    ) -> Result<Vec<FileOutcome>, FetchError> {
+        let mut outcomes = Vec::with_capacity(candidates.len());
+        for c in candidates {
+            outcomes.push(self.add(c).await?);
+        }
+        outcomes.extend(self.write_final().await?);
         Ok(outcomes)
     }
 

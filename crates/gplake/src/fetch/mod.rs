@@ -1,10 +1,11 @@
 //! Fetch: every file of every discovered release, byte for byte, into bronze.
 //!
-//! Downloads stream to local temporary files (hashed on the way), never whole into memory;
-//! a file that is new or whose bytes changed is written to the lake as soon as it is
-//! downloaded, under the month's lease, by the protocol in `commit.rs`, and its temporary
-//! copy removed: a backfill needs at most `jobs` files of temporary disk. A run against an
-//! unchanged source writes nothing (not even a lease). Reports what it did in a
+//! Downloads stream to local temporary files (hashed on the way), never whole into memory.
+//! When every file of a month has arrived, the new and changed ones are written to the lake
+//! under the month's lease, by the protocol in `commit.rs`, each temporary copy removed as
+//! soon as its bytes are in the lake: temporary disk holds at most the files of the `jobs`
+//! months in flight, and a month whose download fails leaves bronze untouched. A run against
+//! an unchanged source writes nothing (not even a lease). Reports what it did in a
 //! [`FetchReport`].
 
 mod commit;
@@ -306,8 +307,10 @@ async fn run(
     Ok(per_month.into_iter().flatten().collect())
 }
 
-/// Fetches one release. Each download holds a slot from `permits` until its bytes are in the
-/// lake; the month's lease is taken when the first file turns out new or changed.
+/// Fetches one release: every file is downloaded first (each holding a slot from `permits`
+/// while it downloads), so a month whose download fails leaves bronze exactly as it was;
+/// then, under the month's lease, each new or changed file goes to the lake and its
+/// temporary copy is removed.
 async fn fetch_release<'a>(
     ctx: &'a FetchContext<'a>,
     release: &'a Release,
@@ -316,34 +319,32 @@ async fn fetch_release<'a>(
     options: &FetchOptions,
 ) -> Result<Vec<FileOutcome>, FetchError> {
     let manifest = read_manifest(ctx.lake, release.month).await?;
-    let writer = tokio::sync::OnceCell::new();
-    let open = || commit::MonthWriter::open(ctx, release, options.lock_ttl);
-    let mut outcomes: Vec<FileOutcome> = futures::stream::iter(release.files.iter().enumerate())
+    let staged: Vec<Staged> = futures::stream::iter(release.files.iter().enumerate())
         .map(|(i, file)| {
             let known = manifest.as_ref().and_then(|m| m.file(&file.name));
             let local = tmp.join(format!("{}-{i}", release.month));
-            let writer = &writer;
             async move {
                 let _permit = permits.acquire().await.expect("semaphore never closes");
-                match stage(ctx, release.month, file, known, local).await? {
-                    Staged::Unchanged(o) => Ok(o),
-                    Staged::Candidate(c) => writer.get_or_try_init(open).await?.add(c).await,
-                }
+                stage(ctx, release.month, file, known, local).await
             }
         })
         .buffered(release.files.len().max(1))
         .try_collect()
         .await?;
+    let mut outcomes = Vec::new();
+    let mut candidates = Vec::new();
+    for s in staged {
+        match s {
+            Staged::Unchanged(o) => outcomes.push(o),
+            Staged::Candidate(c) => candidates.push(c),
+        }
+    }
     let relinking = manifest
         .as_ref()
         .is_some_and(|m| !commit::links_changed(m, release).is_empty());
-    let writer = match writer.into_inner() {
-        Some(w) => Some(w),
-        None if relinking => Some(open().await?),
-        None => None,
-    };
-    if let Some(writer) = writer {
-        outcomes.extend(writer.finish().await?);
+    if !candidates.is_empty() || relinking {
+        let writer = commit::MonthWriter::open(ctx, release, options.lock_ttl).await?;
+        outcomes.extend(writer.write_all(candidates).await?);
     }
     Ok(outcomes)
 }
