@@ -68,6 +68,7 @@ pub mod http;
 pub mod lake;
 pub mod layout;
 pub mod month;
+mod owner;
 pub mod plot;
 pub mod query;
 mod session;

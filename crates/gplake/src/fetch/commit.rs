@@ -6,7 +6,7 @@
 //!    `_revisions/<sha256>/<name>` (content-addressed, so a second writer can never put other
 //!    bytes there), and a manifest pointing the file's current revision at that copy is
 //!    written;
-//! 2. each file's new bytes are uploaded, and its temporary copy removed at once;
+//! 2. each file's new bytes are moved in from the staging folder (`staging.rs`);
 //! 3. the final manifest is written.
 //!
 //! Every manifest write is conditional on the version this writer last read or wrote (on a
@@ -22,7 +22,7 @@ use object_store::path::Path;
 
 use super::lease::{LockError, MonthLease};
 use super::manifest::{FileRevision, Manifest, ManifestFile, REVISIONS_DIR};
-use super::{Action, Candidate, FetchContext, FetchError, FileOutcome};
+use super::{Action, Candidate, FetchContext, FetchError, FileOutcome, Waiting};
 use crate::discover::Release;
 use crate::lake::{Copied, Lake, LakeError};
 use crate::month::Month;
@@ -49,6 +49,10 @@ impl<'a> MonthWriter<'a> {
         lease_ttl: Duration,
     ) -> Result<MonthWriter<'a>, FetchError> {
         let month = release.month;
+        ctx.lake
+            .ensure_conditional_writes()
+            .await
+            .map_err(|source| FetchError::Lake { month, source })?;
         let lease = MonthLease::acquire(ctx.lake, month, lease_ttl).await?;
         let now = ctx.clock.now();
         let read = Manifest::read_versioned(ctx.lake, month)
@@ -75,17 +79,18 @@ impl<'a> MonthWriter<'a> {
         let month = self.release.month;
         let lake_err = |source| FetchError::Lake { month, source };
         let Some(action) = self.preserve_replaced(&candidate).await? else {
-            remove_temporary(&candidate).await;
             return Ok(unchanged(month, &candidate));
         };
         self.lease.check().await?;
-        let dir = Lake::bronze_month_dir(month);
-        self.lake
-            .upload_file(&dir.join(candidate.file.name.as_str()), &candidate.local)
-            .await
-            .map_err(lake_err)?;
+        let target = Lake::bronze_month_dir(month).join(candidate.file.name.as_str());
+        match &candidate.bytes {
+            Waiting::Staged(staged) => self.lake.rename(staged, &target).await,
+            Waiting::Source(local) | Waiting::Downloaded(local) => {
+                self.lake.upload_file(&target, local).await
+            }
+        }
+        .map_err(lake_err)?;
         crate::failpoint::point("bronze-file");
-        remove_temporary(&candidate).await;
         let mut book = self.book.lock().await;
         Ok(record(
             &mut book.manifest,
@@ -206,10 +211,6 @@ async fn keep_copy(
     }
     lake.delete(to).await?;
     Ok(Err(found))
-}
-
-async fn remove_temporary(c: &Candidate) {
-    super::remove_download(&c.file, &c.local).await;
 }
 
 /// The files whose withdrawal a read of `release`'s page changes: in bronze and no longer

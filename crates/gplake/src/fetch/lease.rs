@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::lake::{Lake, LakeError, Written};
 use crate::month::Month;
+use crate::owner::Owner;
 
 /// The lease's file name in each bronze month folder.
 pub const LEASE_NAME: &str = "_manifest.lock";
@@ -44,9 +45,10 @@ struct Holder {
 
 impl Holder {
     fn me() -> Holder {
+        let me = Owner::me();
         Holder {
-            host: hostname(),
-            pid: std::process::id(),
+            host: me.host,
+            pid: me.pid,
             acquired_at: Utc::now(),
             renewed_at: None,
             released: false,
@@ -58,10 +60,11 @@ impl Holder {
     }
 
     fn dead_here(&self) -> bool {
-        self.host == hostname()
-            && self.pid != std::process::id()
-            && std::path::Path::new("/proc/self").exists()
-            && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
+        let owner = Owner {
+            host: self.host.clone(),
+            pid: self.pid,
+        };
+        owner.dead_here()
     }
 }
 
@@ -458,11 +461,4 @@ async fn take(
         tokio::time::sleep(pause).await;
         pause = next_pause(pause, ttl);
     }
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .unwrap_or_else(|_| "unknown".into())
 }

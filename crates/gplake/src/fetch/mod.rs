@@ -1,19 +1,19 @@
 //! Fetch: every file of every discovered release, byte for byte, into bronze.
 //!
 //! Downloads stream to local temporary files (hashed on the way), never whole into memory.
-//! When every file of a month has arrived, the new and changed ones are written to the lake
-//! under the month's lease, by the protocol in `commit.rs`, each temporary copy removed as
-//! soon as its bytes are in the lake: temporary disk holds at most the files of the `jobs`
-//! months in flight, and a month whose download fails leaves bronze untouched. A run against
-//! an unchanged source writes nothing (not even a lease). Reports what it did in a
-//! [`FetchReport`].
+//! A new or changed file goes to the lake's staging folder as soon as it has arrived and its
+//! temporary copy is removed (`staging.rs`), so temporary disk holds at most `jobs` files.
+//! When every file of a month has arrived, they are moved into bronze under the month's
+//! lease, by the protocol in `commit.rs`; a month whose download fails leaves bronze
+//! untouched. A run against an unchanged source writes nothing (not even a lease). Reports
+//! what it did in a [`FetchReport`].
 
 mod commit;
 pub mod lease;
 pub mod manifest;
+mod staging;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
@@ -29,6 +29,7 @@ use crate::month::Month;
 
 pub use lease::{LockError, unlock};
 pub use manifest::{FileRevision, Manifest, ManifestError, ManifestFile};
+pub use staging::STAGING_DIR;
 
 /// How fetching behaves.
 #[derive(Debug, Clone)]
@@ -230,8 +231,19 @@ pub struct FetchContext<'a> {
 #[derive(Debug)]
 pub(crate) struct Candidate {
     pub(crate) file: ReleaseFile,
-    pub(crate) local: PathBuf,
+    pub(crate) bytes: Waiting,
     pub(crate) fetched: Fetched,
+}
+
+/// Where a candidate's bytes wait to go into bronze.
+#[derive(Debug)]
+pub(crate) enum Waiting {
+    /// In a temporary file, just downloaded.
+    Downloaded(PathBuf),
+    /// In the lake's staging folder.
+    Staged(object_store::path::Path),
+    /// A hand-downloaded file in a source folder (never removed).
+    Source(PathBuf),
 }
 
 enum Staged {
@@ -298,34 +310,64 @@ async fn run(
             file: std::env::temp_dir().display().to_string(),
             source,
         })?;
-    let permits = Arc::new(Semaphore::new(options.jobs.max(1)));
-    let per_month: Vec<Vec<FileOutcome>> = futures::stream::iter(&discovery.releases)
-        .map(|release| fetch_release(ctx, release, &permits, tmp.path(), options))
-        .buffered(options.jobs.max(1))
-        .try_collect()
-        .await?;
+    let lake_err = |source| FetchError::Lake {
+        month: discovery
+            .releases
+            .first()
+            .map(|r| r.month)
+            .unwrap_or(Month::FIRST),
+        source,
+    };
+    staging::sweep(ctx.lake).await.map_err(lake_err)?;
+    let staging = staging::Staging::new();
+    let place = Place {
+        permits: Semaphore::new(options.jobs.max(1)),
+        tmp: tmp.path(),
+        staging: &staging,
+    };
+    let per_month: Result<Vec<Vec<FileOutcome>>, FetchError> =
+        futures::stream::iter(&discovery.releases)
+            .map(|release| fetch_release(ctx, release, &place, options))
+            .buffered(options.jobs.max(1))
+            .try_collect()
+            .await;
+    let cleared = staging.clear(ctx.lake).await;
+    let per_month = per_month?;
+    cleared.map_err(lake_err)?;
     Ok(per_month.into_iter().flatten().collect())
 }
 
-/// Fetches one release: every file is downloaded first (each holding a slot from `permits`
-/// while it downloads), so a month whose download fails leaves bronze exactly as it was;
-/// then, under the month's lease, each new or changed file goes to the lake and its
-/// temporary copy is removed.
+/// Where a run's downloads go: a slot from `permits` while a file is local, a temporary
+/// file in `tmp`, then the lake's staging folder.
+struct Place<'a> {
+    permits: Semaphore,
+    tmp: &'a std::path::Path,
+    staging: &'a staging::Staging,
+}
+
+/// Fetches one release: every file is downloaded and staged first (each holding a slot
+/// while it is on local disk), so a month whose download fails leaves bronze exactly as it
+/// was; then, under the month's lease, each new or changed file is moved into bronze.
 async fn fetch_release<'a>(
     ctx: &'a FetchContext<'a>,
     release: &'a Release,
-    permits: &Semaphore,
-    tmp: &std::path::Path,
+    place: &Place<'_>,
     options: &FetchOptions,
 ) -> Result<Vec<FileOutcome>, FetchError> {
     let manifest = read_manifest(ctx.lake, release.month).await?;
     let staged: Vec<Staged> = futures::stream::iter(release.files.iter().enumerate())
         .map(|(i, file)| {
             let known = manifest.as_ref().and_then(|m| m.file(&file.name));
-            let local = tmp.join(format!("{}-{i}", release.month));
+            let local = place.tmp.join(format!("{}-{i}", release.month));
+            let at = place.staging.path(release.month, i);
             async move {
-                let _permit = permits.acquire().await.expect("semaphore never closes");
-                stage(ctx, release.month, file, known, local).await
+                let _permit = place
+                    .permits
+                    .acquire()
+                    .await
+                    .expect("semaphore never closes");
+                let staged = stage(ctx, release.month, file, known, local).await?;
+                to_staging(ctx.lake, release.month, staged, at).await
             }
         })
         .buffered(release.files.len().max(1))
@@ -397,10 +439,35 @@ async fn stage(
         }
         Download::Fetched(fetched) => Staged::Candidate(Candidate {
             file: file.clone(),
-            local,
+            bytes: match file.url.scheme() {
+                "file" => Waiting::Source(local),
+                _ => Waiting::Downloaded(local),
+            },
             fetched,
         }),
     })
+}
+
+/// Moves a downloaded candidate's bytes from local disk to `at` in the lake's staging folder
+/// and removes the temporary copy (a hand-downloaded source file stays where it is).
+async fn to_staging(
+    lake: &Lake,
+    month: Month,
+    staged: Staged,
+    at: object_store::path::Path,
+) -> Result<Staged, FetchError> {
+    let Staged::Candidate(mut c) = staged else {
+        return Ok(staged);
+    };
+    let Waiting::Downloaded(local) = &c.bytes else {
+        return Ok(Staged::Candidate(c));
+    };
+    let lake_err = |source| FetchError::Lake { month, source };
+    lake.ensure_conditional_writes().await.map_err(lake_err)?;
+    lake.upload_file(&at, local).await.map_err(lake_err)?;
+    remove_download(&c.file, local).await;
+    c.bytes = Waiting::Staged(at);
+    Ok(Staged::Candidate(c))
 }
 
 /// Removes a download's temporary copy (never a hand-downloaded source file).

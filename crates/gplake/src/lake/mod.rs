@@ -10,15 +10,19 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
+use object_store::multipart::MultipartStore;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
-use object_store::{
-    ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, UpdateVersion, WriteMultipart,
-};
-use tokio::io::AsyncReadExt;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, UpdateVersion};
+
+mod probe;
+mod upload;
+
+pub use probe::PROBE_PATH;
+pub use upload::UPLOADS_DIR;
 
 use crate::month::Month;
 
@@ -64,6 +68,16 @@ pub enum LakeError {
         reason: String,
         /// The store's error.
         source: Box<object_store::Error>,
+    },
+    /// The store accepts conditional writes and ignores them: commits could be lost.
+    #[error(
+        "the store at {endpoint} ignores conditional writes ({header}): two writers could both commit and one commit would be lost, so gplake writes nothing there; use a store that honours them (AWS S3, MinIO, Cloudflare R2…)"
+    )]
+    Unconditional {
+        /// The store's endpoint.
+        endpoint: String,
+        /// The request header it ignored.
+        header: &'static str,
     },
     /// A local file (being uploaded) could not be read.
     #[error("cannot read local file {file}: {source}")]
@@ -118,13 +132,36 @@ pub enum Copied {
 }
 
 /// A lake: where bronze, silver and metadata live.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Lake {
     store: Arc<dyn ObjectStore>,
     url: String,
     /// The same storage unprefixed, and the lake's own URL on it: what Delta tables need.
     root: Arc<dyn ObjectStore>,
     root_url: url::Url,
+    /// Multipart uploads by id, on the unprefixed store (S3 and memory).
+    multipart: Option<Arc<dyn MultipartStore>>,
+    /// Where the store is, for messages (never with credentials).
+    endpoint: String,
+    /// Whether the store was found to honour conditional writes.
+    probed: Arc<tokio::sync::OnceCell<()>>,
+}
+
+impl std::fmt::Debug for Lake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lake")
+            .field("url", &self.url)
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An opened store, before it is prefixed.
+struct Opened {
+    root: Arc<dyn ObjectStore>,
+    root_url: url::Url,
+    multipart: Option<Arc<dyn MultipartStore>>,
+    endpoint: String,
 }
 
 impl Lake {
@@ -145,13 +182,18 @@ impl Lake {
             url: location.to_string(),
             reason,
         };
-        let (root, root_url) = match location.split_once("://") {
+        let opened = match location.split_once("://") {
             Some(("s3" | "s3a", rest)) => {
                 open_s3(rest, options).map_err(|e| config(e.to_string()))?
             }
             Some(("memory", _)) => {
-                let url = url::Url::parse("memory:///lake").expect("valid URL");
-                (Arc::new(InMemory::new()) as Arc<dyn ObjectStore>, url)
+                let store = Arc::new(InMemory::new());
+                Opened {
+                    root: store.clone(),
+                    root_url: url::Url::parse("memory:///lake").expect("valid URL"),
+                    multipart: Some(store),
+                    endpoint: "memory".into(),
+                }
             }
             Some(("file", path)) => open_local(path).map_err(config)?,
             Some((scheme, _)) => {
@@ -161,17 +203,20 @@ impl Lake {
             }
             None => open_local(location).map_err(config)?,
         };
-        let prefix = root_url.path().trim_matches('/');
+        let prefix = opened.root_url.path().trim_matches('/');
         let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
-            root.clone()
+            opened.root.clone()
         } else {
-            Arc::new(PrefixStore::new(root.clone(), prefix))
+            Arc::new(PrefixStore::new(opened.root.clone(), prefix))
         };
         Ok(Lake {
             store,
             url: location.to_string(),
-            root,
-            root_url,
+            root: opened.root,
+            root_url: opened.root_url,
+            multipart: opened.multipart,
+            endpoint: opened.endpoint,
+            probed: Arc::new(tokio::sync::OnceCell::new()),
         })
     }
 
@@ -346,44 +391,6 @@ impl Lake {
         Some(path.parts().fold(root, |p, part| p.join(part.as_ref())))
     }
 
-    /// Streams a local file into the lake as one object (multipart, completed atomically).
-    pub async fn upload_file(&self, path: &Path, local: &std::path::Path) -> Result<(), LakeError> {
-        let local_err = |source| LakeError::LocalIo {
-            file: local.display().to_string(),
-            source,
-        };
-        let mut file = tokio::fs::File::open(local).await.map_err(local_err)?;
-        let upload = self
-            .store
-            .put_multipart(path)
-            .await
-            .map_err(|e| LakeError::from_store("upload", path, e))?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
-        let mut buf = vec![0u8; 1024 * 1024];
-        loop {
-            let n = match file.read(&mut buf).await {
-                Ok(n) => n,
-                Err(e) => {
-                    let _ = writer.abort().await;
-                    return Err(local_err(e));
-                }
-            };
-            if n == 0 {
-                break;
-            }
-            if let Err(e) = writer.wait_for_capacity(2).await {
-                let _ = writer.abort().await;
-                return Err(LakeError::from_store("upload", path, e));
-            }
-            writer.write(&buf[..n]);
-        }
-        writer
-            .finish()
-            .await
-            .map(|_| ())
-            .map_err(|e| LakeError::from_store("upload", path, e))
-    }
-
     /// Streams an object to a local file.
     pub async fn download_to(&self, path: &Path, local: &std::path::Path) -> Result<(), LakeError> {
         use futures::StreamExt;
@@ -404,6 +411,24 @@ impl Lake {
             file.write_all(&chunk).await.map_err(local_err)?;
         }
         file.flush().await.map_err(local_err)
+    }
+
+    /// `path` on the unprefixed store.
+    fn root_path(&self, path: &Path) -> Path {
+        let prefix = self.root_url.path().trim_matches('/');
+        match prefix {
+            "" => path.clone(),
+            prefix => Path::from(format!("{prefix}/{path}")),
+        }
+    }
+
+    /// Moves an object within the lake: an atomic rename on a local folder, a server-side
+    /// copy and delete on S3 (readers see the target whole or not at all).
+    pub async fn rename(&self, from: &Path, to: &Path) -> Result<(), LakeError> {
+        self.store
+            .rename(from, to)
+            .await
+            .map_err(|e| LakeError::from_store("rename", from, e))
     }
 
     /// Copies an object within the lake (server-side on S3).
@@ -432,6 +457,22 @@ impl Lake {
     }
 }
 
+impl Lake {
+    /// The names of the folders directly under `prefix`.
+    pub async fn folders(&self, prefix: &Path) -> Result<Vec<String>, LakeError> {
+        let listed = self
+            .store
+            .list_with_delimiter(Some(prefix))
+            .await
+            .map_err(|e| LakeError::from_store("list", prefix, e))?;
+        Ok(listed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_string))
+            .collect())
+    }
+}
+
 /// A store error in one line: the S3 error code and message when the body has them.
 fn brief(err: &object_store::Error) -> String {
     let text = err.to_string();
@@ -450,20 +491,21 @@ fn brief(err: &object_store::Error) -> String {
     }
 }
 
-fn open_local(path: &str) -> Result<(Arc<dyn ObjectStore>, url::Url), String> {
+fn open_local(path: &str) -> Result<Opened, String> {
     std::fs::create_dir_all(path).map_err(|e| format!("cannot create folder: {e}"))?;
     let absolute = std::fs::canonicalize(path).map_err(|e| e.to_string())?;
     let url =
         url::Url::from_directory_path(&absolute).map_err(|_| "not an absolute path".to_string())?;
-    let store = LocalFileSystem::new();
-    Ok((Arc::new(store), url))
+    Ok(Opened {
+        root: Arc::new(LocalFileSystem::new()),
+        endpoint: url.to_string(),
+        root_url: url,
+        multipart: None,
+    })
 }
 
 /// `bucket/prefix` from the standard AWS environment (credentials chain, region, endpoint).
-fn open_s3<I, K, V>(
-    rest: &str,
-    options: I,
-) -> Result<(Arc<dyn ObjectStore>, url::Url), object_store::Error>
+fn open_s3<I, K, V>(rest: &str, options: I) -> Result<Opened, object_store::Error>
 where
     I: IntoIterator<Item = (K, V)>,
     K: AsRef<str>,
@@ -475,7 +517,14 @@ where
         let key = key.as_ref().parse().map_err(|e: object_store::Error| e)?;
         builder = builder.with_config(key, value);
     }
-    let store = builder.with_bucket_name(bucket).build()?;
+    let endpoint = builder
+        .get_config_value(&AmazonS3ConfigKey::Endpoint)
+        .or_else(|| {
+            let region = builder.get_config_value(&AmazonS3ConfigKey::Region)?;
+            Some(format!("https://s3.{region}.amazonaws.com"))
+        })
+        .unwrap_or_else(|| "AWS S3".into());
+    let store = Arc::new(builder.with_bucket_name(bucket).build()?);
     let url =
         url::Url::parse(&format!("s3://{bucket}/{}", prefix.trim_matches('/'))).map_err(|e| {
             object_store::Error::Generic {
@@ -483,5 +532,10 @@ where
                 source: Box::new(e),
             }
         })?;
-    Ok((Arc::new(store), url))
+    Ok(Opened {
+        root: store.clone(),
+        root_url: url,
+        multipart: Some(store),
+        endpoint: format!("{endpoint} (bucket {bucket})"),
+    })
 }
