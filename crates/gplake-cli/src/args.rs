@@ -15,6 +15,13 @@ pub(crate) struct Cli {
     /// The lake: a folder, file://, or s3://bucket/prefix (AWS_* environment).
     #[arg(long, global = true, env = "GPLAKE_LAKE", default_value = "./lake")]
     pub(crate) lake: String,
+    /// S3 server-side encryption for every object gplake writes: aws:kms, aws:kms:dsse or
+    /// AES256 (the AWS_SERVER_SIDE_ENCRYPTION environment variable does the same).
+    #[arg(long, global = true, value_name = "MODE", value_parser = ["aws:kms", "aws:kms:dsse", "AES256"])]
+    pub(crate) s3_sse: Option<String>,
+    /// The KMS key for --s3-sse aws:kms (id, ARN or alias; AWS_SSE_KMS_KEY_ID does the same).
+    #[arg(long, global = true, value_name = "KEY", requires = "s3_sse")]
+    pub(crate) s3_kms_key_id: Option<String>,
     /// More logging (-v, -vv); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,
@@ -27,6 +34,20 @@ pub(crate) struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+impl Cli {
+    /// Store options from the flags (they override the environment).
+    pub(crate) fn store_options(&self) -> Vec<(&'static str, String)> {
+        let mut options = Vec::new();
+        if let Some(mode) = &self.s3_sse {
+            options.push(("aws_server_side_encryption", mode.clone()));
+        }
+        if let Some(key) = &self.s3_kms_key_id {
+            options.push(("aws_sse_kms_key_id", key.clone()));
+        }
+        options
+    }
 }
 
 /// The subcommands.

@@ -72,7 +72,14 @@ async fn run(cli: &Cli) -> anyhow::Result<u8> {
     if let Command::Discover(args) = &cli.command {
         return cmd::discover::run(args, &out).await.map(|()| 0);
     }
-    let lake = gplake::Lake::open(&cli.lake).map_err(gplake::Error::from)?;
+    let options = cli.store_options();
+    if !options.is_empty() && !cli.lake.starts_with("s3") {
+        anyhow::bail!(gplake::Error::from(gplake::lake::LakeError::Config {
+            url: cli.lake.clone(),
+            reason: "--s3-sse and --s3-kms-key-id apply only to an s3:// lake".into(),
+        }));
+    }
+    let lake = gplake::Lake::open_with(&cli.lake, options).map_err(gplake::Error::from)?;
     match &cli.command {
         Command::Sync(args) => cmd::sync::run(&lake, args, &out, true).await,
         Command::Fetch(args) => cmd::sync::run(&lake, args, &out, false).await,
@@ -112,7 +119,8 @@ fn init_logging(verbose: u8, quiet: bool) {
         // user; failures it does not resolve come back as errors and are printed.
         (false, 0) => "warn,deltalake_core=off",
         (false, 1) => "info,gplake=debug",
-        (false, _) => "debug",
+        // delta-rs prints whole store configurations at debug, access key ids included.
+        (false, _) => "debug,deltalake_core=info,deltalake=info",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));

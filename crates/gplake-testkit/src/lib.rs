@@ -5,12 +5,14 @@
 //! - [`population`]: practices and organisations month by month, and the true counts.
 //! - [`synth`]: the files of a month's release, era by era.
 //! - [`mirror`]: the series and month pages and files, served on 127.0.0.1.
-//! - [`s3`]: a real S3-compatible server on 127.0.0.1.
+//! - [`s3`]: a real S3-compatible server on 127.0.0.1; [`proxy`]: a double of a store that
+//!   ignores conditional writes, in front of it.
 //! - [`fixtures`]: the real samples (Open Government Licence v3.0, NHS England).
 
 pub mod fixtures;
 pub mod mirror;
 pub mod population;
+pub mod proxy;
 pub mod s3;
 pub mod synth;
 

@@ -104,3 +104,51 @@ fn put_status(endpoint: &str, bucket: &str) -> u16 {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
 }
+
+/// One unsigned request to the test server (moto needs no signature): status, response
+/// head and body.
+pub fn raw(endpoint: &str, method: &str, path_and_query: &str) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let authority = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(authority).expect("connect to S3 server");
+    let request = format!(
+        "{method} {path_and_query} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("read");
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_string(), body.to_string())
+}
+
+/// Every key in `bucket` under `prefix`.
+pub fn keys(endpoint: &str, bucket: &str, prefix: &str) -> Vec<String> {
+    let (_, _, body) = raw(
+        endpoint,
+        "GET",
+        &format!("/{bucket}?list-type=2&max-keys=1000&prefix={prefix}"),
+    );
+    xml_values(&body, "Key")
+}
+
+/// The keys of the multipart uploads open in `bucket`.
+pub fn open_uploads(endpoint: &str, bucket: &str) -> Vec<String> {
+    let (_, _, body) = raw(endpoint, "GET", &format!("/{bucket}?uploads"));
+    xml_values(&body, "Key")
+}
+
+/// The text of every `<tag>` element.
+fn xml_values(body: &str, tag: &str) -> Vec<String> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    body.split(&open)
+        .skip(1)
+        .filter_map(|s| s.split_once(&close).map(|(v, _)| v.to_string()))
+        .collect()
+}

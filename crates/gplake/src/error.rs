@@ -70,6 +70,7 @@ impl Error {
     /// The kind of this failure.
     pub fn kind(&self) -> ErrorKind {
         match self {
+            Error::Lake(crate::lake::LakeError::Config { .. }) => ErrorKind::Refused,
             Error::Lake(_) => ErrorKind::Storage,
             Error::Discover(e) => discover_kind(e),
             Error::Fetch(e) => fetch_kind(e),

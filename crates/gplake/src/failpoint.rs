@@ -5,7 +5,7 @@
 //! process there, after printing `failpoint NAME reached` to stderr so the test can check the
 //! point was really reached. `NAME:stop` (or `NAME#N:stop`) freezes the process there instead
 //! (SIGSTOP, as a laptop lid or a stalled VM would), for a test to thaw with SIGCONT. Unset (the normal case) it costs one atomic load per point.
-//! Names: `discover`, `download`, `bronze-file`, `manifest`, `commit:<table>`, `quarantine`,
+//! Names: `discover`, `download`, `upload-part` (S3 and memory lakes), `bronze-file`, `manifest`, `commit:<table>`, `quarantine`,
 //! `month-quality`, `state`, `series`, `dims`, `gold`, `derived-record`.
 
 use std::sync::OnceLock;

@@ -3,6 +3,7 @@
 mod analysts;
 mod bronze;
 mod pipeline;
+mod reliability;
 mod silver;
 
 use std::path::{Path, PathBuf};

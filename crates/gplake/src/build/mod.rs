@@ -156,6 +156,7 @@ pub async fn build(
     clock: &dyn Clock,
     options: &BuildOptions,
 ) -> Result<BuildReport, Error> {
+    lake.ensure_conditional_writes().await?;
     let upgraded = upgrade::prepare(lake).await?;
     let mut options = options.clone();
     if upgraded.is_some() {

@@ -120,7 +120,7 @@ pub struct MonthLease {
 enum Kind {
     /// Kept open: dropping the file unlocks it.
     Os(std::fs::File),
-    Object(ObjectLease),
+    Object(Box<ObjectLease>),
 }
 
 impl std::fmt::Debug for MonthLease {
@@ -139,7 +139,9 @@ impl MonthLease {
         let path = lease_path(month);
         let kind = match lake.local_file(&path) {
             Some(file) => Kind::Os(os_lock(month, &file, ttl).await?),
-            None => Kind::Object(ObjectLease::acquire(lake, month, path, ttl).await?),
+            None => Kind::Object(Box::new(
+                ObjectLease::acquire(lake, month, path, ttl).await?,
+            )),
         };
         Ok(MonthLease { month, kind })
     }

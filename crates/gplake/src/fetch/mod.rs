@@ -248,7 +248,7 @@ pub(crate) enum Waiting {
 
 enum Staged {
     Unchanged(FileOutcome),
-    Candidate(Candidate),
+    Candidate(Box<Candidate>),
 }
 
 /// Fetches every release in `discovery` into bronze.
@@ -378,7 +378,7 @@ async fn fetch_release<'a>(
     for s in staged {
         match s {
             Staged::Unchanged(o) => outcomes.push(o),
-            Staged::Candidate(c) => candidates.push(c),
+            Staged::Candidate(c) => candidates.push(*c),
         }
     }
     let relinking = manifest
@@ -437,14 +437,14 @@ async fn stage(
             remove_download(file, &local).await;
             unchanged(Some(f.size), Some(f.sha256))
         }
-        Download::Fetched(fetched) => Staged::Candidate(Candidate {
+        Download::Fetched(fetched) => Staged::Candidate(Box::new(Candidate {
             file: file.clone(),
             bytes: match file.url.scheme() {
                 "file" => Waiting::Source(local),
                 _ => Waiting::Downloaded(local),
             },
             fetched,
-        }),
+        })),
     })
 }
 

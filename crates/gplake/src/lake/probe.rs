@@ -3,8 +3,9 @@
 //! Delta commits are create-only PUTs (`If-None-Match: *`) and month leases and manifests are
 //! replaced only at the version last read (`If-Match`). Some S3-compatible stores accept
 //! those headers and ignore them: two writers would then both "win", and a commit would be
-//! lost without a word. The probe writes one small object, then asks for both kinds of
-//! conditional write that must fail; a store that lets either through is refused.
+//! lost without a word. The probe makes sure one small object exists (written the first time
+//! only), then asks for both kinds of conditional write that must fail on it; a store that
+//! lets either through is refused.
 
 use bytes::Bytes;
 use object_store::path::Path;
@@ -30,7 +31,9 @@ impl Lake {
 
     async fn probe(&self) -> Result<(), LakeError> {
         let path = Path::from(PROBE_PATH);
-        self.put_bytes(&path, Bytes::from_static(b"probe")).await?;
+        // Written once per lake: later probes only make the writes that must fail.
+        self.put_if_absent(&path, Bytes::from_static(b"probe"))
+            .await?;
         let stale = UpdateVersion {
             e_tag: Some("\"gplake-probe-stale-etag\"".into()),
             version: None,

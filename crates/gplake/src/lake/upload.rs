@@ -189,6 +189,7 @@ async fn send_parts(
             .await
             .map_err(|e| LakeError::from_store("upload", target, e))?;
         parts.push(part);
+        crate::failpoint::point("upload-part");
         if last {
             return Ok(parts);
         }
