@@ -93,9 +93,23 @@ impl LakeError {
     fn from_store(op: &'static str, path: &Path, source: object_store::Error) -> LakeError {
         let path = path.to_string();
         let reason = brief(&source);
+        // A listing's refusal arrives as a generic error: its S3 code says what it is.
+        let refused = [
+            "AccessDenied",
+            "InvalidAccessKeyId",
+            "SignatureDoesNotMatch",
+        ]
+        .iter()
+        .any(|code| reason.starts_with(code));
         match source {
             object_store::Error::PermissionDenied { .. }
             | object_store::Error::Unauthenticated { .. } => LakeError::PermissionDenied {
+                op,
+                path,
+                reason,
+                source: Box::new(source),
+            },
+            source if refused => LakeError::PermissionDenied {
                 op,
                 path,
                 reason,
