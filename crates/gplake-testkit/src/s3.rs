@@ -79,30 +79,12 @@ pub fn new_bucket(tag: &str) -> String {
     static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let bucket = format!("gplake-{tag}-{}-{n}", std::process::id());
-    let status = put_status(endpoint(), &bucket);
+    let (status, _, _) = raw(endpoint(), "PUT", &format!("/{bucket}"));
     assert!(
         (200..300).contains(&status),
         "create bucket {bucket}: HTTP {status}"
     );
     bucket
-}
-
-/// A bare `PUT /bucket` (moto needs no signature for it) over a plain TCP connection.
-fn put_status(endpoint: &str, bucket: &str) -> u16 {
-    use std::io::{Read, Write};
-    let authority = endpoint.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = std::net::TcpStream::connect(authority).expect("connect to S3 server");
-    let request = format!(
-        "PUT /{bucket} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
 }
 
 /// One unsigned request to the test server (moto needs no signature): status, response

@@ -34,8 +34,8 @@ pub const LEASE_NAME: &str = "_manifest.lock";
 /// Who holds (or last held) a lease.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Holder {
-    host: String,
-    pid: u32,
+    #[serde(flatten)]
+    owner: Owner,
     acquired_at: DateTime<Utc>,
     #[serde(default)]
     renewed_at: Option<DateTime<Utc>>,
@@ -45,10 +45,8 @@ struct Holder {
 
 impl Holder {
     fn me() -> Holder {
-        let me = Owner::me();
         Holder {
-            host: me.host,
-            pid: me.pid,
+            owner: Owner::me(),
             acquired_at: Utc::now(),
             renewed_at: None,
             released: false,
@@ -57,14 +55,6 @@ impl Holder {
 
     fn body(&self) -> Bytes {
         Bytes::from(serde_json::to_vec(self).expect("serialisable"))
-    }
-
-    fn dead_here(&self) -> bool {
-        let owner = Owner {
-            host: self.host.clone(),
-            pid: self.pid,
-        };
-        owner.dead_here()
     }
 }
 
@@ -217,7 +207,12 @@ fn parse(bytes: &[u8]) -> Option<Holder> {
 fn describe(holder: Option<&Holder>) -> String {
     holder.map_or_else(
         || "an unknown process".to_string(),
-        |h| format!("host {}, pid {}, since {}", h.host, h.pid, h.acquired_at),
+        |h| {
+            format!(
+                "host {}, pid {}, since {}",
+                h.owner.host, h.owner.pid, h.acquired_at
+            )
+        },
     )
 }
 
@@ -278,14 +273,16 @@ async fn os_lock(
 
 fn busy(month: Month, holder: Option<Holder>) -> LockError {
     let h = holder.unwrap_or_else(|| Holder {
-        host: "unknown".into(),
-        pid: 0,
+        owner: Owner {
+            host: "unknown".into(),
+            pid: 0,
+        },
         ..Holder::me()
     });
     LockError::Busy {
         month,
-        host: h.host,
-        pid: h.pid,
+        host: h.owner.host,
+        pid: h.owner.pid,
         since: h.acquired_at,
     }
 }
@@ -447,7 +444,7 @@ async fn take(
         seen = Some((version.e_tag.clone(), unchanged_since));
         let free = holder.as_ref().is_none_or(|h| h.released);
         let stale =
-            unchanged_since.elapsed() > ttl || holder.as_ref().is_some_and(Holder::dead_here);
+            unchanged_since.elapsed() > ttl || holder.as_ref().is_some_and(|h| h.owner.dead_here());
         if free || stale {
             if stale && !free {
                 tracing::warn!(%month, "taking over a stale lease at {path} ({})", describe(holder.as_ref()));

@@ -461,17 +461,6 @@ impl Lake {
         }
     }
 
-    /// Every object under `prefix`, in no particular order.
-    pub async fn list(&self, prefix: &Path) -> Result<Vec<ObjectMeta>, LakeError> {
-        self.store
-            .list(Some(prefix))
-            .try_collect()
-            .await
-            .map_err(|e| LakeError::from_store("list", prefix, e))
-    }
-}
-
-impl Lake {
     /// The names of the folders directly under `prefix`.
     pub async fn folders(&self, prefix: &Path) -> Result<Vec<String>, LakeError> {
         let listed = self
@@ -484,6 +473,15 @@ impl Lake {
             .iter()
             .filter_map(|p| p.filename().map(str::to_string))
             .collect())
+    }
+
+    /// Every object under `prefix`, in no particular order.
+    pub async fn list(&self, prefix: &Path) -> Result<Vec<ObjectMeta>, LakeError> {
+        self.store
+            .list(Some(prefix))
+            .try_collect()
+            .await
+            .map_err(|e| LakeError::from_store("list", prefix, e))
     }
 }
 
