@@ -46,13 +46,31 @@ async fn leave_stale_lease(lake: &Lake) {
     }
 }
 
-/// One waiter: takes the lease, counts itself as a writer while it checks and "writes".
-async fn waiter(lake: &Lake, ttl: Duration, writers: &AtomicUsize, most: &AtomicUsize) {
+/// One waiter: takes the lease and, when its check before writing passes, counts itself as
+/// a writer while it "writes". A check that finds the lease lost is the fence doing its job:
+/// on a starved CI machine a waiter can stall between taking the lease and its first check
+/// for longer than the lease lives, and the other waiter rightly takes over. It never
+/// writes, and is counted in `fenced`.
+async fn waiter(
+    lake: &Lake,
+    ttl: Duration,
+    writers: &AtomicUsize,
+    most: &AtomicUsize,
+    fenced: &AtomicUsize,
+) {
     let lease = MonthLease::acquire(lake, month(), ttl).await.unwrap();
+    match lease.check().await {
+        Ok(()) => {}
+        Err(LockError::Lost { .. }) => {
+            fenced.fetch_add(1, Ordering::SeqCst);
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    }
     let now = writers.fetch_add(1, Ordering::SeqCst) + 1;
     most.fetch_max(now, Ordering::SeqCst);
-    lease.check().await.unwrap();
     tokio::time::sleep(Duration::from_millis(2)).await;
+    lease.check().await.unwrap();
     writers.fetch_sub(1, Ordering::SeqCst);
     lease.release().await.unwrap();
 }
@@ -63,17 +81,19 @@ async fn two_waiters_racing_for_a_stale_lease_make_exactly_one_writer_each_time(
         let name = backend.name();
         let ttl = RACE_TTL;
         let started = Instant::now();
+        let fenced = AtomicUsize::new(0);
         for race in 0..RACES {
             leave_stale_lease(&lake).await;
             let (writers, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
             tokio::join!(
-                waiter(&lake, ttl, &writers, &most),
-                waiter(&lake, ttl, &writers, &most)
+                waiter(&lake, ttl, &writers, &most, &fenced),
+                waiter(&lake, ttl, &writers, &most, &fenced)
             );
             assert_eq!(most.load(Ordering::SeqCst), 1, "{name}, race {race}");
         }
         eprintln!(
-            "{name}: {RACES} races, one writer each, {:.1} s",
+            "{name}: {RACES} races, one writer each, {} stopped by the fence, {:.1} s",
+            fenced.load(Ordering::SeqCst),
             started.elapsed().as_secs_f64()
         );
     }
