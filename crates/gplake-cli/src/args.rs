@@ -74,6 +74,21 @@ pub(crate) enum Command {
     Plot(PlotCommand),
     /// Remove a month's lease by hand (rare: only when no other gplake runs).
     Unlock(UnlockArgs),
+    /// Delta maintenance: remove data files older than the retention that no version
+    /// within it reads, and write checkpoints.
+    Vacuum(VacuumArgs),
+}
+
+/// `gplake vacuum` flags.
+#[derive(Debug, Args)]
+pub(crate) struct VacuumArgs {
+    /// Keep every file a version from the last DAYS days reads (time travel within them
+    /// keeps working); at least 7.
+    #[arg(long, value_name = "DAYS", default_value_t = gplake::vacuum::DEFAULT_RETENTION_DAYS)]
+    pub(crate) retention_days: u32,
+    /// List what would be removed; remove and write nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
 }
 
 /// `gplake unlock` flags.

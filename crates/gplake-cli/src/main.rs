@@ -91,6 +91,7 @@ async fn run(cli: &Cli) -> anyhow::Result<u8> {
         Command::Ddl(args) => cmd::ddl::run(&lake, args),
         Command::Plot(plot) => cmd::plot::run(&lake, plot, &out).await,
         Command::Unlock(args) => cmd::unlock::run(&lake, args, &out).await,
+        Command::Vacuum(args) => cmd::vacuum::run(&lake, args, &out).await,
     }
 }
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use chrono::NaiveDate;
 use deltalake::arrow::record_batch::RecordBatch;
-use deltalake::kernel::transaction::CommitBuilder;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Add};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
@@ -112,10 +112,24 @@ pub(crate) async fn open_at(
     if !exists(lake, def).await? {
         return Ok(None);
     }
-    let first = Path::from(format!("{}/_delta_log/{:020}.json", def.path, 0));
-    let created = lake.head(&first).await.map_err(store_err(def))?;
-    if created.is_some_and(|meta| meta.last_modified > at) {
-        return Ok(None);
+    let log = Path::from(format!("{}/_delta_log", def.path));
+    let commits = lake.list(&log).await.map_err(store_err(def))?;
+    let earliest = commits
+        .iter()
+        .filter_map(|o| {
+            let v = o.location.filename()?.strip_suffix(".json")?.parse::<u64>();
+            Some((v.ok()?, o.last_modified))
+        })
+        .min();
+    match earliest {
+        Some((0, created)) if created > at => return Ok(None),
+        Some((v, kept_from)) if v > 0 && kept_from > at => {
+            return Err(err(def)(DeltaTableError::Generic(format!(
+                "its history before {} was removed by `gplake vacuum` (versions older than the retention); pick a later moment",
+                kept_from.format("%Y-%m-%d %H:%M UTC")
+            ))));
+        }
+        _ => {}
     }
     let mut table = unloaded(lake, def)?;
     table.load_with_datetime(at).await.map_err(err(def))?;
@@ -266,13 +280,14 @@ pub(crate) async fn replace_partition(
         partition_by: Some(vec![partition.to_string()]),
         predicate: Some(format!("{partition} = '{value}'")),
     };
-    let finalized = CommitBuilder::default()
+    let finalized = CommitBuilder::from(commit_properties())
         .with_actions(actions)
         .build(Some(snapshot), table.log_store(), operation)
         .await
         .map_err(&e)?;
     let version = finalized.version();
     table.update_incremental(None).await.map_err(&e)?;
+    checkpoint_on_schedule(table, def, version).await;
     Ok(version)
 }
 
@@ -314,9 +329,129 @@ async fn save(
     let written = table
         .write(batches)
         .with_save_mode(mode)
+        .with_commit_properties(commit_properties())
         .await
         .map_err(err(def))?;
-    Ok(written.version().unwrap_or(0) as u64)
+    let version = written.version().unwrap_or(0) as u64;
+    checkpoint_on_schedule(&written, def, version).await;
+    Ok(version)
+}
+
+/// How gplake commits: checkpoints on gplake's own schedule ([`CHECKPOINT_EVERY`]), and log
+/// entries removed only by `gplake vacuum`, with the same retention as the data files, so
+/// time travel reaches back exactly as far as the retention says.
+fn commit_properties() -> CommitProperties {
+    CommitProperties::default()
+        .with_create_checkpoint(false)
+        .with_cleanup_expired_logs(Some(false))
+}
+
+/// A checkpoint is written after every this many commits, so opening a table reads one
+/// Parquet file and a few JSON entries instead of its whole log.
+pub(crate) const CHECKPOINT_EVERY: u64 = 10;
+
+/// Writes a checkpoint when `version` is due one. A failed checkpoint only costs readers
+/// time (the commit stands), so it is a warning, and `gplake vacuum` writes one again.
+async fn checkpoint_on_schedule(table: &DeltaTable, def: &TableDef, version: u64) {
+    if version == 0 || !version.is_multiple_of(CHECKPOINT_EVERY) {
+        return;
+    }
+    if let Err(e) = checkpoint(table, def).await {
+        tracing::warn!(table = def.name, version, "checkpoint not written: {e}");
+    }
+}
+
+/// Writes a checkpoint of `table` at its loaded version.
+pub(crate) async fn checkpoint(table: &DeltaTable, def: &TableDef) -> Result<(), DeltaError> {
+    deltalake::checkpoints::create_checkpoint(table, None)
+        .await
+        .map_err(err(def))
+}
+
+/// What a vacuum of one table found (and, unless a dry run, removed).
+pub(crate) struct Vacuumed {
+    /// Data files no version within the retention reads, and data files of commits that
+    /// never happened (a killed run's), older than the retention.
+    pub(crate) files: Vec<String>,
+}
+
+/// Removes `table`'s data files that no version younger than `retention` reads, as seen at
+/// `now`. Full mode: files a killed run wrote but never committed are removed too, once
+/// they are older than the retention (a running writer's files are always younger).
+///
+/// delta-rs names every expired tombstone, even one whose file an earlier vacuum already
+/// removed, so the plan is filtered to the files still there: the report counts what went.
+pub(crate) async fn vacuum(
+    lake: &Lake,
+    table: DeltaTable,
+    def: &TableDef,
+    retention: chrono::Duration,
+    now: chrono::DateTime<chrono::Utc>,
+    dry_run: bool,
+) -> Result<(DeltaTable, Vacuumed), DeltaError> {
+    let (table, plan) = vacuum_run(table, def, retention, now, true).await?;
+    let mut files = Vec::new();
+    for file in plan {
+        let path = Path::from(format!("{}/{file}", def.path));
+        if lake.head(&path).await.map_err(store_err(def))?.is_some() {
+            files.push(file);
+        }
+    }
+    if dry_run || files.is_empty() {
+        return Ok((table, Vacuumed { files }));
+    }
+    let (table, _) = vacuum_run(table, def, retention, now, false).await?;
+    Ok((table, Vacuumed { files }))
+}
+
+async fn vacuum_run(
+    table: DeltaTable,
+    def: &TableDef,
+    retention: chrono::Duration,
+    now: chrono::DateTime<chrono::Utc>,
+    dry_run: bool,
+) -> Result<(DeltaTable, Vec<String>), DeltaError> {
+    use deltalake::operations::vacuum::VacuumMode;
+    let (table, metrics) = table
+        .vacuum()
+        .with_retention_period(retention)
+        .with_mode(VacuumMode::Full)
+        .with_clock(std::sync::Arc::new(At(now.timestamp_millis())))
+        .with_dry_run(dry_run)
+        .with_commit_properties(commit_properties())
+        .await
+        .map_err(err(def))?;
+    Ok((table, metrics.files_deleted))
+}
+
+/// Removes log entries older than `cutoff` that the latest checkpoint makes unneeded;
+/// returns how many went. Versions younger than `cutoff` stay readable.
+pub(crate) async fn cleanup_log(
+    table: &DeltaTable,
+    def: &TableDef,
+    cutoff: chrono::DateTime<chrono::Utc>,
+) -> Result<usize, DeltaError> {
+    let Some(version) = table.version() else {
+        return Ok(0);
+    };
+    deltalake::checkpoints::cleanup_expired_logs_for(
+        version,
+        table.log_store().as_ref(),
+        cutoff.timestamp_millis(),
+        None,
+    )
+    .await
+    .map_err(err(def))
+}
+
+/// A moment, as delta-rs's vacuum reads the time.
+#[derive(Debug)]
+struct At(i64);
+
+impl deltalake::operations::vacuum::Clock for At {
+    fn current_timestamp_millis(&self) -> i64 {
+        self.0
+    }
 }
 
 /// Column `i` of `batch` as text (DataFusion may hand back views or dictionaries).

@@ -39,6 +39,9 @@ pub enum Error {
     /// A chart could not be drawn.
     #[error(transparent)]
     Plot(#[from] PlotError),
+    /// Delta maintenance failed.
+    #[error(transparent)]
+    Vacuum(#[from] crate::vacuum::VacuumError),
     /// The HTTP client could not be set up (a certificate file).
     #[error(transparent)]
     Http(#[from] crate::http::HttpError),
@@ -86,6 +89,13 @@ impl Error {
             Error::Plot(PlotError::Query(e)) => query_kind(e),
             Error::Plot(PlotError::NotFound { .. }) => ErrorKind::Refused,
             Error::Plot(_) => ErrorKind::BadInput,
+            Error::Vacuum(crate::vacuum::VacuumError::RetentionTooShort { .. }) => {
+                ErrorKind::Refused
+            }
+            Error::Vacuum(crate::vacuum::VacuumError::Lake(crate::lake::LakeError::Config {
+                ..
+            })) => ErrorKind::Refused,
+            Error::Vacuum(_) => ErrorKind::Storage,
             Error::Http(crate::http::HttpError::BadCertificate { .. }) => ErrorKind::BadInput,
             Error::Http(_) => ErrorKind::Http,
         }

@@ -28,11 +28,11 @@
 //! 5. [`check`]: pure rules over evidence and series totals; imports nothing from silver.
 //!
 //! Beside the pipeline: [`query`] (read-only SQL), [`ddl`] (Athena, Spark, DuckDB),
-//! [`plot`] (charts), [`status`] (what the lake holds). Shared below them all: [`catalog`]
-//! (every table's definition), `delta` (Delta table I/O), `session` (one DataFusion session
-//! over pinned table versions, for gold, dims, checks and query), [`lake`] (storage from a
-//! URL), [`layout`] (the lake's layout version), [`month`], [`clock`], `failpoint` (crash
-//! points for tests).
+//! [`plot`] (charts), [`status`] (what the lake holds), [`vacuum`] (Delta maintenance).
+//! Shared below them all: [`catalog`] (every table's definition), `delta` (Delta table
+//! I/O), `session` (one DataFusion session over pinned table versions, for gold, dims,
+//! checks and query), [`lake`] (storage from a URL), [`layout`] (the lake's layout
+//! version), [`month`], [`clock`], `failpoint` (crash points for tests).
 //!
 //! # Example
 //! ```no_run
@@ -75,6 +75,7 @@ mod session;
 mod silver;
 pub mod status;
 pub mod sync;
+pub mod vacuum;
 
 pub use build::{BuildEvent, BuildOptions, BuildProgress, BuildReport, build};
 pub use cancel::Cancel;

@@ -9,3 +9,4 @@ pub(crate) mod query;
 pub(crate) mod status;
 pub(crate) mod sync;
 pub(crate) mod unlock;
+pub(crate) mod vacuum;

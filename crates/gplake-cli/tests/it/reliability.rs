@@ -349,3 +349,51 @@ fn credentials_never_reach_logs_errors_or_json() {
         }
     }
 }
+
+#[test]
+fn vacuum_on_s3_checkpoints_every_table_and_keeps_every_figure() {
+    let mirror = mirror();
+    let (bucket, lake, env) = s3_lake("vacuum");
+    assert_exit(
+        &gplake(&fetch_args("sync", &lake, &mirror.series_url()), &env),
+        0,
+    );
+    let totals = [
+        "--lake",
+        &lake,
+        "query",
+        "SELECT SUM(registered_population) FROM fact_gp_registered_patients",
+    ];
+    let before = stdout(&gplake(&totals, &env));
+
+    let dry = gplake(&["--lake", &lake, "--json", "vacuum", "--dry-run"], &env);
+    assert_exit(&dry, 0);
+    let report: serde_json::Value = serde_json::from_str(&stdout(&dry)).unwrap();
+    assert_eq!(report["dry_run"], true);
+    assert_eq!(report["retention_days"], 30);
+    assert_eq!(report["tables"].as_array().unwrap().len(), 14);
+    assert!(report["tables"][0]["checkpoint"].is_null());
+
+    let done = gplake(&["--lake", &lake, "vacuum"], &env);
+    assert_exit(&done, 0);
+    let text = stdout(&done);
+    assert_eq!(text.matches("checkpoint at version").count(), 14, "{text}");
+    assert!(text.contains("removed 0 data files in 14 tables"), "{text}");
+    let checkpoints = s3::keys(
+        s3::endpoint(),
+        &bucket,
+        "lake/silver/fact_gp_registered_patients/_delta_log/_last_checkpoint",
+    );
+    assert_eq!(checkpoints.len(), 1, "{checkpoints:?}");
+    assert_eq!(stdout(&gplake(&totals, &env)), before);
+
+    let short = gplake(&["--lake", &lake, "vacuum", "--retention-days", "3"], &env);
+    assert_exit(&short, 2);
+    assert_eq!(
+        stderr(&short).trim().lines().count(),
+        1,
+        "{}",
+        stderr(&short)
+    );
+    assert!(stderr(&short).contains("at least 7 days"));
+}

@@ -15,3 +15,4 @@ mod silver;
 mod source_dir;
 mod support;
 mod sync_mirror;
+mod vacuum;

@@ -42,7 +42,7 @@ async fn ours(lake: &Lake, table: &str) -> BTreeMap<String, (u64, u64)> {
         .collect()
 }
 
-async fn same_totals(lake: &Lake, url: &str, env: &[(String, String)]) {
+pub(crate) async fn same_totals(lake: &Lake, url: &str, env: &[(String, String)]) {
     let theirs = independent(url, env);
     for table in [
         "fact_gp_registered_patients",
@@ -73,7 +73,7 @@ async fn same_totals(lake: &Lake, url: &str, env: &[(String, String)]) {
     );
 }
 
-fn mirror() -> Mirror {
+pub(crate) fn mirror() -> Mirror {
     let pop = Population::new(8, 8);
     Mirror::start(
         [(2016, 1), (2021, 1), (2026, 4)]
