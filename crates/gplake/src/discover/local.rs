@@ -31,6 +31,16 @@ pub enum LocalSourceError {
     /// A file's content could not be read (corrupt ZIP, bad EXTRACT_DATE…).
     #[error(transparent)]
     Content(#[from] SniffError),
+    /// A symbolic link leads back to a folder that contains it: walking it would never end.
+    #[error(
+        "symbolic link {link} loops back to {target}, which contains it: remove the link, or give --source a folder without it"
+    )]
+    SymlinkLoop {
+        /// The link, as found under the source folder.
+        link: String,
+        /// The folder it leads to.
+        target: String,
+    },
     /// Nothing tells which month a file belongs to.
     #[error(
         "cannot tell the month of {file}: it has no EXTRACT_DATE column and no month in its name or folder; put it in a folder named YYYY-MM"
@@ -95,12 +105,15 @@ fn skipped(file: &Path, reason: &str) -> SkippedLink {
 }
 
 /// The files under a folder: CSV and ZIP candidates, and the rest (skipped). Each folder is
-/// read once, so a symbolic link back up the tree cannot loop.
+/// read once: a second link to a folder already read is skipped (its files would count
+/// twice), and a link to a folder that contains it is a loop, an error naming the link.
 #[derive(Default)]
 struct Walk {
     files: Vec<PathBuf>,
     skipped: Vec<SkippedLink>,
     seen: HashSet<PathBuf>,
+    /// The real paths of the folders being read, outermost first.
+    ancestors: Vec<PathBuf>,
 }
 
 impl Walk {
@@ -110,11 +123,36 @@ impl Walk {
             source,
         };
         let real = std::fs::canonicalize(dir).map_err(unreadable)?;
-        if !self.seen.insert(real) {
+        if self.ancestors.contains(&real) {
+            return Err(LocalSourceError::SymlinkLoop {
+                link: dir.display().to_string(),
+                target: real.display().to_string(),
+            });
+        }
+        if !self.seen.insert(real.clone()) {
+            self.skipped
+                .push(skipped(dir, "a link to a folder already read"));
             return Ok(());
         }
-        for entry in std::fs::read_dir(dir).map_err(unreadable)? {
-            let path = entry.map_err(unreadable)?.path();
+        self.ancestors.push(real);
+        let entries = self.entries(dir);
+        self.ancestors.pop();
+        entries
+    }
+
+    fn entries(&mut self, dir: &Path) -> Result<(), LocalSourceError> {
+        let unreadable = |source| LocalSourceError::Unreadable {
+            dir: dir.display().to_string(),
+            source,
+        };
+        let mut paths = std::fs::read_dir(dir)
+            .map_err(unreadable)?
+            .map(|entry| entry.map(|e| e.path()))
+            .collect::<Result<Vec<PathBuf>, _>>()
+            .map_err(unreadable)?;
+        // In name order, so which of two ways to one folder is read is always the same.
+        paths.sort();
+        for path in paths {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
             if name.starts_with('.') {
                 continue;

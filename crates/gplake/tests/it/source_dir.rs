@@ -156,9 +156,13 @@ async fn renamed_downloads_are_classified_by_header_and_other_files_are_listed_a
     write(src.path(), "Pre-Release Access List.xlsx", b"PK not really");
     write(src.path(), "methodology.pdf", b"%PDF-1.4");
     write(src.path(), "contacts.csv", b"Name,Role\nAda,Analyst\n");
-    // A link back up the tree must not loop the walk.
+    // A second way to a folder already read is skipped, not read twice.
     #[cfg(unix)]
-    std::os::unix::fs::symlink(src.path(), src.path().join("loop")).unwrap();
+    {
+        std::fs::create_dir(src.path().join("notes")).unwrap();
+        std::os::unix::fs::symlink(src.path().join("notes"), src.path().join("notes-link"))
+            .unwrap();
+    }
     let (_dir, lake) = local_lake();
     let report = sync(&lake, &Source::Dir(src.path().into()), "2021-01", "2021-01")
         .await
@@ -195,6 +199,36 @@ async fn renamed_downloads_are_classified_by_header_and_other_files_are_listed_a
             "Pre-Release Access List.xlsx (not a CSV or ZIP file)",
             "contacts.csv (its name and header fit no family of the series)",
             "methodology.pdf (not a CSV or ZIP file)",
+            "notes-link (a link to a folder already read)",
         ]
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_symlink_loop_in_the_source_folder_is_an_error_naming_the_link() {
+    let src = tempfile::tempdir().unwrap();
+    let pop = Population::new(2, 4);
+    let month = release(&pop, (2024, 5)).unwrap();
+    let inner = src.path().join("2024-05");
+    std::fs::create_dir(&inner).unwrap();
+    for f in &month.files {
+        write(&inner, &f.name, &f.bytes);
+    }
+    std::os::unix::fs::symlink(src.path(), inner.join("back-up")).unwrap();
+    let (_dir, lake) = local_lake();
+    let err = sync(&lake, &Source::Dir(src.path().into()), "2024-05", "2024-05")
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("symbolic link"), "{text}");
+    assert!(text.contains("back-up"), "{text}");
+    assert!(text.contains("loops back to"), "{text}");
+    assert_eq!(err.kind(), gplake::ErrorKind::BadInput);
+    assert!(
+        lake.list(&object_store::path::Path::from(""))
+            .await
+            .unwrap()
+            .is_empty()
     );
 }
