@@ -134,3 +134,45 @@ fn xml_values(body: &str, tag: &str) -> Vec<String> {
         .filter_map(|s| s.split_once(&close).map(|(v, _)| v.to_string()))
         .collect()
 }
+
+/// The server-side encryption of each key, read with signed HEAD requests (boto3, which the
+/// test server's Python environment has: moto answers an unsigned HEAD of an SSE-KMS object
+/// with 403): `(key, x-amz-server-side-encryption, KMS key id)`.
+pub fn encryption(endpoint: &str, bucket: &str, keys: &[String]) -> Vec<(String, String, String)> {
+    const SCRIPT: &str = r#"
+import json, sys, boto3
+endpoint, bucket = sys.argv[1], sys.argv[2]
+s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                  aws_access_key_id="testing", aws_secret_access_key="testing")
+for key in json.load(sys.stdin):
+    h = s3.head_object(Bucket=bucket, Key=key)
+    print(json.dumps([key, h.get("ServerSideEncryption", ""), h.get("SSEKMSKeyId", "")]))
+"#;
+    use std::io::Write;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", SCRIPT, endpoint, bucket])
+        // Not from a folder whose Python files could shadow the standard library.
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 (with boto3, from requirements-test.txt)");
+    let keys = serde_json::to_vec(keys).expect("keys as JSON");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&keys)
+        .expect("send keys");
+    let out = child.wait_with_output().expect("boto3 HEADs");
+    assert!(
+        out.status.success(),
+        "boto3 HEAD failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
