@@ -81,6 +81,26 @@ struct Site {
     files: HashMap<String, Served>,
     faults: Vec<(String, VecDeque<Fault>)>,
     log: Vec<Logged>,
+    /// One bandwidth shared by every file download, when set.
+    throttle: Option<Arc<Throttle>>,
+}
+
+/// A bandwidth shared by all connections: each chunk books the next free slot on one line,
+/// so parallel downloads split the rate instead of each getting it (a real uplink).
+#[derive(Debug)]
+struct Throttle {
+    bytes_per_sec: f64,
+    next_free: Mutex<Instant>,
+}
+
+impl Throttle {
+    /// When a chunk of `len` bytes may be sent.
+    fn book(&self, len: usize) -> Instant {
+        let mut next = self.next_free.lock().expect("throttle lock");
+        let start = (*next).max(Instant::now());
+        *next = start + Duration::from_secs_f64(len as f64 / self.bytes_per_sec);
+        *next
+    }
 }
 
 /// A running mirror; stops when dropped.
@@ -166,6 +186,15 @@ impl Mirror {
             .push((path_part.to_string(), faults.into()));
     }
 
+    /// Limits every file download, all connections together, to `bytes_per_sec` (pages are
+    /// not limited): for measuring fetch throughput when the network is the bottleneck.
+    pub fn throttle(&self, bytes_per_sec: u64) {
+        self.lock().throttle = Some(Arc::new(Throttle {
+            bytes_per_sec: bytes_per_sec.max(1) as f64,
+            next_free: Mutex::new(Instant::now()),
+        }));
+    }
+
     /// Every request answered so far.
     pub fn requests(&self) -> Vec<Logged> {
         self.lock().log.clone()
@@ -246,11 +275,17 @@ fn answer(site: &Mutex<Site>, path: &str, headers: &HeaderMap) -> (Response, u16
     let Some(file) = site.files.get(path).cloned() else {
         return status_only(404);
     };
+    let throttle = site.throttle.clone();
     drop(site);
-    serve_file(file, fault, headers)
+    serve_file(file, fault, throttle, headers)
 }
 
-fn serve_file(file: Served, fault: Option<Fault>, headers: &HeaderMap) -> (Response, u16) {
+fn serve_file(
+    file: Served,
+    fault: Option<Fault>,
+    throttle: Option<Arc<Throttle>>,
+    headers: &HeaderMap,
+) -> (Response, u16) {
     match fault {
         Some(Fault::Status(code)) => return status_only(code),
         Some(Fault::Redirect(to)) => return redirect(&to),
@@ -273,6 +308,7 @@ fn serve_file(file: Served, fault: Option<Fault>, headers: &HeaderMap) -> (Respo
     let body = match fault {
         Some(Fault::Truncate { after }) => truncated_body(file.bytes, after),
         Some(Fault::Slow { chunk, pause }) => slow_body(file.bytes, chunk, pause),
+        _ if throttle.is_some() => throttled_body(file.bytes, throttle.expect("checked")),
         _ => Body::from(file.bytes.as_ref().clone()),
     };
     let mut r = Response::new(body);
@@ -326,6 +362,21 @@ fn slow_body(bytes: Arc<Vec<u8>>, chunk: usize, pause: Duration) -> Body {
     let stream = futures::StreamExt::then(futures::stream::iter(chunks), move |c| async move {
         tokio::time::sleep(pause).await;
         Ok::<_, std::io::Error>(c)
+    });
+    Body::from_stream(stream)
+}
+
+fn throttled_body(bytes: Arc<Vec<u8>>, throttle: Arc<Throttle>) -> Body {
+    let chunks: Vec<bytes::Bytes> = bytes
+        .chunks(64 * 1024)
+        .map(bytes::Bytes::copy_from_slice)
+        .collect();
+    let stream = futures::StreamExt::then(futures::stream::iter(chunks), move |c| {
+        let at = throttle.book(c.len());
+        async move {
+            tokio::time::sleep_until(at.into()).await;
+            Ok::<_, std::io::Error>(c)
+        }
     });
     Body::from_stream(stream)
 }

@@ -4,6 +4,7 @@
 //! gplake-synth write --months 2016-01,2021-01 [--practices 8] [--seed 1] --out DIR
 //! gplake-synth write --from 2017-04 --to 2026-08 --practices 6500 --out DIR
 //! gplake-synth serve --from 2017-04 --to 2026-08 [--practices 8]     (prints the series URL)
+//! gplake-synth serve --months 2024-05 --practices 6500 --rate-mb-per-s 50  (one shared bandwidth)
 //! ```
 
 use gplake_testkit::{Mirror, Population, Ym, months, release, write_releases};
@@ -50,6 +51,10 @@ fn main() {
         }
         Some("serve") => {
             let mirror = Mirror::start(releases);
+            if let Some(rate) = flag("--rate-mb-per-s") {
+                let rate: f64 = rate.parse().unwrap_or_else(|_| usage("bad --rate-mb-per-s"));
+                mirror.throttle((rate * 1e6) as u64);
+            }
             println!("{}", mirror.series_url());
             loop {
                 std::thread::park();
@@ -61,7 +66,7 @@ fn main() {
 
 fn usage(problem: &str) -> ! {
     eprintln!(
-        "gplake-synth: {problem}\nusage: gplake-synth write|serve (--months YYYY-MM,… | --from YYYY-MM --to YYYY-MM) [--practices N] [--seed N] [--out DIR]"
+        "gplake-synth: {problem}\nusage: gplake-synth write|serve (--months YYYY-MM,… | --from YYYY-MM --to YYYY-MM) [--practices N] [--seed N] [--out DIR] [--rate-mb-per-s R]"
     );
     std::process::exit(2)
 }
