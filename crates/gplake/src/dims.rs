@@ -203,9 +203,9 @@ fn age_bands() -> RecordBatch {
             format!("{}-{}", age / 10 * 10, age / 10 * 10 + 9)
         };
         b.push(&[
-            Val::Text(Some(&year_label(age))),
+            Val::Text(Some(year_label(age))),
             Val::Int(i64::from(age)),
-            Val::Text(Some(&band_label(band))),
+            Val::Text(Some(band_label(band))),
             Val::Text(Some(&ten)),
             Val::Int(i64::from(band)),
         ]);

@@ -52,7 +52,9 @@ fn main() {
         Some("serve") => {
             let mirror = Mirror::start(releases);
             if let Some(rate) = flag("--rate-mb-per-s") {
-                let rate: f64 = rate.parse().unwrap_or_else(|_| usage("bad --rate-mb-per-s"));
+                let rate: f64 = rate
+                    .parse()
+                    .unwrap_or_else(|_| usage("bad --rate-mb-per-s"));
                 mirror.throttle((rate * 1e6) as u64);
             }
             println!("{}", mirror.series_url());

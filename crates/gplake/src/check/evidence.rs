@@ -58,10 +58,63 @@ pub(crate) struct AgeAgg {
     pub(crate) open_band: Option<u8>,
     /// Masked cells per practice × sex (pre-2017 wide files): their sums cannot be verified.
     pub(crate) suppressed: HashMap<(String, SexKey), u64>,
-    /// Each key's line, to name both lines of a repeated key.
-    keys: HashMap<(String, SexKey, AgeKey), u64>,
+    /// The sums while rows still stream in, keyed by code id (see [`AgeAgg::finish`]).
+    running: Running,
     /// Repeated keys: (file, practice, sex, age label, first line, repeated line).
     pub(crate) duplicates: Vec<(String, String, SexKey, String, u64, u64)>,
+}
+
+/// A map with a fast, fixed hasher: keys are small ids and enums from files gplake reads,
+/// not input an attacker shapes to collide (and a file is capped in size anyway).
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+
+/// The codes one aggregate has seen, each given a small id the first time.
+#[derive(Debug, Default)]
+struct Codes {
+    ids: FastMap<String, u32>,
+    names: Vec<String>,
+    /// `LEVEL code` of the organisation row being looked up, reused between rows.
+    scratch: String,
+}
+
+impl Codes {
+    fn id(&mut self, code: &str) -> u32 {
+        if let Some(&id) = self.ids.get(code) {
+            return id;
+        }
+        let id = u32::try_from(self.names.len()).expect("fewer than 4 billion codes");
+        self.names.push(code.to_string());
+        self.ids.insert(code.to_string(), id);
+        id
+    }
+
+    /// The id of an organisation, keyed `LEVEL code` (e.g. `ICB QHM`).
+    fn org_id(&mut self, level: OrgLevel, code: &str) -> u32 {
+        let mut key = std::mem::take(&mut self.scratch);
+        key.clear();
+        key.push_str(level.label());
+        key.push(' ');
+        key.push_str(code);
+        let id = self.id(&key);
+        self.scratch = key;
+        id
+    }
+
+    fn name(&self, id: u32) -> &str {
+        &self.names[id as usize]
+    }
+}
+
+/// An aggregate's sums while rows stream in, by code id.
+#[derive(Debug, Default)]
+struct Running {
+    codes: Codes,
+    /// Each key's line, to name both lines of a repeated key.
+    keys: FastMap<(u32, SexKey, AgeKey), u64>,
+    leaf: FastMap<(u32, SexKey), u64>,
+    all_rows: FastMap<(u32, SexKey), u64>,
+    bands: FastMap<(u32, SexKey, u8), u64>,
+    suppressed: FastMap<(u32, SexKey), u64>,
 }
 
 impl AgeAgg {
@@ -82,26 +135,28 @@ impl AgeAgg {
         }
     }
 
+    /// Adds one row. Rows are summed under a small id per code, so a row costs no string
+    /// allocation; [`AgeAgg::finish`] hands the sums to the rules by code.
     pub(crate) fn add(&mut self, row: &CountRow, file: &str) {
         let practice = row.level == OrgLevel::Practice;
         if practice == self.orgs {
             return;
         }
-        let code = if self.orgs {
-            format!("{} {}", row.level.label(), row.code)
+        let r = &mut self.running;
+        let id = if self.orgs {
+            r.codes.org_id(row.level, &row.code)
         } else {
-            row.code.clone()
+            r.codes.id(&row.code)
         };
-        let key = (code, row.sex, row.age);
-        if let Some(first) = self.keys.insert(key.clone(), row.line) {
-            let age = row.age.label();
+        let (sex, age) = (row.sex, row.age);
+        if let Some(first) = r.keys.insert((id, sex, age), row.line) {
+            let code = r.codes.name(id).to_string();
             self.duplicates
-                .push((file.to_string(), key.0, row.sex, age, first, row.line));
+                .push((file.to_string(), code, sex, age.label(), first, row.line));
             return;
         }
-        let (code, sex, age) = key;
         if row.suppressed {
-            *self.suppressed.entry((code, sex)).or_default() += 1;
+            *r.suppressed.entry((id, sex)).or_default() += 1;
             return;
         }
         if sex != SexKey::All && age != AgeKey::All {
@@ -109,11 +164,30 @@ impl AgeAgg {
                 self.open_band = Some(self.open_band.map_or(b, |o| o.min(b)));
             }
             if let (false, Some(band)) = (self.orgs, age.first_band()) {
-                *self.bands.entry((code.clone(), sex, band)).or_default() += row.count;
+                *r.bands.entry((id, sex, band)).or_default() += row.count;
             }
-            *self.leaf.entry((code, sex)).or_default() += row.count;
+            *r.leaf.entry((id, sex)).or_default() += row.count;
         } else if age == AgeKey::All {
-            self.all_rows.insert((code, sex), row.count);
+            r.all_rows.insert((id, sex), row.count);
+        }
+    }
+
+    /// Turns the running sums into the maps the rules read, by code, and frees the per-row
+    /// key index. Called once every file of the family has been read.
+    pub(crate) fn finish(&mut self) {
+        let r = std::mem::take(&mut self.running);
+        let name = |id: u32| r.codes.name(id).to_string();
+        for ((id, sex), n) in r.leaf {
+            *self.leaf.entry((name(id), sex)).or_default() += n;
+        }
+        for ((id, sex, band), n) in r.bands {
+            *self.bands.entry((name(id), sex, band)).or_default() += n;
+        }
+        for ((id, sex), n) in r.suppressed {
+            *self.suppressed.entry((name(id), sex)).or_default() += n;
+        }
+        for ((id, sex), n) in r.all_rows {
+            self.all_rows.insert((name(id), sex), n);
         }
     }
 
@@ -246,6 +320,75 @@ mod tests {
     fn leaf(agg: &mut AgeAgg, code: &str, sex: SexKey, n: u64) {
         agg.present = true;
         agg.leaf.insert((code.to_string(), sex), n);
+    }
+
+    fn count(level: OrgLevel, code: &str, sex: SexKey, age: AgeKey, n: u64, line: u64) -> CountRow {
+        CountRow {
+            line,
+            level,
+            code: code.to_string(),
+            ons: None,
+            postcode: None,
+            sub_icb: None,
+            sub_icb_ons: None,
+            sex,
+            age,
+            count: n,
+            suppressed: false,
+        }
+    }
+
+    #[test]
+    fn rows_summed_by_code_id_reach_the_rules_by_code_and_repeats_name_both_lines() {
+        let (m, p) = (SexKey::Male, OrgLevel::Practice);
+        let mut agg = AgeAgg::default();
+        agg.add(&count(p, "A1", m, AgeKey::Year(3), 10, 2), "f.csv");
+        agg.add(&count(p, "A1", m, AgeKey::Year(7), 5, 3), "f.csv");
+        agg.add(&count(p, "B2", m, AgeKey::Year(3), 1, 4), "f.csv");
+        agg.add(&count(p, "A1", m, AgeKey::All, 15, 5), "f.csv");
+        agg.add(&count(p, "A1", m, AgeKey::Year(7), 9, 6), "f.csv");
+        agg.add(
+            &count(OrgLevel::Icb, "QHM", m, AgeKey::Year(3), 4, 7),
+            "f.csv",
+        );
+        agg.finish();
+        assert_eq!(
+            agg.leaf[&("A1".to_string(), m)],
+            15,
+            "the repeat is not summed"
+        );
+        assert_eq!(agg.leaf[&("B2".to_string(), m)], 1);
+        assert_eq!(agg.bands[&("A1".to_string(), m, 0)], 10);
+        assert_eq!(agg.bands[&("A1".to_string(), m, 1)], 5);
+        assert_eq!(agg.all_rows[&("A1".to_string(), m)], 15);
+        assert_eq!(
+            agg.duplicates,
+            vec![(
+                "f.csv".to_string(),
+                "A1".to_string(),
+                m,
+                "7".to_string(),
+                3,
+                6
+            )]
+        );
+        assert_eq!(agg.leaf.len(), 2, "organisation rows are not a practice's");
+
+        let mut orgs = AgeAgg::for_orgs();
+        orgs.add(
+            &count(OrgLevel::Icb, "QHM", m, AgeKey::Year(3), 4, 7),
+            "r.csv",
+        );
+        orgs.add(
+            &count(OrgLevel::SubIcb, "QHM", m, AgeKey::Year(3), 6, 8),
+            "r.csv",
+        );
+        orgs.add(&count(p, "A1", m, AgeKey::Year(3), 10, 9), "r.csv");
+        orgs.finish();
+        assert_eq!(orgs.leaf[&("ICB QHM".to_string(), m)], 4);
+        assert_eq!(orgs.leaf[&("SUB_ICB QHM".to_string(), m)], 6);
+        assert_eq!(orgs.leaf.len(), 2);
+        assert!(orgs.bands.is_empty(), "bands are kept for practices only");
     }
 
     #[test]

@@ -392,7 +392,7 @@ fn single_age_matches_quinary(agg: &Aggregates, month: Month) -> Vec<QualityResu
                 let (code, sex, band) = key;
                 let label = match top {
                     Some(t) if *band == t => format!("{}+", t * 5),
-                    _ => crate::formats::values::band_label(*band),
+                    _ => crate::formats::values::band_label(*band).to_string(),
                 };
                 QualityResult::fail(Some(month), rule, Severity::Error, code, Some((quinary, single)), format!("practice {code} {} {label}: single years sum to {single}, the 5-year file says {quinary}", sex.label()))
             })

@@ -23,16 +23,25 @@ pub enum OrgLevel {
 impl OrgLevel {
     /// Every `ORG_TYPE` spelling seen (nhs-formats §2.4, §3).
     pub fn parse(text: &str) -> Option<OrgLevel> {
-        match text.trim().to_ascii_uppercase().as_str() {
-            "GP" => Some(OrgLevel::Practice),
-            "PCN" => Some(OrgLevel::Pcn),
-            "CCG" | "SUB_ICB_LOCATION" | "SUB_ICB_LOCATION_CODE" | "SUB_ICB_LOC" => {
-                Some(OrgLevel::SubIcb)
-            }
-            "ICB" | "STP" => Some(OrgLevel::Icb),
-            "COMM REGION" | "COMM_REGION" | "REGION" => Some(OrgLevel::Region),
-            _ => None,
-        }
+        // Matched in place, case-blind: this runs on every row, so it never allocates.
+        const NAMES: [(&str, OrgLevel); 11] = [
+            ("GP", OrgLevel::Practice),
+            ("PCN", OrgLevel::Pcn),
+            ("CCG", OrgLevel::SubIcb),
+            ("SUB_ICB_LOCATION", OrgLevel::SubIcb),
+            ("SUB_ICB_LOCATION_CODE", OrgLevel::SubIcb),
+            ("SUB_ICB_LOC", OrgLevel::SubIcb),
+            ("ICB", OrgLevel::Icb),
+            ("STP", OrgLevel::Icb),
+            ("COMM REGION", OrgLevel::Region),
+            ("COMM_REGION", OrgLevel::Region),
+            ("REGION", OrgLevel::Region),
+        ];
+        let text = text.trim();
+        NAMES
+            .iter()
+            .find(|(name, _)| text.eq_ignore_ascii_case(name))
+            .map(|(_, level)| *level)
     }
 
     /// The label stored in silver.
@@ -61,12 +70,19 @@ pub enum SexKey {
 impl SexKey {
     /// `ALL`, `MALE`, `FEMALE` (any case).
     pub fn parse(text: &str) -> Option<SexKey> {
-        match text.trim().to_ascii_uppercase().as_str() {
-            "ALL" | "PERSONS" => Some(SexKey::All),
-            "MALE" | "MALES" => Some(SexKey::Male),
-            "FEMALE" | "FEMALES" => Some(SexKey::Female),
-            _ => None,
-        }
+        const NAMES: [(&str, SexKey); 6] = [
+            ("ALL", SexKey::All),
+            ("PERSONS", SexKey::All),
+            ("MALE", SexKey::Male),
+            ("MALES", SexKey::Male),
+            ("FEMALE", SexKey::Female),
+            ("FEMALES", SexKey::Female),
+        ];
+        let text = text.trim();
+        NAMES
+            .iter()
+            .find(|(name, _)| text.eq_ignore_ascii_case(name))
+            .map(|(_, sex)| *sex)
     }
 
     /// The label stored in silver.
@@ -124,8 +140,8 @@ impl AgeKey {
     pub fn label(self) -> String {
         match self {
             AgeKey::All => "ALL".into(),
-            AgeKey::Year(a) => year_label(a),
-            AgeKey::Band(b) => band_label(b),
+            AgeKey::Year(a) => year_label(a).to_string(),
+            AgeKey::Band(b) => band_label(b).to_string(),
             AgeKey::OpenBand(from) => format!("{from}+"),
         }
     }
@@ -147,21 +163,27 @@ impl AgeKey {
 }
 
 /// The label of a 5-year band: `0-4` … `90-94`, `95+`.
-pub fn band_label(band: u8) -> String {
-    if band >= 19 {
-        "95+".into()
-    } else {
-        format!("{}-{}", band * 5, band * 5 + 4)
-    }
+pub fn band_label(band: u8) -> &'static str {
+    // Static, because a label is written with every fact row.
+    const LABELS: [&str; 20] = [
+        "0-4", "5-9", "10-14", "15-19", "20-24", "25-29", "30-34", "35-39", "40-44", "45-49",
+        "50-54", "55-59", "60-64", "65-69", "70-74", "75-79", "80-84", "85-89", "90-94", "95+",
+    ];
+    LABELS[usize::from(band.min(19))]
 }
 
 /// The label of a single year: `0` … `94`, `95+`.
-pub fn year_label(age: u8) -> String {
-    if age >= 95 {
-        "95+".into()
-    } else {
-        age.to_string()
-    }
+pub fn year_label(age: u8) -> &'static str {
+    const LABELS: [&str; 96] = [
+        "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
+        "17", "18", "19", "20", "21", "22", "23", "24", "25", "26", "27", "28", "29", "30", "31",
+        "32", "33", "34", "35", "36", "37", "38", "39", "40", "41", "42", "43", "44", "45", "46",
+        "47", "48", "49", "50", "51", "52", "53", "54", "55", "56", "57", "58", "59", "60", "61",
+        "62", "63", "64", "65", "66", "67", "68", "69", "70", "71", "72", "73", "74", "75", "76",
+        "77", "78", "79", "80", "81", "82", "83", "84", "85", "86", "87", "88", "89", "90", "91",
+        "92", "93", "94", "95+",
+    ];
+    LABELS[usize::from(age.min(95))]
 }
 
 /// A count: a non-negative whole number without separators.

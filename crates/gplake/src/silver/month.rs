@@ -19,7 +19,7 @@ use crate::catalog::{
     FACT_LSOA, FACT_ORG_QUINARY, FACT_ORG_SINGLE_AGE, FACT_QUINARY, FACT_SINGLE_AGE, FILES,
     PRACTICE_SNAPSHOT, TableDef,
 };
-use crate::check::evidence::{AgeAgg, Aggregates};
+use crate::check::evidence::{AgeAgg, Aggregates, FastMap};
 use crate::check::{QualityResult, Rule, Severity};
 use crate::delta::DeltaError;
 use crate::formats::reader::{Records, each_csv};
@@ -117,7 +117,8 @@ struct Builder<'a> {
     date: NaiveDate,
     handle: &'a Handle,
     agg: Aggregates,
-    info: HashMap<String, Arc<Info>>,
+    /// Looked up twice per row: a fast hasher (see [`FastMap`]).
+    info: FastMap<String, Arc<Info>>,
     quarantine: Vec<Quarantined>,
     files: Batcher,
     built_at: DateTime<Utc>,
@@ -152,7 +153,7 @@ pub(crate) fn build_month(
         date: month.first_day(),
         handle,
         agg: Aggregates::default(),
-        info: HashMap::new(),
+        info: FastMap::default(),
         quarantine: Vec::new(),
         files: Batcher::new(FILES),
         built_at,
@@ -406,6 +407,8 @@ impl Builder<'_> {
         for (label, level, code, count) in org_totals {
             self.agg.orgs.insert((label, level, code), count);
         }
+        agg.finish();
+        org_agg.finish();
         let mut adds = vec![sink.finish(self.handle)?];
         if banded {
             self.agg.quinary = agg;
@@ -455,11 +458,15 @@ impl Builder<'_> {
         self.note_row_attrs(row, AttributesFrom::AgeFile);
         let info = self.info.get(&row.code).cloned().unwrap_or_default();
         let a = &info.attrs;
+        let open_band;
         let age = match row.age {
             AgeKey::Band(b) if banded => band_label(b),
             AgeKey::Year(y) if !banded => year_label(y),
             AgeKey::Year(y) => band_label(AgeKey::band_of_year(y)),
-            AgeKey::Band(_) | AgeKey::OpenBand(_) => row.age.label(),
+            AgeKey::Band(_) | AgeKey::OpenBand(_) => {
+                open_band = row.age.label();
+                open_band.as_str()
+            }
             AgeKey::All => unreachable!("leaf rows have an age"),
         };
         let values = [
@@ -475,7 +482,7 @@ impl Builder<'_> {
             Val::Text(a.region_code.as_deref()),
             Val::Text(a.region_name.as_deref()),
             Val::Text(Some(row.sex.label())),
-            Val::Text(Some(&age)),
+            Val::Text(Some(age)),
             Val::OptInt((!row.suppressed).then_some(row.count as i64)),
             Val::Bool(row.suppressed),
             Val::Text(Some(file)),
@@ -549,6 +556,7 @@ impl Builder<'_> {
                 self.record_file(&label, input.family, &input.sha256, true, &stats);
             }
         }
+        agg.finish();
         self.agg.org_single = agg;
         Ok(sink.finish(self.handle)?)
     }

@@ -40,8 +40,8 @@ proptest! {
 
     #[test]
     fn ages_and_bands_round_trip_through_their_labels(age in 0u8..=95, band in 0u8..20) {
-        prop_assert_eq!(AgeKey::parse_year(&year_label(age)), Some(AgeKey::Year(age)));
-        prop_assert_eq!(AgeKey::parse_band(&band_label(band)), Some(AgeKey::Band(band)));
+        prop_assert_eq!(AgeKey::parse_year(year_label(age)), Some(AgeKey::Year(age)));
+        prop_assert_eq!(AgeKey::parse_band(band_label(band)), Some(AgeKey::Band(band)));
         prop_assert_eq!(AgeKey::parse_band(&band_label(band).replace('-', "_")), Some(AgeKey::Band(band)));
         prop_assert_eq!(AgeKey::band_of_year(age), (age / 5).min(19));
     }
