@@ -31,12 +31,27 @@ pub(crate) struct Cli {
     /// Machine-readable result on stdout.
     #[arg(long, global = true)]
     pub(crate) json: bool,
+    /// Colour in logs: auto (only when stderr is a terminal and NO_COLOR is not set),
+    /// always or never.
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto", value_parser = ["auto", "always", "never"])]
+    pub(crate) color: String,
     /// What to do.
     #[command(subcommand)]
     pub(crate) command: Command,
 }
 
 impl Cli {
+    /// Whether logs carry ANSI colours: never in a file (cron, CI logs) unless asked.
+    pub(crate) fn ansi(&self) -> bool {
+        use std::io::IsTerminal;
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        match self.color.as_str() {
+            "always" => true,
+            "never" => false,
+            _ => !no_color && std::io::stderr().is_terminal(),
+        }
+    }
+
     /// Store options from the flags (they override the environment).
     pub(crate) fn store_options(&self) -> Vec<(&'static str, String)> {
         let mut options = Vec::new();
@@ -77,6 +92,22 @@ pub(crate) enum Command {
     /// Delta maintenance: remove data files older than the retention that no version
     /// within it reads, and write checkpoints.
     Vacuum(VacuumArgs),
+}
+
+impl Command {
+    /// Commands that need a lake already there: they never create one (a typo in `--lake`
+    /// is an error naming the command that creates a lake, not a new empty folder).
+    pub(crate) fn only_reads(&self) -> bool {
+        matches!(
+            self,
+            Command::Check(_)
+                | Command::Status
+                | Command::Query(_)
+                | Command::Plot(_)
+                | Command::Unlock(_)
+                | Command::Vacuum(_)
+        )
+    }
 }
 
 /// `gplake vacuum` flags.

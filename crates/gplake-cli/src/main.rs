@@ -58,7 +58,7 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
-    init_logging(cli.verbose, cli.quiet);
+    init_logging(cli.verbose, cli.quiet, cli.ansi());
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
     watch_interrupt(&runtime);
     match runtime.block_on(run(&cli)) {
@@ -85,7 +85,12 @@ async fn run(cli: &Cli) -> anyhow::Result<u8> {
             reason: "--s3-sse and --s3-kms-key-id apply only to an s3:// lake".into(),
         }));
     }
-    let lake = gplake::Lake::open_with(&cli.lake, options).map_err(gplake::Error::from)?;
+    let lake = if cli.command.only_reads() {
+        gplake::Lake::open_existing_with(&cli.lake, options)
+    } else {
+        gplake::Lake::open_with(&cli.lake, options)
+    }
+    .map_err(gplake::Error::from)?;
     match &cli.command {
         Command::Sync(args) => cmd::sync::run(&lake, args, &out, true).await,
         Command::Fetch(args) => cmd::sync::run(&lake, args, &out, false).await,
@@ -119,7 +124,7 @@ fn exit_code(err: &anyhow::Error) -> u8 {
     }
 }
 
-fn init_logging(verbose: u8, quiet: bool) {
+fn init_logging(verbose: u8, quiet: bool, ansi: bool) {
     let default = match (quiet, verbose) {
         (true, _) => "error",
         // delta-rs logs commit races that gplake resolves (it retries them): not news for a
@@ -134,6 +139,7 @@ fn init_logging(verbose: u8, quiet: bool) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .with_target(false)
         .init();
 }

@@ -73,7 +73,9 @@ impl Error {
     /// The kind of this failure.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Lake(crate::lake::LakeError::Config { .. }) => ErrorKind::Refused,
+            Error::Lake(
+                crate::lake::LakeError::Config { .. } | crate::lake::LakeError::Missing { .. },
+            ) => ErrorKind::Refused,
             Error::Lake(_) => ErrorKind::Storage,
             Error::Discover(e) => discover_kind(e),
             Error::Fetch(e) => fetch_kind(e),

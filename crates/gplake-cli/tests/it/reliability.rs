@@ -390,3 +390,69 @@ fn vacuum_on_s3_checkpoints_every_table_and_keeps_every_figure() {
     );
     assert!(stderr(&short).contains("at least 7 days"));
 }
+
+#[test]
+fn logs_in_a_file_carry_no_colour_unless_asked() {
+    let lake = tempfile::tempdir().unwrap();
+    let lake = lake.path().to_str().unwrap();
+    let sync = |extra: &[&str], env: &[(String, String)]| {
+        let mut args = vec!["--lake", lake, "-v"];
+        args.extend(extra);
+        args.extend([
+            "fetch",
+            "--source",
+            "examples/releases",
+            "--from",
+            "2024-04",
+            "--to",
+            "2024-04",
+        ]);
+        let out = gplake(&args, env);
+        assert_exit(&out, 0);
+        stderr(&out)
+    };
+    let piped = sync(&[], &[]);
+    assert!(
+        piped.lines().count() > 1,
+        "no log lines to look at: {piped}"
+    );
+    assert!(
+        !piped.contains('\u{1b}'),
+        "colour in a piped log: {piped:?}"
+    );
+    let forced = sync(&["--color", "always"], &[]);
+    assert!(forced.contains("\u{1b}["), "--color always gave no colour");
+    let no_color = [("NO_COLOR".to_string(), "1".to_string())];
+    assert!(!sync(&["--color", "auto"], &no_color).contains('\u{1b}'));
+    assert!(!sync(&["--color", "never"], &[]).contains('\u{1b}'));
+}
+
+#[test]
+fn commands_that_only_read_never_create_a_lake() {
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("laek");
+    let typo = typo.to_str().unwrap();
+    for command in [
+        vec!["status"],
+        vec!["check"],
+        vec!["query", "SELECT 1"],
+        vec!["vacuum", "--dry-run"],
+        vec!["unlock", "--month", "2024-05"],
+    ] {
+        let mut args = vec!["--lake", typo];
+        args.extend(&command);
+        let out = gplake(&args, &[]);
+        assert_exit(&out, 2);
+        let err = stderr(&out);
+        assert_eq!(err.trim().lines().count(), 1, "{command:?}: {err}");
+        assert!(
+            err.contains(&format!("no lake at {typo}"))
+                && err.contains(&format!("gplake --lake {typo} sync")),
+            "{command:?}: {err}"
+        );
+        assert!(
+            !std::path::Path::new(typo).exists(),
+            "{command:?} created the lake"
+        );
+    }
+}

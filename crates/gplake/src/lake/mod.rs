@@ -43,9 +43,15 @@ pub enum LakeError {
         /// Why.
         reason: String,
     },
+    /// A command that only reads was pointed at a local folder that does not exist.
+    #[error("no lake at {url}: `gplake --lake {url} sync` creates one")]
+    Missing {
+        /// The location given.
+        url: String,
+    },
     /// The store refused for lack of permission or credentials.
     #[error(
-        "permission denied on {path} ({op}: {reason}); check the credentials and bucket policy (AWS_PROFILE, AWS_ACCESS_KEY_ID…)"
+        "permission denied on {path} ({op}: {reason}); check the credentials and bucket policy (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, or the instance or container role)"
     )]
     PermissionDenied {
         /// What was attempted.
@@ -182,6 +188,28 @@ impl Lake {
     /// Opens the lake at `location` (a path, `file://`, `s3://` or `memory://` URL).
     pub fn open(location: &str) -> Result<Lake, LakeError> {
         Lake::open_with(location, std::iter::empty::<(String, String)>())
+    }
+
+    /// Opens a lake that must already exist, for commands that only read it: a local folder
+    /// that is not there is [`LakeError::Missing`] instead of being created, so a typo in
+    /// `--lake` never leaves an empty lake behind. (An S3 prefix has no folder to check.)
+    pub fn open_existing_with<I, K, V>(location: &str, options: I) -> Result<Lake, LakeError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: Into<String>,
+    {
+        let local = match location.split_once("://") {
+            None => Some(location),
+            Some(("file", path)) => Some(path),
+            Some(_) => None,
+        };
+        if local.is_some_and(|path| !std::path::Path::new(path).is_dir()) {
+            return Err(LakeError::Missing {
+                url: location.to_string(),
+            });
+        }
+        Lake::open_with(location, options)
     }
 
     /// Opens the lake with store options that override the environment (for S3:
