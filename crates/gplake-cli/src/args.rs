@@ -263,6 +263,10 @@ pub(crate) struct CheckArgs {
     /// Only this month (repeatable), YYYY-MM.
     #[arg(long)]
     pub(crate) month: Vec<Month>,
+    /// Exit 3 when the newest month in silver is more than DAYS days old (its snapshot date,
+    /// the 1st of the month, against today): a freshness alert for scheduled runs.
+    #[arg(long, value_name = "DAYS")]
+    pub(crate) max_age: Option<u32>,
 }
 
 /// Where releases come from and which months.

@@ -12,12 +12,50 @@ use crate::args::CheckArgs;
 pub(crate) async fn run(lake: &Lake, args: &CheckArgs, out: &Output) -> anyhow::Result<u8> {
     let series = gplake::build::series(lake).await?;
     let status = gplake::status::status(lake).await?;
-    let gate = if status.gate_failed() { GATE_FAILED } else { 0 };
+    let stale = args.max_age.and_then(|days| staleness(&status, days));
+    let gate = if status.gate_failed() || stale.is_some() {
+        GATE_FAILED
+    } else {
+        0
+    };
     if out.json {
-        let json = serde_json::json!({ "months": status.months, "series": series, "gaps": status.gaps, "derived_behind": status.derived_behind });
+        let json = serde_json::json!({ "months": status.months, "series": series, "gaps": status.gaps, "derived_behind": status.derived_behind, "stale": stale });
         println!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(gate);
     }
+    print_text(&status, &series, args);
+    if let Some(stale) = stale {
+        println!("error: {stale}");
+    }
+    Ok(gate)
+}
+
+/// Why silver is older than `max_age` days allows, if it is: its newest built month's
+/// snapshot date (the 1st of the month) against today.
+fn staleness(status: &gplake::status::Status, max_age: u32) -> Option<String> {
+    let today = crate::clock().now().date_naive();
+    let newest = status
+        .months
+        .iter()
+        .filter(|m| m.silver == SilverState::Built)
+        .map(|m| m.month)
+        .max();
+    let Some(newest) = newest else {
+        return Some(format!("silver holds no month yet (--max-age {max_age})"));
+    };
+    let age = (today - newest.first_day()).num_days();
+    (age > i64::from(max_age)).then(|| {
+        format!(
+            "the newest month in silver is {newest}, {age} days old: more than --max-age {max_age} (is the scheduled sync running?)"
+        )
+    })
+}
+
+fn print_text(
+    status: &gplake::status::Status,
+    series: &[gplake::check::QualityResult],
+    args: &CheckArgs,
+) {
     for m in status
         .months
         .iter()
@@ -58,5 +96,4 @@ pub(crate) async fn run(lake: &Lake, args: &CheckArgs, out: &Output) -> anyhow::
             status.derived_behind.join(", ")
         );
     }
-    Ok(gate)
 }

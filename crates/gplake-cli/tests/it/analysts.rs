@@ -413,3 +413,35 @@ fn query_on_an_s3_lake_agrees_with_the_independent_reader_in_every_format() {
         assert!(table.contains(&format!("| {month} | {total} ")), "{table}");
     }
 }
+
+#[test]
+fn check_max_age_exits_3_when_the_newest_month_is_older_than_allowed() {
+    let fresh = gplake(
+        &["--lake", example_lake(), "check", "--max-age", "100000"],
+        &[],
+    );
+    assert_eq!(fresh.status.code(), Some(0), "{}", stdout(&fresh));
+    assert!(!stdout(&fresh).contains("--max-age"));
+    // The newest example month is 2026-04: more than 30 days old from 2026-05 on.
+    let stale = gplake(&["--lake", example_lake(), "check", "--max-age", "30"], &[]);
+    assert_eq!(stale.status.code(), Some(3), "{}", stdout(&stale));
+    assert!(
+        stdout(&stale).contains("error: the newest month in silver is 2026-04"),
+        "{}",
+        stdout(&stale)
+    );
+    let json = gplake(
+        &[
+            "--lake",
+            example_lake(),
+            "--json",
+            "check",
+            "--max-age",
+            "30",
+        ],
+        &[],
+    );
+    assert_eq!(json.status.code(), Some(3));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+    assert!(report["stale"].as_str().unwrap().contains("2026-04"));
+}
