@@ -116,10 +116,7 @@ pub(crate) async fn open_at(
     let commits = lake.list(&log).await.map_err(store_err(def))?;
     let earliest = commits
         .iter()
-        .filter_map(|o| {
-            let v = o.location.filename()?.strip_suffix(".json")?.parse::<u64>();
-            Some((v.ok()?, o.last_modified))
-        })
+        .filter_map(|o| Some((commit_version(o)?, o.last_modified)))
         .min();
     match earliest {
         Some((0, created)) if created > at => return Ok(None),
@@ -141,16 +138,18 @@ pub(crate) async fn open_at(
 pub(crate) async fn version(lake: &Lake, def: &TableDef) -> Result<Option<u64>, DeltaError> {
     let log = Path::from(format!("{}/_delta_log", def.path));
     let objects = lake.list(&log).await.map_err(store_err(def))?;
-    Ok(objects
-        .iter()
-        .filter_map(|o| {
-            o.location
-                .filename()?
-                .strip_suffix(".json")?
-                .parse::<u64>()
-                .ok()
-        })
-        .max())
+    Ok(objects.iter().filter_map(commit_version).max())
+}
+
+/// The version a log object commits, when it is a commit file (`00…07.json`; not a
+/// checkpoint or `_last_checkpoint`).
+fn commit_version(object: &deltalake::ObjectMeta) -> Option<u64> {
+    object
+        .location
+        .filename()?
+        .strip_suffix(".json")?
+        .parse()
+        .ok()
 }
 
 /// True when a Delta error is a commit that lost a race (another writer committed first):

@@ -23,7 +23,6 @@ pub enum OrgLevel {
 impl OrgLevel {
     /// Every `ORG_TYPE` spelling seen (nhs-formats §2.4, §3).
     pub fn parse(text: &str) -> Option<OrgLevel> {
-        // Matched in place, case-blind: this runs on every row, so it never allocates.
         const NAMES: [(&str, OrgLevel); 11] = [
             ("GP", OrgLevel::Practice),
             ("PCN", OrgLevel::Pcn),
@@ -37,11 +36,7 @@ impl OrgLevel {
             ("COMM_REGION", OrgLevel::Region),
             ("REGION", OrgLevel::Region),
         ];
-        let text = text.trim();
-        NAMES
-            .iter()
-            .find(|(name, _)| text.eq_ignore_ascii_case(name))
-            .map(|(_, level)| *level)
+        spelling(&NAMES, text)
     }
 
     /// The label stored in silver.
@@ -54,6 +49,16 @@ impl OrgLevel {
             OrgLevel::Region => "REGION",
         }
     }
+}
+
+/// The value whose spelling `text` is, trimmed and case-blind, matched in place: this runs
+/// on every row, so it never allocates.
+fn spelling<T: Copy>(names: &[(&str, T)], text: &str) -> Option<T> {
+    let text = text.trim();
+    names
+        .iter()
+        .find(|(name, _)| text.eq_ignore_ascii_case(name))
+        .map(|(_, value)| *value)
 }
 
 /// A sex as published.
@@ -78,11 +83,7 @@ impl SexKey {
             ("FEMALE", SexKey::Female),
             ("FEMALES", SexKey::Female),
         ];
-        let text = text.trim();
-        NAMES
-            .iter()
-            .find(|(name, _)| text.eq_ignore_ascii_case(name))
-            .map(|(_, sex)| *sex)
+        spelling(&NAMES, text)
     }
 
     /// The label stored in silver.

@@ -34,19 +34,28 @@ fn walkdir(dir: &FsPath) -> Vec<String> {
     out
 }
 
-#[tokio::test]
-async fn vacuum_removes_only_what_no_version_in_the_retention_reads() {
+/// A local lake synced from the reader tests' mirror (kept alive with it).
+async fn synced_lake() -> (gplake_testkit::Mirror, tempfile::TempDir, gplake::Lake) {
     let mirror = mirror();
     let (dir, lake) = local_lake();
     let source = Source::parse(&mirror.series_url());
     full_sync(&lake, &source, "2016-01", "2026-04")
         .await
         .unwrap();
-    let force = BuildOptions {
+    (mirror, dir, lake)
+}
+
+fn force() -> BuildOptions {
+    BuildOptions {
         force: true,
         ..BuildOptions::default()
-    };
-    gplake::build(&lake, &clock(), &force).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn vacuum_removes_only_what_no_version_in_the_retention_reads() {
+    let (_mirror, dir, lake) = synced_lake().await;
+    gplake::build(&lake, &clock(), &force()).await.unwrap();
     let fact = dir.path().join("silver/fact_gp_registered_patients");
     let orphan = fact.join("snapshot_date=2016-01-01/part-killed-run.parquet");
     std::fs::copy(&parquet_files(&fact)[0], &orphan).unwrap();
@@ -118,21 +127,12 @@ async fn vacuum_removes_only_what_no_version_in_the_retention_reads() {
 
 #[tokio::test]
 async fn a_checkpoint_is_written_every_ten_commits() {
-    let mirror = mirror();
-    let (dir, lake) = local_lake();
-    let source = Source::parse(&mirror.series_url());
-    full_sync(&lake, &source, "2016-01", "2026-04")
-        .await
-        .unwrap();
+    let (_mirror, dir, lake) = synced_lake().await;
     let log = dir
         .path()
         .join("silver/fact_gp_registered_patients/_delta_log");
-    let force = BuildOptions {
-        force: true,
-        ..BuildOptions::default()
-    };
     while !log.join("00000000000000000010.json").exists() {
-        gplake::build(&lake, &clock(), &force).await.unwrap();
+        gplake::build(&lake, &clock(), &force()).await.unwrap();
     }
     assert!(log.join("00000000000000000010.checkpoint.parquet").exists());
     assert!(!log.join("00000000000000000009.checkpoint.parquet").exists());
