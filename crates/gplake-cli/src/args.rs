@@ -281,6 +281,9 @@ pub(crate) struct SourceArgs {
     /// Last month, YYYY-MM.
     #[arg(long)]
     pub(crate) to: Option<Month>,
+    /// Only this month, YYYY-MM (the same as `--from M --to M`).
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    pub(crate) month: Option<Month>,
     /// Concurrent requests.
     #[arg(long, short = 'j', default_value_t = 4)]
     pub(crate) jobs: usize,
@@ -360,12 +363,27 @@ pub(crate) struct FetchArgs {
     /// every third of this while writing).
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     pub(crate) lock_ttl: u64,
+    /// Download every file whole and compare bronze with its manifest, putting back any
+    /// file whose bytes are not the ones recorded (the repair a build's "bronze holds
+    /// other bytes" error asks for).
+    #[arg(long)]
+    pub(crate) verify: bool,
     /// (sync) Input limits for the build.
     #[command(flatten)]
     pub(crate) limits: InputLimitArgs,
 }
 
 impl SourceArgs {
+    /// The first month asked for.
+    pub(crate) fn first(&self) -> Option<Month> {
+        self.month.or(self.from)
+    }
+
+    /// The last month asked for.
+    pub(crate) fn last(&self) -> Option<Month> {
+        self.month.or(self.to)
+    }
+
     /// The source, the live site by default.
     pub(crate) fn source(&self) -> Source {
         self.source
@@ -401,6 +419,7 @@ impl FetchArgs {
             jobs: self.source.jobs.max(1),
             dry_run: self.dry_run,
             lock_ttl: Duration::from_secs(self.lock_ttl.max(1)),
+            verify: self.verify,
         }
     }
 }

@@ -12,7 +12,7 @@ pub(crate) async fn run(args: &SourceArgs, out: &Output) -> anyhow::Result<()> {
     let source = args.source();
     let http = Http::try_new(args.http_config(), source.host()).map_err(gplake::Error::from)?;
     let clock = clock();
-    let (from, to) = month_range(clock, args.from, args.to);
+    let (from, to) = month_range(clock, args.first(), args.last());
     let discovery = discover(&http, &source, from, to, args.jobs)
         .await
         .map_err(gplake::Error::from)?;

@@ -29,8 +29,8 @@ pub(crate) async fn run(
     };
     let options = SyncOptions {
         source,
-        from: args.source.from,
-        to: args.source.to,
+        from: args.source.first(),
+        to: args.source.last(),
         fetch: args.fetch_options(),
         build: build.then(|| gplake::BuildOptions {
             cancel: crate::cancel(),

@@ -182,6 +182,12 @@ async fn build_one(
         .await
         .map_err(BuildError::from)?;
     let built = build_silver(lake, &open, &plan, month, at, &aliases).await?;
+    // A month kept out for altered bronze is recorded as never current, so the build after
+    // `fetch --verify` restores the bytes (the manifest unchanged) reads it again.
+    let fingerprint = match &built {
+        Err(MonthError::BronzeAltered { .. }) => format!("{fingerprint}+bronze-altered"),
+        _ => fingerprint,
+    };
     let (mut results, built) = gate(built, month)?;
     let evidence = built.as_ref().map(|b| &b.aggregates);
     let found = findings(&mut results, evidence, held.as_ref(), &plan, month);
@@ -322,7 +328,10 @@ async fn build_silver(
         reason: e.to_string(),
     };
     let tmp = tempfile::tempdir().map_err(|e| worker_err(&e))?;
-    let inputs = download(lake, month, &plan.used, tmp.path(), open.limits).await?;
+    let inputs = match download(lake, month, &plan.used, tmp.path(), open.limits).await? {
+        Ok(inputs) => inputs,
+        Err(altered) => return Ok(Err(altered)),
+    };
     let unused = plan.unused.clone();
     let handle = tokio::runtime::Handle::current();
     let worker = open.clone();
@@ -351,19 +360,27 @@ fn gate(
             results.append(&mut built.table_failures);
             Ok((results, Some(built)))
         }
-        Err(MonthError::Format { source, .. }) => Ok((
-            vec![QualityResult::fail(
-                Some(month),
-                Rule::FileReadable,
-                Severity::Error,
-                "file",
-                None,
-                format!("month {month}: {source}"),
-            )],
-            None,
-        )),
+        Err(MonthError::Format { source, .. }) => {
+            Ok((unreadable(month, format!("month {month}: {source}")), None))
+        }
+        Err(altered @ MonthError::BronzeAltered { .. }) => {
+            Ok((unreadable(month, altered.to_string()), None))
+        }
         Err(MonthError::Delta { source, .. }) => Err(BuildError::from(source).into()),
     }
+}
+
+/// The one result of a month whose files could not be read: it keeps the month out.
+fn unreadable(month: Month, message: String) -> Vec<QualityResult> {
+    let error = Severity::Error;
+    vec![QualityResult::fail(
+        Some(month),
+        Rule::FileReadable,
+        error,
+        "file",
+        None,
+        message,
+    )]
 }
 
 /// What the gate keeps out: the whole month, or only some tables' month.

@@ -144,7 +144,7 @@ impl<'a> MonthWriter<'a> {
             return Ok(Some(Action::New));
         };
         if entry.current.sha256 == c.fetched.sha256 {
-            return Ok(None);
+            return Ok(c.restore.then_some(Action::Restored));
         }
         let kept = revision_path(&entry.current.sha256, &entry.name);
         if entry.current.path != kept {
@@ -270,6 +270,9 @@ fn record(
     now: chrono::DateTime<chrono::Utc>,
 ) -> FileOutcome {
     let month = manifest.month;
+    if action == Action::Restored {
+        return restored(manifest, c);
+    }
     let mut current = FileRevision {
         revision: 1,
         path: c.file.name.clone(),
@@ -304,6 +307,20 @@ fn record(
         month,
         name: c.file.name,
         action,
+        size: Some(c.fetched.size),
+        sha256: Some(c.fetched.sha256),
+    }
+}
+
+/// The manifest entry of a file whose recorded bytes were put back at its own name.
+fn restored(manifest: &mut Manifest, c: Candidate) -> FileOutcome {
+    if let Some(entry) = manifest.file_mut(&c.file.name) {
+        entry.current.path = c.file.name.clone();
+    }
+    FileOutcome {
+        month: manifest.month,
+        name: c.file.name,
+        action: Action::Restored,
         size: Some(c.fetched.size),
         sha256: Some(c.fetched.sha256),
     }

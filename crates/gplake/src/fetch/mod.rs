@@ -41,6 +41,9 @@ pub struct FetchOptions {
     /// How long a month lease lives unrenewed before another run may take it over (its
     /// holder renews it every third of this).
     pub lock_ttl: Duration,
+    /// Download every file whole (no conditional requests) and compare what bronze holds
+    /// with its manifest, restoring any bronze file whose bytes are not the ones recorded.
+    pub verify: bool,
 }
 
 impl Default for FetchOptions {
@@ -49,6 +52,7 @@ impl Default for FetchOptions {
             jobs: 4,
             dry_run: false,
             lock_ttl: Duration::from_secs(120),
+            verify: false,
         }
     }
 }
@@ -108,6 +112,9 @@ pub enum Action {
     Revised,
     /// Same bytes as bronze already holds: nothing written.
     Unchanged,
+    /// (`--verify`) Bronze held other bytes than its manifest records: the recorded bytes,
+    /// downloaded again, were put back.
+    Restored,
     /// Dry run: not in bronze, would be fetched.
     WouldFetch,
     /// Dry run: in bronze, would be checked for changes.
@@ -147,6 +154,8 @@ pub struct FetchReport {
     pub revised: usize,
     /// Files with the same bytes as before.
     pub unchanged: usize,
+    /// (`--verify`) Bronze files put back to the bytes their manifest records.
+    pub restored: usize,
     /// Files their page no longer links (kept in bronze, marked withdrawn, not used).
     pub withdrawn: usize,
     /// Bytes written to bronze.
@@ -176,11 +185,15 @@ impl FetchReport {
             self.unchanged,
             self.revised
         );
+        let line = match self.restored {
+            0 => line,
+            n => format!("{line}, {n} restored (bronze held other bytes than its manifest)"),
+        };
         let line = match self.withdrawn {
             0 => line,
             n => format!("{line}, {n} withdrawn (no longer linked: kept in bronze, not used)"),
         };
-        if self.fetched == 0 && self.withdrawn == 0 {
+        if self.fetched == 0 && self.withdrawn == 0 && self.restored == 0 {
             format!("{line}; bronze is up to date, nothing written")
         } else {
             line
@@ -197,10 +210,11 @@ impl FetchReport {
             Action::Revised => self.revised += 1,
             Action::Unchanged => self.unchanged += 1,
             Action::Withdrawn => self.withdrawn += 1,
+            Action::Restored => self.restored += 1,
             Action::WouldFetch | Action::WouldCheck => {}
         }
-        if outcome.action == Action::Withdrawn && self.months_written.last() != Some(&outcome.month)
-        {
+        let marked = matches!(outcome.action, Action::Withdrawn | Action::Restored);
+        if marked && self.months_written.last() != Some(&outcome.month) {
             self.months_written.push(outcome.month);
         }
         if matches!(outcome.action, Action::New | Action::Revised) {
@@ -233,6 +247,8 @@ pub(crate) struct Candidate {
     pub(crate) file: ReleaseFile,
     pub(crate) bytes: Waiting,
     pub(crate) fetched: Fetched,
+    /// The manifest already records these bytes, but bronze holds others: put them back.
+    pub(crate) restore: bool,
 }
 
 /// Where a candidate's bytes wait to go into bronze.
@@ -366,7 +382,7 @@ async fn fetch_release<'a>(
                     .acquire()
                     .await
                     .expect("semaphore never closes");
-                let staged = stage(ctx, release.month, file, known, local).await?;
+                let staged = stage(ctx, release.month, file, known, local, options.verify).await?;
                 to_staging(ctx.lake, release.month, staged, at).await
             }
         })
@@ -398,13 +414,17 @@ async fn stage(
     file: &ReleaseFile,
     known: Option<&ManifestFile>,
     local: PathBuf,
+    verify: bool,
 ) -> Result<Staged, FetchError> {
     let (local, download) = if file.url.scheme() == "file" {
         let path = file.url.to_file_path().unwrap_or_default();
         let fetched = hash_local(month, &file.name, &path).await?;
         (path, Download::Fetched(fetched))
     } else {
-        let validators = validators_for(file, known);
+        let validators = match verify {
+            true => Validators::default(),
+            false => validators_for(file, known),
+        };
         let key = format!("{month}/{}", file.name);
         let download = ctx
             .http
@@ -434,18 +454,46 @@ async fn stage(
             unchanged(size, sha)
         }
         Download::Fetched(f) if known.is_some_and(|k| k.current.sha256 == f.sha256) => {
+            let known = known.expect("matched above");
+            if verify && !bronze_holds(ctx.lake, month, known).await? {
+                return Ok(candidate(file, local, f, true));
+            }
             remove_download(file, &local).await;
             unchanged(Some(f.size), Some(f.sha256))
         }
-        Download::Fetched(fetched) => Staged::Candidate(Box::new(Candidate {
-            file: file.clone(),
-            bytes: match file.url.scheme() {
-                "file" => Waiting::Source(local),
-                _ => Waiting::Downloaded(local),
-            },
-            fetched,
-        })),
+        Download::Fetched(fetched) => candidate(file, local, fetched, false),
     })
+}
+
+fn candidate(file: &ReleaseFile, local: PathBuf, fetched: Fetched, restore: bool) -> Staged {
+    Staged::Candidate(Box::new(Candidate {
+        file: file.clone(),
+        bytes: match file.url.scheme() {
+            "file" => Waiting::Source(local),
+            _ => Waiting::Downloaded(local),
+        },
+        fetched,
+        restore,
+    }))
+}
+
+/// True when bronze holds the bytes the manifest records for `known` (read whole and
+/// hashed: `--verify` only).
+async fn bronze_holds(lake: &Lake, month: Month, known: &ManifestFile) -> Result<bool, FetchError> {
+    let path = known
+        .current
+        .path
+        .split('/')
+        .fold(Lake::bronze_month_dir(month), |p, part| p.join(part));
+    let found = lake
+        .sha256_of(&path)
+        .await
+        .map_err(|source| FetchError::Lake { month, source })?;
+    if found != known.current.sha256 {
+        tracing::warn!(%month, file = %known.name, expected = %known.current.sha256, %found,
+            "bronze holds other bytes than its manifest records: restoring them");
+    }
+    Ok(found == known.current.sha256)
 }
 
 /// Moves a downloaded candidate's bytes from local disk to `at` in the lake's staging folder

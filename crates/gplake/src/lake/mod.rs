@@ -433,9 +433,15 @@ impl Lake {
         Some(path.parts().fold(root, |p, part| p.join(part.as_ref())))
     }
 
-    /// Streams an object to a local file.
-    pub async fn download_to(&self, path: &Path, local: &std::path::Path) -> Result<(), LakeError> {
+    /// Streams an object to a local file and returns the hex SHA-256 of the bytes written, so
+    /// a reader can prove they are the bytes a manifest records without reading them twice.
+    pub async fn download_to(
+        &self,
+        path: &Path,
+        local: &std::path::Path,
+    ) -> Result<String, LakeError> {
         use futures::StreamExt;
+        use sha2::{Digest, Sha256};
         use tokio::io::AsyncWriteExt;
         let local_err = |source| LakeError::LocalIo {
             file: local.display().to_string(),
@@ -447,12 +453,15 @@ impl Lake {
             .await
             .map_err(|e| LakeError::from_store("get", path, e))?;
         let mut file = tokio::fs::File::create(local).await.map_err(local_err)?;
+        let mut hasher = Sha256::new();
         let mut stream = result.into_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| LakeError::from_store("get", path, e))?;
+            hasher.update(&chunk);
             file.write_all(&chunk).await.map_err(local_err)?;
         }
-        file.flush().await.map_err(local_err)
+        file.flush().await.map_err(local_err)?;
+        Ok(hex::encode(hasher.finalize()))
     }
 
     /// `path` on the unprefixed store.

@@ -12,7 +12,7 @@ pub(crate) mod sink;
 use crate::fetch::Manifest;
 use crate::lake::{BRONZE_ROOT, Lake, LakeError};
 use crate::month::Month;
-use month::InputFile;
+use month::{InputFile, MonthError};
 
 /// The digest of a month's bronze that decides whether silver is current.
 pub(crate) fn plan_fingerprint(manifest: &Manifest) -> String {
@@ -49,14 +49,15 @@ pub(crate) async fn bronze_months(lake: &Lake) -> Result<Vec<Month>, LakeError> 
     Ok(months)
 }
 
-/// Copies the chosen bronze files of `month` to `dir`, ready to parse.
+/// Copies the chosen bronze files of `month` to `dir`, ready to parse, each proved to be the
+/// bytes its manifest records (`Err(MonthError::BronzeAltered)` names the first that is not).
 pub(crate) async fn download(
     lake: &Lake,
     month: Month,
     used: &[plan::Chosen],
     dir: &std::path::Path,
     limits: crate::formats::reader::InputLimits,
-) -> Result<Vec<InputFile>, LakeError> {
+) -> Result<Result<Vec<InputFile>, MonthError>, LakeError> {
     let mut inputs = Vec::new();
     for (i, chosen) in used.iter().enumerate() {
         let local = dir.join(format!("{i}"));
@@ -64,7 +65,15 @@ pub(crate) async fn download(
             .path
             .split('/')
             .fold(Lake::bronze_month_dir(month), |p, part| p.join(part));
-        lake.download_to(&path, &local).await?;
+        let found = lake.download_to(&path, &local).await?;
+        if found != chosen.sha256 {
+            return Ok(Err(MonthError::BronzeAltered {
+                month,
+                file: chosen.name.clone(),
+                expected: chosen.sha256.clone(),
+                found,
+            }));
+        }
         inputs.push(InputFile {
             name: chosen.name.clone(),
             family: chosen.family,
@@ -74,5 +83,5 @@ pub(crate) async fn download(
             limits,
         });
     }
-    Ok(inputs)
+    Ok(Ok(inputs))
 }

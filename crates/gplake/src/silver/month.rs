@@ -92,6 +92,21 @@ pub(crate) enum MonthError {
         /// What is wrong with the file.
         source: FormatError,
     },
+    /// A bronze file is not the bytes its manifest records (a writer that lost its lease
+    /// replaced it, or the store was changed by hand): nothing of the month is built from it.
+    #[error(
+        "month {month}, file {file}: bronze holds other bytes than its manifest records (sha256 {expected}, found {found}); `gplake fetch --month {month} --verify` restores them from the source"
+    )]
+    BronzeAltered {
+        /// The month.
+        month: Month,
+        /// The file's name in bronze.
+        file: String,
+        /// The SHA-256 the manifest records.
+        expected: String,
+        /// The SHA-256 of the bytes found.
+        found: String,
+    },
     /// Writing data files failed.
     #[error("month {month}: {source}")]
     Delta {

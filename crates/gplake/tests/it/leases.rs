@@ -209,3 +209,60 @@ async fn two_and_four_concurrent_syncs_lose_no_revision() {
         concurrent_syncs(&s3_lake("concurrent").await, n, &format!("s3 x{n}")).await;
     }
 }
+
+/// The copy into bronze on S3 cannot be conditional, so a writer frozen past its lease can
+/// still put other bytes under a current name. The build proves every file against its
+/// manifest before reading it: the month is kept out (its earlier silver stays) with one
+/// line naming the file and the repair, and `fetch --verify` puts the recorded bytes back.
+#[tokio::test]
+async fn bronze_bytes_a_lost_writer_replaced_are_caught_and_restored() {
+    let lake = s3_lake("altered").await;
+    let pop = Population::new(11, 8);
+    let good = release(&pop, (2024, 5)).unwrap();
+    let other = release_with_duplicated_95(&pop, (2024, 5)).unwrap();
+    let mirror = Mirror::start(vec![good.clone()]);
+    let source = Source::parse(&mirror.series_url());
+    crate::support::full_sync(&lake, &source, "2024-05", "2024-05")
+        .await
+        .unwrap();
+    let total = "SELECT sex, sum(registered_population) FROM fact_gp_registered_patients GROUP BY sex ORDER BY sex";
+    let before = crate::support::rows(&lake, total).await;
+    let name = "gp-reg-pat-prac-sing-age-male.zip";
+    let stray = other.files.iter().find(|f| f.name == name).unwrap();
+    let path = Lake::bronze_month_dir(month()).join(name);
+    lake.put_bytes(&path, Bytes::from(stray.bytes.clone()))
+        .await
+        .unwrap();
+
+    let options = gplake::BuildOptions {
+        months: vec![month()],
+        force: true,
+        ..gplake::BuildOptions::default()
+    };
+    let clock = crate::support::clock();
+    let report = gplake::build::build(&lake, &clock, &options).await.unwrap();
+    let failures = &report.months[0].failures;
+    assert!(!report.months[0].committed);
+    assert!(
+        failures.iter().any(|f| f.contains(name)
+            && f.contains("bronze holds other bytes than its manifest records")
+            && f.contains("gplake fetch --month 2024-05 --verify")),
+        "{failures:?}"
+    );
+    assert_eq!(crate::support::rows(&lake, total).await, before);
+
+    let verified = crate::support::verify_sync(&lake, &source, "2024-05").await;
+    assert_eq!(verified.fetch.restored, 1, "{:?}", verified.fetch.files);
+    assert_eq!(verified.fetch.fetched, 0);
+    let good_bytes = &good.files.iter().find(|f| f.name == name).unwrap().bytes;
+    let held = crate::support::bronze_bytes(&lake, "2024-05", name).await;
+    assert!(
+        held.as_ref() == Some(good_bytes),
+        "the recorded bytes are back"
+    );
+    let rebuilt = &verified.build.as_ref().unwrap().months;
+    assert!(rebuilt.iter().any(|m| m.month == month() && m.committed));
+    assert_eq!(crate::support::rows(&lake, total).await, before);
+    let again = crate::support::verify_sync(&lake, &source, "2024-05").await;
+    assert_eq!(again.fetch.restored, 0);
+}

@@ -92,12 +92,39 @@ pub(crate) async fn full_sync(
     sync_with(lake, source, from, to, true).await
 }
 
+/// A whole sync of one month with `--verify`: every file downloaded whole and bronze
+/// compared with its manifest.
+pub(crate) async fn verify_sync(lake: &Lake, source: &Source, month: &str) -> SyncReport {
+    let fetch = FetchOptions {
+        verify: true,
+        ..FetchOptions::default()
+    };
+    sync_options(lake, source, month, month, true, fetch)
+        .await
+        .unwrap()
+}
+
 async fn sync_with(
     lake: &Lake,
     source: &Source,
     from: &str,
     to: &str,
     build: bool,
+) -> Result<SyncReport, gplake::Error> {
+    let fetch = FetchOptions {
+        jobs: 3,
+        ..FetchOptions::default()
+    };
+    sync_options(lake, source, from, to, build, fetch).await
+}
+
+async fn sync_options(
+    lake: &Lake,
+    source: &Source,
+    from: &str,
+    to: &str,
+    build: bool,
+    fetch: FetchOptions,
 ) -> Result<SyncReport, gplake::Error> {
     let http = http_for(source);
     let clock = clock();
@@ -111,10 +138,7 @@ async fn sync_with(
         source: source.clone(),
         from: Some(from.parse().unwrap()),
         to: Some(to.parse().unwrap()),
-        fetch: FetchOptions {
-            jobs: 3,
-            ..FetchOptions::default()
-        },
+        fetch,
         build: build.then(gplake::BuildOptions::default),
     };
     gplake::sync::sync(&ctx, &options).await
