@@ -10,7 +10,12 @@ use gplake::http::HttpConfig;
 
 /// gplake: NHS England "Patients Registered at a GP Practice" into a data lake.
 #[derive(Debug, Parser)]
-#[command(name = "gplake", version, about, long_about = None)]
+#[command(
+    name = "gplake",
+    version,
+    about = "NHS England \"Patients Registered at a GP Practice\" into a data lake you can trust",
+    long_about = None
+)]
 pub(crate) struct Cli {
     /// The lake: a folder, file://, or s3://bucket/prefix (AWS_* environment).
     #[arg(long, global = true, env = "GPLAKE_LAKE", default_value = "./lake")]
@@ -22,15 +27,19 @@ pub(crate) struct Cli {
     /// The KMS key for --s3-sse aws:kms (id, ARN or alias; AWS_SSE_KMS_KEY_ID does the same).
     #[arg(long, global = true, value_name = "KEY", requires = "s3_sse")]
     pub(crate) s3_kms_key_id: Option<String>,
-    /// More logging (-v, -vv); RUST_LOG overrides.
+    /// More logging: -v gplake's own events (months, files, decisions, timings), -vv its
+    /// details, -vvv its dependencies' too; RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,
-    /// Only errors.
+    /// Only errors; nothing at all when nothing changed (for cron).
     #[arg(short, long, global = true)]
     pub(crate) quiet: bool,
-    /// Machine-readable result on stdout.
+    /// Machine-readable result on stdout (errors too), with a schema_version.
     #[arg(long, global = true)]
     pub(crate) json: bool,
+    /// Log lines on stderr as text or as one JSON object per line.
+    #[arg(long, global = true, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub(crate) log_format: String,
     /// Colour in logs: auto (only when stderr is a terminal and NO_COLOR is not set),
     /// always or never.
     #[arg(long, global = true, value_name = "WHEN", default_value = "auto", value_parser = ["auto", "always", "never"])]
@@ -92,6 +101,27 @@ pub(crate) enum Command {
     /// Delta maintenance: remove data files older than the retention that no version
     /// within it reads, and write checkpoints.
     Vacuum(VacuumArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), e.g. `gplake man > /usr/local/share/man/man1/gplake.1`,
+    /// or write it and one page per subcommand with `--dir`.
+    Man(ManArgs),
+}
+
+/// `gplake man` flags.
+#[derive(Debug, Args)]
+pub(crate) struct ManArgs {
+    /// Write gplake.1 and gplake-<command>.1 into this folder instead.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) dir: Option<std::path::PathBuf>,
+}
+
+/// `gplake completions` flags.
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub(crate) shell: clap_complete::Shell,
 }
 
 impl Command {

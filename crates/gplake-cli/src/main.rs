@@ -19,10 +19,37 @@ use args::{Cli, Command};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The version of every JSON document gplake prints (reports and errors): raised when a
+/// field is removed or changes meaning, never when one is added.
+pub(crate) const JSON_SCHEMA_VERSION: u32 = 1;
+
 /// How results are printed.
 pub(crate) struct Output {
     json: bool,
     quiet: bool,
+}
+
+impl Output {
+    /// Prints a report as one JSON document on stdout, carrying `schema_version`.
+    pub(crate) fn print_json(&self, report: &impl serde::Serialize) -> anyhow::Result<()> {
+        let document = with_schema_version(serde_json::to_value(report)?);
+        println!("{}", serde_json::to_string_pretty(&document)?);
+        Ok(())
+    }
+}
+
+/// `{"schema_version": N, …the report's fields}` (a report that is not an object goes
+/// under `result`).
+fn with_schema_version(report: serde_json::Value) -> serde_json::Value {
+    let mut document = serde_json::Map::new();
+    document.insert("schema_version".into(), JSON_SCHEMA_VERSION.into());
+    match report {
+        serde_json::Value::Object(fields) => document.extend(fields),
+        other => {
+            document.insert("result".into(), other);
+        }
+    }
+    document.into()
 }
 
 /// The run's cancellation token, tripped by the first Ctrl-C (a second one stops at once).
@@ -57,17 +84,69 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = Cli::parse();
-    init_logging(cli.verbose, cli.quiet, cli.ansi());
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    init_logging(&cli);
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
     watch_interrupt(&runtime);
     match runtime.block_on(run(&cli)) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
+            let code = exit_code(&err);
             eprintln!("error: {err}");
-            ExitCode::from(exit_code(&err))
+            if cli.json {
+                print_error_json(&err, code);
+            }
+            ExitCode::from(code)
         }
     }
+}
+
+/// Exit code: a usage error or a refused request.
+pub(crate) const USAGE: u8 = 2;
+
+/// Help and version go out as clap prints them; a usage error too, and as JSON on stdout
+/// when `--json` was among the arguments.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+        || !std::env::args().any(|a| a == "--json")
+    {
+        e.exit();
+    }
+    let _ = e.print();
+    let message = e.kind().as_str().map_or_else(
+        || e.to_string().lines().next().unwrap_or_default().to_string(),
+        str::to_string,
+    );
+    let error = serde_json::json!({
+        "kind": "usage", "exit_code": USAGE, "message": message,
+        "detail": e.to_string().trim_end(),
+        "month": null, "file": null, "url": null,
+    });
+    let document = with_schema_version(serde_json::json!({ "error": error }));
+    println!("{document}");
+    ExitCode::from(USAGE)
+}
+
+/// `{"schema_version": 1, "error": {"kind", "exit_code", "message", "month", "file", "url"}}`
+/// on stdout, for pipelines that read only stdout.
+fn print_error_json(err: &anyhow::Error, code: u8) {
+    let lib = err.downcast_ref::<gplake::Error>();
+    let kind = lib.map_or("internal", |e| e.kind().name());
+    let context = lib.map(gplake::Error::context).unwrap_or_default();
+    let mut error = serde_json::json!({
+        "kind": kind, "exit_code": code, "message": err.to_string(),
+    });
+    if let (Some(fields), Ok(serde_json::Value::Object(context))) =
+        (error.as_object_mut(), serde_json::to_value(context))
+    {
+        fields.extend(context);
+    }
+    let document = with_schema_version(serde_json::json!({ "error": error }));
+    println!("{document}");
 }
 
 async fn run(cli: &Cli) -> anyhow::Result<u8> {
@@ -75,8 +154,11 @@ async fn run(cli: &Cli) -> anyhow::Result<u8> {
         json: cli.json,
         quiet: cli.quiet,
     };
-    if let Command::Discover(args) = &cli.command {
-        return cmd::discover::run(args, &out).await.map(|()| 0);
+    match &cli.command {
+        Command::Discover(args) => return cmd::discover::run(args, &out).await.map(|()| 0),
+        Command::Completions(args) => return cmd::docs::completions(args.shell).map(|()| 0),
+        Command::Man(args) => return cmd::docs::man(args.dir.as_deref()).map(|()| 0),
+        _ => {}
     }
     let options = cli.store_options();
     if !options.is_empty() && !cli.lake.starts_with("s3") {
@@ -94,7 +176,9 @@ async fn run(cli: &Cli) -> anyhow::Result<u8> {
     match &cli.command {
         Command::Sync(args) => cmd::sync::run(&lake, args, &out, true).await,
         Command::Fetch(args) => cmd::sync::run(&lake, args, &out, false).await,
-        Command::Discover(_) => unreachable!("handled above"),
+        Command::Discover(_) | Command::Completions(_) | Command::Man(_) => {
+            unreachable!("handled above")
+        }
         Command::Build(args) => cmd::build::run(&lake, args, &out).await,
         Command::Check(args) => cmd::check::run(&lake, args, &out).await,
         Command::Status => cmd::status::run(&lake, &out).await,
@@ -116,7 +200,7 @@ fn exit_code(err: &anyhow::Error) -> u8 {
         return 1;
     };
     match kind {
-        ErrorKind::Refused | ErrorKind::BadInput => 2,
+        ErrorKind::Refused | ErrorKind::BadInput => USAGE,
         ErrorKind::SourceUnreachable | ErrorKind::Http => SOURCE_UNREACHABLE,
         ErrorKind::Storage | ErrorKind::Busy => 5,
         ErrorKind::Cancelled => 130,
@@ -124,22 +208,25 @@ fn exit_code(err: &anyhow::Error) -> u8 {
     }
 }
 
-fn init_logging(verbose: u8, quiet: bool, ansi: bool) {
-    let default = match (quiet, verbose) {
+fn init_logging(cli: &Cli) {
+    let default = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
         // delta-rs logs commit races that gplake resolves (it retries them): not news for a
         // user; failures it does not resolve come back as errors and are printed.
         (false, 0) => "warn,deltalake_core=off",
-        (false, 1) => "info,gplake=debug",
+        (false, 1) => "warn,deltalake_core=off,gplake=info",
+        (false, 2) => "warn,deltalake_core=off,gplake=trace",
         // delta-rs prints whole store configurations at debug, access key ids included.
-        (false, _) => "debug,deltalake_core=info,deltalake=info",
+        (false, _) => "debug,gplake=trace,deltalake_core=info,deltalake=info",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .with_target(false)
-        .init();
+        .with_writer(std::io::stderr);
+    if cli.log_format == "json" {
+        logs.json().with_current_span(false).init();
+    } else {
+        logs.with_ansi(cli.ansi()).with_target(false).init();
+    }
 }

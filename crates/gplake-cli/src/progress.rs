@@ -1,4 +1,4 @@
-//! Progress bars for downloads, shown only on a terminal.
+//! Progress bars for downloads and builds, shown only on a terminal.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -50,21 +50,46 @@ pub(crate) fn build_bar(enabled: bool) -> Option<gplake::BuildProgress> {
     }
     let bar = ProgressBar::hidden();
     bar.set_style(
-        ProgressStyle::with_template("building {msg:30} {pos}/{len} months {bar:30} {elapsed}")
+        ProgressStyle::with_template("building {pos}/{len} months {bar:30} {elapsed} {msg}")
             .expect("valid template"),
     );
+    let totals = Mutex::new((0u64, 0u64));
     Some(Arc::new(move |event| match event {
         BuildEvent::Planned { months } => {
             bar.set_length(months as u64);
             bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
         }
-        BuildEvent::MonthDone { month, .. } => {
-            bar.set_message(format!("silver, {month} done"));
+        BuildEvent::MonthDone {
+            month, rows, bytes, ..
+        } => {
+            let mut totals = totals.lock().expect("progress lock");
+            totals.0 += rows;
+            totals.1 += bytes;
+            let seconds = bar.elapsed().as_secs_f64().max(0.001);
+            bar.set_message(format!(
+                "{month} done · {} rows · {:.1} MB/s",
+                thousands(totals.0),
+                totals.1 as f64 / 1e6 / seconds
+            ));
             bar.inc(1);
         }
         BuildEvent::Deriving => {
             bar.set_message("dims and gold".to_string());
             bar.tick();
         }
+        BuildEvent::Finished => bar.finish_and_clear(),
     }))
+}
+
+/// `1234567` as `1,234,567`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }

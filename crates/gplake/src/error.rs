@@ -69,7 +69,49 @@ pub enum ErrorKind {
     Internal,
 }
 
+/// Where a failure happened, as far as the error knows: for machine-readable reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ErrorContext {
+    /// The month.
+    pub month: Option<crate::Month>,
+    /// The file (in bronze, on local disk, or an aliases file).
+    pub file: Option<String>,
+    /// The URL (a page or file upstream, or the lake).
+    pub url: Option<String>,
+}
+
+impl ErrorKind {
+    /// The kind's stable name in machine-readable output (`source_unreachable`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::SourceUnreachable => "source_unreachable",
+            ErrorKind::Http => "http",
+            ErrorKind::Storage => "storage",
+            ErrorKind::BadInput => "bad_input",
+            ErrorKind::Busy => "busy",
+            ErrorKind::Refused => "refused",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
 impl Error {
+    /// The month, file and URL this failure names, where it names them.
+    pub fn context(&self) -> ErrorContext {
+        match self {
+            Error::Lake(e) | Error::Vacuum(crate::vacuum::VacuumError::Lake(e)) => lake_context(e),
+            Error::Discover(e) => discover_context(e),
+            Error::Fetch(e) => fetch_context(e),
+            Error::Build(e) => build_context(e),
+            Error::Http(e) => ErrorContext {
+                url: e.url().map(str::to_string),
+                ..ErrorContext::default()
+            },
+            _ => ErrorContext::default(),
+        }
+    }
+
     /// The kind of this failure.
     pub fn kind(&self) -> ErrorKind {
         match self {
@@ -130,5 +172,101 @@ fn query_kind(e: &QueryError) -> ErrorKind {
         QueryError::Output { .. } | QueryError::Extra { .. } => ErrorKind::BadInput,
         QueryError::TimedOut { .. } | QueryError::OutOfMemory { .. } => ErrorKind::Internal,
         _ => ErrorKind::Refused,
+    }
+}
+
+fn lake_context(e: &LakeError) -> ErrorContext {
+    let (file, url) = match e {
+        LakeError::Config { url, .. } | LakeError::Missing { url } => (None, Some(url)),
+        LakeError::PermissionDenied { path, .. } | LakeError::Storage { path, .. } => {
+            (Some(path), None)
+        }
+        LakeError::Unconditional { endpoint, .. } => (None, Some(endpoint)),
+        LakeError::LocalIo { file, .. } => (Some(file), None),
+    };
+    ErrorContext {
+        month: None,
+        file: file.cloned(),
+        url: url.cloned(),
+    }
+}
+
+fn discover_context(e: &DiscoverError) -> ErrorContext {
+    match e {
+        DiscoverError::SourceUnreachable { url, .. } | DiscoverError::EmptySeriesPage { url } => {
+            ErrorContext {
+                url: Some(url.clone()),
+                ..ErrorContext::default()
+            }
+        }
+        DiscoverError::MonthPage { month, source } => ErrorContext {
+            month: Some(*month),
+            url: source.url().map(str::to_string),
+            file: None,
+        },
+        DiscoverError::SeriesPage(source) => ErrorContext {
+            url: source.url().map(str::to_string),
+            ..ErrorContext::default()
+        },
+        _ => ErrorContext::default(),
+    }
+}
+
+fn fetch_context(e: &FetchError) -> ErrorContext {
+    use crate::fetch::LockError;
+    let month_only = |month: &crate::Month| ErrorContext {
+        month: Some(*month),
+        ..ErrorContext::default()
+    };
+    match e {
+        FetchError::Http {
+            month,
+            file,
+            source,
+        } => ErrorContext {
+            month: Some(*month),
+            file: Some(file.clone()),
+            url: source.url().map(str::to_string),
+        },
+        FetchError::LocalIo { month, file, .. } => ErrorContext {
+            month: Some(*month),
+            file: Some(file.clone()),
+            url: None,
+        },
+        FetchError::Lake { month, source } => ErrorContext {
+            month: Some(*month),
+            ..lake_context(source)
+        },
+        FetchError::Manifest { month, .. }
+        | FetchError::Lock(LockError::Busy { month, .. } | LockError::Lost { month, .. }) => {
+            month_only(month)
+        }
+        FetchError::Lock(LockError::LocalIo { month, file, .. }) => ErrorContext {
+            month: Some(*month),
+            file: Some(file.clone()),
+            url: None,
+        },
+        FetchError::Lock(LockError::Lake(e)) => lake_context(e),
+    }
+}
+
+fn build_context(e: &BuildError) -> ErrorContext {
+    match e {
+        BuildError::Lake(e) => lake_context(e),
+        BuildError::Manifest { month, .. }
+        | BuildError::ManifestMissing { month }
+        | BuildError::Worker { month, .. } => ErrorContext {
+            month: Some(*month),
+            ..ErrorContext::default()
+        },
+        BuildError::Aliases(
+            crate::formats::AliasesError::Syntax { file, .. }
+            | crate::formats::AliasesError::Unreadable { file, .. }
+            | crate::formats::AliasesError::UnknownTarget { file, .. },
+        ) => ErrorContext {
+            file: Some(file.clone()),
+            ..ErrorContext::default()
+        },
+        _ => ErrorContext::default(),
     }
 }

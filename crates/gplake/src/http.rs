@@ -197,6 +197,25 @@ pub enum HttpError {
     },
 }
 
+impl HttpError {
+    /// The URL the failure names (none for a bad certificate file).
+    pub fn url(&self) -> Option<&str> {
+        match self {
+            HttpError::NotFound { url, .. }
+            | HttpError::Status { url, .. }
+            | HttpError::Unreachable { url, .. }
+            | HttpError::Truncated { url, .. }
+            | HttpError::ForeignHost { url, .. }
+            | HttpError::Insecure { url, .. }
+            | HttpError::Redirect { url, .. }
+            | HttpError::Limit { url, .. }
+            | HttpError::LocalIo { url, .. }
+            | HttpError::TooLongRetryAfter { url, .. } => Some(url),
+            HttpError::BadCertificate { .. } => None,
+        }
+    }
+}
+
 /// What the lake already knows of a file, to ask the server for changes only.
 #[derive(Debug, Clone, Default)]
 pub struct Validators {

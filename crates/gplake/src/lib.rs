@@ -82,7 +82,7 @@ pub use cancel::Cancel;
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use delta::DeltaError;
 pub use discover::Source;
-pub use error::{Error, ErrorKind};
+pub use error::{Error, ErrorContext, ErrorKind};
 pub use lake::Lake;
 pub use month::Month;
 pub use sync::{SyncOptions, SyncReport};

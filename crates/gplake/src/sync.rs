@@ -70,9 +70,26 @@ fn scope(options: &SyncOptions, from: Month, to: Month) -> Vec<Month> {
 /// whole lake).
 pub async fn sync(ctx: &FetchContext<'_>, options: &SyncOptions) -> Result<SyncReport, Error> {
     let (from, to) = month_range(ctx.clock, options.from, options.to);
+    let started = std::time::Instant::now();
     let discovery = discover(ctx.http, &options.source, from, to, options.fetch.jobs).await?;
     crate::failpoint::point("discover");
+    tracing::info!(
+        releases = discovery.releases.len(),
+        failed = discovery.failed.len(),
+        %from,
+        %to,
+        ms = started.elapsed().as_millis() as u64,
+        "discovered"
+    );
+    let started = std::time::Instant::now();
     let fetch = fetch(ctx, &discovery, &options.fetch).await?;
+    tracing::info!(
+        fetched = fetch.fetched,
+        unchanged = fetch.unchanged,
+        megabytes = fetch.bytes as f64 / 1e6,
+        ms = started.elapsed().as_millis() as u64,
+        "fetched"
+    );
     let build = match &options.build {
         Some(build) if !options.fetch.dry_run => {
             let mut build = build.clone();

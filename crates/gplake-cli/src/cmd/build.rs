@@ -23,8 +23,8 @@ pub(crate) async fn run(lake: &Lake, args: &BuildArgs, out: &Output) -> anyhow::
     let report = gplake::build(lake, clock(), &options).await?;
     let status = gplake::status::status(lake).await?;
     if out.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else if !out.quiet {
+        out.print_json(&report)?;
+    } else if !out.quiet || !report.months.is_empty() {
         print_build(&report);
     }
     // This run brought the derived tables in step before it returned; if another run has

@@ -20,7 +20,7 @@ pub(crate) async fn run(lake: &Lake, args: &CheckArgs, out: &Output) -> anyhow::
     };
     if out.json {
         let json = serde_json::json!({ "months": status.months, "series": series, "gaps": status.gaps, "derived_behind": status.derived_behind, "stale": stale });
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        out.print_json(&json)?;
         return Ok(gate);
     }
     print_text(&status, &series, args);

@@ -17,7 +17,7 @@ pub(crate) async fn run(args: &SourceArgs, out: &Output) -> anyhow::Result<()> {
         .await
         .map_err(gplake::Error::from)?;
     if out.json {
-        println!("{}", serde_json::to_string_pretty(&discovery)?);
+        out.print_json(&discovery)?;
     } else {
         print_text(&discovery);
     }

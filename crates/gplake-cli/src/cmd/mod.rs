@@ -4,6 +4,7 @@ pub(crate) mod build;
 pub(crate) mod check;
 pub(crate) mod ddl;
 pub(crate) mod discover;
+pub(crate) mod docs;
 pub(crate) mod plot;
 pub(crate) mod query;
 pub(crate) mod status;

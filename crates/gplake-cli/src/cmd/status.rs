@@ -9,7 +9,7 @@ use crate::Output;
 pub(crate) async fn run(lake: &Lake, out: &Output) -> anyhow::Result<u8> {
     let status = gplake::status::status(lake).await?;
     if out.json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        out.print_json(&status)?;
         return Ok(0);
     }
     print_status(&status);

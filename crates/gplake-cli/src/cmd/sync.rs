@@ -47,7 +47,7 @@ pub(crate) async fn run(
         _ => 0,
     };
     if out.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        out.print_json(&report)?;
         return Ok(code);
     }
     if args.dry_run {
@@ -57,11 +57,18 @@ pub(crate) async fn run(
             println!("{}  {action:<11} {}", f.month, f.name);
         }
     }
+    // Cron mails whatever a job prints: with --quiet, a run that changed nothing prints
+    // nothing (failures still go to stderr as errors).
+    let changed = report.fetch.fetched + report.fetch.withdrawn + report.fetch.restored > 0
+        || report.build.as_ref().is_some_and(|b| !b.months.is_empty());
     for failed in &report.discovery.failed {
         eprintln!(
             "error: {}: month page not read, the other months went on: {}",
             failed.month, failed.reason
         );
+    }
+    if out.quiet && !changed {
+        return Ok(code);
     }
     for skipped in &report.discovery.skipped_files {
         eprintln!("note: {} not read: {}", skipped.url, skipped.reason);
@@ -74,11 +81,9 @@ pub(crate) async fn run(
             );
         }
     }
-    if !out.quiet {
-        println!("{}", report.fetch.summary());
-        if let Some(build) = &report.build {
-            super::build::print_build(build);
-        }
+    println!("{}", report.fetch.summary());
+    if let Some(build) = &report.build {
+        super::build::print_build(build);
     }
     Ok(code)
 }

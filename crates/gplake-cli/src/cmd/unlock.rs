@@ -24,7 +24,7 @@ pub(crate) async fn run(lake: &Lake, args: &UnlockArgs, out: &Output) -> anyhow:
     if out.json {
         let json =
             serde_json::json!({"month": month.to_string(), "held_by": held, "message": message});
-        println!("{json}");
+        out.print_json(&json)?;
     } else if !out.quiet {
         println!("{message}");
     }

@@ -16,7 +16,7 @@ pub(crate) async fn run(lake: &Lake, args: &VacuumArgs, out: &Output) -> anyhow:
         .await
         .map_err(gplake::Error::from)?;
     if out.json {
-        println!("{}", serde_json::to_string(&report)?);
+        out.print_json(&report)?;
     } else if !out.quiet {
         print!("{}", text(&report));
     }

@@ -2,6 +2,8 @@
 
 mod analysts;
 mod bronze;
+mod deploy;
+mod output;
 mod pipeline;
 mod reliability;
 mod silver;

@@ -46,9 +46,15 @@ pub enum BuildEvent {
         month: Month,
         /// True when committed.
         committed: bool,
+        /// Rows written to silver.
+        rows: u64,
+        /// Bytes of bronze read.
+        bytes: u64,
     },
     /// Dims and gold are being brought in step.
     Deriving,
+    /// The build is over (the report follows).
+    Finished,
 }
 
 /// Where build events go.
@@ -167,7 +173,13 @@ pub async fn build(
     report.upgraded = upgraded;
     options.check_cancel()?;
     options.emit(BuildEvent::Deriving);
+    let started = std::time::Instant::now();
     report.derived = derived::bring_in_step(lake, clock).await?;
+    tracing::info!(
+        ms = started.elapsed().as_millis() as u64,
+        "dims and gold in step"
+    );
+    options.emit(BuildEvent::Finished);
     report.series = match &report.derived.series {
         Some(series) => series.clone(),
         None => derived::series_results(lake).await?,

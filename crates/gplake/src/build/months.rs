@@ -48,6 +48,8 @@ pub struct MonthReport {
     pub warnings: Vec<String>,
     /// Rows quarantined.
     pub quarantined: usize,
+    /// Bytes of bronze read (the files used, as published).
+    pub bytes_read: u64,
 }
 
 /// The tables a build writes, opened once, each behind a lock so commits never interleave.
@@ -87,6 +89,8 @@ pub(super) async fn build_months(
             options.emit(super::BuildEvent::MonthDone {
                 month: report.month,
                 committed: report.committed,
+                rows: report.rows.iter().map(|(_, n)| n).sum(),
+                bytes: report.bytes_read,
             });
             Ok(report)
         })
@@ -174,8 +178,11 @@ async fn build_one(
     aliases: &Aliases,
 ) -> Result<MonthReport, Error> {
     let month = manifest.month;
+    let started = std::time::Instant::now();
     let aliases = aliases.fresh();
     let plan = plan::choose(&manifest);
+    tracing::info!(%month, files = plan.used.len(), unused = plan.unused.len(),
+        source_set = %plan.source_set, "building");
     let fingerprint = plan::fingerprint(&manifest);
     let previous = MonthState::read(lake, month).await?;
     let held = reissue::held_sizes(lake, month, previous.as_ref(), &fingerprint)
@@ -234,7 +241,11 @@ async fn build_one(
     };
     state.write(lake).await?;
     crate::failpoint::point("state");
-    Ok(month_report(&state, plan.source_set, warnings, quarantined))
+    let mut report = month_report(&state, plan.source_set, warnings, quarantined);
+    report.bytes_read = plan.used.iter().map(|c| c.size).sum();
+    tracing::info!(%month, committed, rows = report.rows.iter().map(|(_, n)| n).sum::<u64>(),
+        kept_out = report.kept_out.len(), ms = started.elapsed().as_millis() as u64, "built");
+    Ok(report)
 }
 
 /// What the month's build found beyond the gate: recorded in its state.
@@ -301,6 +312,7 @@ fn month_report(
         failures: state.failures.clone(),
         warnings,
         quarantined,
+        bytes_read: 0,
     }
 }
 

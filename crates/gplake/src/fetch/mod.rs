@@ -404,6 +404,14 @@ async fn fetch_release<'a>(
         let writer = commit::MonthWriter::open(ctx, release, options.lock_ttl).await?;
         outcomes.extend(writer.write_all(candidates).await?);
     }
+    for o in &outcomes {
+        match o.action {
+            Action::Unchanged => tracing::debug!(month = %o.month, file = %o.name, "unchanged"),
+            action => {
+                tracing::info!(month = %o.month, file = %o.name, ?action, bytes = o.size, "bronze")
+            }
+        }
+    }
     Ok(outcomes)
 }
 

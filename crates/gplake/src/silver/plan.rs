@@ -19,6 +19,7 @@ pub(crate) struct Chosen {
     pub(crate) path: String,
     pub(crate) family: Family,
     pub(crate) sha256: String,
+    pub(crate) size: u64,
     pub(crate) lsoa_vintage: Option<u16>,
 }
 
@@ -153,6 +154,7 @@ fn chosen_file(f: &ManifestFile) -> Chosen {
         path: f.current.path.clone(),
         family: f.kind.family,
         sha256: f.current.sha256.clone(),
+        size: f.current.size,
         lsoa_vintage: f.kind.lsoa_vintage,
     }
 }
