@@ -9,6 +9,7 @@
 //!   ignores conditional writes, in front of it.
 //! - [`fixtures`]: the real samples (Open Government Licence v3.0, NHS England).
 
+pub mod azure;
 pub mod fixtures;
 pub mod mirror;
 pub mod population;

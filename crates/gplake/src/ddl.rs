@@ -43,8 +43,15 @@ pub enum DdlError {
     },
 }
 
-/// The statements for `engine`, for the lake whose root is `root` (an `s3://` URL or an
-/// absolute local path), in database `database` where the engine has databases.
+/// True for an Azure location (`az://`, `abfss://`, …).
+fn is_azure(root: &str) -> bool {
+    crate::lake::AZURE_SCHEMES
+        .iter()
+        .any(|scheme| root.starts_with(&format!("{scheme}://")))
+}
+
+/// The statements for `engine`, for the lake whose root is `root` (an `s3://` or Azure URL,
+/// or an absolute local path), in database `database` where the engine has databases.
 pub fn statements(engine: Engine, root: &str, database: &str) -> Result<String, DdlError> {
     let root = root.trim_end_matches('/');
     let mut out = format!(
@@ -68,6 +75,9 @@ pub fn statements(engine: Engine, root: &str, database: &str) -> Result<String, 
             out.push_str("-- Once per machine, with internet: INSTALL delta;\nLOAD delta;\n");
             if root.starts_with("s3://") {
                 out.push_str("-- S3 credentials from the usual AWS chain:\nCREATE SECRET IF NOT EXISTS gplake_s3 (TYPE S3, PROVIDER credential_chain);\n");
+            }
+            if is_azure(root) {
+                out.push_str("-- Azure credentials from the usual Azure chain (az login, managed identity),\n-- with ACCOUNT_NAME 'your_account' for az:// locations:\nLOAD azure;\nCREATE SECRET IF NOT EXISTS gplake_azure (TYPE AZURE, PROVIDER credential_chain);\n");
             }
         }
     }

@@ -167,15 +167,18 @@ pub(crate) fn is_conflict(e: &DeltaError) -> bool {
     ) || e.source.to_string().contains("onflict")
 }
 
-/// Tables on S3 use delta-rs's default log store over gplake's own store: commits are
-/// create-only PUTs (S3 conditional writes), so no DynamoDB locking is needed. delta-rs only
-/// looks log stores up in a process-wide registry, so the `s3` scheme is registered there
+/// Tables on S3 and Azure use delta-rs's default log store over gplake's own store: commits
+/// are create-only PUTs (conditional writes), so no DynamoDB locking is needed. delta-rs
+/// only looks log stores up in a process-wide registry, so the schemes are registered there
 /// once (the store itself is still passed in per table).
 fn register_s3_log_store() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let registry = deltalake::logstore::logstore_factories();
-        for scheme in ["s3://", "s3a://"] {
+        let schemes = [
+            "s3://", "s3a://", "az://", "abfs://", "abfss://", "azure://", "adl://",
+        ];
+        for scheme in schemes {
             let url = url::Url::parse(scheme).expect("valid scheme URL");
             if !registry.contains_key(&url) {
                 registry.insert(url, std::sync::Arc::new(ConditionalPutLogStore));
@@ -184,7 +187,7 @@ fn register_s3_log_store() {
     });
 }
 
-/// The default log store (create-only commits) for S3 locations.
+/// The default log store (create-only commits) for S3 and Azure locations.
 struct ConditionalPutLogStore;
 
 impl deltalake::logstore::LogStoreFactory for ConditionalPutLogStore {

@@ -69,7 +69,15 @@ pub(crate) fn print_build(report: &BuildReport) {
             .filter(|r| r.1 > 0)
             .map(|(t, n)| format!("{t} {n}"))
             .collect();
-        println!("{}  {verdict:<8} {}", m.month, rows.join(", "));
+        let detail = match (m.committed, rows.is_empty()) {
+            (false, _) => format!(
+                "{} failure(s); this month's silver is as it was",
+                m.failures.len()
+            ),
+            (true, true) => "no rows".to_string(),
+            (true, false) => rows.join(", "),
+        };
+        println!("{}  {verdict:<8} {detail}", m.month);
         for f in m.failures.iter().take(5) {
             println!("    error: {f}");
         }

@@ -36,7 +36,10 @@ fn a_defective_reissue_exits_3_until_the_fix_arrives() {
     assert_exit(&first, 3);
     let text = stdout(&first);
     assert!(text.contains("2024-04  built"), "{text}");
-    assert!(text.contains("2024-05  KEPT OUT"), "{text}");
+    assert!(
+        text.contains("2024-05  KEPT OUT 6 failure(s); this month's silver is as it was"),
+        "{text}"
+    );
     assert!(
         text.contains(
             "error: gp-reg-pat-prac-sing-age-male.zip!gp-reg-pat-prac-sing-age-male.csv line"

@@ -2,6 +2,8 @@
 //!
 //! `./lake`, `/abs/path` or `file:///abs/path` is a local folder; `s3://bucket/prefix` is S3
 //! (or any S3-compatible server) configured from the standard `AWS_*` environment;
+//! `az://container/prefix` or `abfss://container@account.dfs.core.windows.net/prefix` is
+//! Azure Blob Storage (or ADLS Gen2) configured from the standard `AZURE_*` environment;
 //! `memory://` is an in-memory store for unit tests. Every write goes through
 //! [`Lake::put_bytes`] or [`Lake::upload_file`], which are atomic on every backend: a reader
 //! sees the old object or the new one, never part of one.
@@ -11,6 +13,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::multipart::MultipartStore;
@@ -25,6 +28,9 @@ pub use probe::PROBE_PATH;
 pub use upload::UPLOADS_DIR;
 
 use crate::month::Month;
+
+/// The URL schemes of Azure Blob Storage lakes (object_store's spellings).
+pub const AZURE_SCHEMES: [&str; 5] = ["az", "abfs", "abfss", "azure", "adl"];
 
 /// The bronze prefix of this dataset.
 pub const BRONZE_ROOT: &str = "bronze/gp_registered_patients";
@@ -185,7 +191,8 @@ struct Opened {
 }
 
 impl Lake {
-    /// Opens the lake at `location` (a path, `file://`, `s3://` or `memory://` URL).
+    /// Opens the lake at `location` (a path, `file://`, `s3://`, `az://`, `abfss://` or
+    /// `memory://` URL).
     pub fn open(location: &str) -> Result<Lake, LakeError> {
         Lake::open_with(location, std::iter::empty::<(String, String)>())
     }
@@ -228,6 +235,9 @@ impl Lake {
             Some(("s3" | "s3a", rest)) => {
                 open_s3(rest, options).map_err(|e| config(e.to_string()))?
             }
+            Some((scheme, _)) if AZURE_SCHEMES.contains(&scheme) => {
+                open_azure(location, options).map_err(|e| config(e.to_string()))?
+            }
             Some(("memory", _)) => {
                 let store = Arc::new(InMemory::new());
                 Opened {
@@ -240,7 +250,7 @@ impl Lake {
             Some(("file", path)) => open_local(path).map_err(config)?,
             Some((scheme, _)) => {
                 return Err(config(format!(
-                    "unsupported scheme '{scheme}' (use a path, file://, s3:// or memory://)"
+                    "unsupported scheme '{scheme}' (use a path, file://, s3://, az://, abfss:// or memory://)"
                 )));
             }
             None => open_local(location).map_err(config)?,
@@ -554,6 +564,51 @@ fn open_local(path: &str) -> Result<Opened, String> {
 }
 
 /// `bucket/prefix` from the standard AWS environment (credentials chain, region, endpoint).
+/// An Azure lake: the container and account from the URL, credentials and endpoint from the
+/// `AZURE_*` environment and `options` (commits are conditional PUTs, which Azure honours).
+fn open_azure<I, K, V>(location: &str, options: I) -> Result<Opened, object_store::Error>
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: AsRef<str>,
+    V: Into<String>,
+{
+    let generic = |e: url::ParseError| object_store::Error::Generic {
+        store: "MicrosoftAzure",
+        source: Box::new(e),
+    };
+    let mut url = url::Url::parse(location).map_err(generic)?;
+    let mut builder = MicrosoftAzureBuilder::from_env().with_url(location);
+    for (key, value) in options {
+        let key = key.as_ref().parse().map_err(|e: object_store::Error| e)?;
+        builder = builder.with_config(key, value);
+    }
+    let container = match url.username() {
+        "" => url.host_str().unwrap_or_default().to_string(),
+        user => user.to_string(),
+    };
+    let endpoint = builder
+        .get_config_value(&AzureConfigKey::Endpoint)
+        .or_else(|| {
+            url.host_str()
+                .filter(|h| h.contains('.'))
+                .map(str::to_string)
+        })
+        .or_else(|| {
+            let account = builder.get_config_value(&AzureConfigKey::AccountName)?;
+            Some(format!("https://{account}.blob.core.windows.net"))
+        })
+        .unwrap_or_else(|| "Azure".into());
+    let store = Arc::new(builder.build()?);
+    let prefix = url.path().trim_matches('/').to_string();
+    url.set_path(&prefix);
+    Ok(Opened {
+        root: store.clone(),
+        root_url: url,
+        multipart: Some(store),
+        endpoint: format!("{endpoint} (container {container})"),
+    })
+}
+
 fn open_s3<I, K, V>(rest: &str, options: I) -> Result<Opened, object_store::Error>
 where
     I: IntoIterator<Item = (K, V)>,

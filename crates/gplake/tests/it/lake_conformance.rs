@@ -1,5 +1,5 @@
-//! One conformance suite, run against every lake backend: memory, local folder and a real
-//! S3-compatible server on 127.0.0.1.
+//! One conformance suite, run against every lake backend: memory, local folder, a real
+//! S3-compatible server and a real Azure emulator (Azurite), both on 127.0.0.1.
 
 use bytes::Bytes;
 use object_store::path::Path;

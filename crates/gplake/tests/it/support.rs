@@ -21,6 +21,22 @@ pub(crate) async fn s3_lake(tag: &str) -> Lake {
         .expect("open s3 lake")
 }
 
+/// A lake on the local Azure emulator (Azurite), in a fresh container, under a prefix.
+pub(crate) async fn azure_lake(tag: &str) -> Lake {
+    let container = tokio::task::spawn_blocking({
+        let tag = tag.to_string();
+        move || gplake_testkit::azure::new_container(&tag)
+    })
+    .await
+    .unwrap();
+    let endpoint = gplake_testkit::azure::endpoint();
+    Lake::open_with(
+        &format!("az://{container}/lake"),
+        gplake_testkit::azure::options(endpoint),
+    )
+    .expect("open azure lake")
+}
+
 /// A lake in a fresh temporary folder (kept while the `TempDir` lives).
 pub(crate) fn local_lake() -> (tempfile::TempDir, Lake) {
     let dir = tempfile::tempdir().unwrap();
@@ -33,6 +49,7 @@ pub(crate) enum Backend {
     Memory,
     Local(tempfile::TempDir),
     S3,
+    Azure,
 }
 
 impl Backend {
@@ -43,6 +60,7 @@ impl Backend {
             (Backend::Memory, Lake::open("memory://").unwrap()),
             (Backend::Local(dir), local),
             (Backend::S3, s3_lake("conf").await),
+            (Backend::Azure, azure_lake("conf").await),
         ]
     }
 
@@ -51,6 +69,7 @@ impl Backend {
             Backend::Memory => "memory",
             Backend::Local(_) => "local",
             Backend::S3 => "s3",
+            Backend::Azure => "azure",
         }
     }
 }

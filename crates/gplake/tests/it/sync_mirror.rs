@@ -122,6 +122,42 @@ async fn five_eras_into_an_s3_lake_then_nothing() {
     five_eras_then_nothing(&s3_lake("eras").await).await;
 }
 
+/// An Azure lake holds what a local one holds: a whole sync (bronze, silver, checks, dims,
+/// gold) of five eras gives the same figures in every table, and a second sync fetches and
+/// builds nothing.
+#[tokio::test]
+async fn five_eras_into_an_azure_lake_give_the_figures_of_a_local_one() {
+    use crate::support::{azure_lake, full_sync, rows};
+    let releases = five_eras();
+    let mirror = Mirror::start(releases.clone());
+    let source = Source::parse(&mirror.series_url());
+    let azure = azure_lake("eras").await;
+    let (_dir, local) = local_lake();
+    for lake in [&azure, &local] {
+        let report = full_sync(lake, &source, "2016-01", "2026-04")
+            .await
+            .unwrap();
+        assert!(!report.build.unwrap().gate_failed());
+    }
+    assert_bronze_holds(&azure, &mirror, &releases).await;
+    for sql in [
+        "SELECT CAST(snapshot_date AS VARCHAR), sex, COUNT(*), SUM(registered_population) FROM fact_gp_registered_patients GROUP BY 1, 2 ORDER BY 1, 2",
+        "SELECT CAST(snapshot_date AS VARCHAR), COUNT(*), SUM(registered_population) FROM fact_gp_registered_patients_single_age GROUP BY 1 ORDER BY 1",
+        "SELECT CAST(snapshot_date AS VARCHAR), COUNT(*) FROM practice_snapshot GROUP BY 1 ORDER BY 1",
+        "SELECT COUNT(*) FROM dim_practice",
+        "SELECT CAST(snapshot_date AS VARCHAR), SUM(registered_population) FROM practice_list_size_monthly GROUP BY 1 ORDER BY 1",
+    ] {
+        let on_azure = rows(&azure, sql).await;
+        assert!(!on_azure.is_empty(), "{sql}");
+        assert_eq!(on_azure, rows(&local, sql).await, "{sql}");
+    }
+    let again = full_sync(&azure, &source, "2016-01", "2026-04")
+        .await
+        .unwrap();
+    assert_eq!(again.fetch.fetched, 0);
+    assert!(again.build.unwrap().months.is_empty());
+}
+
 async fn reissue_becomes_a_revision(lake: &Lake) {
     let month = (2024, 5);
     let first = release_with_duplicated_95(&pop(), month).unwrap();
