@@ -122,6 +122,28 @@ impl Status {
         self.any_failed() || !self.derived_behind.is_empty()
     }
 
+    /// Why silver is older than `max_age_days` allows on `today`, if it is: the snapshot date
+    /// of its newest built month (the 1st of the month) against today. For freshness alerts.
+    pub fn staleness(&self, today: NaiveDate, max_age_days: u32) -> Option<String> {
+        let newest = self
+            .months
+            .iter()
+            .filter(|m| m.silver == SilverState::Built)
+            .map(|m| m.month)
+            .max();
+        let Some(newest) = newest else {
+            return Some(format!(
+                "silver holds no month yet (--max-age {max_age_days})"
+            ));
+        };
+        let age = (today - newest.first_day()).num_days();
+        (age > i64::from(max_age_days)).then(|| {
+            format!(
+                "the newest month in silver is {newest}, {age} days old: more than --max-age {max_age_days} (is the scheduled sync running?)"
+            )
+        })
+    }
+
     /// The next command to run, if something needs doing.
     pub fn next_step(&self) -> Option<String> {
         if self.months.is_empty() {

@@ -12,7 +12,8 @@ use crate::args::CheckArgs;
 pub(crate) async fn run(lake: &Lake, args: &CheckArgs, out: &Output) -> anyhow::Result<u8> {
     let series = gplake::build::series(lake).await?;
     let status = gplake::status::status(lake).await?;
-    let stale = args.max_age.and_then(|days| staleness(&status, days));
+    let today = crate::clock().now().date_naive();
+    let stale = args.max_age.and_then(|days| status.staleness(today, days));
     let gate = if status.gate_failed() || stale.is_some() {
         GATE_FAILED
     } else {
@@ -28,27 +29,6 @@ pub(crate) async fn run(lake: &Lake, args: &CheckArgs, out: &Output) -> anyhow::
         println!("error: {stale}");
     }
     Ok(gate)
-}
-
-/// Why silver is older than `max_age` days allows, if it is: its newest built month's
-/// snapshot date (the 1st of the month) against today.
-fn staleness(status: &gplake::status::Status, max_age: u32) -> Option<String> {
-    let today = crate::clock().now().date_naive();
-    let newest = status
-        .months
-        .iter()
-        .filter(|m| m.silver == SilverState::Built)
-        .map(|m| m.month)
-        .max();
-    let Some(newest) = newest else {
-        return Some(format!("silver holds no month yet (--max-age {max_age})"));
-    };
-    let age = (today - newest.first_day()).num_days();
-    (age > i64::from(max_age)).then(|| {
-        format!(
-            "the newest month in silver is {newest}, {age} days old: more than --max-age {max_age} (is the scheduled sync running?)"
-        )
-    })
 }
 
 fn print_text(

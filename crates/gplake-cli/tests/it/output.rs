@@ -274,3 +274,25 @@ fn completions_and_the_manual_page_come_from_the_flags() {
     let out = gplake(&["man"], &[]);
     assert!(stdout(&out).contains(".TH gplake 1"), "{}", stdout(&out));
 }
+
+/// The command line is a library function too (the Python package's console script calls
+/// it): the same flags, the same exit codes, and a second run in one process works.
+#[test]
+fn the_command_line_runs_as_a_library_function() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("none");
+    let missing = missing.to_str().unwrap();
+    assert_eq!(gplake_cli::run(["gplake", "--version"]), 0);
+    assert_eq!(gplake_cli::run(["gplake", "--lake", missing, "status"]), 2);
+    assert_eq!(gplake_cli::run(["gplake", "sync", "--frm", "2024-01"]), 2);
+    let lake = dir.path().join("lake");
+    let lake = lake.to_str().unwrap();
+    let sync = ["gplake", "--lake", lake, "-q", "sync", "--source"];
+    let examples = repo_root().join(EXAMPLES);
+    let examples = examples.to_str().unwrap();
+    assert_eq!(
+        gplake_cli::run([&sync[..], &[examples, "--month", "2024-04"]].concat()),
+        0
+    );
+    assert_eq!(gplake_cli::run(["gplake", "--lake", lake, "check"]), 0);
+}
