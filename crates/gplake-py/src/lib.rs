@@ -1,0 +1,196 @@
+//! The `gplake._gplake` extension module: the command line ([`run_cli`]) and a [`Lake`] whose
+//! methods call the gplake library with the GIL released, return reports as JSON text (the
+//! Python layer turns them into dicts) and query results as Arrow C streams, and raise one
+//! Python exception class per kind of failure, never a panic across the boundary.
+
+use deltalake::arrow::array::{RecordBatch, RecordBatchIterator};
+use deltalake::arrow::datatypes::SchemaRef;
+use deltalake::arrow::ffi_stream::FFI_ArrowArrayStream;
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::types::PyCapsule;
+
+create_exception!(_gplake, GplakeError, PyException, "Any gplake failure.");
+create_exception!(
+    _gplake,
+    UsageError,
+    GplakeError,
+    "A request gplake refuses or cannot read (exit code 2)."
+);
+create_exception!(
+    _gplake,
+    QualityGateError,
+    GplakeError,
+    "A month or table kept out by the quality gate (exit code 3)."
+);
+create_exception!(
+    _gplake,
+    SourceUnreachable,
+    GplakeError,
+    "The NHS site or a mirror could not be reached (exit code 4)."
+);
+create_exception!(
+    _gplake,
+    LakeError,
+    GplakeError,
+    "The lake's storage failed, or another gplake holds a month (exit code 5)."
+);
+
+/// Runs the `gplake` command line (`args[0]` is the program name); returns its exit code.
+#[pyfunction]
+fn run_cli(py: Python<'_>, args: Vec<String>) -> u8 {
+    py.detach(|| gplake_cli::run(args))
+}
+
+/// A lake: a folder, `s3://bucket/prefix` or `az://container/prefix`.
+#[pyclass(module = "gplake._gplake", frozen)]
+struct Lake {
+    lake: gplake::Lake,
+    runtime: tokio::runtime::Runtime,
+}
+
+#[pymethods]
+impl Lake {
+    #[new]
+    fn new(url: &str) -> PyResult<Lake> {
+        let lake = gplake::Lake::open(url).map_err(|e| to_py(e.into()))?;
+        let runtime = tokio::runtime::Runtime::new()
+            .map_err(|e| GplakeError::new_err(format!("cannot start a runtime: {e}")))?;
+        Ok(Lake { lake, runtime })
+    }
+
+    /// The lake's URL.
+    #[getter]
+    fn url(&self) -> String {
+        self.lake.url().to_string()
+    }
+
+    /// Discover, fetch, build and check `months` (first, last; all when None) from `source`
+    /// (the live site when None); the report as JSON.
+    #[pyo3(signature = (source=None, months=None, dry_run=false))]
+    fn sync_json(
+        &self,
+        py: Python<'_>,
+        source: Option<String>,
+        months: Option<(String, String)>,
+        dry_run: bool,
+    ) -> PyResult<String> {
+        let range = months.map(|(a, b)| Ok::<_, PyErr>((month(&a)?, month(&b)?)));
+        let range = range.transpose()?;
+        let report = py.detach(|| {
+            self.runtime
+                .block_on(sync(&self.lake, source.as_deref(), range, dry_run))
+        });
+        report.map_err(to_py).and_then(|r| json(&r))
+    }
+
+    /// What the lake holds, as JSON.
+    fn status_json(&self, py: Python<'_>) -> PyResult<String> {
+        let status = py.detach(|| self.runtime.block_on(gplake::status::status(&self.lake)));
+        status.map_err(to_py).and_then(|s| json(&s))
+    }
+
+    /// Runs read-only SQL over every table; the result as an Arrow C stream.
+    fn query_stream(&self, py: Python<'_>, sql: &str) -> PyResult<ArrowStream> {
+        let options = gplake::query::QueryOptions::default();
+        let ran = py.detach(|| {
+            self.runtime
+                .block_on(gplake::query::run(&self.lake, sql, &options))
+        });
+        let (schema, batches) = ran.map_err(|e| to_py(e.into()))?;
+        Ok(ArrowStream {
+            stream: std::sync::Mutex::new(Some((schema, batches))),
+        })
+    }
+}
+
+/// A query result, handed to pyarrow once through the Arrow PyCapsule stream interface.
+#[pyclass(module = "gplake._gplake", frozen)]
+struct ArrowStream {
+    stream: std::sync::Mutex<Option<(SchemaRef, Vec<RecordBatch>)>>,
+}
+
+#[pymethods]
+impl ArrowStream {
+    #[pyo3(signature = (requested_schema=None))]
+    fn __arrow_c_stream__<'py>(
+        &self,
+        py: Python<'py>,
+        requested_schema: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyCapsule>> {
+        let _ = requested_schema;
+        let taken = self.stream.lock().map(|mut s| s.take()).ok().flatten();
+        let (schema, batches) =
+            taken.ok_or_else(|| GplakeError::new_err("this query result was already read"))?;
+        let reader = RecordBatchIterator::new(batches.into_iter().map(Ok), schema);
+        let stream = FFI_ArrowArrayStream::new(Box::new(reader));
+        PyCapsule::new_with_value(py, stream, c"arrow_array_stream")
+    }
+}
+
+async fn sync(
+    lake: &gplake::Lake,
+    source: Option<&str>,
+    months: Option<(gplake::Month, gplake::Month)>,
+    dry_run: bool,
+) -> Result<gplake::SyncReport, gplake::Error> {
+    let source = source.map_or_else(gplake::Source::live, gplake::Source::parse);
+    let http = gplake::http::Http::try_new(gplake::http::HttpConfig::default(), source.host())?;
+    let clock = gplake::SystemClock;
+    let ctx = gplake::fetch::FetchContext {
+        lake,
+        http: &http,
+        clock: &clock,
+        progress: None,
+    };
+    let options = gplake::SyncOptions {
+        source,
+        from: months.map(|m| m.0),
+        to: months.map(|m| m.1),
+        fetch: gplake::fetch::FetchOptions {
+            dry_run,
+            ..gplake::fetch::FetchOptions::default()
+        },
+        build: Some(gplake::BuildOptions::default()),
+    };
+    gplake::sync::sync(&ctx, &options).await
+}
+
+fn month(text: &str) -> PyResult<gplake::Month> {
+    text.parse()
+        .map_err(|_| UsageError::new_err(format!("'{text}' is not a month (YYYY-MM)")))
+}
+
+fn json(value: &impl serde::Serialize) -> PyResult<String> {
+    serde_json::to_string(value).map_err(|e| GplakeError::new_err(e.to_string()))
+}
+
+/// The Python exception for a gplake failure, by its kind.
+fn to_py(e: gplake::Error) -> PyErr {
+    use gplake::ErrorKind;
+    let message = e.to_string();
+    match e.kind() {
+        ErrorKind::Refused | ErrorKind::BadInput => UsageError::new_err(message),
+        ErrorKind::SourceUnreachable | ErrorKind::Http => SourceUnreachable::new_err(message),
+        ErrorKind::Storage | ErrorKind::Busy => LakeError::new_err(message),
+        ErrorKind::Cancelled => pyo3::exceptions::PyKeyboardInterrupt::new_err(message),
+        _ => GplakeError::new_err(message),
+    }
+}
+
+/// The extension module.
+#[pymodule]
+fn _gplake(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add_function(wrap_pyfunction!(run_cli, m)?)?;
+    m.add_class::<Lake>()?;
+    m.add_class::<ArrowStream>()?;
+    m.add("GplakeError", py.get_type::<GplakeError>())?;
+    m.add("UsageError", py.get_type::<UsageError>())?;
+    m.add("QualityGateError", py.get_type::<QualityGateError>())?;
+    m.add("SourceUnreachable", py.get_type::<SourceUnreachable>())?;
+    m.add("LakeError", py.get_type::<LakeError>())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

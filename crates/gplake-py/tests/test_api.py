@@ -1,0 +1,103 @@
+"""The Python package against the shipped example releases: three lines to a table, the
+same totals as the CLI, the console script's exit codes, and exceptions by kind."""
+
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+
+import pyarrow
+import pytest
+
+import gplake
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+EXAMPLES = str(ROOT / "examples" / "releases")
+GPLAKE = os.path.join(os.path.dirname(sys.executable), "gplake")
+TOTALS = (
+    "SELECT CAST(snapshot_date AS VARCHAR) AS d, SUM(registered_population) AS n "
+    "FROM fact_gp_registered_patients GROUP BY 1 ORDER BY 1"
+)
+
+
+def test_three_lines_give_a_synced_lake_and_a_pyarrow_table(tmp_path):
+    lake = gplake.Lake(tmp_path / "lake")
+    report = lake.sync(source=EXAMPLES)
+    table = lake.query(TOTALS)
+    assert isinstance(table, pyarrow.Table)
+    assert table.num_rows == 5
+    assert report["fetch"]["fetched"] == 35
+    assert [m["committed"] for m in report["build"]["months"]] == [True] * 6
+    assert lake.status()["months"][0]["month"] == "2016-01"
+
+
+def test_query_totals_equal_the_command_lines(tmp_path):
+    lake = gplake.Lake(tmp_path / "lake")
+    lake.sync(source=EXAMPLES, months=("2022-09", "2024-04"))
+    table = lake.query(TOTALS)
+    cli = subprocess.run(
+        [GPLAKE, "--lake", str(tmp_path / "lake"), "query", TOTALS, "--format", "csv"],
+        capture_output=True, text=True, check=True,
+    )
+    from_cli = cli.stdout.strip().splitlines()[1:]
+    from_python = [f"{d},{n}" for d, n in zip(table["d"].to_pylist(), table["n"].to_pylist())]
+    assert from_python == from_cli and len(from_cli) == 2
+
+
+def test_the_console_script_is_the_command_line(tmp_path):
+    version = subprocess.run([GPLAKE, "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.startswith("gplake ")
+    missing = subprocess.run(
+        [GPLAKE, "--lake", str(tmp_path / "none"), "status"], capture_output=True, text=True
+    )
+    assert missing.returncode == 2 and "no lake at" in missing.stderr
+    assert not (tmp_path / "none").exists()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_failures_raise_one_exception_class_per_kind(tmp_path):
+    lake = gplake.Lake(tmp_path / "lake")
+    with pytest.raises(gplake.SourceUnreachable) as unreachable:
+        lake.sync(source=f"http://127.0.0.1:{free_port()}/series", months=("2024-01", "2024-01"))
+    assert "127.0.0.1" in str(unreachable.value)
+    with pytest.raises(gplake.UsageError):
+        lake.sync(source=EXAMPLES, months=("2024-13", "2024-01"))
+    lake.sync(source=EXAMPLES, months=("2024-04", "2024-04"))
+    with pytest.raises(gplake.UsageError) as writing:
+        lake.query("DELETE FROM fact_gp_registered_patients")
+    assert isinstance(writing.value, gplake.GplakeError)
+    assert lake.query(TOTALS).num_rows == 1, "a refused query changes nothing"
+
+
+def test_a_month_kept_out_raises_quality_gate_error_and_the_rest_is_published(tmp_path):
+    import shutil
+
+    source = tmp_path / "source"
+    for month in ("2018-03", "2022-09"):
+        shutil.copytree(ROOT / "examples" / "releases" / month, source / month)
+    male = source / "2022-09" / "gp-reg-pat-prac-sing-age-male.csv"
+    lines = male.read_text().splitlines(keepends=True)
+    male.write_text("".join(lines[:3] + [lines[2]] + lines[3:]))
+    lake = gplake.Lake(tmp_path / "lake")
+    with pytest.raises(gplake.QualityGateError) as kept_out:
+        lake.sync(source=str(source))
+    assert any("appears more than once" in f for f in kept_out.value.failures)
+    months = {m["month"]: m["committed"] for m in kept_out.value.report["build"]["months"]}
+    assert months == {"2018-03": True, "2022-09": False}
+    assert lake.query(TOTALS).num_rows == 1, "the good month is published"
+
+
+def test_a_storage_failure_raises_lake_error_naming_the_month(tmp_path):
+    lake = gplake.Lake(tmp_path / "lake")
+    lake.sync(source=EXAMPLES, months=("2024-04", "2024-04"))
+    manifest = next((tmp_path / "lake" / "bronze").rglob("_manifest.json"))
+    manifest.write_text("{ not json")
+    with pytest.raises(gplake.LakeError) as storage:
+        lake.sync(source=EXAMPLES, months=("2024-04", "2024-04"))
+    assert "2024-04" in str(storage.value)
