@@ -91,6 +91,74 @@ impl Lake {
         status.map_err(to_py).and_then(|s| json(&s))
     }
 
+    /// The quality standing of every month and the series, as JSON, with `gate_failed` (a
+    /// month or table kept out, or derived tables behind) and, with `max_age_days`, `stale`.
+    #[pyo3(signature = (max_age_days=None))]
+    fn check_json(&self, py: Python<'_>, max_age_days: Option<u32>) -> PyResult<String> {
+        let checked = py.detach(|| self.runtime.block_on(check(&self.lake, max_age_days)));
+        checked.map_err(to_py).and_then(|c| json(&c))
+    }
+
+    /// Where table `name` lives, as engines (and the `deltalake` package) address it.
+    fn table_uri(&self, name: &str) -> PyResult<String> {
+        let table = gplake::catalog::LAKE_TABLES
+            .iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = gplake::catalog::LAKE_TABLES
+                    .iter()
+                    .map(|t| t.name)
+                    .collect();
+                UsageError::new_err(format!(
+                    "no table '{name}': the tables are {}",
+                    names.join(", ")
+                ))
+            })?;
+        Ok(format!(
+            "{}/{}",
+            self.lake.root_location().trim_end_matches('/'),
+            table.path
+        ))
+    }
+
+    /// Registered population over time for a practice, ICB, region or England, drawn as
+    /// `format` ("svg" or "png"); the image's bytes.
+    #[pyo3(signature = (practice=None, icb=None, region=None, format="svg"))]
+    fn plot_trend_bytes(
+        &self,
+        py: Python<'_>,
+        practice: Option<String>,
+        icb: Option<String>,
+        region: Option<String>,
+        format: &str,
+    ) -> PyResult<Vec<u8>> {
+        use gplake::plot::Scope;
+        let scope = match (practice, icb, region) {
+            (Some(p), _, _) => Scope::Practice(p.to_ascii_uppercase()),
+            (_, Some(i), _) => Scope::Icb(i.to_ascii_uppercase()),
+            (_, _, Some(r)) => Scope::Region(r.to_ascii_uppercase()),
+            _ => Scope::National,
+        };
+        if !matches!(format, "svg" | "png") {
+            return Err(UsageError::new_err(format!(
+                "format '{format}': use svg or png"
+            )));
+        }
+        let dir = tempfile_dir()?;
+        let path = dir.join(format!("trend.{format}"));
+        let drawn = py.detach(|| {
+            self.runtime.block_on(async {
+                let points = gplake::plot::trend(&self.lake, &scope).await?;
+                gplake::plot::draw_trend(&path, &scope, &points)
+            })
+        });
+        let bytes = drawn
+            .map_err(|e| to_py(e.into()))
+            .and_then(|()| std::fs::read(&path).map_err(|e| GplakeError::new_err(e.to_string())));
+        let _ = std::fs::remove_dir_all(&dir);
+        bytes
+    }
+
     /// Runs read-only SQL over every table; the result as an Arrow C stream.
     fn query_stream(&self, py: Python<'_>, sql: &str) -> PyResult<ArrowStream> {
         let options = gplake::query::QueryOptions::default();
@@ -155,6 +223,48 @@ async fn sync(
         build: Some(gplake::BuildOptions::default()),
     };
     gplake::sync::sync(&ctx, &options).await
+}
+
+/// The check report: what `gplake check --json` prints, and whether the gate failed.
+#[derive(serde::Serialize)]
+struct Checked {
+    months: Vec<gplake::status::MonthStatus>,
+    series: Vec<gplake::check::QualityResult>,
+    gaps: Vec<gplake::Month>,
+    derived_behind: Vec<String>,
+    gate_failed: bool,
+    stale: Option<String>,
+}
+
+async fn check(lake: &gplake::Lake, max_age_days: Option<u32>) -> Result<Checked, gplake::Error> {
+    let series = gplake::build::series(lake).await?;
+    let status = gplake::status::status(lake).await?;
+    let today = chrono_today();
+    let stale = max_age_days.and_then(|days| status.staleness(today, days));
+    Ok(Checked {
+        gate_failed: status.gate_failed() || stale.is_some(),
+        months: status.months,
+        series,
+        gaps: status.gaps,
+        derived_behind: status.derived_behind,
+        stale,
+    })
+}
+
+fn chrono_today() -> chrono::NaiveDate {
+    use gplake::Clock;
+    gplake::SystemClock.now().date_naive()
+}
+
+/// A fresh private folder for a chart file.
+fn tempfile_dir() -> PyResult<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "gplake-py-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| GplakeError::new_err(e.to_string()))?;
+    Ok(dir)
 }
 
 fn month(text: &str) -> PyResult<gplake::Month> {

@@ -101,3 +101,44 @@ def test_a_storage_failure_raises_lake_error_naming_the_month(tmp_path):
     with pytest.raises(gplake.LakeError) as storage:
         lake.sync(source=EXAMPLES, months=("2024-04", "2024-04"))
     assert "2024-04" in str(storage.value)
+
+
+def test_check_table_plot_and_notebook_views(tmp_path):
+    lake = gplake.Lake(tmp_path / "lake")
+    lake.sync(source=EXAMPLES)
+    checked = lake.check()
+    assert checked["gate_failed"] is False and len(checked["months"]) == 6
+    assert lake.check(max_age_days=1)["stale"].startswith("the newest month in silver is 2026-04")
+    assert "<table>" in checked._repr_html_() and "2026-04" in checked._repr_html_()
+    delta = lake.table("fact_gp_registered_patients").to_pyarrow_table()
+    count = lake.query("SELECT COUNT(*) AS n FROM fact_gp_registered_patients")["n"][0].as_py()
+    assert delta.num_rows == count > 0
+    with pytest.raises(gplake.UsageError):
+        lake.table("no_such_table")
+    svg = lake.plot_trend()
+    assert svg.data.startswith(b"<svg") and svg._repr_svg_().startswith("<svg")
+    png = lake.plot_trend(format="png")
+    assert png.data.startswith(b"\x89PNG") and png._repr_png_() == png.data
+
+
+def test_the_example_notebook_runs_clean(tmp_path):
+    import shutil
+
+    import nbclient
+    import nbformat
+
+    work = tmp_path / "examples"
+    shutil.copytree(ROOT / "examples", work)
+    notebook = nbformat.read(work / "notebook.ipynb", as_version=4)
+    client = nbclient.NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(work)}}
+    )
+    client.execute()
+    errors = [
+        o for c in notebook.cells if c.cell_type == "code" for o in c.outputs
+        if o.output_type == "error"
+    ]
+    assert not errors, errors
+    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
+    assert any("image/svg+xml" in o.get("data", {}) for o in outputs), "the chart is shown"
+    assert any("text/html" in o.get("data", {}) for o in outputs), "reports render as tables"
