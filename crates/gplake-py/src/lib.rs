@@ -78,10 +78,16 @@ impl Lake {
     ) -> PyResult<String> {
         let range = months.map(|(a, b)| Ok::<_, PyErr>((month(&a)?, month(&b)?)));
         let range = range.transpose()?;
-        let report = py.detach(|| {
-            self.runtime
-                .block_on(sync(&self.lake, source.as_deref(), range, dry_run))
-        });
+        let cancel = gplake::Cancel::new();
+        let report = interruptible(py, &cancel, || {
+            self.runtime.block_on(sync(
+                &self.lake,
+                source.as_deref(),
+                range,
+                dry_run,
+                cancel.clone(),
+            ))
+        })?;
         report.map_err(to_py).and_then(|r| json(&r))
     }
 
@@ -197,11 +203,51 @@ impl ArrowStream {
     }
 }
 
+/// Runs `work` on its own thread with the GIL released, looking for Ctrl-C (Python's
+/// signals) every 100 ms: the first trips `cancel`, so the build stops at its next safe
+/// point (what was committed stays, the next run carries on), and KeyboardInterrupt is
+/// raised once `work` has returned.
+fn interruptible<T: Send>(
+    py: Python<'_>,
+    cancel: &gplake::Cancel,
+    work: impl FnOnce() -> T + Send,
+) -> PyResult<T> {
+    let (done, mut result) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let _ = done.send(work());
+        });
+        let mut interrupted: Option<PyErr> = None;
+        loop {
+            // The receiver goes into the GIL-free wait and comes back (it is Send, not Sync).
+            let (back, waited) = py.detach(move || {
+                let waited = result.recv_timeout(std::time::Duration::from_millis(100));
+                (result, waited)
+            });
+            result = back;
+            match waited {
+                Ok(value) => return interrupted.map_or(Ok(value), Err),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(GplakeError::new_err("the run stopped unexpectedly"));
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            if interrupted.is_none()
+                && let Err(signal) = py.check_signals()
+            {
+                cancel.cancel();
+                interrupted = Some(signal);
+            }
+        }
+    })
+}
+
 async fn sync(
     lake: &gplake::Lake,
     source: Option<&str>,
     months: Option<(gplake::Month, gplake::Month)>,
     dry_run: bool,
+    cancel: gplake::Cancel,
 ) -> Result<gplake::SyncReport, gplake::Error> {
     let source = source.map_or_else(gplake::Source::live, gplake::Source::parse);
     let http = gplake::http::Http::try_new(gplake::http::HttpConfig::default(), source.host())?;
@@ -220,7 +266,10 @@ async fn sync(
             dry_run,
             ..gplake::fetch::FetchOptions::default()
         },
-        build: Some(gplake::BuildOptions::default()),
+        build: Some(gplake::BuildOptions {
+            cancel,
+            ..gplake::BuildOptions::default()
+        }),
     };
     gplake::sync::sync(&ctx, &options).await
 }

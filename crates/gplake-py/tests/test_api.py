@@ -142,3 +142,52 @@ def test_the_example_notebook_runs_clean(tmp_path):
     outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
     assert any("image/svg+xml" in o.get("data", {}) for o in outputs), "the chart is shown"
     assert any("text/html" in o.get("data", {}) for o in outputs), "reports render as tables"
+
+
+INTERRUPTED_SYNC = """
+import sys
+import gplake
+lake = gplake.Lake(sys.argv[1])
+try:
+    lake.sync(source=sys.argv[2])
+except KeyboardInterrupt:
+    print("interrupted")
+    sys.exit(130)
+print("finished")
+"""
+
+
+def test_ctrl_c_during_a_sync_stops_at_a_safe_point_and_a_rerun_completes(tmp_path):
+    import queue
+    import signal
+    import threading
+    import time
+
+    point = "commit:fact_gp_registered_patients"
+    env = dict(os.environ, GPLAKE_FAILPOINT=f"{point}:stop")
+    child = subprocess.Popen(
+        [sys.executable, "-c", INTERRUPTED_SYNC, str(tmp_path / "lake"), EXAMPLES],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(l) for l in child.stderr], daemon=True).start()
+    while f"failpoint {point} reached" not in lines.get(timeout=120):
+        pass
+    # The run froze itself mid-build (SIGSTOP at the failpoint): Ctrl-C, then let it go on.
+    deadline = time.monotonic() + 30
+    while open(f"/proc/{child.pid}/stat").read().split(")")[1].split()[0] != "T":
+        assert time.monotonic() < deadline, "the run never stopped"
+        time.sleep(0.05)
+    child.send_signal(signal.SIGINT)
+    child.send_signal(signal.SIGCONT)
+    out, _ = child.communicate(timeout=120)
+    assert (child.returncode, out.strip()) == (130, "interrupted")
+
+    lake = gplake.Lake(tmp_path / "lake")
+    built = [m["month"] for m in lake.status()["months"] if m["silver"] == "built"]
+    assert len(built) < 6, f"the build stopped part way, not at the end: {built}"
+    lake.sync(source=EXAMPLES)
+    fresh = gplake.Lake(tmp_path / "fresh")
+    fresh.sync(source=EXAMPLES)
+    assert lake.query(TOTALS).equals(fresh.query(TOTALS))
+    assert lake.check()["gate_failed"] is False
