@@ -68,7 +68,7 @@ pub(crate) fn build_bar(enabled: bool) -> Option<gplake::BuildProgress> {
             let seconds = bar.elapsed().as_secs_f64().max(0.001);
             bar.set_message(format!(
                 "{month} done · {} rows · {:.1} MB/s",
-                thousands(totals.0),
+                gplake::build::state::thousands(totals.0),
                 totals.1 as f64 / 1e6 / seconds
             ));
             bar.inc(1);
@@ -79,17 +79,4 @@ pub(crate) fn build_bar(enabled: bool) -> Option<gplake::BuildProgress> {
         }
         BuildEvent::Finished => bar.finish_and_clear(),
     }))
-}
-
-/// `1234567` as `1,234,567`.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }

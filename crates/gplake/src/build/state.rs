@@ -123,7 +123,7 @@ impl NationalFigure {
 }
 
 /// `63012345` → `63,012,345`.
-fn thousands(n: u64) -> String {
+pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
