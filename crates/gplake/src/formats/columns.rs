@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 
 use super::aliases::{Aliases, column_line};
+use super::values::parse_age;
 use super::{Family, FormatError};
 
 /// The column a header name (any case) stands for in the built-in registry.
@@ -249,7 +250,7 @@ fn wide_column(lower: &str, index: usize) -> Option<WideColumn> {
         _ => return None,
     };
     if let Some(from) = rest.strip_suffix('+') {
-        let from = from.parse().ok()?;
+        let from = parse_age(from)?;
         return Some(WideColumn {
             index,
             male,
@@ -258,12 +259,12 @@ fn wide_column(lower: &str, index: usize) -> Option<WideColumn> {
         });
     }
     let parts: Vec<&str> = rest.split(['-', '_']).collect();
-    let from: u8 = parts.first()?.parse().ok()?;
+    let from = parse_age(parts.first()?)?;
     let to = match parts.as_slice() {
         [_] => from,
         // `male_0_1` is age 0 (a one-year range), `MALE_0-4` is the band 0–4.
-        [_, to] if rest.contains('_') => to.parse::<u8>().ok()?.checked_sub(1)?,
-        [_, to] => to.parse().ok()?,
+        [_, to] if rest.contains('_') => parse_age(to)?.checked_sub(1)?,
+        [_, to] => parse_age(to)?,
         _ => return None,
     };
     (from <= to && to < 95).then_some(WideColumn {

@@ -119,7 +119,7 @@ impl AgeKey {
         match text.trim() {
             t if t.eq_ignore_ascii_case("ALL") => Some(AgeKey::All),
             "95+" => Some(AgeKey::Year(95)),
-            t => t.parse::<u8>().ok().filter(|a| *a < 95).map(AgeKey::Year),
+            t => parse_age(t).filter(|a| *a < 95).map(AgeKey::Year),
         }
     }
 
@@ -133,7 +133,7 @@ impl AgeKey {
             return Some(AgeKey::Band(19));
         }
         let (from, to) = t.split_once(['_', '-'])?;
-        let (from, to): (u8, u8) = (from.parse().ok()?, to.parse().ok()?);
+        let (from, to) = (parse_age(from)?, parse_age(to)?);
         (from % 5 == 0 && to == from + 4 && from < 95).then_some(AgeKey::Band(from / 5))
     }
 
@@ -161,6 +161,13 @@ impl AgeKey {
     pub fn band_of_year(age: u8) -> u8 {
         (age / 5).min(19)
     }
+}
+
+/// An age in whole years: digits only, because `str::parse` would also take a sign (`+5`).
+pub(crate) fn parse_age(text: &str) -> Option<u8> {
+    (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| text.parse().ok())
+        .flatten()
 }
 
 /// The label of a 5-year band: `0-4` … `90-94`, `95+`.

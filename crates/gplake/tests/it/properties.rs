@@ -21,6 +21,15 @@ const MONTHS: [&str; 12] = [
     "December",
 ];
 
+/// An age as the label writes it: leading zeros dropped (`07` is 7), anything else as it is.
+fn canonical(text: &str) -> String {
+    match text.trim_start_matches('0') {
+        "" if !text.is_empty() => "0".into(),
+        t if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => t.into(),
+        _ => text.into(),
+    }
+}
+
 fn dates() -> impl Strategy<Value = NaiveDate> {
     (2013i32..2040, 1u32..=12, 1u32..=31).prop_filter_map("a calendar date", |(y, m, d)| {
         NaiveDate::from_ymd_opt(y, m, d)
@@ -49,10 +58,12 @@ proptest! {
     #[test]
     fn no_other_age_text_is_an_age(text in "\\PC{0,6}") {
         if let Some(AgeKey::Year(a)) = AgeKey::parse_year(&text) {
-            prop_assert_eq!(year_label(a), text.trim());
+            prop_assert_eq!(year_label(a), canonical(text.trim()));
         }
         if let Some(AgeKey::Band(b)) = AgeKey::parse_band(&text) {
-            prop_assert_eq!(band_label(b).replace('_', "-"), text.trim().replace('_', "-"));
+            let (from, to) = text.trim().split_once(['_', '-']).unwrap_or((text.trim(), ""));
+            let text = if to.is_empty() { canonical(from) } else { format!("{}-{}", canonical(from), canonical(to)) };
+            prop_assert_eq!(band_label(b), text);
         }
     }
 
@@ -79,4 +90,15 @@ proptest! {
             prop_assert!(digits.contains(&format!("{:02}", date.day())), "{} -> {}", text, date);
         }
     }
+}
+
+/// Found by the property above: `str::parse` takes a sign, so `+5` was read as age 5.
+#[test]
+fn a_signed_age_is_not_an_age_and_a_zero_padded_one_is_its_number() {
+    for text in ["+5", "+0", "+0_+4", "-1"] {
+        assert_eq!(AgeKey::parse_year(text), None, "{text}");
+        assert_eq!(AgeKey::parse_band(text), None, "{text}");
+    }
+    assert_eq!(AgeKey::parse_year("07"), Some(AgeKey::Year(7)));
+    assert_eq!(AgeKey::parse_band("05_09"), Some(AgeKey::Band(1)));
 }
