@@ -137,7 +137,7 @@ impl AgeAgg {
 
     /// Adds one row. Rows are summed under a small id per code, so a row costs no string
     /// allocation; [`AgeAgg::finish`] hands the sums to the rules by code.
-    pub(crate) fn add(&mut self, row: &CountRow, file: &str) {
+    pub(crate) fn add(&mut self, row: &CountRow<'_>, file: &str) {
         let practice = row.level == OrgLevel::Practice;
         if practice == self.orgs {
             return;
@@ -322,11 +322,18 @@ mod tests {
         agg.leaf.insert((code.to_string(), sex), n);
     }
 
-    fn count(level: OrgLevel, code: &str, sex: SexKey, age: AgeKey, n: u64, line: u64) -> CountRow {
+    fn count(
+        level: OrgLevel,
+        code: &str,
+        sex: SexKey,
+        age: AgeKey,
+        n: u64,
+        line: u64,
+    ) -> CountRow<'static> {
         CountRow {
             line,
             level,
-            code: code.to_string(),
+            code: code.to_string().into(),
             ons: None,
             postcode: None,
             sub_icb: None,

@@ -14,7 +14,7 @@ use super::{CountRow, Family, FileContext, FileStats, FormatError, Quarantined};
 pub(crate) fn parse_wide(
     records: &mut Records<'_>,
     ctx: &FileContext,
-    on_row: &mut dyn FnMut(CountRow),
+    on_row: &mut dyn FnMut(CountRow<'_>),
 ) -> Result<FileStats, FormatError> {
     let file = records.label.clone();
     let header = Header::resolve(&records.header, &ctx.aliases)?;
@@ -41,7 +41,7 @@ pub(crate) fn parse_wide(
     let mut stats = FileStats::for_header(records, ctx);
     let mut record = ByteRecord::new();
     while let Some(line) = records.next(&mut record)? {
-        let field = |i: usize| super::reader::text(record.get(i).unwrap_or_default()).into_owned();
+        let field = |i: usize| super::reader::text(record.get(i).unwrap_or_default());
         let cells = ages.len() + totals.len();
         stats.rows_read += cells as u64;
         let quarantine = |stats: &mut FileStats, reason: String| {

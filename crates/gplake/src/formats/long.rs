@@ -3,6 +3,7 @@
 //! band, a count — only the age column and the presence of `ORG_TYPE` differ.
 
 use csv::ByteRecord;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use super::aliases::Aliases;
@@ -31,7 +32,7 @@ struct Layout {
 pub(crate) fn parse_counts(
     records: &mut Records<'_>,
     ctx: &FileContext,
-    on_row: &mut dyn FnMut(CountRow),
+    on_row: &mut dyn FnMut(CountRow<'_>),
 ) -> Result<FileStats, FormatError> {
     let layout = layout(records, ctx)?;
     let mut stats = FileStats::for_header(records, ctx);
@@ -120,14 +121,14 @@ fn layout(records: &Records<'_>, ctx: &FileContext) -> Result<Layout, FormatErro
 }
 
 /// One record: `Ok(Ok(row))`, `Ok(Err(reason))` to quarantine, or `Err` to stop the file.
-fn row(
-    record: &ByteRecord,
+fn row<'r>(
+    record: &'r ByteRecord,
     l: &Layout,
     line: u64,
     file: &str,
     dates: &mut super::DateCheck,
     aliases: &Aliases,
-) -> Result<Result<CountRow, String>, FormatError> {
+) -> Result<Result<CountRow<'r>, String>, FormatError> {
     if let Some(reason) = super::reader::width_problem(record, l.width) {
         return Ok(Err(reason));
     }
@@ -136,7 +137,6 @@ fn row(
         i.and_then(|i| record.get(i))
             .map(super::reader::text)
             .filter(|v| !v.is_empty())
-            .map(|v| v.into_owned())
     };
     if let Some(i) = l.extract_date {
         dates.check(field(i), file, line)?;
@@ -174,7 +174,7 @@ fn row(
     Ok(Ok(CountRow {
         line,
         level,
-        code: code.to_string(),
+        code: Cow::Borrowed(code),
         ons: opt(l.ons),
         postcode: opt(l.postcode),
         sub_icb: opt(l.sub_icb),

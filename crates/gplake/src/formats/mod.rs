@@ -27,6 +27,7 @@ pub(crate) mod sniff;
 pub mod values;
 
 use serde::Serialize;
+use std::borrow::Cow;
 
 use crate::month::Month;
 
@@ -142,23 +143,25 @@ pub struct FileContext {
     pub aliases: Aliases,
 }
 
-/// One count as published: an organisation, a sex, an age or band, a number.
+/// One count as published: an organisation, a sex, an age or band, a number. Its text
+/// borrows the record it was read from (a copy is made only to decode a non-UTF-8 field), so
+/// the millions of rows of a month cost no allocation each.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CountRow {
+pub struct CountRow<'a> {
     /// 1-based line in the file.
     pub line: u64,
     /// Practice or an organisation above it.
     pub level: OrgLevel,
     /// Practice or organisation code.
-    pub code: String,
+    pub code: Cow<'a, str>,
     /// ONS code, for organisation rows.
-    pub ons: Option<String>,
+    pub ons: Option<Cow<'a, str>>,
     /// Practice postcode, when the file has it.
-    pub postcode: Option<String>,
+    pub postcode: Option<Cow<'a, str>>,
     /// The practice's sub-ICB (CCG) code, when the file has it.
-    pub sub_icb: Option<String>,
+    pub sub_icb: Option<Cow<'a, str>>,
     /// Its ONS code.
-    pub sub_icb_ons: Option<String>,
+    pub sub_icb_ons: Option<Cow<'a, str>>,
     /// Sex (ALL for subtotals).
     pub sex: SexKey,
     /// Age, band, or ALL.
@@ -170,7 +173,25 @@ pub struct CountRow {
     pub suppressed: bool,
 }
 
-impl CountRow {
+impl CountRow<'_> {
+    /// The row with its text copied, to keep after its record is gone.
+    pub fn into_owned(self) -> CountRow<'static> {
+        let own = |t: Option<Cow<'_, str>>| t.map(|t| Cow::Owned(t.into_owned()));
+        CountRow {
+            line: self.line,
+            level: self.level,
+            code: Cow::Owned(self.code.into_owned()),
+            ons: own(self.ons),
+            postcode: own(self.postcode),
+            sub_icb: own(self.sub_icb),
+            sub_icb_ons: own(self.sub_icb_ons),
+            sex: self.sex,
+            age: self.age,
+            count: self.count,
+            suppressed: self.suppressed,
+        }
+    }
+
     /// True for a practice leaf row (not ALL, not an organisation aggregate).
     pub fn is_leaf(&self) -> bool {
         self.level == OrgLevel::Practice && self.sex != SexKey::All && self.age != AgeKey::All
@@ -286,7 +307,7 @@ impl FileStats {
         }
     }
 
-    fn tally(&mut self, row: &CountRow) {
+    fn tally(&mut self, row: &CountRow<'_>) {
         match () {
             _ if !row.is_leaf() => self.rows_subtotal += 1,
             _ if row.suppressed => self.rows_leaf += 1,

@@ -199,10 +199,7 @@ pub(crate) struct Records<'a> {
 impl<'a> Records<'a> {
     /// Reads the header of `input`.
     pub(crate) fn new(input: &'a mut dyn Read, label: &str) -> Result<Records<'a>, FormatError> {
-        let mut reader = csv::ReaderBuilder::new()
-            .flexible(true)
-            .trim(csv::Trim::All)
-            .from_reader(input);
+        let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(input);
         let header = reader
             .byte_headers()
             .map_err(|e| csv_error(label, e, 1))?
@@ -226,6 +223,10 @@ impl<'a> Records<'a> {
         match self.reader.read_byte_record(record) {
             Ok(true) => {
                 self.line += 1;
+                // csv's trim copies the whole record, so only a record that needs it pays.
+                if needs_trim(record) {
+                    record.trim();
+                }
                 if std::str::from_utf8(record.as_slice()).is_err() {
                     if self.not_utf8.0 == 0 {
                         self.not_utf8.1 = self.line;
@@ -238,6 +239,14 @@ impl<'a> Records<'a> {
             Err(e) => Err(csv_error(&self.label, e, self.line + 1)),
         }
     }
+}
+
+/// True when a field starts or ends with ASCII whitespace (what `ByteRecord::trim` removes).
+fn needs_trim(record: &csv::ByteRecord) -> bool {
+    record.iter().any(|field| {
+        field.first().is_some_and(u8::is_ascii_whitespace)
+            || field.last().is_some_and(u8::is_ascii_whitespace)
+    })
 }
 
 impl Records<'_> {

@@ -132,8 +132,11 @@ struct Builder<'a> {
     date: NaiveDate,
     handle: &'a Handle,
     agg: Aggregates,
-    /// Looked up twice per row: a fast hasher (see [`FastMap`]).
+    /// Looked up once per practice of each file: a fast hasher (see [`FastMap`]).
     info: FastMap<String, Arc<Info>>,
+    /// The practice of the last fact row: a file's rows come grouped by practice, so this
+    /// spares a lookup per row.
+    current: Arc<Info>,
     quarantine: Vec<Quarantined>,
     files: Batcher,
     built_at: DateTime<Utc>,
@@ -169,6 +172,7 @@ pub(crate) fn build_month(
         handle,
         agg: Aggregates::default(),
         info: FastMap::default(),
+        current: Arc::default(),
         quarantine: Vec::new(),
         files: Batcher::new(FILES),
         built_at,
@@ -294,23 +298,24 @@ impl Builder<'_> {
         let mut results = Vec::new();
         each_csv(&input.local, &input.name, &input.limits, |label, reader| {
             let mut records = Records::new(reader, label)?;
-            let stats =
-                crate::formats::long::parse_counts(&mut records, &ctx, &mut |row| rows.push(row))?;
+            let stats = crate::formats::long::parse_counts(&mut records, &ctx, &mut |row| {
+                rows.push(row.into_owned())
+            })?;
             results.push((label.to_string(), stats));
             Ok(())
         })
         .map_err(|e| self.fmt_err(e))?;
         self.agg.has_totals = true;
         for row in rows.into_iter().filter(|r| r.level == OrgLevel::Practice) {
-            if let Some((_, first)) = self.agg.totals.get(&row.code) {
-                let dup = (input.name.clone(), row.code.clone(), *first, row.line);
+            if let Some((_, first)) = self.agg.totals.get(row.code.as_ref()) {
+                let dup = (input.name.clone(), row.code.to_string(), *first, row.line);
                 self.agg.practice_dups.push(dup);
                 continue;
             }
             self.note_row_attrs(&row, AttributesFrom::PracticeTotals);
             self.agg
                 .totals
-                .insert(row.code.clone(), (row.count, row.line));
+                .insert(row.code.to_string(), (row.count, row.line));
         }
         for (label, stats) in results {
             self.record_file(&label, input.family, &input.sha256, true, &stats);
@@ -354,8 +359,10 @@ impl Builder<'_> {
         orgs: Option<&deltalake::DeltaTable>,
     ) -> Result<Vec<(TableDef, Vec<Add>)>, StepError> {
         let banded = def.name == FACT_QUINARY.name;
-        let mut sink = Sink::new(def, table)?;
-        let mut org_sink = orgs.map(|t| Sink::new(FACT_ORG_QUINARY, t)).transpose()?;
+        let mut sink = Sink::new(def, table, self.date)?;
+        let mut org_sink = orgs
+            .map(|t| Sink::new(FACT_ORG_QUINARY, t, self.date))
+            .transpose()?;
         let mut agg = AgeAgg::default();
         let mut org_agg = AgeAgg::for_orgs();
         let mut org_totals = Vec::new();
@@ -372,7 +379,7 @@ impl Builder<'_> {
             let mut stats_all = Vec::new();
             each_csv(&input.local, &input.name, &input.limits, |label, reader| {
                 let mut records = Records::new(reader, label)?;
-                let mut on_row = |row: CountRow| {
+                let mut on_row = |row: CountRow<'_>| {
                     if failure.is_some() {
                         return;
                     }
@@ -388,7 +395,7 @@ impl Builder<'_> {
                             org_totals.push((
                                 label.to_string(),
                                 row.level,
-                                row.code.clone(),
+                                row.code.to_string(),
                                 row.count,
                             ));
                         }
@@ -441,7 +448,7 @@ impl Builder<'_> {
     fn write_org_fact(
         &self,
         sink: &mut Sink,
-        row: &CountRow,
+        row: &CountRow<'_>,
         file: &str,
         sha: &str,
     ) -> Result<(), DeltaError> {
@@ -465,14 +472,20 @@ impl Builder<'_> {
     fn write_fact(
         &mut self,
         sink: &mut Sink,
-        row: &CountRow,
+        row: &CountRow<'_>,
         file: &str,
         sha: &str,
         banded: bool,
     ) -> Result<(), DeltaError> {
-        self.note_row_attrs(row, AttributesFrom::AgeFile);
-        let info = self.info.get(&row.code).cloned().unwrap_or_default();
-        let a = &info.attrs;
+        if self.current.attrs.code != row.code {
+            self.note_row_attrs(row, AttributesFrom::AgeFile);
+            self.current = self
+                .info
+                .get(row.code.as_ref())
+                .cloned()
+                .unwrap_or_default();
+        }
+        let a = &self.current.attrs;
         let open_band;
         let age = match row.age {
             AgeKey::Band(b) if banded => band_label(b),
@@ -507,30 +520,31 @@ impl Builder<'_> {
     }
 
     /// Remembers what a row says of its practice, unless the map already said it.
-    fn note_row_attrs(&mut self, row: &CountRow, from: AttributesFrom) {
-        if row.level != OrgLevel::Practice || self.info.contains_key(&row.code) {
+    fn note_row_attrs(&mut self, row: &CountRow<'_>, from: AttributesFrom) {
+        if row.level != OrgLevel::Practice || self.info.contains_key(row.code.as_ref()) {
             return;
         }
         if let Some(sub) = &row.sub_icb {
-            self.agg.row_sub_icb.insert(row.code.clone(), sub.clone());
+            let code = row.code.to_string();
+            self.agg.row_sub_icb.insert(code, sub.to_string());
         }
-        let info = match self.agg.map.get(&row.code) {
+        let info = match self.agg.map.get(row.code.as_ref()) {
             Some(attrs) => Info {
                 attrs: attrs.clone(),
                 from: AttributesFrom::Map,
             },
             None => Info {
                 attrs: PracticeAttrs {
-                    code: row.code.clone(),
-                    postcode: row.postcode.clone(),
-                    sub_icb_code: row.sub_icb.clone(),
-                    sub_icb_ons_code: row.sub_icb_ons.clone(),
+                    code: row.code.to_string(),
+                    postcode: row.postcode.as_deref().map(str::to_string),
+                    sub_icb_code: row.sub_icb.as_deref().map(str::to_string),
+                    sub_icb_ons_code: row.sub_icb_ons.as_deref().map(str::to_string),
                     ..PracticeAttrs::default()
                 },
                 from,
             },
         };
-        self.info.insert(row.code.clone(), Arc::new(info));
+        self.info.insert(row.code.to_string(), Arc::new(info));
     }
 
     /// Streams the organisation single-age files into their fact table, keeping their
@@ -540,7 +554,7 @@ impl Builder<'_> {
         inputs: &[&InputFile],
         table: &deltalake::DeltaTable,
     ) -> Result<(TableDef, Vec<Add>), StepError> {
-        let mut sink = Sink::new(FACT_ORG_SINGLE_AGE, table)?;
+        let mut sink = Sink::new(FACT_ORG_SINGLE_AGE, table, self.date)?;
         let mut agg = AgeAgg::for_orgs();
         for input in inputs {
             agg.present = true;
@@ -553,7 +567,10 @@ impl Builder<'_> {
                 let stats = crate::formats::long::parse_counts(&mut records, &ctx, &mut |row| {
                     agg.add(&row, label);
                     if row.sex == SexKey::All && row.age == AgeKey::All {
-                        totals.push(((label.to_string(), row.level, row.code.clone()), row.count));
+                        totals.push((
+                            (label.to_string(), row.level, row.code.to_string()),
+                            row.count,
+                        ));
                     }
                     if failure.is_none() && row.is_org_leaf() && row.count > 0 {
                         let written = self.write_org_fact(&mut sink, &row, label, &input.sha256);
@@ -581,7 +598,7 @@ impl Builder<'_> {
         inputs: &[&InputFile],
         table: &deltalake::DeltaTable,
     ) -> Result<(TableDef, Vec<Add>), StepError> {
-        let mut sink = Sink::new(FACT_LSOA, table)?;
+        let mut sink = Sink::new(FACT_LSOA, table, self.date)?;
         for input in inputs {
             let ctx = self.ctx(input.family);
             let vintage = input.lsoa_vintage.unwrap_or(
@@ -652,7 +669,7 @@ impl Builder<'_> {
         codes.extend(self.info.keys().cloned());
         codes.sort();
         codes.dedup();
-        let mut sink = Sink::new(PRACTICE_SNAPSHOT, table)?;
+        let mut sink = Sink::new(PRACTICE_SNAPSHOT, table, self.date)?;
         for code in codes {
             let info = match self.agg.map.get(&code) {
                 Some(attrs) => Arc::new(Info {
