@@ -40,8 +40,16 @@ fn wait_for(url: &str) {
 
 /// Store options for the test server: object_store's emulator mode, which reads the server's
 /// URL from `AZURITE_BLOB_STORAGE_URL` and knows Azurite's gaps (it lists without `startFrom`).
+///
+/// Idle connections are dropped after 2 s: Azurite (a Node server) closes a keep-alive
+/// connection idle for 5 s, and a Delta commit's create-only PUT sent on one at that instant
+/// fails with "runtime dropped the dispatch task" and is not retried (it is not idempotent).
+/// Seen once in a full test run; Azure itself keeps idle connections for minutes.
 pub fn options(_endpoint: &str) -> Vec<(&'static str, String)> {
-    vec![("azure_storage_use_emulator", "true".into())]
+    vec![
+        ("azure_storage_use_emulator", "true".into()),
+        ("azure_pool_idle_timeout", "2s".into()),
+    ]
 }
 
 /// The same settings as `AZURE_*` environment variables, for a child `gplake` process.
