@@ -120,6 +120,7 @@ impl Batcher {
     }
 }
 
-fn days(date: NaiveDate) -> i32 {
+/// Days since 1970-01-01: how Arrow and Delta hold a date.
+pub(crate) fn days(date: NaiveDate) -> i32 {
     (date - EPOCH).num_days() as i32
 }

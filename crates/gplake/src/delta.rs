@@ -254,9 +254,8 @@ pub(crate) type PartitionValues = IndexMap<String, Scalar>;
 
 /// `partition = date`, for writes that all fall in one month's partition.
 pub(crate) fn month_partition(def: &TableDef, date: NaiveDate) -> Option<PartitionValues> {
-    let days = (date - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid")).num_days();
     let column = def.partition?;
-    Some([(column.to_string(), Scalar::Date(days as i32))].into())
+    Some([(column.to_string(), Scalar::Date(crate::batch::days(date)))].into())
 }
 
 /// Writes `batch`, every row of which is in `partition`, without splitting it by partition

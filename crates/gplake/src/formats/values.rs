@@ -163,11 +163,9 @@ impl AgeKey {
     }
 }
 
-/// An age in whole years: digits only, because `str::parse` would also take a sign (`+5`).
+/// An age in whole years: digits only (a zero-padded age is its number).
 pub(crate) fn parse_age(text: &str) -> Option<u8> {
-    (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| text.parse().ok())
-        .flatten()
+    digits(text)
 }
 
 /// The label of a 5-year band: `0-4` … `90-94`, `95+`.
@@ -196,9 +194,14 @@ pub fn year_label(age: u8) -> &'static str {
 
 /// A count: a non-negative whole number without separators.
 pub fn parse_count(text: &str) -> Option<u64> {
-    let t = text.trim();
-    (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| t.parse().ok())
+    digits(text.trim())
+}
+
+/// `text` as a number when it is digits only: `str::parse` alone would also take a sign
+/// (`+5`), which no published figure carries.
+fn digits<T: std::str::FromStr>(text: &str) -> Option<T> {
+    (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| text.parse().ok())
         .flatten()
 }
 
