@@ -41,10 +41,9 @@ fn wait_for(url: &str) {
 /// Store options for the test server: object_store's emulator mode, which reads the server's
 /// URL from `AZURITE_BLOB_STORAGE_URL` and knows Azurite's gaps (it lists without `startFrom`).
 ///
-/// Idle connections are dropped after 2 s: Azurite (a Node server) closes a keep-alive
-/// connection idle for 5 s, and a Delta commit's create-only PUT sent on one at that instant
-/// fails with "runtime dropped the dispatch task" and is not retried (it is not idempotent).
-/// Seen once in a full test run; Azure itself keeps idle connections for minutes.
+/// Idle connections are dropped after 2 s, under Azurite's 5 s keep-alive, so a request is
+/// never sent on a connection Azurite is closing. (That race also needs the client to be
+/// slow to notice a close: see the multi-thread runtime of the Azure sync test.)
 pub fn options(_endpoint: &str) -> Vec<(&'static str, String)> {
     vec![
         ("azure_storage_use_emulator", "true".into()),
