@@ -450,6 +450,7 @@ impl FetchArgs {
             dry_run: self.dry_run,
             lock_ttl: Duration::from_secs(self.lock_ttl.max(1)),
             verify: self.verify,
+            cancel: crate::cancel(),
         }
     }
 }

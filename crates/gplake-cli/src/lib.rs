@@ -48,16 +48,26 @@ fn with_schema_version(report: serde_json::Value) -> serde_json::Value {
 
 /// The run's cancellation token, tripped by the first Ctrl-C (a second one stops at once).
 pub(crate) fn cancel() -> gplake::Cancel {
-    static CANCEL: std::sync::OnceLock<gplake::Cancel> = std::sync::OnceLock::new();
-    CANCEL.get_or_init(gplake::Cancel::new).clone()
+    run_cancel().lock().expect("cancel lock").clone()
 }
 
-/// Trips [`cancel`] on Ctrl-C so a build stops at its next safe point.
+/// Each run gets a fresh token: [`run`] may be called again in one process (the Python
+/// package's `gplake` command), and an earlier run's Ctrl-C must not stop a later one.
+fn run_cancel() -> &'static std::sync::Mutex<gplake::Cancel> {
+    static CANCEL: std::sync::OnceLock<std::sync::Mutex<gplake::Cancel>> =
+        std::sync::OnceLock::new();
+    CANCEL.get_or_init(Default::default)
+}
+
+/// Trips the run's [`cancel`] token on Ctrl-C, so a fetch or build stops at its next safe
+/// point.
 fn watch_interrupt(runtime: &tokio::runtime::Runtime) {
-    runtime.spawn(async {
+    let token = gplake::Cancel::new();
+    *run_cancel().lock().expect("cancel lock") = token.clone();
+    runtime.spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             eprintln!("stopping at the next safe point (Ctrl-C again to stop now)");
-            cancel().cancel();
+            token.cancel();
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(130);
             }

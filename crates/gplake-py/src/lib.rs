@@ -11,6 +11,8 @@ use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
 
+mod progress;
+
 create_exception!(_gplake, GplakeError, PyException, "Any gplake failure.");
 create_exception!(
     _gplake,
@@ -67,26 +69,36 @@ impl Lake {
     }
 
     /// Discover, fetch, build and check `months` (first, last; all when None) from `source`
-    /// (the live site when None); the report as JSON.
-    #[pyo3(signature = (source=None, months=None, dry_run=false))]
+    /// (the live site when None); the report as JSON. `progress`, when given, is called
+    /// with a dict of what has been done so far (see [`SyncProgress`]) about ten times a
+    /// second while anything changes, and once at the end.
+    #[pyo3(signature = (source=None, months=None, dry_run=false, progress=None))]
     fn sync_json(
         &self,
         py: Python<'_>,
         source: Option<String>,
         months: Option<(String, String)>,
         dry_run: bool,
+        progress: Option<Py<PyAny>>,
     ) -> PyResult<String> {
         let range = months.map(|(a, b)| Ok::<_, PyErr>((month(&a)?, month(&b)?)));
         let range = range.transpose()?;
         let cancel = gplake::Cancel::new();
-        let report = interruptible(py, &cancel, || {
-            self.runtime.block_on(sync(
-                &self.lake,
-                source.as_deref(),
-                range,
-                dry_run,
-                cancel.clone(),
-            ))
+        let state = progress::Shared::default();
+        let mut shown = None;
+        let mut tick = |py: Python<'_>| match &progress {
+            Some(callback) => state.report(py, callback, &mut shown),
+            None => Ok(()),
+        };
+        let run = Run {
+            source: source.as_deref(),
+            months: range,
+            dry_run,
+            cancel: cancel.clone(),
+            progress: progress.is_some().then(|| state.clone()),
+        };
+        let report = interruptible(py, &cancel, &mut tick, || {
+            self.runtime.block_on(sync(&self.lake, run))
         })?;
         report.map_err(to_py).and_then(|r| json(&r))
     }
@@ -203,13 +215,16 @@ impl ArrowStream {
     }
 }
 
-/// Runs `work` on its own thread with the GIL released, looking for Ctrl-C (Python's
-/// signals) every 100 ms: the first trips `cancel`, so the build stops at its next safe
-/// point (what was committed stays, the next run carries on), and KeyboardInterrupt is
-/// raised once `work` has returned.
+/// Runs `work` on its own thread with the GIL released, coming back every 100 ms to call
+/// `tick` (progress) and look for Ctrl-C (Python's signals). The first Ctrl-C trips
+/// `cancel`, so the run stops at its next safe point (downloads are abandoned, a month being
+/// written is finished, what was committed stays, the next run carries on), and
+/// KeyboardInterrupt is raised once `work` has returned. Later ones only say it is still
+/// stopping: returning sooner would leave the run writing behind the caller's back.
 fn interruptible<T: Send>(
     py: Python<'_>,
     cancel: &gplake::Cancel,
+    tick: &mut dyn FnMut(Python<'_>) -> PyResult<()>,
     work: impl FnOnce() -> T + Send,
 ) -> PyResult<T> {
     let (done, mut result) = std::sync::mpsc::channel();
@@ -225,53 +240,79 @@ fn interruptible<T: Send>(
                 (result, waited)
             });
             result = back;
+            let ticked = tick(py);
             match waited {
-                Ok(value) => return interrupted.map_or(Ok(value), Err),
+                Ok(value) => return interrupted.map_or(ticked.map(|()| value), Err),
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                     return Err(GplakeError::new_err("the run stopped unexpectedly"));
                 }
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             }
-            if interrupted.is_none()
-                && let Err(signal) = py.check_signals()
-            {
+            if let Err(stop) = ticked.and_then(|()| py.check_signals()) {
+                say_stopping(py, interrupted.is_some());
                 cancel.cancel();
-                interrupted = Some(signal);
+                interrupted.get_or_insert(stop);
             }
         }
     })
 }
 
-async fn sync(
-    lake: &gplake::Lake,
-    source: Option<&str>,
+/// Tells the user (on Python's stderr, which a notebook shows) that the run is stopping.
+fn say_stopping(py: Python<'_>, again: bool) {
+    let message = if again {
+        "gplake: still stopping: the month being written is finished first, so nothing is \
+         half-written\n"
+    } else {
+        "gplake: stopping at the next safe point (downloads are abandoned; a month being \
+         written is finished)\n"
+    };
+    let _ = py
+        .import("sys")
+        .and_then(|sys| sys.getattr("stderr"))
+        .and_then(|stderr| stderr.call_method1("write", (message,)));
+}
+
+/// One sync's settings, as the Python method received them.
+struct Run<'a> {
+    source: Option<&'a str>,
     months: Option<(gplake::Month, gplake::Month)>,
     dry_run: bool,
     cancel: gplake::Cancel,
-) -> Result<gplake::SyncReport, gplake::Error> {
-    let source = source.map_or_else(gplake::Source::live, gplake::Source::parse);
+    progress: Option<progress::Shared>,
+}
+
+async fn sync(lake: &gplake::Lake, run: Run<'_>) -> Result<gplake::SyncReport, gplake::Error> {
+    let source = run
+        .source
+        .map_or_else(gplake::Source::live, gplake::Source::parse);
     let http = gplake::http::Http::try_new(gplake::http::HttpConfig::default(), source.host())?;
     let clock = gplake::SystemClock;
     let ctx = gplake::fetch::FetchContext {
         lake,
         http: &http,
         clock: &clock,
-        progress: None,
+        progress: run.progress.as_ref().map(progress::Shared::downloads),
     };
     let options = gplake::SyncOptions {
         source,
-        from: months.map(|m| m.0),
-        to: months.map(|m| m.1),
+        from: run.months.map(|m| m.0),
+        to: run.months.map(|m| m.1),
         fetch: gplake::fetch::FetchOptions {
-            dry_run,
+            dry_run: run.dry_run,
+            cancel: run.cancel.clone(),
             ..gplake::fetch::FetchOptions::default()
         },
         build: Some(gplake::BuildOptions {
-            cancel,
+            cancel: run.cancel,
+            progress: run.progress.as_ref().map(progress::Shared::builds),
             ..gplake::BuildOptions::default()
         }),
     };
-    gplake::sync::sync(&ctx, &options).await
+    let report = gplake::sync::sync(&ctx, &options).await;
+    if let Some(progress) = &run.progress {
+        progress.finish();
+    }
+    report
 }
 
 /// The check report: what `gplake check --json` prints, and whether the gate failed.

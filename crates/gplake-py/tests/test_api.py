@@ -1,6 +1,7 @@
 """The Python package against the shipped example releases: three lines to a table, the
 same totals as the CLI, the console script's exit codes, and exceptions by kind."""
 
+import contextlib
 import os
 import pathlib
 import socket
@@ -142,6 +143,8 @@ def test_the_example_notebook_runs_clean(tmp_path):
     outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
     assert any("image/svg+xml" in o.get("data", {}) for o in outputs), "the chart is shown"
     assert any("text/html" in o.get("data", {}) for o in outputs), "reports render as tables"
+    shown = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "building" in shown and "6/6" in shown, "the sync shows its progress"
 
 
 INTERRUPTED_SYNC = """
@@ -191,3 +194,117 @@ def test_ctrl_c_during_a_sync_stops_at_a_safe_point_and_a_rerun_completes(tmp_pa
     fresh.sync(source=EXAMPLES)
     assert lake.query(TOTALS).equals(fresh.query(TOTALS))
     assert lake.check()["gate_failed"] is False
+
+
+SYNTH = os.environ.get("GPLAKE_SYNTH", "")
+
+
+@contextlib.contextmanager
+def mirror(months, rate_mb_per_s=None, practices=60):
+    """The test kit's mirror of the NHS site (`gplake-synth serve`) on 127.0.0.1; its URL."""
+    assert os.path.exists(SYNTH), (
+        "GPLAKE_SYNTH names no gplake-synth binary: scripts/test builds it and sets it"
+    )
+    args = [SYNTH, "serve", "--months", months, "--practices", str(practices)]
+    if rate_mb_per_s:
+        args += ["--rate-mb-per-s", str(rate_mb_per_s)]
+    server = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    try:
+        yield server.stdout.readline().strip()
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_progress_goes_to_a_callback_through_downloads_and_builds(tmp_path):
+    seen = []
+    with mirror("2024-04,2024-05") as url:
+        report = gplake.Lake(tmp_path / "lake").sync(source=url, progress=seen.append)
+    last = seen[-1]
+    assert last["stage"] == "done"
+    assert last["files"] == last["files_done"] == report["fetch"]["fetched"] > 0
+    assert last["bytes"] == last["bytes_total"] == report["fetch"]["bytes"]
+    assert last["months"] == last["months_done"] == 2
+    written = sum(n for m in report["build"]["months"] for _, n in m["rows"])
+    assert last["rows"] == written > 0
+    stages = [p["stage"] for p in seen]
+    assert "fetch" in stages and stages.index("fetch") < len(stages) - 1
+    done = [p["months_done"] for p in seen]
+    assert done == sorted(done), "months only go up"
+
+
+def test_progress_bars_are_drawn_with_tqdm_or_as_a_line_of_text(tmp_path, capsys, monkeypatch):
+    gplake.Lake(tmp_path / "a").sync(source=EXAMPLES, progress=True)
+    with_tqdm = capsys.readouterr().err
+    assert "building" in with_tqdm and "6/6" in with_tqdm, with_tqdm
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    gplake.Lake(tmp_path / "b").sync(source=EXAMPLES, progress=True)
+    line = capsys.readouterr().err
+    assert "gplake: built 6/6 months" in line and line.endswith("\n"), line
+    gplake.Lake(tmp_path / "c").sync(source=EXAMPLES)
+    assert capsys.readouterr().err == "", "off a terminal and a notebook, no bar by default"
+
+
+INTERRUPTED_DOWNLOAD = """
+import sys
+import gplake
+lake = gplake.Lake(sys.argv[1])
+def progress(p):
+    if p["bytes"]:
+        print("downloading", flush=True)
+try:
+    lake.sync(source=sys.argv[2], progress=progress)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    sys.exit(130)
+print("finished")
+"""
+
+
+def test_ctrl_c_during_downloads_abandons_them_and_leaves_bronze_untouched(tmp_path):
+    import signal
+    import time
+
+    # 20 kB/s for about 2 MB: minutes to download whole.
+    with mirror("2024-04,2024-05", rate_mb_per_s=0.02) as url:
+        child = subprocess.Popen(
+            [sys.executable, "-c", INTERRUPTED_DOWNLOAD, str(tmp_path / "lake"), url],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        assert child.stdout.readline().strip() == "downloading"
+        interrupted_at = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=60)
+        stopped_in = time.monotonic() - interrupted_at
+    assert (child.returncode, out.splitlines()[-1]) == (130, "interrupted"), err
+    assert "stopping at the next safe point" in err
+    assert stopped_in < 30, f"downloads were abandoned, not finished ({stopped_in:.0f} s)"
+    lake = gplake.Lake(tmp_path / "lake")
+    assert lake.status()["months"] == [], "no month's bronze was written"
+    assert not list((tmp_path / "lake").rglob("_manifest.json"))
+    with mirror("2024-04,2024-05") as url:
+        report = lake.sync(source=url)
+    assert [m["committed"] for m in report["build"]["months"]] == [True, True]
+
+
+def test_the_console_script_stops_quietly_on_a_closed_pipe_and_on_ctrl_c(tmp_path):
+    import signal
+    import time
+
+    lake = str(tmp_path / "lake")
+    gplake.Lake(lake).sync(source=EXAMPLES, months=("2024-04", "2024-04"))
+    piped = subprocess.run(
+        f"'{GPLAKE}' --lake '{lake}' status | head -1", shell=True, capture_output=True, text=True
+    )
+    assert piped.stdout.startswith("lake ") and piped.stderr == "", piped.stderr
+
+    with mirror("2024-04,2024-05", rate_mb_per_s=0.02) as url:
+        child = subprocess.Popen(
+            [GPLAKE, "--lake", str(tmp_path / "slow"), "sync", "--source", url],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        time.sleep(3)
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=60)
+    assert child.returncode == 130, err
+    assert "stopping at the next safe point" in err and "Traceback" not in err, err

@@ -158,6 +158,7 @@ fn fetch_kind(e: &FetchError) -> ErrorKind {
     match e {
         FetchError::Http { .. } => ErrorKind::Http,
         FetchError::LocalIo { .. } => ErrorKind::BadInput,
+        FetchError::Cancelled { .. } => ErrorKind::Cancelled,
         FetchError::Lock(
             crate::fetch::LockError::Busy { .. } | crate::fetch::LockError::Lost { .. },
         ) => ErrorKind::Busy,
@@ -247,6 +248,7 @@ fn fetch_context(e: &FetchError) -> ErrorContext {
             url: None,
         },
         FetchError::Lock(LockError::Lake(e)) => lake_context(e),
+        FetchError::Cancelled { .. } => ErrorContext::default(),
     }
 }
 

@@ -214,3 +214,70 @@ fn a_dry_run_prints_the_plan_and_writes_nothing() {
     );
     assert!(std::fs::read_dir(lake.path()).unwrap().next().is_none());
 }
+
+/// Ctrl-C while files are still arriving stops the sync at once, with exit code 130: the
+/// downloads are abandoned and no month's bronze is written; the next sync fetches it all.
+#[test]
+fn ctrl_c_during_downloads_stops_at_once_and_writes_no_bronze() {
+    use std::time::{Duration, Instant};
+    let month = release(&Population::new(3, 40), (2024, 5)).unwrap();
+    let bytes: usize = month.files.iter().map(|f| f.bytes.len()).sum();
+    let mirror = Mirror::start(vec![month]);
+    // A minute or more for the month's files, far longer than stopping may take.
+    let rate = (bytes / 60).max(1) as u64;
+    mirror.throttle(rate);
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let lake = lake.to_str().unwrap();
+    let source = mirror.series_url();
+    let args = [
+        "--lake", lake, "sync", "--source", &source, "--from", "2024-05", "--to", "2024-05",
+    ];
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_gplake"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let give_up = Instant::now() + Duration::from_secs(60);
+    while !mirror
+        .requests()
+        .iter()
+        .any(|r| r.status == 200 && r.path.contains("gp-reg-pat-prac"))
+    {
+        assert!(Instant::now() < give_up, "no download started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: kill(2) on the child's pid, which it still holds (it has not been waited on).
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let interrupted = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let stopped_in = interrupted.elapsed();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("stopping at the next safe point")
+            && stderr(&out).contains("fetch cancelled: no month's bronze was changed"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stopped_in < Duration::from_secs(30),
+        "downloads were abandoned, not finished ({stopped_in:?})"
+    );
+    assert!(
+        !dir.path().join("lake").join("bronze").exists(),
+        "no bronze written"
+    );
+
+    let mut again: Vec<&str> = args.to_vec();
+    again.extend(QUICK);
+    mirror.throttle(u64::MAX / 2);
+    let rerun = gplake(&again, &[]);
+    assert!(rerun.status.success(), "{}", stderr(&rerun));
+    assert!(
+        stdout(&rerun).contains("silver: 1 months built"),
+        "{}",
+        stdout(&rerun)
+    );
+}

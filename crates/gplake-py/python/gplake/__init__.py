@@ -69,6 +69,96 @@ def _html(value, depth=0) -> str:
     return escape(str(value))
 
 
+def _interactive() -> bool:
+    """True in a Jupyter kernel or with stderr on a terminal: where a progress bar helps."""
+    import sys
+
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if getattr(shell, "kernel", None) is not None:
+        return True
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class _ProgressBar:
+    """Draws a sync's progress: bytes while downloading, then months while building; with
+    tqdm (``tqdm.auto``: widgets in a notebook) when installed, else one line of text on
+    stderr rewritten in place."""
+
+    def __init__(self):
+        import sys
+
+        self._stream = sys.stderr
+        self._bars = {}
+        self._line = ""
+        import warnings
+
+        try:
+            # Widgets in a notebook with ipywidgets, else text bars; without ipywidgets,
+            # tqdm says so in a warning on import, which is no news to the user here.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                from tqdm.auto import tqdm
+
+            self._tqdm = tqdm
+        except ImportError:
+            self._tqdm = None
+
+    def __call__(self, p: dict) -> None:
+        if self._tqdm is not None:
+            self._draw_bars(p)
+        else:
+            self._draw_line(p)
+
+    def _bar(self, name, **options):
+        if name not in self._bars:
+            self._bars[name] = self._tqdm(**options)
+        return self._bars[name]
+
+    def _draw_bars(self, p):
+        if p["files"]:
+            bar = self._bar("fetch", desc="downloading", unit="B", unit_scale=True)
+            bar.total = p["bytes_total"] or None
+            bar.n = p["bytes"]
+            bar.set_postfix_str(f"{p['files_done']}/{p['files']} files", refresh=False)
+            bar.refresh()
+        if p["months"]:
+            bar = self._bar("build", desc="building", unit=" months", total=p["months"])
+            bar.n = p["months_done"]
+            after = " · dims and gold" if p["stage"] == "derive" else ""
+            bar.set_postfix_str(f"{p['rows']:,} rows{after}", refresh=False)
+            bar.refresh()
+
+    def _draw_line(self, p):
+        parts = []
+        if p["files"]:
+            total = f"/{p['bytes_total'] / 1e6:.1f}" if p["bytes_total"] else ""
+            parts.append(
+                f"downloaded {p['files_done']}/{p['files']} files, "
+                f"{p['bytes'] / 1e6:.1f}{total} MB"
+            )
+        if p["months"]:
+            parts.append(f"built {p['months_done']}/{p['months']} months, {p['rows']:,} rows")
+        if p["stage"] == "derive":
+            parts.append("dims and gold")
+        if not parts:
+            return
+        line = "gplake: " + " · ".join(parts)
+        self._stream.write("\r" + line.ljust(len(self._line)))
+        self._stream.flush()
+        self._line = line
+
+    def close(self) -> None:
+        for bar in self._bars.values():
+            bar.close()
+        if self._line:
+            self._stream.write("\n")
+            self._stream.flush()
+
+
 class Chart:
     """A chart's image: ``.data`` holds the SVG or PNG bytes; shown inline in Jupyter."""
 
@@ -97,14 +187,29 @@ class Lake:
     def url(self) -> str:
         return self._lake.url
 
-    def sync(self, source=None, months=None, dry_run=False) -> Report:
+    def sync(self, source=None, months=None, dry_run=False, progress=None) -> Report:
         """Discover, fetch, build and check; `months` is ``(first, last)`` as ``YYYY-MM``.
 
-        Raises `QualityGateError` (with ``.failures`` and ``.report``) when a month or a
+        `progress`: ``None`` draws progress bars in a notebook or on a terminal (tqdm's when
+        it is installed, else one line of text), ``False`` draws none, ``True`` always draws
+        them, and a callable is called with a dict (``stage``: fetch, build, derive or done;
+        ``files``, ``files_done``, ``bytes``, ``bytes_total``, ``months``, ``months_done``,
+        ``rows``) as the run goes.
+
+        Ctrl-C (KeyboardInterrupt) stops the run at its next safe point: downloads in
+        flight are abandoned, a month being written is finished, and the next sync carries
+        on. Raises `QualityGateError` (with ``.failures`` and ``.report``) when a month or a
         table's month is kept out; the rest is published either way.
         """
         months = tuple(months) if months is not None else None
-        report = Report(json.loads(self._lake.sync_json(source, months, dry_run)))
+        bar = _ProgressBar() if progress is True or (progress is None and _interactive()) else None
+        callback = bar if bar is not None else (progress or None)
+        try:
+            raw = self._lake.sync_json(source, months, dry_run, callback)
+        finally:
+            if bar is not None:
+                bar.close()
+        report = Report(json.loads(raw))
         failures = [
             failure
             for month in (report.get("build") or {}).get("months", [])

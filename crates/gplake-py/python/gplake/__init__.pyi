@@ -1,7 +1,7 @@
 """Type stubs for gplake: what editors complete."""
 
 from os import PathLike
-from typing import Any, Optional, Tuple, Union
+from typing import Any, Callable, Optional, Tuple, Union
 
 import pyarrow
 
@@ -35,6 +35,7 @@ class Lake:
         source: Optional[str] = None,
         months: Optional[Tuple[str, str]] = None,
         dry_run: bool = False,
+        progress: Union[None, bool, Callable[[dict[str, Any]], Any]] = None,
     ) -> Report: ...
     def status(self) -> Report: ...
     def check(self, max_age_days: Optional[int] = None) -> Report: ...

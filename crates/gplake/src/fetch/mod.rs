@@ -44,6 +44,10 @@ pub struct FetchOptions {
     /// Download every file whole (no conditional requests) and compare what bronze holds
     /// with its manifest, restoring any bronze file whose bytes are not the ones recorded.
     pub verify: bool,
+    /// When tripped, downloads in flight are abandoned and no further month is started; a
+    /// month already being written into bronze finishes. The fetch then ends with
+    /// [`FetchError::Cancelled`].
+    pub cancel: crate::Cancel,
 }
 
 impl Default for FetchOptions {
@@ -53,6 +57,7 @@ impl Default for FetchOptions {
             dry_run: false,
             lock_ttl: Duration::from_secs(120),
             verify: false,
+            cancel: crate::Cancel::new(),
         }
     }
 }
@@ -100,6 +105,26 @@ pub enum FetchError {
         /// The cause.
         source: LakeError,
     },
+    /// The caller cancelled the fetch: the months listed were written whole before it
+    /// stopped; no other month's bronze was touched.
+    #[error("fetch cancelled: {}", written_summary(.written))]
+    Cancelled {
+        /// Months written into bronze before the fetch stopped.
+        written: Vec<Month>,
+    },
+}
+
+fn written_summary(written: &[Month]) -> String {
+    match written {
+        [] => "no month's bronze was changed".to_string(),
+        months => {
+            let months: Vec<String> = months.iter().map(Month::to_string).collect();
+            format!(
+                "bronze of {} was written whole before it stopped",
+                months.join(", ")
+            )
+        }
+    }
 }
 
 /// What happened (or, in a dry run, would happen) to one file.
@@ -350,7 +375,17 @@ async fn run(
     let cleared = staging.clear(ctx.lake).await;
     let per_month = per_month?;
     cleared.map_err(lake_err)?;
-    Ok(per_month.into_iter().flatten().collect())
+    let outcomes: Vec<FileOutcome> = per_month.into_iter().flatten().collect();
+    if options.cancel.is_cancelled() {
+        let mut written: Vec<Month> = outcomes
+            .iter()
+            .filter(|o| o.action != Action::Unchanged)
+            .map(|o| o.month)
+            .collect();
+        written.dedup();
+        return Err(FetchError::Cancelled { written });
+    }
+    Ok(outcomes)
 }
 
 /// Where a run's downloads go: a slot from `permits` while a file is local, a temporary
@@ -364,12 +399,35 @@ struct Place<'a> {
 /// Fetches one release: every file is downloaded and staged first (each holding a slot
 /// while it is on local disk), so a month whose download fails leaves bronze exactly as it
 /// was; then, under the month's lease, each new or changed file is moved into bronze.
+///
+/// A cancelled fetch abandons the month before its bronze is touched (nothing for this
+/// month, not an error, so that months already writing finish rather than being dropped);
+/// [`run`] then reports the cancellation.
 async fn fetch_release<'a>(
     ctx: &'a FetchContext<'a>,
     release: &'a Release,
     place: &Place<'_>,
     options: &FetchOptions,
 ) -> Result<Vec<FileOutcome>, FetchError> {
+    let staged = tokio::select! {
+        biased;
+        () = options.cancel.cancelled() => return Ok(Vec::new()),
+        staged = stage_release(ctx, release, place, options) => staged?,
+    };
+    let (manifest, staged) = staged;
+    if options.cancel.is_cancelled() {
+        return Ok(Vec::new());
+    }
+    write_release(ctx, release, manifest, staged, options).await
+}
+
+/// Reads the month's manifest, then downloads and stages every file of the release.
+async fn stage_release(
+    ctx: &FetchContext<'_>,
+    release: &Release,
+    place: &Place<'_>,
+    options: &FetchOptions,
+) -> Result<(Option<Manifest>, Vec<Staged>), FetchError> {
     let manifest = read_manifest(ctx.lake, release.month).await?;
     let staged: Vec<Staged> = futures::stream::iter(release.files.iter().enumerate())
         .map(|(i, file)| {
@@ -389,6 +447,17 @@ async fn fetch_release<'a>(
         .buffered(release.files.len().max(1))
         .try_collect()
         .await?;
+    Ok((manifest, staged))
+}
+
+/// Moves a release's new and changed files into bronze under the month's lease.
+async fn write_release(
+    ctx: &FetchContext<'_>,
+    release: &Release,
+    manifest: Option<Manifest>,
+    staged: Vec<Staged>,
+    options: &FetchOptions,
+) -> Result<Vec<FileOutcome>, FetchError> {
     let mut outcomes = Vec::new();
     let mut candidates = Vec::new();
     for s in staged {

@@ -361,3 +361,114 @@ async fn two_syncs_at_once_leave_one_consistent_bronze() {
         }
     }
 }
+
+/// Cancelling a sync while a file of one month is still arriving stops at once: that month's
+/// bronze is untouched, a month that arrived whole is kept, nothing is left in staging, and
+/// the next sync brings in the rest.
+#[tokio::test]
+async fn a_cancelled_sync_stops_mid_download_and_the_next_one_finishes() {
+    use gplake_testkit::mirror::Fault;
+    use std::time::Duration;
+    let releases: Vec<SynthRelease> = [(2024, 5), (2024, 6)]
+        .iter()
+        .map(|&m| release(&pop(), m).unwrap())
+        .collect();
+    let mirror = Mirror::start(releases.clone());
+    let slow = &releases[1].files[0];
+    // About 40 s to send whole: far longer than the test waits.
+    let pause = Duration::from_millis(200);
+    let url = mirror.file_url(releases[1].month, &slow.name).unwrap();
+    let path = url.strip_prefix(mirror.base_url()).unwrap();
+    mirror.inject(
+        path,
+        vec![Fault::Slow {
+            chunk: slow.bytes.len() / 200 + 1,
+            pause,
+        }],
+    );
+    let source = Source::parse(&mirror.series_url());
+    let (_dir, lake) = local_lake();
+    let cancel = gplake::Cancel::new();
+    let slow_key = format!("2024-06/{}", slow.name);
+    let slow_arriving = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let progress: gplake::http::Progress = std::sync::Arc::new({
+        let slow_arriving = slow_arriving.clone();
+        move |event| {
+            if let gplake::http::ProgressEvent::Advanced { key, .. } = event
+                && key == slow_key
+            {
+                slow_arriving.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    });
+    // Ctrl-C once 2024-05 is whole in bronze and 2024-06's slow file is part way.
+    let interrupt = async {
+        let give_up = std::time::Instant::now() + Duration::from_secs(60);
+        while !(slow_arriving.load(std::sync::atomic::Ordering::SeqCst)
+            && manifest(&lake, "2024-05").await.is_some())
+            && std::time::Instant::now() < give_up
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        cancel.cancel();
+    };
+    let started = std::time::Instant::now();
+    let (cancelled, ()) = tokio::join!(
+        sync_cancellable(&lake, &source, &cancel, Some(progress)),
+        interrupt
+    );
+    let waited = started.elapsed();
+    let err = cancelled.expect_err("a cancelled sync is an error");
+    assert_eq!(err.kind(), gplake::ErrorKind::Cancelled, "{err}");
+    let gplake::Error::Fetch(gplake::fetch::FetchError::Cancelled { written }) = &err else {
+        panic!("not a cancelled fetch: {err:?}");
+    };
+    assert_eq!(written, &["2024-05".parse().unwrap()], "{err}");
+    assert!(
+        waited < pause * 100,
+        "stopped mid-download, not after the file arrived ({waited:?})"
+    );
+    assert!(
+        manifest(&lake, "2024-06").await.is_none(),
+        "2024-06 untouched"
+    );
+    assert_bronze_holds(&lake, &mirror, &releases[..1]).await;
+    let staged = lake
+        .list(&object_store::path::Path::from(gplake::fetch::STAGING_DIR))
+        .await
+        .unwrap();
+    assert!(staged.is_empty(), "staging cleared: {staged:?}");
+
+    let report = sync_cancellable(&lake, &source, &gplake::Cancel::new(), None)
+        .await
+        .unwrap();
+    assert_eq!(report.fetch.months_written, ["2024-06".parse().unwrap()]);
+    assert_bronze_holds(&lake, &mirror, &releases).await;
+}
+
+async fn sync_cancellable(
+    lake: &Lake,
+    source: &Source,
+    cancel: &gplake::Cancel,
+    progress: Option<gplake::http::Progress>,
+) -> Result<gplake::SyncReport, gplake::Error> {
+    let http = http_for(source);
+    let clock = crate::support::clock();
+    let ctx = gplake::fetch::FetchContext {
+        lake,
+        http: &http,
+        clock: &clock,
+        progress,
+    };
+    let options = gplake::SyncOptions {
+        source: source.clone(),
+        from: Some("2024-05".parse().unwrap()),
+        to: Some("2024-06".parse().unwrap()),
+        fetch: gplake::fetch::FetchOptions {
+            cancel: cancel.clone(),
+            ..Default::default()
+        },
+        build: None,
+    };
+    gplake::sync::sync(&ctx, &options).await
+}
