@@ -308,3 +308,51 @@ def test_the_console_script_stops_quietly_on_a_closed_pipe_and_on_ctrl_c(tmp_pat
         out, err = child.communicate(timeout=60)
     assert child.returncode == 130, err
     assert "stopping at the next safe point" in err and "Traceback" not in err, err
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    """A bucket on the tests' S3-compatible server (moto: CI's, else one started here), with
+    the `AWS_*` settings a user would export."""
+    import time
+    import urllib.request
+
+    endpoint = os.environ.get("GPLAKE_TEST_S3_ENDPOINT")
+    server = None
+    if not endpoint:
+        port = free_port()
+        moto = os.path.join(os.path.dirname(sys.executable), "moto_server")
+        server = subprocess.Popen(
+            [moto, "-H", "127.0.0.1", "-p", str(port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        endpoint = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), 1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+    bucket = f"gplake-py-{os.getpid()}-{free_port()}"
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/{bucket}", method="PUT"))
+    for key, value in {
+        "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true",
+    }.items():
+        monkeypatch.setenv(key, value)
+    yield f"s3://{bucket}/gp"
+    if server is not None:
+        server.kill()
+        server.wait()
+
+
+def test_an_s3_lake_from_python_holds_the_figures_of_a_local_one(tmp_path, s3):
+    with mirror("2024-04,2024-05") as url:
+        on_s3 = gplake.Lake(s3)
+        on_s3.sync(source=url)
+        local = gplake.Lake(tmp_path / "lake")
+        local.sync(source=url)
+    assert on_s3.query(TOTALS).equals(local.query(TOTALS))
+    assert on_s3.query(TOTALS).num_rows == 2
+    assert on_s3.check()["gate_failed"] is False
+    assert on_s3.url == s3
