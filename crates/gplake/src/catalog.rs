@@ -130,6 +130,18 @@ const SOURCE_SHA: Column = col(
     "SHA-256 of that bronze file",
 );
 
+/// Descriptive text columns: shown, rarely filtered on, and never worth a data-skipping
+/// range (a data file holds thousands of practices in code order). The silver writers keep
+/// no Parquet statistics for them.
+pub const UNFILTERED: [&str; 6] = [
+    "practice_name",
+    "practice_postcode",
+    "region_name",
+    "sub_icb_name",
+    "source_file",
+    "source_sha256",
+];
+
 /// The practice attributes shared by the fact tables, as published in the month.
 const ATTRS: [Column; 11] = [
     col(

@@ -14,6 +14,7 @@ use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Add};
 use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use deltalake::parquet::schema::types::ColumnPath;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
@@ -21,7 +22,7 @@ use futures::TryStreamExt;
 use indexmap::IndexMap;
 use object_store::path::Path;
 
-use crate::catalog::{PROPERTIES, TableDef};
+use crate::catalog::{PROPERTIES, TableDef, UNFILTERED};
 use crate::lake::Lake;
 
 /// A Delta failure, naming the table.
@@ -232,20 +233,28 @@ async fn exists(lake: &Lake, def: &TableDef) -> Result<bool, DeltaError> {
 /// A writer of data files for `table` (nothing is visible until committed).
 pub(crate) fn writer(table: &DeltaTable, def: &TableDef) -> Result<RecordBatchWriter, DeltaError> {
     let writer = RecordBatchWriter::for_table(table).map_err(err(def))?;
-    Ok(writer.with_writer_properties(parquet_properties()))
+    Ok(writer.with_writer_properties(parquet_properties(def)))
 }
 
 /// How gplake writes Parquet: zstd at its fastest level (smaller than delta-rs's default
 /// Snappy for as little CPU), and statistics per column chunk only — the Delta log's
 /// data-skipping figures come from them; page-level ones cost time per value for no reader
-/// gplake's users run.
-fn parquet_properties() -> WriterProperties {
-    WriterProperties::builder()
+/// gplake's users run. The descriptive text columns ([`UNFILTERED`]) get none: a data file
+/// holds thousands of practices in code order, so the min and max of their names or
+/// postcodes would prune nothing, and they cost a string comparison per value.
+fn parquet_properties(def: &TableDef) -> WriterProperties {
+    let builder = WriterProperties::builder()
         .set_created_by(format!("gplake {}", env!("CARGO_PKG_VERSION")))
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(1).expect("a valid level"),
         ))
-        .set_statistics_enabled(EnabledStatistics::Chunk)
+        .set_statistics_enabled(EnabledStatistics::Chunk);
+    def.columns
+        .iter()
+        .filter(|c| UNFILTERED.contains(&c.name))
+        .fold(builder, |b, c| {
+            b.set_column_statistics_enabled(ColumnPath::from(c.name), EnabledStatistics::None)
+        })
         .build()
 }
 

@@ -1025,3 +1025,76 @@ async fn with_no_marker_words_one_whole_set_is_used_and_the_choice_is_warned() {
         "one set only: {used:?}"
     );
 }
+
+/// Silver's data files as engines find them: zstd, written by gplake, statistics per column
+/// chunk for the codes readers filter on and none for names, postcodes and lineage.
+#[tokio::test]
+async fn fact_files_are_zstd_with_statistics_only_where_they_prune() {
+    use deltalake::parquet::basic::Compression;
+    use deltalake::parquet::file::reader::{FileReader, SerializedFileReader};
+    let (dir, lake) = local_lake();
+    let mirror = Mirror::start(vec![release(&pop(), (2024, 5)).unwrap()]);
+    let source = Source::parse(&mirror.series_url());
+    full_sync(&lake, &source, "2024-05", "2024-05")
+        .await
+        .unwrap();
+    let table = dir
+        .path()
+        .join("silver/fact_gp_registered_patients_single_age");
+    let files: Vec<_> = walk(&table)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    assert!(!files.is_empty());
+    for path in files {
+        let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+        let meta = reader.metadata();
+        assert!(
+            meta.file_metadata()
+                .created_by()
+                .is_some_and(|c| c.starts_with("gplake ")),
+            "{path:?}"
+        );
+        let group = meta.row_group(0);
+        let column = |name: &str| {
+            (0..group.num_columns())
+                .map(|i| group.column(i))
+                .find(|c| c.column_path().string() == name)
+                .unwrap_or_else(|| panic!("no column {name}"))
+        };
+        for name in [
+            "practice_code",
+            "icb_code",
+            "sex",
+            "age",
+            "registered_population",
+        ] {
+            let stats = column(name).statistics();
+            assert!(stats.is_some_and(|s| s.min_bytes_opt().is_some()), "{name}");
+            assert!(matches!(column(name).compression(), Compression::ZSTD(_)));
+        }
+        let descriptive: Vec<&str> = gplake::catalog::FACT_SINGLE_AGE
+            .columns
+            .iter()
+            .map(|c| c.name)
+            .filter(|n| gplake::catalog::UNFILTERED.contains(n))
+            .collect();
+        assert_eq!(descriptive.len(), 5, "{descriptive:?}");
+        for name in descriptive {
+            assert!(column(name).statistics().is_none(), "{name} has statistics");
+        }
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
