@@ -4,6 +4,7 @@
 //! `dim_age_band`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use deltalake::arrow::array::{Array, StringArray};
@@ -36,11 +37,13 @@ const ATTRS: [&str; 13] = [
 
 type Attrs = Vec<Option<String>>;
 
-/// One practice-month as published.
+/// One practice-month as published. Rows are read in practice and month order, and a
+/// practice's attributes rarely change, so consecutive months with the same ones share one
+/// `Arc`: the whole history costs a few pointers per practice-month, not thirteen strings.
 struct Seen {
     month: Month,
-    code: String,
-    attrs: Attrs,
+    code: Arc<str>,
+    attrs: Arc<Attrs>,
     from_map: bool,
 }
 
@@ -68,23 +71,36 @@ async fn read_snapshots(lake: &Lake, pin: &Pin) -> Result<Vec<Seen>, DeltaError>
     );
     let session = session::internal(lake, &[PRACTICE_SNAPSHOT], pin.clone()).await?;
     let batches = session::collect(&session, Some(&PRACTICE_SNAPSHOT), &sql).await?;
-    let mut out = Vec::new();
+    let mut out: Vec<Seen> = Vec::new();
     for b in &batches {
         let cols: Vec<StringArray> = (0..b.num_columns())
             .map(|i| delta::text_column(b, i))
             .collect();
-        let get =
-            |c: usize, row: usize| (!cols[c].is_null(row)).then(|| cols[c].value(row).to_string());
+        let text = |c: usize, row: usize| (!cols[c].is_null(row)).then(|| cols[c].value(row));
         for row in 0..b.num_rows() {
-            let Some(month) = get(0, row).and_then(|d| d.get(..7).and_then(|m| m.parse().ok()))
+            let Some(month) = text(0, row).and_then(|d| d.get(..7).and_then(|m| m.parse().ok()))
             else {
                 continue;
             };
+            let code_text = text(1, row).unwrap_or_default();
+            let value = |i: usize| text(3 + i, row);
+            let last = out.last().filter(|l| &*l.code == code_text);
+            let code = last.map_or_else(|| Arc::from(code_text), |l| Arc::clone(&l.code));
+            let attrs = match last {
+                Some(l) if (0..ATTRS.len()).all(|i| l.attrs[i].as_deref() == value(i)) => {
+                    Arc::clone(&l.attrs)
+                }
+                _ => Arc::new(
+                    (0..ATTRS.len())
+                        .map(|i| value(i).map(str::to_string))
+                        .collect(),
+                ),
+            };
             out.push(Seen {
                 month,
-                code: get(1, row).unwrap_or_default(),
-                from_map: get(2, row).as_deref() == Some("map"),
-                attrs: (0..ATTRS.len()).map(|i| get(3 + i, row)).collect(),
+                code,
+                from_map: text(2, row) == Some("map"),
+                attrs,
             });
         }
     }
@@ -92,15 +108,17 @@ async fn read_snapshots(lake: &Lake, pin: &Pin) -> Result<Vec<Seen>, DeltaError>
 }
 
 /// A version: attributes, first month, and the month after the last one seen.
-struct Version {
-    attrs: Attrs,
+struct Version<T> {
+    attrs: T,
     from: Month,
     last: Month,
 }
 
 /// Consecutive runs of equal attributes, in month order.
-fn versions<'a>(rows: impl Iterator<Item = (Month, &'a Attrs)>) -> Vec<Version> {
-    let mut out: Vec<Version> = Vec::new();
+fn versions<'a, T: PartialEq + Clone + 'a>(
+    rows: impl Iterator<Item = (Month, &'a T)>,
+) -> Vec<Version<T>> {
+    let mut out: Vec<Version<T>> = Vec::new();
     for (month, attrs) in rows {
         match out.last_mut() {
             Some(v) if &v.attrs == attrs => v.last = month,
@@ -114,7 +132,7 @@ fn versions<'a>(rows: impl Iterator<Item = (Month, &'a Attrs)>) -> Vec<Version> 
     out
 }
 
-fn valid_to(versions: &[Version], i: usize, latest: Option<Month>) -> Option<NaiveDate> {
+fn valid_to<T>(versions: &[Version<T>], i: usize, latest: Option<Month>) -> Option<NaiveDate> {
     match versions.get(i + 1) {
         Some(next) => Some(next.from.first_day()),
         None if Some(versions[i].last) == latest => None,
@@ -125,7 +143,7 @@ fn valid_to(versions: &[Version], i: usize, latest: Option<Month>) -> Option<Nai
 fn practice_versions(seen: &[Seen], latest: Option<Month>) -> RecordBatch {
     let mut by_practice: BTreeMap<&str, Vec<&Seen>> = BTreeMap::new();
     for s in seen {
-        by_practice.entry(&s.code).or_default().push(s);
+        by_practice.entry(&*s.code).or_default().push(s);
     }
     let mut b = Batcher::new(DIM_PRACTICE);
     for (code, rows) in by_practice {
@@ -134,7 +152,7 @@ fn practice_versions(seen: &[Seen], latest: Option<Month>) -> RecordBatch {
         let vs = versions(
             rows.iter()
                 .filter(|r| r.from_map || !mapped)
-                .map(|r| (r.month, &r.attrs)),
+                .map(|r| (r.month, &*r.attrs)),
         );
         for (i, v) in vs.iter().enumerate() {
             let to = valid_to(&vs, i, latest);
@@ -160,17 +178,18 @@ fn organisation_versions(seen: &[Seen], latest: Option<Month>) -> RecordBatch {
         ("ICB", 7, 9, Some(8), Some(10)),
         ("REGION", 10, 12, Some(11), None),
     ];
-    let mut orgs: BTreeMap<(&str, String), BTreeMap<Month, Attrs>> = BTreeMap::new();
+    type Named<'a> = [Option<&'a str>; 3];
+    let mut orgs: BTreeMap<(&str, &str), BTreeMap<Month, Named<'_>>> = BTreeMap::new();
     for s in seen.iter().filter(|s| s.from_map) {
         for (level, code, name, ons, parent) in LEVELS {
-            let Some(c) = s.attrs[code].clone() else {
+            let Some(c) = s.attrs[code].as_deref() else {
                 continue;
             };
-            let pick = |i: Option<usize>| i.and_then(|i| s.attrs[i].clone());
+            let pick = |i: Option<usize>| i.and_then(|i| s.attrs[i].as_deref());
             orgs.entry((level, c))
                 .or_default()
                 .entry(s.month)
-                .or_insert_with(|| vec![s.attrs[name].clone(), pick(ons), pick(parent)]);
+                .or_insert_with(|| [s.attrs[name].as_deref(), pick(ons), pick(parent)]);
         }
     }
     let mut b = Batcher::new(DIM_ORGANISATION);
@@ -181,9 +200,9 @@ fn organisation_versions(seen: &[Seen], latest: Option<Month>) -> RecordBatch {
             b.push(&[
                 Val::Text(Some(level)),
                 Val::Text(Some(code)),
-                Val::Text(v.attrs[0].as_deref()),
-                Val::Text(v.attrs[1].as_deref()),
-                Val::Text(v.attrs[2].as_deref()),
+                Val::Text(v.attrs[0]),
+                Val::Text(v.attrs[1]),
+                Val::Text(v.attrs[2]),
                 Val::Date(v.from.first_day()),
                 Val::OptDate(to),
                 Val::Bool(to.is_none()),
