@@ -20,6 +20,7 @@ mod record;
 mod reissue;
 pub mod state;
 pub mod upgrade;
+mod workers;
 
 use serde::Serialize;
 

@@ -54,6 +54,8 @@ pub struct MonthReport {
 
 /// The tables a build writes, opened once, each behind a lock so commits never interleave.
 struct Open {
+    /// The threads months are parsed and written on.
+    workers: super::workers::Workers,
     targets: Targets,
     limits: crate::formats::reader::InputLimits,
     commit: HashMap<&'static str, Mutex<deltalake::DeltaTable>>,
@@ -71,15 +73,15 @@ pub(super) async fn build_months(
     if todo.is_empty() {
         return Ok(report);
     }
-    let open = Arc::new(
-        open_tables(lake, options.limits)
-            .await
-            .map_err(BuildError::from)?,
-    );
     let jobs = match options.jobs {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
     };
+    let open = Arc::new(
+        open_tables(lake, options.limits, jobs)
+            .await
+            .map_err(BuildError::from)?,
+    );
     let at = clock.now();
     options.emit(super::BuildEvent::Planned { months: todo.len() });
     let results: Vec<Result<MonthReport, Error>> = futures::stream::iter(todo)
@@ -136,6 +138,7 @@ async fn plan_months(
 async fn open_tables(
     lake: &Lake,
     limits: crate::formats::reader::InputLimits,
+    jobs: usize,
 ) -> Result<Open, DeltaError> {
     let mut commit = HashMap::new();
     for def in [
@@ -163,6 +166,7 @@ async fn open_tables(
         org_single: commit[FACT_ORG_SINGLE_AGE.name].lock().await.clone(),
     };
     Ok(Open {
+        workers: super::workers::Workers::start(jobs),
         targets,
         limits,
         commit,
@@ -348,17 +352,20 @@ async fn build_silver(
     let handle = tokio::runtime::Handle::current();
     let worker = open.clone();
     let aliases = aliases.clone();
-    tokio::task::spawn_blocking(move || {
-        let with = MonthContext {
-            targets: &worker.targets,
-            handle: &handle,
-            built_at: at,
-            aliases,
-        };
-        build_month(month, &inputs, &unused, with)
-    })
-    .await
-    .map_err(|e| worker_err(&e).into())
+    let runner = Arc::clone(&worker);
+    runner
+        .workers
+        .run(move || {
+            let with = MonthContext {
+                targets: &worker.targets,
+                handle: &handle,
+                built_at: at,
+                aliases,
+            };
+            build_month(month, &inputs, &unused, with)
+        })
+        .await
+        .ok_or_else(|| worker_err(&"its thread panicked").into())
 }
 
 /// The quality gate: the month's rules over its evidence, or the reason it could not be read.
