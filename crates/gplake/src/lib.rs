@@ -36,10 +36,11 @@
 //!
 //! # Runtime
 //! Drive the library from a multi-thread Tokio runtime, as the CLI and the Python package
-//! do. Each month's build runs on a blocking thread that waits on the runtime for its I/O,
-//! and checks and derived tables work on the runtime's threads; on a current-thread runtime
-//! one thread does all of that and polls every connection, and while it is busy a
-//! connection the store closed can go unnoticed and be reused, failing the next request.
+//! do. Each month's build runs on a month thread of its own that waits on the runtime for
+//! its I/O, and checks and derived tables work on the runtime's threads; on a
+//! current-thread runtime one thread does all of that and polls every connection, and while
+//! it is busy a connection the store closed can go unnoticed and be reused, failing the next
+//! request.
 //!
 //! # Example
 //! ```no_run
