@@ -1041,10 +1041,7 @@ async fn fact_files_are_zstd_with_statistics_only_where_they_prune() {
     let table = dir
         .path()
         .join("silver/fact_gp_registered_patients_single_age");
-    let files: Vec<_> = walk(&table)
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
-        .collect();
+    let files = crate::support::parquet_files(&table);
     assert!(!files.is_empty());
     for path in files {
         let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
@@ -1084,17 +1081,4 @@ async fn fact_files_are_zstd_with_statistics_only_where_they_prune() {
             assert!(column(name).statistics().is_none(), "{name} has statistics");
         }
     }
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }

@@ -225,3 +225,24 @@ pub(crate) async fn rows(lake: &Lake, sql: &str) -> Vec<String> {
     }
     out
 }
+
+/// The Parquet data files under a local table folder (not its Delta log), as paths.
+pub(crate) fn parquet_files(dir: &std::path::Path) -> Vec<String> {
+    walkdir(dir)
+        .into_iter()
+        .filter(|p| p.ends_with(".parquet") && !p.contains("_delta_log"))
+        .collect()
+}
+
+fn walkdir(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walkdir(&path));
+        } else {
+            out.push(path.to_string_lossy().into_owned());
+        }
+    }
+    out
+}

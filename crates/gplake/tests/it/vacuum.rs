@@ -3,36 +3,15 @@
 //! checkpoints are written (every 10 commits, and by vacuum), and an independent reader
 //! still agrees afterwards.
 
-use std::path::Path as FsPath;
 
 use chrono::{Duration, Utc};
 use gplake::vacuum::{VacuumError, VacuumOptions};
 use gplake::{BuildOptions, FixedClock, Source};
 
 use crate::reader::{mirror, same_totals};
-use crate::support::{clock, full_sync, local_lake, rows};
+use crate::support::{clock, full_sync, local_lake, parquet_files, rows};
 
 const TOTALS: &str = "SELECT CAST(snapshot_date AS VARCHAR), SUM(registered_population), COUNT(*) FROM fact_gp_registered_patients GROUP BY 1 ORDER BY 1";
-
-fn parquet_files(dir: &FsPath) -> Vec<String> {
-    walkdir(dir)
-        .into_iter()
-        .filter(|p| p.ends_with(".parquet") && !p.contains("_delta_log"))
-        .collect()
-}
-
-fn walkdir(dir: &FsPath) -> Vec<String> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walkdir(&path));
-        } else {
-            out.push(path.to_string_lossy().into_owned());
-        }
-    }
-    out
-}
 
 /// A local lake synced from the reader tests' mirror (kept alive with it).
 async fn synced_lake() -> (gplake_testkit::Mirror, tempfile::TempDir, gplake::Lake) {
