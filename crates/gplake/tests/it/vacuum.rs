@@ -3,7 +3,6 @@
 //! checkpoints are written (every 10 commits, and by vacuum), and an independent reader
 //! still agrees afterwards.
 
-
 use chrono::{Duration, Utc};
 use gplake::vacuum::{VacuumError, VacuumOptions};
 use gplake::{BuildOptions, FixedClock, Source};
