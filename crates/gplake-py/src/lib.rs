@@ -57,7 +57,7 @@ impl Lake {
     #[new]
     fn new(url: &str) -> PyResult<Lake> {
         let lake = gplake::Lake::open(url).map_err(|e| to_py(e.into()))?;
-        let runtime = tokio::runtime::Runtime::new()
+        let runtime = gplake::runtime()
             .map_err(|e| GplakeError::new_err(format!("cannot start a runtime: {e}")))?;
         Ok(Lake { lake, runtime })
     }

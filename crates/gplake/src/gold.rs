@@ -136,7 +136,10 @@ pub(crate) async fn rebuild(lake: &Lake, pin: &Pin) -> Result<BTreeMap<String, u
         (PRACTICE_LIST_SIZE, practice_sql()),
         (ORG_POPULATION, org_population_sql()),
     ] {
+        let clock = std::time::Instant::now();
         let batches = session::collect(&session, Some(&def), &sql).await?;
+        let ms = clock.elapsed().as_millis() as u64;
+        tracing::debug!(table = def.name, ms, "gold: query");
         let batches = conform(&def, batches).map_err(|e| DeltaError {
             table: def.name,
             source: Box::new(e.into()),

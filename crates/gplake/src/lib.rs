@@ -35,8 +35,8 @@
 //! version), [`month`], [`clock`], `failpoint` (crash points for tests).
 //!
 //! # Runtime
-//! Drive the library from a multi-thread Tokio runtime, as the CLI and the Python package
-//! do. Each month's build runs on a month thread of its own that waits on the runtime for
+//! Drive the library from a multi-thread Tokio runtime such as [`runtime()`], as the CLI and
+//! the Python package do. Each month's build runs on a month thread of its own that waits on the runtime for
 //! its I/O, and checks and derived tables work on the runtime's threads; on a
 //! current-thread runtime one thread does all of that and polls every connection, and while
 //! it is busy a connection the store closed can go unnoticed and be reused, failing the next
@@ -94,3 +94,50 @@ pub use error::{Error, ErrorContext, ErrorKind};
 pub use lake::Lake;
 pub use month::Month;
 pub use sync::{SyncOptions, SyncReport};
+
+/// Threads of the runtime's blocking pool, where the local store's file operations run.
+const BLOCKING_THREADS: usize = 8;
+
+/// The runtime gplake is meant to be driven from: multi-thread, with a small blocking pool.
+///
+/// Tokio's default pool grows to 512 threads whenever no thread is idle, and a Delta log
+/// read fetches every commit at once, so on a long history the pool grows with the number
+/// of months; each of those threads keeps the memory it once allocated in its allocator's
+/// cache. Eight threads keep a local lake's I/O as fast and the memory flat.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn the_runtime_never_holds_more_blocking_threads_than_its_bound() {
+        let runtime = super::runtime().unwrap();
+        let seen = Arc::new(Mutex::new(HashSet::new()));
+        runtime.block_on(async {
+            let tasks: Vec<_> = (0..super::BLOCKING_THREADS * 4)
+                .map(|_| {
+                    let seen = Arc::clone(&seen);
+                    tokio::task::spawn_blocking(move || {
+                        seen.lock().unwrap().insert(std::thread::current().id());
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+        });
+        let threads = seen.lock().unwrap().len();
+        assert!(
+            (2..=super::BLOCKING_THREADS).contains(&threads),
+            "{threads} blocking threads"
+        );
+    }
+}

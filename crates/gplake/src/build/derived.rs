@@ -118,9 +118,14 @@ fn backoff(attempt: u32) -> Duration {
 
 /// One derivation: series checks, dims, gold, then the record.
 async fn derive(lake: &Lake, at: DateTime<Utc>) -> Result<Vec<QualityResult>, DeltaError> {
+    let clock = std::time::Instant::now();
     let start = versions(lake).await?;
     let snapshot = start.get(PRACTICE_SNAPSHOT.name).copied();
     let series = series_at(lake, snapshot).await?;
+    tracing::debug!(
+        ms = clock.elapsed().as_millis() as u64,
+        "derived: series checks"
+    );
     let quality = match delta::append(lake, &QUALITY, vec![quality_batch(&series, at)]).await? {
         Some(v) => v,
         None => delta::version(lake, &QUALITY).await?.unwrap_or(0),
@@ -133,10 +138,12 @@ async fn derive(lake: &Lake, at: DateTime<Utc>) -> Result<Vec<QualityResult>, De
     }
     sources.insert(QUALITY.name.to_string(), quality);
     let mut outputs = crate::dims::rebuild(lake, &Pin::Versions(sources.clone())).await?;
+    tracing::debug!(ms = clock.elapsed().as_millis() as u64, "derived: dims");
     crate::failpoint::point("dims");
     let mut pins = sources.clone();
     pins.extend(outputs.clone());
     outputs.extend(crate::gold::rebuild(lake, &Pin::Versions(pins)).await?);
+    tracing::debug!(ms = clock.elapsed().as_millis() as u64, "derived: gold");
     crate::failpoint::point("gold");
     let record = Record {
         sources,
