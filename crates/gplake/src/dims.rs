@@ -3,12 +3,13 @@
 //! anything published about the practice or organisation changes), and the static
 //! `dim_age_band`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
 use deltalake::arrow::array::{Array, StringArray};
 use deltalake::arrow::record_batch::RecordBatch;
+use foldhash::fast::FixedState;
 
 use crate::batch::{Batcher, Val};
 use crate::catalog::{DIM_AGE_BAND, DIM_ORGANISATION, DIM_PRACTICE, PRACTICE_SNAPSHOT};
@@ -16,7 +17,7 @@ use crate::delta::{self, DeltaError};
 use crate::formats::values::{band_label, year_label};
 use crate::lake::Lake;
 use crate::month::Month;
-use crate::session::{self, Pin};
+use crate::session::{self, Session};
 
 /// Practice attribute columns, in `dim_practice` order after `practice_code`.
 const ATTRS: [&str; 13] = [
@@ -47,10 +48,13 @@ struct Seen {
     from_map: bool,
 }
 
-/// Rebuilds every dimension.
-/// Rebuilds every dimension from `practice_snapshot` as pinned; returns the versions written.
-pub(crate) async fn rebuild(lake: &Lake, pin: &Pin) -> Result<BTreeMap<String, u64>, DeltaError> {
-    let seen = read_snapshots(lake, pin).await?;
+/// Rebuilds every dimension from the session's `practice_snapshot`, and pins each in the
+/// session as written; returns the versions written.
+pub(crate) async fn rebuild(
+    lake: &Lake,
+    session: &Session,
+) -> Result<BTreeMap<String, u64>, DeltaError> {
+    let seen = read_snapshots(session).await?;
     let latest = seen.iter().map(|s| s.month).max();
     let mut written = BTreeMap::new();
     for (def, batch) in [
@@ -59,18 +63,18 @@ pub(crate) async fn rebuild(lake: &Lake, pin: &Pin) -> Result<BTreeMap<String, u
         (DIM_AGE_BAND, age_bands()),
     ] {
         let version = delta::overwrite(lake, &def, vec![batch]).await?;
+        session.pin(lake, &def, Some(version)).await?;
         written.insert(def.name.to_string(), version);
     }
     Ok(written)
 }
 
-async fn read_snapshots(lake: &Lake, pin: &Pin) -> Result<Vec<Seen>, DeltaError> {
+async fn read_snapshots(session: &Session) -> Result<Vec<Seen>, DeltaError> {
     let sql = format!(
         "SELECT CAST(snapshot_date AS VARCHAR) AS d, practice_code, attributes_from, {} FROM practice_snapshot ORDER BY practice_code, snapshot_date",
         ATTRS.join(", ")
     );
-    let session = session::internal(lake, &[PRACTICE_SNAPSHOT], pin.clone()).await?;
-    let batches = session::collect(&session, Some(&PRACTICE_SNAPSHOT), &sql).await?;
+    let batches = session::collect(session, Some(&PRACTICE_SNAPSHOT), &sql).await?;
     let mut out: Vec<Seen> = Vec::new();
     for b in &batches {
         let cols: Vec<StringArray> = (0..b.num_columns())
@@ -141,12 +145,10 @@ fn valid_to<T>(versions: &[Version<T>], i: usize, latest: Option<Month>) -> Opti
 }
 
 fn practice_versions(seen: &[Seen], latest: Option<Month>) -> RecordBatch {
-    let mut by_practice: BTreeMap<&str, Vec<&Seen>> = BTreeMap::new();
-    for s in seen {
-        by_practice.entry(&*s.code).or_default().push(s);
-    }
     let mut b = Batcher::new(DIM_PRACTICE);
-    for (code, rows) in by_practice {
+    // `seen` is in practice and month order: each practice's months are one run.
+    for rows in seen.chunk_by(|x, y| Arc::ptr_eq(&x.code, &y.code) || x.code == y.code) {
+        let code = &*rows[0].code;
         // Months without a map carry fewer attributes: use them only for practices never mapped.
         let mapped = rows.iter().any(|r| r.from_map);
         let vs = versions(
@@ -169,32 +171,39 @@ fn practice_versions(seen: &[Seen], latest: Option<Month>) -> RecordBatch {
     b.finish()
 }
 
+/// An organisation level: its name and the indices into [`ATTRS`] of its code, name, ONS
+/// code and parent code.
+type Level = (&'static str, usize, usize, Option<usize>, Option<usize>);
+const LEVELS: [Level; 4] = [
+    ("PCN", 2, 3, None, Some(4)),
+    ("SUB_ICB", 4, 6, Some(5), Some(7)),
+    ("ICB", 7, 9, Some(8), Some(10)),
+    ("REGION", 10, 12, Some(11), None),
+];
+
+/// An organisation's name, ONS code and parent as published in one month.
+type Named<'a> = [Option<&'a str>; 3];
+
 fn organisation_versions(seen: &[Seen], latest: Option<Month>) -> RecordBatch {
-    // (org_type, code) → month → (name, ons, parent); indices into ATTRS.
-    type Level = (&'static str, usize, usize, Option<usize>, Option<usize>);
-    const LEVELS: [Level; 4] = [
-        ("PCN", 2, 3, None, Some(4)),
-        ("SUB_ICB", 4, 6, Some(5), Some(7)),
-        ("ICB", 7, 9, Some(8), Some(10)),
-        ("REGION", 10, 12, Some(11), None),
-    ];
-    type Named<'a> = [Option<&'a str>; 3];
-    let mut orgs: BTreeMap<(&str, &str), BTreeMap<Month, Named<'_>>> = BTreeMap::new();
+    // (org_type, code, month) → what the month's first mapped practice gave for it.
+    let mut first: HashMap<(&str, &str, Month), Named<'_>, FixedState> = HashMap::default();
     for s in seen.iter().filter(|s| s.from_map) {
         for (level, code, name, ons, parent) in LEVELS {
             let Some(c) = s.attrs[code].as_deref() else {
                 continue;
             };
             let pick = |i: Option<usize>| i.and_then(|i| s.attrs[i].as_deref());
-            orgs.entry((level, c))
-                .or_default()
-                .entry(s.month)
+            first
+                .entry((level, c, s.month))
                 .or_insert_with(|| [s.attrs[name].as_deref(), pick(ons), pick(parent)]);
         }
     }
+    let mut months: Vec<_> = first.into_iter().collect();
+    months.sort_unstable_by_key(|(key, _)| *key);
     let mut b = Batcher::new(DIM_ORGANISATION);
-    for ((level, code), months) in &orgs {
-        let vs = versions(months.iter().map(|(m, a)| (*m, a)));
+    for org in months.chunk_by(|(x, _), (y, _)| (x.0, x.1) == (y.0, y.1)) {
+        let ((level, code, _), _) = org[0];
+        let vs = versions(org.iter().map(|((_, _, m), a)| (*m, a)));
         for (i, v) in vs.iter().enumerate() {
             let to = valid_to(&vs, i, latest);
             b.push(&[

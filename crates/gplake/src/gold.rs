@@ -3,9 +3,10 @@
 //! latest geography. Rebuilt whole from silver at pinned versions whenever silver moved on;
 //! the build pipeline records which versions each was derived from.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use chrono::NaiveDate;
 use deltalake::arrow::record_batch::RecordBatch;
 
 use crate::catalog::{
@@ -15,7 +16,7 @@ use crate::catalog::{
 use crate::check::series::SERIES_RULES;
 use crate::delta::{self, DeltaError};
 use crate::lake::Lake;
-use crate::session::{self, Pin};
+use crate::session::{self, Session};
 
 /// Practice list sizes: the flags are the rules the practice failed in its month's latest
 /// build, plus the latest series checks (recorded apart, at another time).
@@ -69,21 +70,49 @@ GROUP BY s.snapshot_date, {{src}}.{code}"
 }
 
 /// The publisher's organisation figures: Σ leaf rows of the organisation single-age file,
-/// else of the quinary files' organisation rows (one grain per month, never both).
+/// else of the quinary files' organisation rows (one grain per month, never both). Summed
+/// from the facts for the months `{fresh}` admits; the other months' figures are kept from
+/// gold's previous version (`{kept}`), which summed the very same facts.
 const PUBLISHED: &str = "
 pub_rows AS (
   SELECT snapshot_date, org_type, org_code, sex, registered_population FROM fact_org_registered_patients_single_age
+  WHERE {fresh}
   UNION ALL
   SELECT snapshot_date, org_type, org_code, sex, registered_population FROM fact_org_registered_patients
-  WHERE snapshot_date NOT IN (SELECT DISTINCT snapshot_date FROM fact_org_registered_patients_single_age)),
-published AS (
+  WHERE {fresh} AND snapshot_date NOT IN (SELECT DISTINCT snapshot_date FROM fact_org_registered_patients_single_age WHERE {fresh})),
+summed_published AS (
   SELECT snapshot_date, 'published' AS basis, org_type, org_code,
          SUM(registered_population) AS registered_population,
          SUM(CASE WHEN sex = 'MALE' THEN registered_population ELSE 0 END) AS male,
          SUM(CASE WHEN sex = 'FEMALE' THEN registered_population ELSE 0 END) AS female
-  FROM pub_rows GROUP BY snapshot_date, org_type, org_code)";
+  FROM pub_rows GROUP BY snapshot_date, org_type, org_code),
+published AS (
+  SELECT * FROM summed_published
+  UNION ALL
+  SELECT snapshot_date, basis, org_type, org_code, registered_population, male, female
+  FROM org_population_monthly WHERE basis = 'published' AND {kept})";
 
-fn org_population_sql() -> String {
+/// Which months gold sums from the facts: all, or only those whose facts changed since its
+/// previous version.
+fn published_sql(changed: Option<&BTreeSet<NaiveDate>>) -> String {
+    let (fresh, kept) = match changed {
+        None => ("TRUE".to_string(), "FALSE".to_string()),
+        Some(months) if months.is_empty() => ("FALSE".to_string(), "TRUE".to_string()),
+        Some(months) => {
+            let list: Vec<String> = months.iter().map(|m| format!("DATE '{m}'")).collect();
+            let list = list.join(", ");
+            (
+                format!("snapshot_date IN ({list})"),
+                format!("snapshot_date NOT IN ({list})"),
+            )
+        }
+    };
+    PUBLISHED
+        .replace("{fresh}", &fresh)
+        .replace("{kept}", &kept)
+}
+
+fn org_population_sql(changed: Option<&BTreeSet<NaiveDate>>) -> String {
     let mut parts = Vec::new();
     for (basis, src) in [("as_published", "s"), ("latest_geography", "cur")] {
         for (level, code) in [
@@ -105,7 +134,7 @@ cur AS (SELECT d.practice_code, d.pcn_code, d.sub_icb_code, d.icb_code, d.region
 lastorg AS (SELECT org_type, org_code, MAX(valid_from) AS vf FROM dim_organisation GROUP BY org_type, org_code),
 names AS (SELECT o.org_type, o.org_code, o.org_name FROM dim_organisation o JOIN lastorg l ON l.org_type = o.org_type AND l.org_code = o.org_code AND l.vf = o.valid_from),
 sized AS (SELECT * FROM practice_snapshot WHERE registered_population IS NOT NULL),
-{PUBLISHED},
+{},
 summed AS ({}),
 everything AS (SELECT * FROM published UNION ALL SELECT * FROM summed)
 SELECT e.snapshot_date, e.basis, e.org_type, e.org_code, n.org_name, e.registered_population, e.male, e.female,
@@ -114,6 +143,7 @@ FROM everything e
 LEFT JOIN names n ON n.org_type = e.org_type AND n.org_code = e.org_code
 LEFT JOIN published p ON e.basis = 'as_published' AND p.snapshot_date = e.snapshot_date AND p.org_type = e.org_type AND p.org_code = e.org_code
 ORDER BY e.snapshot_date, e.basis, e.org_type, e.org_code",
+        published_sql(changed),
         parts.join("\nUNION ALL\n")
     )
 }
@@ -128,16 +158,36 @@ pub(crate) const SOURCES: [TableDef; 6] = [
     DIM_ORGANISATION,
 ];
 
-/// Rebuilds every gold table from its sources as pinned; returns the versions written.
-pub(crate) async fn rebuild(lake: &Lake, pin: &Pin) -> Result<BTreeMap<String, u64>, DeltaError> {
-    let session = session::internal(lake, &SOURCES, pin.clone()).await?;
+/// The organisation figures gold's previous version summed that this one may keep.
+#[derive(Debug, Clone)]
+pub(crate) struct Kept {
+    /// The version of `org_population_monthly` that holds them (the current one).
+    pub(crate) version: u64,
+    /// The months whose organisation facts changed since: summed again.
+    pub(crate) changed: BTreeSet<NaiveDate>,
+}
+
+/// Rebuilds every gold table from the session's sources; returns the versions written.
+pub(crate) async fn rebuild(
+    lake: &Lake,
+    session: &Session,
+    kept: Option<&Kept>,
+) -> Result<BTreeMap<String, u64>, DeltaError> {
+    match kept {
+        Some(kept) => {
+            session
+                .pin(lake, &ORG_POPULATION, Some(kept.version))
+                .await?
+        }
+        None => session.empty(&ORG_POPULATION)?,
+    }
     let mut written = BTreeMap::new();
     for (def, sql) in [
         (PRACTICE_LIST_SIZE, practice_sql()),
-        (ORG_POPULATION, org_population_sql()),
+        (ORG_POPULATION, org_population_sql(kept.map(|k| &k.changed))),
     ] {
         let clock = std::time::Instant::now();
-        let batches = session::collect(&session, Some(&def), &sql).await?;
+        let batches = session::collect(session, Some(&def), &sql).await?;
         let ms = clock.elapsed().as_millis() as u64;
         tracing::debug!(table = def.name, ms, "gold: query");
         let batches = conform(&def, batches).map_err(|e| DeltaError {

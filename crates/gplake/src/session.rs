@@ -45,6 +45,51 @@ pub(crate) struct Session {
     pub(crate) ctx: SessionContext,
 }
 
+impl Session {
+    /// Registers `def` as it is at `version` (its latest when `None`, empty when missing),
+    /// in place of what was registered under its name: for a table written since the session
+    /// opened.
+    pub(crate) async fn pin(
+        &self,
+        lake: &Lake,
+        def: &TableDef,
+        version: Option<u64>,
+    ) -> Result<(), DeltaError> {
+        let e = |x: deltalake::datafusion::error::DataFusionError| delta_err(Some(def), x.into());
+        self.ctx.deregister_table(def.name).map_err(e)?;
+        match delta::open_version(lake, def, version).await? {
+            Some(table) => register(&self.ctx, def, &table).await,
+            None => register_empty(&self.ctx, def),
+        }
+    }
+
+    /// Registers `def` empty, in place of what was registered under its name.
+    pub(crate) fn empty(&self, def: &TableDef) -> Result<(), DeltaError> {
+        let e = |x: deltalake::datafusion::error::DataFusionError| delta_err(Some(def), x.into());
+        self.ctx.deregister_table(def.name).map_err(e)?;
+        register_empty(&self.ctx, def)
+    }
+
+    /// Holds `def` in memory as registered, so that the session's later queries decode its
+    /// files once between them rather than once each.
+    pub(crate) async fn hold(&self, def: &TableDef) -> Result<(), DeltaError> {
+        let e = |x: deltalake::datafusion::error::DataFusionError| delta_err(Some(def), x.into());
+        let held = self
+            .ctx
+            .table(def.name)
+            .await
+            .map_err(e)?
+            .cache()
+            .await
+            .map_err(e)?;
+        self.ctx.deregister_table(def.name).map_err(e)?;
+        self.ctx
+            .register_table(def.name, held.into_view())
+            .map_err(e)?;
+        Ok(())
+    }
+}
+
 /// Opens a session with `tables` registered by name.
 pub(crate) async fn open(
     lake: &Lake,

@@ -7,11 +7,11 @@
 //! gold, another run's overwrite) makes them *behind*, and the next build derives again.
 //! A derivation that loses a commit race re-reads and tries again, with backoff.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use deltalake::arrow::array::Array;
 use object_store::path::Path;
 use serde::{Deserialize, Serialize};
@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use super::BuildError;
 use super::record::quality_batch;
 use crate::catalog::{
-    DERIVED_TABLES, FACT_ORG_QUINARY, FACT_ORG_SINGLE_AGE, FACT_QUINARY, PRACTICE_SNAPSHOT,
-    QUALITY, TableDef,
+    DERIVED_TABLES, FACT_ORG_QUINARY, FACT_ORG_SINGLE_AGE, FACT_QUINARY, ORG_POPULATION,
+    PRACTICE_SNAPSHOT, QUALITY, TableDef,
 };
 use crate::check::QualityResult;
 use crate::check::series::{Jump, over_series, practice_jumps};
@@ -29,7 +29,7 @@ use crate::delta::{self, DeltaError};
 use crate::error::Error;
 use crate::lake::Lake;
 use crate::month::Month;
-use crate::session::{self, Pin};
+use crate::session::{self, Pin, Session};
 
 const RECORD: &str = "_meta/derived.json";
 const SOURCES: [TableDef; 5] = [
@@ -62,6 +62,9 @@ pub struct DerivedReport {
     /// The series results, when they were computed and recorded.
     #[serde(skip)]
     pub series: Option<Vec<QualityResult>>,
+    /// The months whose published organisation figures the last derivation summed again
+    /// from the facts, the others being kept from gold; `None` when it summed every month.
+    pub org_months_summed: Option<Vec<NaiveDate>>,
 }
 
 /// The derived tables that are behind silver (empty when in step, or when there is no silver).
@@ -95,9 +98,10 @@ pub(crate) async fn bring_in_step(lake: &Lake, clock: &dyn Clock) -> Result<Deri
             tokio::time::sleep(backoff(attempt)).await;
         }
         match derive(lake, clock.now()).await {
-            Ok(series) => {
+            Ok((series, summed)) => {
                 report.rebuilt = true;
                 report.series = Some(series);
+                report.org_months_summed = summed;
             }
             Err(e) if delta::is_conflict(&e) => tracing::info!("derived tables: {e}; retrying"),
             Err(e) => return Err(BuildError::from(e).into()),
@@ -116,12 +120,22 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(step + seed % step)
 }
 
-/// One derivation: series checks, dims, gold, then the record.
-async fn derive(lake: &Lake, at: DateTime<Utc>) -> Result<Vec<QualityResult>, DeltaError> {
+/// One derivation: series checks, dims, gold, then the record. One session reads every
+/// source at its pinned version, with `practice_snapshot` decoded once and held in memory for
+/// the series checks, the dims and gold; each output is pinned in it once written.
+async fn derive(lake: &Lake, at: DateTime<Utc>) -> Result<Derived, DeltaError> {
     let clock = std::time::Instant::now();
     let start = versions(lake).await?;
-    let snapshot = start.get(PRACTICE_SNAPSHOT.name).copied();
-    let series = series_at(lake, snapshot).await?;
+    let kept = kept_org_figures(lake, &start).await?;
+    let mut sources: BTreeMap<String, u64> = [PRACTICE_SNAPSHOT, FACT_QUINARY, FACT_ORG_QUINARY]
+        .iter()
+        .chain([FACT_ORG_SINGLE_AGE, QUALITY].iter())
+        .filter_map(|d| start.get(d.name).map(|v| (d.name.to_string(), *v)))
+        .collect();
+    let session =
+        session::internal(lake, &crate::gold::SOURCES, Pin::Versions(sources.clone())).await?;
+    session.hold(&PRACTICE_SNAPSHOT).await?;
+    let series = series_in(&session).await?;
     tracing::debug!(
         ms = clock.elapsed().as_millis() as u64,
         "derived: series checks"
@@ -131,18 +145,12 @@ async fn derive(lake: &Lake, at: DateTime<Utc>) -> Result<Vec<QualityResult>, De
         None => delta::version(lake, &QUALITY).await?.unwrap_or(0),
     };
     crate::failpoint::point("series");
-    let mut sources = BTreeMap::new();
-    sources.extend(snapshot.map(|v| (PRACTICE_SNAPSHOT.name.to_string(), v)));
-    for def in [FACT_QUINARY, FACT_ORG_QUINARY, FACT_ORG_SINGLE_AGE] {
-        sources.extend(start.get(def.name).map(|v| (def.name.to_string(), *v)));
-    }
     sources.insert(QUALITY.name.to_string(), quality);
-    let mut outputs = crate::dims::rebuild(lake, &Pin::Versions(sources.clone())).await?;
+    session.pin(lake, &QUALITY, Some(quality)).await?;
+    let mut outputs = crate::dims::rebuild(lake, &session).await?;
     tracing::debug!(ms = clock.elapsed().as_millis() as u64, "derived: dims");
     crate::failpoint::point("dims");
-    let mut pins = sources.clone();
-    pins.extend(outputs.clone());
-    outputs.extend(crate::gold::rebuild(lake, &Pin::Versions(pins)).await?);
+    outputs.extend(crate::gold::rebuild(lake, &session, kept.as_ref()).await?);
     tracing::debug!(ms = clock.elapsed().as_millis() as u64, "derived: gold");
     crate::failpoint::point("gold");
     let record = Record {
@@ -154,7 +162,49 @@ async fn derive(lake: &Lake, at: DateTime<Utc>) -> Result<Vec<QualityResult>, De
         .await
         .map_err(|e| lake_as_delta(RECORD, e))?;
     crate::failpoint::point("derived-record");
-    Ok(series)
+    Ok((series, kept.map(|k| k.changed.into_iter().collect())))
+}
+
+/// The series results, and the months whose organisation figures were summed again.
+type Derived = (Vec<QualityResult>, Option<Vec<NaiveDate>>);
+
+/// What gold may keep of its previous organisation figures: its current version, when the
+/// last derivation wrote it and the log tells which months of the organisation facts changed
+/// since that derivation read them.
+async fn kept_org_figures(
+    lake: &Lake,
+    now: &BTreeMap<String, u64>,
+) -> Result<Option<crate::gold::Kept>, DeltaError> {
+    let Some(record) = read(lake).await else {
+        return Ok(None);
+    };
+    let gold = ORG_POPULATION.name;
+    let Some(version) = record
+        .outputs
+        .get(gold)
+        .filter(|v| now.get(gold) == Some(v))
+    else {
+        return Ok(None);
+    };
+    let mut changed = BTreeSet::new();
+    for def in [FACT_ORG_QUINARY, FACT_ORG_SINGLE_AGE] {
+        let (from, to) = match (record.sources.get(def.name), now.get(def.name)) {
+            (Some(from), Some(to)) => (*from, *to),
+            (None, None) => continue,
+            _ => return Ok(None),
+        };
+        let months = super::changes::months_changed(lake, &def, from, to)
+            .await
+            .map_err(|e| lake_as_delta(def.name, e))?;
+        match months {
+            Some(months) => changed.extend(months),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(crate::gold::Kept {
+        version: *version,
+        changed,
+    }))
 }
 
 /// The current version of every source and derived table that exists.
@@ -199,9 +249,14 @@ async fn series_at(lake: &Lake, version: Option<u64>) -> Result<Vec<QualityResul
     let mut pins = BTreeMap::new();
     pins.extend(version.map(|v| (PRACTICE_SNAPSHOT.name.to_string(), v)));
     let session = session::internal(lake, &[PRACTICE_SNAPSHOT], Pin::Versions(pins)).await?;
+    series_in(&session).await
+}
+
+/// Series rules over the session's `practice_snapshot`.
+async fn series_in(session: &Session) -> Result<Vec<QualityResult>, DeltaError> {
     let def = Some(&PRACTICE_SNAPSHOT);
-    let totals = session::collect(&session, def, TOTALS_SQL).await?;
-    let jumps = session::collect(&session, def, JUMPS_SQL).await?;
+    let totals = session::collect(session, def, TOTALS_SQL).await?;
+    let jumps = session::collect(session, def, JUMPS_SQL).await?;
     let mut results = over_series(&national_totals(&totals));
     results.extend(practice_jumps(&jump_rows(&jumps)));
     Ok(results)

@@ -14,6 +14,7 @@
 //! - a lake written by an earlier layout is rebuilt from bronze, never misread ([`upgrade`]).
 
 pub mod aliases;
+mod changes;
 pub mod derived;
 mod months;
 mod record;

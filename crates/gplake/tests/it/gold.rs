@@ -197,3 +197,61 @@ async fn list_sizes_come_from_the_published_totals_whatever_files_a_month_has() 
         "{snapshot:?}"
     );
 }
+
+#[tokio::test]
+async fn org_figures_are_summed_again_only_for_changed_months_and_equal_a_whole_derivation() {
+    let pop = Population::new(33, 8);
+    let mirror = Mirror::start(
+        [(2026, 2), (2026, 3), (2026, 4)]
+            .iter()
+            .map(|&m| release(&pop, m).unwrap())
+            .collect(),
+    );
+    let source = Source::parse(&mirror.series_url());
+    let summed = |report: gplake::SyncReport| report.build.unwrap().derived.org_months_summed;
+    let day = |d: &str| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
+    let (_dir, lake) = local_lake();
+    let first = full_sync(&lake, &source, "2026-02", "2026-04")
+        .await
+        .unwrap();
+    assert_eq!(summed(first), None, "a first derivation sums every month");
+
+    mirror.publish(release(&pop, (2026, 5)).unwrap());
+    let added = full_sync(&lake, &source, "2026-02", "2026-05")
+        .await
+        .unwrap();
+    assert_eq!(summed(added), Some(vec![day("2026-05-01")]));
+
+    // March republished with other figures: March alone is summed again.
+    let other = Population::new(34, 8);
+    mirror.publish(release(&other, (2026, 3)).unwrap());
+    let revised = full_sync(&lake, &source, "2026-02", "2026-05")
+        .await
+        .unwrap();
+    assert_eq!(summed(revised), Some(vec![day("2026-03-01")]));
+    let march = rows(&lake, "SELECT SUM(registered_population) FROM org_population_monthly WHERE snapshot_date = DATE '2026-03-01' AND basis = 'published' AND org_type = 'REGION'").await;
+    let england: u64 = other
+        .practices((2026, 3))
+        .iter()
+        .map(|p| total(&other, p.index, (2026, 3)))
+        .sum();
+    assert_eq!(march, [england.to_string()], "March as republished");
+
+    // A lake that saw only the final releases: the same tables, but for the flag of the
+    // republished figures, which only the first lake saw.
+    let (_whole_dir, whole) = local_lake();
+    full_sync(&whole, &source, "2026-02", "2026-05")
+        .await
+        .unwrap();
+    for table in [
+        "* FROM org_population_monthly ORDER BY snapshot_date, basis, org_type, org_code",
+        "* EXCLUDE (quality_flags) FROM practice_list_size_monthly ORDER BY snapshot_date, practice_code",
+        "* FROM dim_practice ORDER BY practice_code, valid_from",
+        "* FROM dim_organisation ORDER BY org_type, org_code, valid_from",
+    ] {
+        let sql = format!("SELECT {table}");
+        let kept = rows(&lake, &sql).await;
+        assert!(kept.len() > 8, "{table}");
+        assert_eq!(kept, rows(&whole, &sql).await, "{table}");
+    }
+}
