@@ -6,8 +6,28 @@ use std::process::ExitCode;
 // A build allocates and frees millions of small strings and buffers across two threads:
 // mimalloc does that faster than glibc's malloc and hands memory back between months
 // instead of letting each thread's arenas grow with the history.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+// mimalloc commits whole arenas up front on Linux by default, and memory freed in such an
+// arena is never decommitted, so it stays counted in the process's memory: a one-month build
+// peaks ~75 MiB higher. The option must be set before mimalloc reads its options, in its own
+// load-time constructor, so this runs as an earlier-priority constructor (a user's own
+// setting wins).
+#[cfg(all(feature = "mimalloc", target_os = "linux"))]
+#[used]
+#[unsafe(link_section = ".init_array.00099")]
+static CONFIGURE_ALLOCATOR: extern "C" fn() = configure_allocator;
+
+#[cfg(all(feature = "mimalloc", target_os = "linux"))]
+extern "C" fn configure_allocator() {
+    // SAFETY: runs before main, while the process has one thread and nothing reads the
+    // environment concurrently.
+    unsafe {
+        libc::setenv(c"MIMALLOC_ARENA_EAGER_COMMIT".as_ptr(), c"0".as_ptr(), 0);
+    }
+}
 
 fn main() -> ExitCode {
     // Like other Unix tools, stop quietly when the reader of our output goes away
