@@ -48,16 +48,16 @@ pub(crate) struct AgeAgg {
     pub(crate) wide: bool,
     pub(crate) file: String,
     /// Σ leaf counts per practice × sex.
-    pub(crate) leaf: HashMap<(String, SexKey), u64>,
+    pub(crate) leaf: FastMap<(String, SexKey), u64>,
     /// Published ALL rows per practice × sex (sex ALL = persons).
-    pub(crate) all_rows: HashMap<(String, SexKey), u64>,
+    pub(crate) all_rows: FastMap<(String, SexKey), u64>,
     /// Σ leaf counts per practice × sex × 5-year band (single years summed into bands), for
     /// the single-age = quinary gate. Practice rows only.
-    pub(crate) bands: HashMap<(String, SexKey, u8), u64>,
+    pub(crate) bands: FastMap<(String, SexKey, u8), u64>,
     /// The first band of an open top band (`85+`), when the files use one.
     pub(crate) open_band: Option<u8>,
     /// Masked cells per practice × sex (pre-2017 wide files): their sums cannot be verified.
-    pub(crate) suppressed: HashMap<(String, SexKey), u64>,
+    pub(crate) suppressed: FastMap<(String, SexKey), u64>,
     /// The sums while rows still stream in, keyed by code id (see [`AgeAgg::finish`]).
     running: Running,
     /// Repeated keys: (file, practice, sex, age label, first line, repeated line).
@@ -234,6 +234,10 @@ impl AgeAgg {
     pub(crate) fn finish(&mut self) {
         let r = std::mem::take(&mut self.running);
         let name = |id: u32| r.codes.name(id).to_string();
+        // Sized once: growing by doubling holds the old and the new table at once.
+        self.leaf.reserve(r.leaf.len());
+        self.bands.reserve(r.bands.len());
+        self.all_rows.reserve(r.all_rows.len());
         for ((id, sex), n) in r.leaf {
             *self.leaf.entry((name(id), sex)).or_default() += n;
         }

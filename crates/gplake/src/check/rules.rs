@@ -1,8 +1,8 @@
 //! The month rules, evaluated on the aggregates a build gathered (no file is read again).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use super::evidence::{AgeAgg, Aggregates};
+use super::evidence::{AgeAgg, Aggregates, FastMap};
 use super::{QualityResult, Rule, Severity};
 use crate::catalog::{FACT_ORG_QUINARY, FACT_ORG_SINGLE_AGE};
 use crate::formats::{Family, OrgLevel, SexKey};
@@ -427,10 +427,10 @@ fn single_age_matches_quinary(agg: &Aggregates, month: Month) -> Vec<QualityResu
 
 /// Bands from `top` on summed into `top` (no change without an open band).
 fn fold(
-    bands: &HashMap<(String, SexKey, u8), u64>,
+    bands: &FastMap<(String, SexKey, u8), u64>,
     top: Option<u8>,
-) -> HashMap<(String, SexKey, u8), u64> {
-    let mut out = HashMap::new();
+) -> FastMap<(String, SexKey, u8), u64> {
+    let mut out = FastMap::default();
     for ((code, sex, band), n) in bands {
         let band = top.map_or(*band, |t| (*band).min(t));
         *out.entry((code.clone(), *sex, band)).or_default() += n;
