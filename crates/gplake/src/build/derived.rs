@@ -127,9 +127,8 @@ async fn derive(lake: &Lake, at: DateTime<Utc>) -> Result<Derived, DeltaError> {
     let clock = std::time::Instant::now();
     let start = versions(lake).await?;
     let kept = kept_org_figures(lake, &start).await?;
-    let mut sources: BTreeMap<String, u64> = [PRACTICE_SNAPSHOT, FACT_QUINARY, FACT_ORG_QUINARY]
+    let mut sources: BTreeMap<String, u64> = SOURCES
         .iter()
-        .chain([FACT_ORG_SINGLE_AGE, QUALITY].iter())
         .filter_map(|d| start.get(d.name).map(|v| (d.name.to_string(), *v)))
         .collect();
     let session =
