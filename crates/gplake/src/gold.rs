@@ -1,7 +1,9 @@
 //! Gold: the tables analysts ask for most — practice list sizes with month-over-month change
 //! and quality flags, and organisation populations both as published and restated to the
-//! latest geography. Rebuilt whole from silver at pinned versions whenever silver moved on;
-//! the build pipeline records which versions each was derived from.
+//! latest geography. Rebuilt from silver at pinned versions whenever silver moved on, except
+//! the publisher's organisation figures of months whose organisation facts did not change,
+//! which are kept from gold's previous version; the build pipeline records which versions
+//! each was derived from.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use deltalake::DeltaTableError;
 use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::datafusion::datasource::MemTable;
+use deltalake::datafusion::error::DataFusionError;
 use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use deltalake::datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -55,7 +56,7 @@ impl Session {
         def: &TableDef,
         version: Option<u64>,
     ) -> Result<(), DeltaError> {
-        let e = |x: deltalake::datafusion::error::DataFusionError| delta_err(Some(def), x.into());
+        let e = df_err(Some(def));
         self.ctx.deregister_table(def.name).map_err(e)?;
         match delta::open_version(lake, def, version).await? {
             Some(table) => register(&self.ctx, def, &table).await,
@@ -65,7 +66,7 @@ impl Session {
 
     /// Registers `def` empty, in place of what was registered under its name.
     pub(crate) fn empty(&self, def: &TableDef) -> Result<(), DeltaError> {
-        let e = |x: deltalake::datafusion::error::DataFusionError| delta_err(Some(def), x.into());
+        let e = df_err(Some(def));
         self.ctx.deregister_table(def.name).map_err(e)?;
         register_empty(&self.ctx, def)
     }
@@ -73,7 +74,7 @@ impl Session {
     /// Holds `def` in memory as registered, so that the session's later queries decode its
     /// files once between them rather than once each.
     pub(crate) async fn hold(&self, def: &TableDef) -> Result<(), DeltaError> {
-        let e = |x: deltalake::datafusion::error::DataFusionError| delta_err(Some(def), x.into());
+        let e = df_err(Some(def));
         let held = self
             .ctx
             .table(def.name)
@@ -139,10 +140,15 @@ async fn register(
 }
 
 fn register_empty(ctx: &SessionContext, def: &TableDef) -> Result<(), DeltaError> {
-    let e = |x: deltalake::datafusion::error::DataFusionError| delta_err(Some(def), x.into());
+    let e = df_err(Some(def));
     let empty = MemTable::try_new(def.arrow_schema(), vec![vec![]]).map_err(e)?;
     ctx.register_table(def.name, Arc::new(empty)).map_err(e)?;
     Ok(())
+}
+
+/// A DataFusion failure over `def`, as a Delta error naming the table.
+fn df_err(def: Option<&TableDef>) -> impl Fn(DataFusionError) -> DeltaError + Copy + '_ {
+    move |x| delta_err(def, x.into())
 }
 
 fn delta_err(def: Option<&TableDef>, source: DeltaTableError) -> DeltaError {
@@ -173,7 +179,7 @@ pub(crate) async fn collect(
     def: Option<&TableDef>,
     sql: &str,
 ) -> Result<Vec<RecordBatch>, DeltaError> {
-    let e = |x: deltalake::datafusion::error::DataFusionError| delta_err(def, x.into());
+    let e = df_err(def);
     session
         .ctx
         .sql(sql)

@@ -350,11 +350,9 @@ async fn build_silver(
     };
     let unused = plan.unused.clone();
     let handle = tokio::runtime::Handle::current();
-    let worker = open.clone();
+    let worker = Arc::clone(open);
     let aliases = aliases.clone();
-    let runner = Arc::clone(&worker);
-    runner
-        .workers
+    open.workers
         .run(move || {
             let with = MonthContext {
                 targets: &worker.targets,
