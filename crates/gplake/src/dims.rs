@@ -1,13 +1,17 @@
 //! The dimensions, rebuilt whole from `practice_snapshot` whenever it moved on (the build
-//! pipeline records the version each was derived from): `dim_practice` and `dim_organisation` as SCD type 2 (a new version whenever
-//! anything published about the practice or organisation changes), and the static
-//! `dim_age_band`.
+//! pipeline records the version each was derived from): `dim_practice` and
+//! `dim_organisation` as SCD type 2 (a new version whenever anything published about the
+//! practice or organisation changes), and the static `dim_age_band`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use deltalake::arrow::array::{Array, StringArray};
+use deltalake::arrow::array::{
+    Array, ArrayRef, AsArray, Date32Array, StringArray, StringViewArray,
+};
+use deltalake::arrow::compute::cast;
+use deltalake::arrow::datatypes::{DataType, Date32Type};
 use deltalake::arrow::record_batch::RecordBatch;
 use foldhash::fast::FixedState;
 
@@ -54,7 +58,9 @@ pub(crate) async fn rebuild(
     lake: &Lake,
     session: &Session,
 ) -> Result<BTreeMap<String, u64>, DeltaError> {
+    let clock = std::time::Instant::now();
     let seen = read_snapshots(session).await?;
+    tracing::debug!(ms = clock.elapsed().as_millis() as u64, "dims: read");
     let latest = seen.iter().map(|s| s.month).max();
     let mut written = BTreeMap::new();
     for (def, batch) in [
@@ -64,36 +70,47 @@ pub(crate) async fn rebuild(
     ] {
         let version = delta::overwrite(lake, &def, vec![batch]).await?;
         session.pin(lake, &def, Some(version)).await?;
+        tracing::debug!(
+            ms = clock.elapsed().as_millis() as u64,
+            table = def.name,
+            "dims: written"
+        );
         written.insert(def.name.to_string(), version);
     }
     Ok(written)
 }
 
+/// Every practice-month of the session's `practice_snapshot`, in practice and month order.
+/// The rows are taken as the session holds them and ordered here by practice (a hash map of
+/// codes, then each practice's few months), not by a SQL sort of every column.
 async fn read_snapshots(session: &Session) -> Result<Vec<Seen>, DeltaError> {
     let sql = format!(
-        "SELECT CAST(snapshot_date AS VARCHAR) AS d, practice_code, attributes_from, {} FROM practice_snapshot ORDER BY practice_code, snapshot_date",
+        "SELECT snapshot_date, practice_code, attributes_from, {} FROM practice_snapshot",
         ATTRS.join(", ")
     );
     let batches = session::collect(session, Some(&PRACTICE_SNAPSHOT), &sql).await?;
-    let mut out: Vec<Seen> = Vec::new();
-    for b in &batches {
-        let cols: Vec<StringArray> = (0..b.num_columns())
-            .map(|i| delta::text_column(b, i))
-            .collect();
-        let text = |c: usize, row: usize| (!cols[c].is_null(row)).then(|| cols[c].value(row));
-        for row in 0..b.num_rows() {
-            let Some(month) = text(0, row).and_then(|d| d.get(..7).and_then(|m| m.parse().ok()))
-            else {
+    let columns: Vec<Columns> = batches.iter().map(Columns::of).collect();
+    let mut by_code: HashMap<&str, Vec<(Month, usize, usize)>, FixedState> = HashMap::default();
+    for (b, cols) in columns.iter().enumerate() {
+        for row in 0..cols.rows {
+            let (Some(month), Some(code)) = (cols.month(row), cols.text[1].get(row)) else {
                 continue;
             };
-            let code_text = text(1, row).unwrap_or_default();
-            let value = |i: usize| text(3 + i, row);
-            let last = out.last().filter(|l| &*l.code == code_text);
-            let code = last.map_or_else(|| Arc::from(code_text), |l| Arc::clone(&l.code));
-            let attrs = match last {
-                Some(l) if (0..ATTRS.len()).all(|i| l.attrs[i].as_deref() == value(i)) => {
-                    Arc::clone(&l.attrs)
-                }
+            by_code.entry(code).or_default().push((month, b, row));
+        }
+    }
+    let mut codes: Vec<_> = by_code.into_iter().collect();
+    codes.sort_unstable_by_key(|(code, _)| *code);
+    let mut out = Vec::new();
+    for (code, mut months) in codes {
+        months.sort_unstable_by_key(|(month, _, _)| *month);
+        let code: Arc<str> = Arc::from(code);
+        let mut last: Option<Arc<Attrs>> = None;
+        for (month, b, row) in months {
+            let cols = &columns[b];
+            let value = |i: usize| cols.text[3 + i].get(row);
+            let attrs = match last.take() {
+                Some(l) if (0..ATTRS.len()).all(|i| l[i].as_deref() == value(i)) => l,
                 _ => Arc::new(
                     (0..ATTRS.len())
                         .map(|i| value(i).map(str::to_string))
@@ -102,13 +119,65 @@ async fn read_snapshots(session: &Session) -> Result<Vec<Seen>, DeltaError> {
             };
             out.push(Seen {
                 month,
-                code,
-                from_map: text(2, row) == Some("map"),
-                attrs,
+                code: Arc::clone(&code),
+                from_map: cols.text[2].get(row) == Some("map"),
+                attrs: Arc::clone(&attrs),
             });
+            last = Some(attrs);
         }
     }
     Ok(out)
+}
+
+/// One batch of the snapshot query: the month column as dates, the rest as text.
+struct Columns {
+    rows: usize,
+    dates: Date32Array,
+    /// Column 0 (the date) is a placeholder; 1.. are the query's text columns.
+    text: Vec<Text>,
+}
+
+impl Columns {
+    fn of(batch: &RecordBatch) -> Columns {
+        let dates = cast(batch.column(0), &DataType::Date32)
+            .map(|a| a.as_primitive::<Date32Type>().clone())
+            .unwrap_or_else(|_| Date32Array::new_null(batch.num_rows()));
+        Columns {
+            rows: batch.num_rows(),
+            dates,
+            text: batch.columns().iter().map(Text::of).collect(),
+        }
+    }
+
+    fn month(&self, row: usize) -> Option<Month> {
+        self.dates.value_as_date(row).map(Month::of)
+    }
+}
+
+/// A text column as the session gives it (views or offsets), read without copying.
+enum Text {
+    View(StringViewArray),
+    Plain(StringArray),
+}
+
+impl Text {
+    fn of(array: &ArrayRef) -> Text {
+        match array.data_type() {
+            DataType::Utf8View => Text::View(array.as_string_view().clone()),
+            _ => Text::Plain(
+                cast(array, &DataType::Utf8)
+                    .map(|a| a.as_string::<i32>().clone())
+                    .unwrap_or_else(|_| StringArray::new_null(array.len())),
+            ),
+        }
+    }
+
+    fn get(&self, row: usize) -> Option<&str> {
+        match self {
+            Text::View(a) => (!a.is_null(row)).then(|| a.value(row)),
+            Text::Plain(a) => (!a.is_null(row)).then(|| a.value(row)),
+        }
+    }
 }
 
 /// A version: attributes, first month, and the month after the last one seen.
@@ -154,7 +223,8 @@ fn practice_versions(seen: &[Seen], latest: Option<Month>) -> RecordBatch {
         let vs = versions(
             rows.iter()
                 .filter(|r| r.from_map || !mapped)
-                .map(|r| (r.month, &*r.attrs)),
+                // Equal months share one `Arc`, which compares by pointer first.
+                .map(|r| (r.month, &r.attrs)),
         );
         for (i, v) in vs.iter().enumerate() {
             let to = valid_to(&vs, i, latest);

@@ -1,9 +1,9 @@
 //! Gold: the tables analysts ask for most — practice list sizes with month-over-month change
 //! and quality flags, and organisation populations both as published and restated to the
 //! latest geography. Rebuilt from silver at pinned versions whenever silver moved on, except
-//! the publisher's organisation figures of months whose organisation facts did not change,
-//! which are kept from gold's previous version; the build pipeline records which versions
-//! each was derived from.
+//! the organisation sums of months whose inputs did not change (the publisher's figures and
+//! the `as_published` sums), which are kept from gold's previous version; the build pipeline
+//! records which versions each was derived from.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -55,19 +55,24 @@ LEFT JOIN t p ON p.practice_code = t.practice_code AND p.snapshot_date = t.snaps
 LEFT JOIN flags f ON f.snapshot_date = t.snapshot_date AND f.subject = t.practice_code
 ORDER BY t.snapshot_date, t.practice_code";
 
-/// One level's practice sums on one basis; `{src}` is `s` (the month's organisations) or
-/// `cur` (each practice's latest). Male and female are NULL unless every practice has them.
-fn org_sql(level: &str, code: &str) -> String {
+/// Practice sums by organisation at every level in one pass (grouping sets), on one basis;
+/// `rows` gives each practice-month's figures and its organisation codes on that basis.
+/// Male and female are NULL unless every practice has them.
+fn org_sums(basis: &str, rows: &str) -> String {
     format!(
         "
-SELECT s.snapshot_date, '{{basis}}' AS basis, '{level}' AS org_type, {{src}}.{code} AS org_code,
-       SUM(s.registered_population) AS registered_population,
-       CASE WHEN COUNT(s.male) = COUNT(*) THEN SUM(s.male) END AS male,
-       CASE WHEN COUNT(s.female) = COUNT(*) THEN SUM(s.female) END AS female
-FROM sized s
-LEFT JOIN cur ON cur.practice_code = s.practice_code
-WHERE {{src}}.{code} IS NOT NULL
-GROUP BY s.snapshot_date, {{src}}.{code}"
+SELECT * FROM (
+  SELECT snapshot_date, '{basis}' AS basis,
+         CASE WHEN grouping(pcn_code) = 0 THEN 'PCN' WHEN grouping(sub_icb_code) = 0 THEN 'SUB_ICB'
+              WHEN grouping(icb_code) = 0 THEN 'ICB' ELSE 'REGION' END AS org_type,
+         COALESCE(pcn_code, sub_icb_code, icb_code, region_code) AS org_code,
+         SUM(registered_population) AS registered_population,
+         CASE WHEN COUNT(male) = COUNT(*) THEN SUM(male) END AS male,
+         CASE WHEN COUNT(female) = COUNT(*) THEN SUM(female) END AS female
+  FROM ({rows}) r
+  GROUP BY GROUPING SETS ((snapshot_date, pcn_code), (snapshot_date, sub_icb_code),
+                          (snapshot_date, icb_code), (snapshot_date, region_code)))
+WHERE org_code IS NOT NULL"
     )
 }
 
@@ -97,7 +102,16 @@ published AS (
 /// Which months gold sums from the facts: all, or only those whose facts changed since its
 /// previous version.
 fn published_sql(changed: Option<&BTreeSet<NaiveDate>>) -> String {
-    let (fresh, kept) = match changed {
+    let (fresh, kept) = month_filters(changed);
+    PUBLISHED
+        .replace("{fresh}", &fresh)
+        .replace("{kept}", &kept)
+}
+
+/// SQL conditions on `snapshot_date`: the months to sum again (all when `changed` is `None`),
+/// and the months to keep from gold's previous version (the others).
+fn month_filters(changed: Option<&BTreeSet<NaiveDate>>) -> (String, String) {
+    match changed {
         None => ("TRUE".to_string(), "FALSE".to_string()),
         Some(months) if months.is_empty() => ("FALSE".to_string(), "TRUE".to_string()),
         Some(months) => {
@@ -108,28 +122,28 @@ fn published_sql(changed: Option<&BTreeSet<NaiveDate>>) -> String {
                 format!("snapshot_date NOT IN ({list})"),
             )
         }
-    };
-    PUBLISHED
-        .replace("{fresh}", &fresh)
-        .replace("{kept}", &kept)
+    }
 }
 
-fn org_population_sql(changed: Option<&BTreeSet<NaiveDate>>) -> String {
-    let mut parts = Vec::new();
-    for (basis, src) in [("as_published", "s"), ("latest_geography", "cur")] {
-        for (level, code) in [
-            ("PCN", "pcn_code"),
-            ("SUB_ICB", "sub_icb_code"),
-            ("ICB", "icb_code"),
-            ("REGION", "region_code"),
-        ] {
-            parts.push(
-                org_sql(level, code)
-                    .replace("{basis}", basis)
-                    .replace("{src}", src),
-            );
-        }
-    }
+/// Organisation figures. The publisher's are summed again only for months whose
+/// organisation facts changed, and the `as_published` sums only for months whose
+/// `practice_snapshot` changed (they depend on nothing else); the other months' are kept
+/// from gold's previous version. `latest_geography` depends on every month and the latest
+/// dims, so it is always summed whole.
+fn org_population_sql(kept: Option<&Kept>) -> String {
+    let (fresh, kept_sums) = month_filters(kept.map(|k| &k.snapshot_changed));
+    let as_published = format!(
+        "SELECT snapshot_date, pcn_code, sub_icb_code, icb_code, region_code, registered_population, male, female FROM sized WHERE {fresh}"
+    );
+    let latest = "SELECT s.snapshot_date, cur.pcn_code, cur.sub_icb_code, cur.icb_code, cur.region_code, s.registered_population, s.male, s.female FROM sized s JOIN cur ON cur.practice_code = s.practice_code";
+    let parts = [
+        org_sums("as_published", &as_published),
+        org_sums("latest_geography", latest),
+        format!(
+            "SELECT snapshot_date, basis, org_type, org_code, registered_population, male, female
+FROM org_population_monthly WHERE basis = 'as_published' AND {kept_sums}"
+        ),
+    ];
     format!(
         "WITH last AS (SELECT practice_code, MAX(valid_from) AS vf FROM dim_practice GROUP BY practice_code),
 cur AS (SELECT d.practice_code, d.pcn_code, d.sub_icb_code, d.icb_code, d.region_code FROM dim_practice d JOIN last ON last.practice_code = d.practice_code AND last.vf = d.valid_from),
@@ -145,7 +159,7 @@ FROM everything e
 LEFT JOIN names n ON n.org_type = e.org_type AND n.org_code = e.org_code
 LEFT JOIN published p ON e.basis = 'as_published' AND p.snapshot_date = e.snapshot_date AND p.org_type = e.org_type AND p.org_code = e.org_code
 ORDER BY e.snapshot_date, e.basis, e.org_type, e.org_code",
-        published_sql(changed),
+        published_sql(kept.map(|k| &k.changed)),
         parts.join("\nUNION ALL\n")
     )
 }
@@ -167,6 +181,9 @@ pub(crate) struct Kept {
     pub(crate) version: u64,
     /// The months whose organisation facts changed since: summed again.
     pub(crate) changed: BTreeSet<NaiveDate>,
+    /// The months whose `practice_snapshot` changed since: their `as_published` figures are
+    /// summed again.
+    pub(crate) snapshot_changed: BTreeSet<NaiveDate>,
 }
 
 /// Rebuilds every gold table from the session's sources; returns the versions written.
@@ -186,7 +203,7 @@ pub(crate) async fn rebuild(
     let mut written = BTreeMap::new();
     for (def, sql) in [
         (PRACTICE_LIST_SIZE, practice_sql()),
-        (ORG_POPULATION, org_population_sql(kept.map(|k| &k.changed))),
+        (ORG_POPULATION, org_population_sql(kept)),
     ] {
         let clock = std::time::Instant::now();
         let batches = session::collect(session, Some(&def), &sql).await?;
@@ -200,6 +217,8 @@ pub(crate) async fn rebuild(
             def.name.to_string(),
             delta::overwrite(lake, &def, batches).await?,
         );
+        let ms = clock.elapsed().as_millis() as u64;
+        tracing::debug!(table = def.name, ms, "gold: written");
     }
     Ok(written)
 }

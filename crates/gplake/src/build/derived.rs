@@ -65,6 +65,10 @@ pub struct DerivedReport {
     /// The months whose published organisation figures the last derivation summed again
     /// from the facts, the others being kept from gold; `None` when it summed every month.
     pub org_months_summed: Option<Vec<NaiveDate>>,
+    /// The months whose `as_published` organisation figures the last derivation summed again
+    /// from `practice_snapshot`, the others being kept from gold; `None` when it summed every
+    /// month.
+    pub as_published_months_summed: Option<Vec<NaiveDate>>,
 }
 
 /// The derived tables that are behind silver (empty when in step, or when there is no silver).
@@ -98,10 +102,13 @@ pub(crate) async fn bring_in_step(lake: &Lake, clock: &dyn Clock) -> Result<Deri
             tokio::time::sleep(backoff(attempt)).await;
         }
         match derive(lake, clock.now()).await {
-            Ok((series, summed)) => {
+            Ok((series, kept)) => {
                 report.rebuilt = true;
                 report.series = Some(series);
-                report.org_months_summed = summed;
+                report.org_months_summed =
+                    kept.as_ref().map(|k| k.changed.iter().copied().collect());
+                report.as_published_months_summed =
+                    kept.map(|k| k.snapshot_changed.into_iter().collect());
             }
             Err(e) if delta::is_conflict(&e) => tracing::info!("derived tables: {e}; retrying"),
             Err(e) => return Err(BuildError::from(e).into()),
@@ -134,6 +141,10 @@ async fn derive(lake: &Lake, at: DateTime<Utc>) -> Result<Derived, DeltaError> {
     let session =
         session::internal(lake, &crate::gold::SOURCES, Pin::Versions(sources.clone())).await?;
     session.hold(&PRACTICE_SNAPSHOT).await?;
+    tracing::debug!(
+        ms = clock.elapsed().as_millis() as u64,
+        "derived: snapshot held"
+    );
     let series = series_in(&session).await?;
     tracing::debug!(
         ms = clock.elapsed().as_millis() as u64,
@@ -161,11 +172,11 @@ async fn derive(lake: &Lake, at: DateTime<Utc>) -> Result<Derived, DeltaError> {
         .await
         .map_err(|e| lake_as_delta(RECORD, e))?;
     crate::failpoint::point("derived-record");
-    Ok((series, kept.map(|k| k.changed.into_iter().collect())))
+    Ok((series, kept))
 }
 
-/// The series results, and the months whose organisation figures were summed again.
-type Derived = (Vec<QualityResult>, Option<Vec<NaiveDate>>);
+/// The series results, and what gold kept of its previous organisation figures.
+type Derived = (Vec<QualityResult>, Option<crate::gold::Kept>);
 
 /// What gold may keep of its previous organisation figures: its current version, when the
 /// last derivation wrote it and the log tells which months of the organisation facts changed
@@ -187,23 +198,38 @@ async fn kept_org_figures(
     };
     let mut changed = BTreeSet::new();
     for def in [FACT_ORG_QUINARY, FACT_ORG_SINGLE_AGE] {
-        let (from, to) = match (record.sources.get(def.name), now.get(def.name)) {
-            (Some(from), Some(to)) => (*from, *to),
-            (None, None) => continue,
-            _ => return Ok(None),
-        };
-        let months = super::changes::months_changed(lake, &def, from, to)
-            .await
-            .map_err(|e| lake_as_delta(def.name, e))?;
-        match months {
+        match months_changed_since(lake, &record, now, &def).await? {
             Some(months) => changed.extend(months),
             None => return Ok(None),
         }
     }
+    let Some(snapshot_changed) =
+        months_changed_since(lake, &record, now, &PRACTICE_SNAPSHOT).await?
+    else {
+        return Ok(None);
+    };
     Ok(Some(crate::gold::Kept {
         version: *version,
         changed,
+        snapshot_changed,
     }))
+}
+
+/// The months of `def` changed between the version `record` read and the current one, as the
+/// log proves them (empty when the table is still missing); `None` when it cannot.
+async fn months_changed_since(
+    lake: &Lake,
+    record: &Record,
+    now: &BTreeMap<String, u64>,
+    def: &TableDef,
+) -> Result<Option<BTreeSet<NaiveDate>>, DeltaError> {
+    match (record.sources.get(def.name), now.get(def.name)) {
+        (Some(from), Some(to)) => super::changes::months_changed(lake, def, *from, *to)
+            .await
+            .map_err(|e| lake_as_delta(def.name, e)),
+        (None, None) => Ok(Some(BTreeSet::new())),
+        _ => Ok(None),
+    }
 }
 
 /// The current version of every source and derived table that exists.

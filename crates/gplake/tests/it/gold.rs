@@ -208,7 +208,18 @@ async fn org_figures_are_summed_again_only_for_changed_months_and_equal_a_whole_
             .collect(),
     );
     let source = Source::parse(&mirror.series_url());
-    let summed = |report: gplake::SyncReport| report.build.unwrap().derived.org_months_summed;
+    let summed = |report: gplake::SyncReport| {
+        let derived = report.build.unwrap().derived;
+        let (published, as_published) = (
+            derived.org_months_summed,
+            derived.as_published_months_summed,
+        );
+        assert_eq!(
+            published, as_published,
+            "both follow the month that changed"
+        );
+        published
+    };
     let day = |d: &str| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
     let (_dir, lake) = local_lake();
     let first = full_sync(&lake, &source, "2026-02", "2026-04")
@@ -236,6 +247,12 @@ async fn org_figures_are_summed_again_only_for_changed_months_and_equal_a_whole_
         .map(|p| total(&other, p.index, (2026, 3)))
         .sum();
     assert_eq!(march, [england.to_string()], "March as republished");
+    let march = rows(&lake, "SELECT SUM(registered_population) FROM org_population_monthly WHERE snapshot_date = DATE '2026-03-01' AND basis = 'as_published' AND org_type = 'REGION'").await;
+    assert_eq!(
+        march,
+        [england.to_string()],
+        "March summed again from its practices"
+    );
 
     // A lake that saw only the final releases: the same tables, but for the flag of the
     // republished figures, which only the first lake saw.
