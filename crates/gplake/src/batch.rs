@@ -45,6 +45,11 @@ pub(crate) struct Batcher {
     def: TableDef,
     columns: Vec<Builder>,
     rows: usize,
+    /// Rows and each column's text bytes in the last batch, to size the next one's buffers
+    /// at once: a finished builder starts empty, and growing it by doubling copies each
+    /// buffer again and again.
+    last_rows: usize,
+    last_bytes: Vec<usize>,
 }
 
 const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid");
@@ -52,23 +57,13 @@ const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid");
 impl Batcher {
     /// An empty batcher for `def`.
     pub(crate) fn new(def: TableDef) -> Batcher {
-        let columns = def
-            .columns
-            .iter()
-            .map(|c| match c.kind {
-                Kind::Text => Builder::Text(StringBuilder::new()),
-                Kind::Int => Builder::Int(Int64Builder::new()),
-                Kind::Date => Builder::Date(Date32Builder::new()),
-                Kind::Bool => Builder::Bool(BooleanBuilder::new()),
-                Kind::Timestamp => {
-                    Builder::Ts(TimestampMicrosecondBuilder::new().with_timezone("UTC"))
-                }
-            })
-            .collect();
+        let last_bytes = vec![0; def.columns.len()];
         Batcher {
+            columns: builders(&def, 0, &last_bytes),
             def,
-            columns,
             rows: 0,
+            last_rows: 0,
+            last_bytes,
         }
     }
 
@@ -102,11 +97,17 @@ impl Batcher {
 
     /// The waiting rows as a batch; the batcher starts empty again.
     pub(crate) fn finish(&mut self) -> RecordBatch {
-        let arrays: Vec<ArrayRef> = self
-            .columns
-            .iter_mut()
-            .map(|b| -> ArrayRef {
-                match b {
+        for (bytes, b) in self.last_bytes.iter_mut().zip(&self.columns) {
+            if let Builder::Text(b) = b {
+                *bytes = b.values_slice().len();
+            }
+        }
+        self.last_rows = self.rows;
+        let next = builders(&self.def, self.last_rows, &self.last_bytes);
+        let arrays: Vec<ArrayRef> = std::mem::replace(&mut self.columns, next)
+            .into_iter()
+            .map(|mut b| -> ArrayRef {
+                match &mut b {
                     Builder::Text(b) => std::sync::Arc::new(b.finish()),
                     Builder::Int(b) => std::sync::Arc::new(b.finish()),
                     Builder::Date(b) => std::sync::Arc::new(b.finish()),
@@ -118,6 +119,23 @@ impl Batcher {
         self.rows = 0;
         RecordBatch::try_new(self.def.arrow_schema(), arrays).expect("batches match their schema")
     }
+}
+
+/// Empty builders for `def`'s columns, sized for `rows` rows and `bytes` of text per column.
+fn builders(def: &TableDef, rows: usize, bytes: &[usize]) -> Vec<Builder> {
+    def.columns
+        .iter()
+        .zip(bytes)
+        .map(|(c, &bytes)| match c.kind {
+            Kind::Text => Builder::Text(StringBuilder::with_capacity(rows, bytes)),
+            Kind::Int => Builder::Int(Int64Builder::with_capacity(rows)),
+            Kind::Date => Builder::Date(Date32Builder::with_capacity(rows)),
+            Kind::Bool => Builder::Bool(BooleanBuilder::with_capacity(rows)),
+            Kind::Timestamp => {
+                Builder::Ts(TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"))
+            }
+        })
+        .collect()
 }
 
 /// Days since 1970-01-01: how Arrow and Delta hold a date.
