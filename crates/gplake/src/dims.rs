@@ -133,7 +133,7 @@ async fn read_snapshots(session: &Session) -> Result<Vec<Seen>, DeltaError> {
 struct Columns {
     rows: usize,
     dates: Date32Array,
-    /// Column 0 (the date) is a placeholder; 1.. are the query's text columns.
+    /// The query's text columns by position; column 0 (the date, in `dates`) is left empty.
     text: Vec<Text>,
 }
 
@@ -145,7 +145,15 @@ impl Columns {
         Columns {
             rows: batch.num_rows(),
             dates,
-            text: batch.columns().iter().map(Text::of).collect(),
+            text: batch
+                .columns()
+                .iter()
+                .enumerate()
+                .map(|(i, c)| match i {
+                    0 => Text::Plain(StringArray::new_null(0)),
+                    _ => Text::of(c),
+                })
+                .collect(),
         }
     }
 
