@@ -45,10 +45,9 @@ pub(crate) struct Batcher {
     def: TableDef,
     columns: Vec<Builder>,
     rows: usize,
-    /// Rows and each column's text bytes in the last batch, to size the next one's buffers
-    /// at once: a finished builder starts empty, and growing it by doubling copies each
-    /// buffer again and again.
-    last_rows: usize,
+    /// Each column's text bytes in the last batch: with its rows, they size the next batch's
+    /// buffers at once, since a finished builder starts empty, and growing it by doubling
+    /// copies each buffer again and again.
     last_bytes: Vec<usize>,
 }
 
@@ -62,7 +61,6 @@ impl Batcher {
             columns: builders(&def, 0, &last_bytes),
             def,
             rows: 0,
-            last_rows: 0,
             last_bytes,
         }
     }
@@ -102,8 +100,7 @@ impl Batcher {
                 *bytes = b.values_slice().len();
             }
         }
-        self.last_rows = self.rows;
-        let next = builders(&self.def, self.last_rows, &self.last_bytes);
+        let next = builders(&self.def, self.rows, &self.last_bytes);
         let arrays: Vec<ArrayRef> = std::mem::replace(&mut self.columns, next)
             .into_iter()
             .map(|mut b| -> ArrayRef {

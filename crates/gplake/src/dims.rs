@@ -7,9 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use deltalake::arrow::array::{
-    Array, ArrayRef, AsArray, Date32Array, StringArray, StringViewArray,
-};
+use deltalake::arrow::array::{Array, AsArray, Date32Array, StringArray, StringViewArray};
 use deltalake::arrow::compute::cast;
 use deltalake::arrow::datatypes::{DataType, Date32Type};
 use deltalake::arrow::record_batch::RecordBatch;
@@ -93,7 +91,7 @@ async fn read_snapshots(session: &Session) -> Result<Vec<Seen>, DeltaError> {
     let mut by_code: HashMap<&str, Vec<(Month, usize, usize)>, FixedState> = HashMap::default();
     for (b, cols) in columns.iter().enumerate() {
         for row in 0..cols.rows {
-            let (Some(month), Some(code)) = (cols.month(row), cols.text[1].get(row)) else {
+            let (Some(month), Some(code)) = (cols.month(row), cols.text[0].get(row)) else {
                 continue;
             };
             by_code.entry(code).or_default().push((month, b, row));
@@ -108,7 +106,7 @@ async fn read_snapshots(session: &Session) -> Result<Vec<Seen>, DeltaError> {
         let mut last: Option<Arc<Attrs>> = None;
         for (month, b, row) in months {
             let cols = &columns[b];
-            let value = |i: usize| cols.text[3 + i].get(row);
+            let value = |i: usize| cols.text[2 + i].get(row);
             let attrs = match last.take() {
                 Some(l) if (0..ATTRS.len()).all(|i| l[i].as_deref() == value(i)) => l,
                 _ => Arc::new(
@@ -120,7 +118,7 @@ async fn read_snapshots(session: &Session) -> Result<Vec<Seen>, DeltaError> {
             out.push(Seen {
                 month,
                 code: Arc::clone(&code),
-                from_map: cols.text[2].get(row) == Some("map"),
+                from_map: cols.text[1].get(row) == Some("map"),
                 attrs: Arc::clone(&attrs),
             });
             last = Some(attrs);
@@ -133,7 +131,7 @@ async fn read_snapshots(session: &Session) -> Result<Vec<Seen>, DeltaError> {
 struct Columns {
     rows: usize,
     dates: Date32Array,
-    /// The query's text columns by position; column 0 (the date, in `dates`) is left empty.
+    /// The query's other columns, from `practice_code` on, as text.
     text: Vec<Text>,
 }
 
@@ -145,14 +143,8 @@ impl Columns {
         Columns {
             rows: batch.num_rows(),
             dates,
-            text: batch
-                .columns()
-                .iter()
-                .enumerate()
-                .map(|(i, c)| match i {
-                    0 => Text::Plain(StringArray::new_null(0)),
-                    _ => Text::of(c),
-                })
+            text: (1..batch.num_columns())
+                .map(|i| Text::of(batch, i))
                 .collect(),
         }
     }
@@ -169,14 +161,10 @@ enum Text {
 }
 
 impl Text {
-    fn of(array: &ArrayRef) -> Text {
-        match array.data_type() {
-            DataType::Utf8View => Text::View(array.as_string_view().clone()),
-            _ => Text::Plain(
-                cast(array, &DataType::Utf8)
-                    .map(|a| a.as_string::<i32>().clone())
-                    .unwrap_or_else(|_| StringArray::new_null(array.len())),
-            ),
+    fn of(batch: &RecordBatch, i: usize) -> Text {
+        match batch.column(i).data_type() {
+            DataType::Utf8View => Text::View(batch.column(i).as_string_view().clone()),
+            _ => Text::Plain(delta::text_column(batch, i)),
         }
     }
 
