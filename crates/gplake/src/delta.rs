@@ -11,7 +11,7 @@ use chrono::NaiveDate;
 use delta_kernel::expressions::Scalar;
 use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
-use deltalake::kernel::{Action, Add};
+use deltalake::kernel::{Action, Add, Remove};
 use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use deltalake::parquet::schema::types::ColumnPath;
@@ -334,6 +334,83 @@ pub(crate) async fn replace_partition(
         partition_by: Some(vec![partition.to_string()]),
         predicate: Some(format!("{partition} = '{value}'")),
     };
+    let finalized = CommitBuilder::from(commit_properties())
+        .with_actions(actions)
+        .build(Some(snapshot), table.log_store(), operation)
+        .await
+        .map_err(&e)?;
+    let version = finalized.version();
+    table.update_incremental(None).await.map_err(&e)?;
+    checkpoint_on_schedule(table, def, version).await;
+    Ok(version)
+}
+
+/// One data file of a table, and the dates its rows span in a date column as the log's
+/// statistics give them (`None` when they do not).
+pub(crate) struct FileSpan {
+    /// How a commit removes the file.
+    pub(crate) remove: Remove,
+    /// The first and last date in the file.
+    pub(crate) dates: Option<(NaiveDate, NaiveDate)>,
+}
+
+/// Every data file of `table` as loaded, with the dates it spans in `column`.
+pub(crate) async fn file_spans(
+    table: &DeltaTable,
+    def: &TableDef,
+    column: &str,
+) -> Result<Vec<FileSpan>, DeltaError> {
+    let e = err(def);
+    let snapshot = table.snapshot().map_err(&e)?;
+    snapshot
+        .snapshot()
+        .file_views(table.log_store().as_ref(), None)
+        .map_ok(|f| FileSpan {
+            dates: f.stats().as_deref().and_then(|s| date_span(s, column)),
+            remove: f.remove_action(true),
+        })
+        .try_collect()
+        .await
+        .map_err(&e)
+}
+
+/// The min and max of `column` in a file's JSON statistics.
+fn date_span(stats: &str, column: &str) -> Option<(NaiveDate, NaiveDate)> {
+    let stats: serde_json::Value = serde_json::from_str(stats).ok()?;
+    let date = |key: &str| {
+        let text = stats.get(key)?.get(column)?.as_str()?;
+        NaiveDate::parse_from_str(text.get(..10)?, "%Y-%m-%d").ok()
+    };
+    Some((date("minValues")?, date("maxValues")?))
+}
+
+/// Replaces the files `removed` of `table` (as loaded) with `batches` in one commit, which
+/// fails as a conflict if a commit since the loaded version removed any of them; `predicate`
+/// says in the log which rows were replaced. Returns the new version.
+pub(crate) async fn replace_files(
+    table: &mut DeltaTable,
+    def: &TableDef,
+    removed: Vec<Remove>,
+    batches: Vec<RecordBatch>,
+    predicate: String,
+) -> Result<u64, DeltaError> {
+    let e = err(def);
+    let mut writer = writer(table, def)?;
+    for batch in batches.into_iter().filter(|b| b.num_rows() > 0) {
+        write(&mut writer, def, batch).await?;
+    }
+    let adds = flush(&mut writer, def).await?;
+    let actions: Vec<Action> = removed
+        .into_iter()
+        .map(Action::Remove)
+        .chain(adds.into_iter().map(Action::Add))
+        .collect();
+    let operation = DeltaOperation::Write {
+        mode: SaveMode::Overwrite,
+        partition_by: None,
+        predicate: Some(predicate),
+    };
+    let snapshot = table.snapshot().map_err(&e)?;
     let finalized = CommitBuilder::from(commit_properties())
         .with_actions(actions)
         .build(Some(snapshot), table.log_store(), operation)

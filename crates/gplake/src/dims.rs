@@ -57,13 +57,32 @@ pub(crate) async fn rebuild(
     session: &Session,
 ) -> Result<BTreeMap<String, u64>, DeltaError> {
     let clock = std::time::Instant::now();
-    let seen = read_snapshots(session).await?;
+    let sql = format!(
+        "SELECT snapshot_date, practice_code, attributes_from, {} FROM practice_snapshot",
+        ATTRS.join(", ")
+    );
+    let batches = session::collect(session, Some(&PRACTICE_SNAPSHOT), &sql).await?;
     tracing::debug!(ms = clock.elapsed().as_millis() as u64, "dims: read");
-    let latest = seen.iter().map(|s| s.month).max();
+    // Off the runtime's workers: this is a few hundred milliseconds of CPU on a long history,
+    // and a worker busy with it would hold back the queries running beside it.
+    let (practices, organisations) = tokio::task::spawn_blocking(move || {
+        let seen = by_practice(&batches);
+        let latest = seen.iter().map(|s| s.month).max();
+        (
+            practice_versions(&seen, latest),
+            organisation_versions(&seen, latest),
+        )
+    })
+    .await
+    .map_err(|e| DeltaError {
+        table: DIM_PRACTICE.name,
+        source: Box::new(deltalake::DeltaTableError::Generic(e.to_string())),
+    })?;
+    tracing::debug!(ms = clock.elapsed().as_millis() as u64, "dims: versions");
     let mut written = BTreeMap::new();
     for (def, batch) in [
-        (DIM_PRACTICE, practice_versions(&seen, latest)),
-        (DIM_ORGANISATION, organisation_versions(&seen, latest)),
+        (DIM_PRACTICE, practices),
+        (DIM_ORGANISATION, organisations),
         (DIM_AGE_BAND, age_bands()),
     ] {
         let version = delta::overwrite(lake, &def, vec![batch]).await?;
@@ -78,15 +97,10 @@ pub(crate) async fn rebuild(
     Ok(written)
 }
 
-/// Every practice-month of the session's `practice_snapshot`, in practice and month order.
+/// Every practice-month of the snapshot query's rows, in practice and month order.
 /// The rows are taken as the session holds them and ordered here by practice (a hash map of
 /// codes, then each practice's few months), not by a SQL sort of every column.
-async fn read_snapshots(session: &Session) -> Result<Vec<Seen>, DeltaError> {
-    let sql = format!(
-        "SELECT snapshot_date, practice_code, attributes_from, {} FROM practice_snapshot",
-        ATTRS.join(", ")
-    );
-    let batches = session::collect(session, Some(&PRACTICE_SNAPSHOT), &sql).await?;
+fn by_practice(batches: &[RecordBatch]) -> Vec<Seen> {
     let columns: Vec<Columns> = batches.iter().map(Columns::of).collect();
     let mut by_code: HashMap<&str, Vec<(Month, usize, usize)>, FixedState> = HashMap::default();
     for (b, cols) in columns.iter().enumerate() {
@@ -124,7 +138,7 @@ async fn read_snapshots(session: &Session) -> Result<Vec<Seen>, DeltaError> {
             last = Some(attrs);
         }
     }
-    Ok(out)
+    out
 }
 
 /// One batch of the snapshot query: the month column as dates, the rest as text.

@@ -41,7 +41,8 @@ pub(crate) struct SessionSpec {
     pub(crate) memory_limit: Option<usize>,
 }
 
-/// An open session.
+/// An open session. Clones share it: what one pins, the others read.
+#[derive(Clone)]
 pub(crate) struct Session {
     pub(crate) ctx: SessionContext,
 }

@@ -20,13 +20,14 @@ use super::BuildError;
 use super::record::quality_batch;
 use crate::catalog::{
     DERIVED_TABLES, FACT_ORG_QUINARY, FACT_ORG_SINGLE_AGE, FACT_QUINARY, ORG_POPULATION,
-    PRACTICE_SNAPSHOT, QUALITY, TableDef,
+    PRACTICE_LIST_SIZE, PRACTICE_SNAPSHOT, QUALITY, TableDef,
 };
 use crate::check::QualityResult;
 use crate::check::series::{Jump, over_series, practice_jumps};
 use crate::clock::Clock;
 use crate::delta::{self, DeltaError};
 use crate::error::Error;
+use crate::gold::list_sizes;
 use crate::lake::Lake;
 use crate::month::Month;
 use crate::session::{self, Pin, Session};
@@ -69,6 +70,9 @@ pub struct DerivedReport {
     /// from `practice_snapshot`, the others being kept from gold; `None` when it summed every
     /// month.
     pub as_published_months_summed: Option<Vec<NaiveDate>>,
+    /// The months whose list sizes the last derivation derived again, the others being kept
+    /// from gold; `None` when it derived every month.
+    pub list_size_months_derived: Option<Vec<NaiveDate>>,
 }
 
 /// The derived tables that are behind silver (empty when in step, or when there is no silver).
@@ -102,13 +106,16 @@ pub(crate) async fn bring_in_step(lake: &Lake, clock: &dyn Clock) -> Result<Deri
             tokio::time::sleep(backoff(attempt)).await;
         }
         match derive(lake, clock.now()).await {
-            Ok((series, kept)) => {
+            Ok((series, keep, list_size_months)) => {
                 report.rebuilt = true;
                 report.series = Some(series);
-                report.org_months_summed =
-                    kept.as_ref().map(|k| k.changed.iter().copied().collect());
+                report.org_months_summed = keep
+                    .org
+                    .as_ref()
+                    .map(|k| k.changed.iter().copied().collect());
                 report.as_published_months_summed =
-                    kept.map(|k| k.snapshot_changed.into_iter().collect());
+                    keep.org.map(|k| k.snapshot_changed.into_iter().collect());
+                report.list_size_months_derived = list_size_months;
             }
             Err(e) if delta::is_conflict(&e) => tracing::info!("derived tables: {e}; retrying"),
             Err(e) => return Err(BuildError::from(e).into()),
@@ -127,13 +134,15 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(step + seed % step)
 }
 
-/// One derivation: series checks, dims, gold, then the record. One session reads every
-/// source at its pinned version, with `practice_snapshot` decoded once and held in memory for
-/// the series checks, the dims and gold; each output is pinned in it once written.
+/// One derivation: the series checks, dims and gold, then the record. One session reads
+/// every source at its pinned version, with `practice_snapshot` decoded once and held in
+/// memory for all of them; each output is pinned in it once written. The two chains that
+/// share no table — series checks, then quality, then list sizes; dims, then organisation
+/// figures — run at once, on both cores.
 async fn derive(lake: &Lake, at: DateTime<Utc>) -> Result<Derived, DeltaError> {
     let clock = std::time::Instant::now();
     let start = versions(lake).await?;
-    let kept = kept_org_figures(lake, &start).await?;
+    let keep = keep(lake, &start).await?;
     let mut sources: BTreeMap<String, u64> = SOURCES
         .iter()
         .filter_map(|d| start.get(d.name).map(|v| (d.name.to_string(), *v)))
@@ -145,24 +154,18 @@ async fn derive(lake: &Lake, at: DateTime<Utc>) -> Result<Derived, DeltaError> {
         ms = clock.elapsed().as_millis() as u64,
         "derived: snapshot held"
     );
-    let series = series_in(&session).await?;
-    tracing::debug!(
-        ms = clock.elapsed().as_millis() as u64,
-        "derived: series checks"
-    );
-    let quality = match delta::append(lake, &QUALITY, vec![quality_batch(&series, at)]).await? {
-        Some(v) => v,
-        None => delta::version(lake, &QUALITY).await?.unwrap_or(0),
-    };
-    crate::failpoint::point("series");
-    sources.insert(QUALITY.name.to_string(), quality);
-    session.pin(lake, &QUALITY, Some(quality)).await?;
-    let mut outputs = crate::dims::rebuild(lake, &session).await?;
-    tracing::debug!(ms = clock.elapsed().as_millis() as u64, "derived: dims");
-    crate::failpoint::point("dims");
-    outputs.extend(crate::gold::rebuild(lake, &session, kept.as_ref()).await?);
+    let organisations = Abortable(tokio::spawn(organisation_chain(
+        lake.clone(),
+        session.clone(),
+        keep.org.clone(),
+    )));
+    let (series, quality, list_sizes) =
+        practice_chain(lake, &session, at, keep.list_sizes.as_ref()).await?;
+    let mut outputs = organisations.join().await?;
     tracing::debug!(ms = clock.elapsed().as_millis() as u64, "derived: gold");
     crate::failpoint::point("gold");
+    sources.insert(QUALITY.name.to_string(), quality);
+    outputs.insert(PRACTICE_LIST_SIZE.name.to_string(), list_sizes.version);
     let record = Record {
         sources,
         outputs,
@@ -172,47 +175,130 @@ async fn derive(lake: &Lake, at: DateTime<Utc>) -> Result<Derived, DeltaError> {
         .await
         .map_err(|e| lake_as_delta(RECORD, e))?;
     crate::failpoint::point("derived-record");
-    Ok((series, kept))
+    Ok((series, keep, list_sizes.months))
 }
 
-/// The series results, and what gold kept of its previous organisation figures.
-type Derived = (Vec<QualityResult>, Option<crate::gold::Kept>);
-
-/// What gold may keep of its previous organisation figures: its current version, when the
-/// last derivation wrote it and the log tells which months of the organisation facts changed
-/// since that derivation read them.
-async fn kept_org_figures(
+/// The series checks, recorded in `quality`, then the list sizes flagged by them; returns
+/// the results, the version of `quality` read and that of the list sizes written.
+async fn practice_chain(
     lake: &Lake,
-    now: &BTreeMap<String, u64>,
-) -> Result<Option<crate::gold::Kept>, DeltaError> {
-    let Some(record) = read(lake).await else {
-        return Ok(None);
+    session: &Session,
+    at: DateTime<Utc>,
+    kept: Option<&list_sizes::Kept>,
+) -> Result<(Vec<QualityResult>, u64, list_sizes::Rebuilt), DeltaError> {
+    let clock = std::time::Instant::now();
+    let series = series_in(session).await?;
+    let quality = match delta::append(lake, &QUALITY, vec![quality_batch(&series, at)]).await? {
+        Some(v) => v,
+        None => delta::version(lake, &QUALITY).await?.unwrap_or(0),
     };
-    let gold = ORG_POPULATION.name;
-    let Some(version) = record
-        .outputs
-        .get(gold)
-        .filter(|v| now.get(gold) == Some(v))
+    tracing::debug!(
+        ms = clock.elapsed().as_millis() as u64,
+        "derived: series checks"
+    );
+    crate::failpoint::point("series");
+    session.pin(lake, &QUALITY, Some(quality)).await?;
+    let list_sizes = list_sizes::rebuild(lake, session, kept).await?;
+    Ok((series, quality, list_sizes))
+}
+
+/// The dims, then the organisation figures that name and restate by them; returns the
+/// versions written.
+async fn organisation_chain(
+    lake: Lake,
+    session: Session,
+    kept: Option<crate::gold::Kept>,
+) -> Result<BTreeMap<String, u64>, DeltaError> {
+    let clock = std::time::Instant::now();
+    let mut outputs = crate::dims::rebuild(&lake, &session).await?;
+    tracing::debug!(ms = clock.elapsed().as_millis() as u64, "derived: dims");
+    crate::failpoint::point("dims");
+    let org = crate::gold::rebuild_org_populations(&lake, &session, kept.as_ref()).await?;
+    outputs.insert(ORG_POPULATION.name.to_string(), org);
+    Ok(outputs)
+}
+
+/// A spawned chain, aborted if the derivation gives up before joining it: a failed
+/// derivation leaves nothing running to race the next one's commits.
+struct Abortable<T>(tokio::task::JoinHandle<Result<T, DeltaError>>);
+
+impl<T> Abortable<T> {
+    async fn join(mut self) -> Result<T, DeltaError> {
+        let joined = (&mut self.0).await;
+        joined.unwrap_or_else(|e| {
+            Err(DeltaError {
+                table: "derived tables",
+                source: Box::new(deltalake::DeltaTableError::Generic(format!(
+                    "derivation task failed: {e}"
+                ))),
+            })
+        })
+    }
+}
+
+impl<T> Drop for Abortable<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The series results, and what gold kept of its previous version.
+type Derived = (Vec<QualityResult>, Keep, Option<Vec<NaiveDate>>);
+
+/// What the derivation may keep of gold's current version.
+#[derive(Debug, Clone, Default)]
+struct Keep {
+    org: Option<crate::gold::Kept>,
+    list_sizes: Option<list_sizes::Kept>,
+}
+
+/// What gold may keep of its current version: the tables the last derivation wrote and
+/// that are still at the version it wrote, when the log tells which months of their sources
+/// changed since that derivation read them.
+async fn keep(lake: &Lake, now: &BTreeMap<String, u64>) -> Result<Keep, DeltaError> {
+    let Some(record) = read(lake).await else {
+        return Ok(Keep::default());
+    };
+    let Some(snapshot_changed) =
+        months_changed_since(lake, &record, now, &PRACTICE_SNAPSHOT).await?
     else {
-        return Ok(None);
+        return Ok(Keep::default());
+    };
+    let current = |def: &TableDef| {
+        let version = record.outputs.get(def.name)?;
+        (now.get(def.name) == Some(version)).then_some(*version)
+    };
+    let list_sizes = current(&PRACTICE_LIST_SIZE).map(|version| list_sizes::Kept {
+        version,
+        snapshot_changed: snapshot_changed.clone(),
+    });
+    let Some(version) = current(&ORG_POPULATION) else {
+        return Ok(Keep {
+            org: None,
+            list_sizes,
+        });
     };
     let mut changed = BTreeSet::new();
     for def in [FACT_ORG_QUINARY, FACT_ORG_SINGLE_AGE] {
         match months_changed_since(lake, &record, now, &def).await? {
             Some(months) => changed.extend(months),
-            None => return Ok(None),
+            None => {
+                return Ok(Keep {
+                    org: None,
+                    list_sizes,
+                });
+            }
         }
     }
-    let Some(snapshot_changed) =
-        months_changed_since(lake, &record, now, &PRACTICE_SNAPSHOT).await?
-    else {
-        return Ok(None);
-    };
-    Ok(Some(crate::gold::Kept {
-        version: *version,
+    let org = crate::gold::Kept {
+        version,
         changed,
         snapshot_changed,
-    }))
+    };
+    Ok(Keep {
+        org: Some(org),
+        list_sizes,
+    })
 }
 
 /// The months of `def` changed between the version `record` read and the current one, as the

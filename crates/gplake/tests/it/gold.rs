@@ -5,7 +5,9 @@ use gplake::Source;
 use gplake_testkit::population::{AGES, SEXES};
 use gplake_testkit::{Mirror, Population, release};
 
-use crate::support::{full_sync, local_lake, rows};
+use object_store::path::Path;
+
+use crate::support::{clock, full_sync, local_lake, rows};
 
 fn total(pop: &Population, index: usize, month: (i32, u32)) -> u64 {
     SEXES
@@ -221,24 +223,43 @@ async fn org_figures_are_summed_again_only_for_changed_months_and_equal_a_whole_
         published
     };
     let day = |d: &str| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
+    let list_sizes = |report: &gplake::SyncReport| {
+        let build = report.build.as_ref().unwrap();
+        build.derived.list_size_months_derived.clone()
+    };
     let (_dir, lake) = local_lake();
     let first = full_sync(&lake, &source, "2026-02", "2026-04")
         .await
         .unwrap();
+    assert_eq!(list_sizes(&first), None, "a first derivation derives all");
     assert_eq!(summed(first), None, "a first derivation sums every month");
+    let files = |lake: &gplake::Lake| list_size_files(lake);
+    assert_eq!(files(&lake), 1);
 
     mirror.publish(release(&pop, (2026, 5)).unwrap());
     let added = full_sync(&lake, &source, "2026-02", "2026-05")
         .await
         .unwrap();
+    assert_eq!(list_sizes(&added), Some(vec![day("2026-05-01")]));
+    assert_eq!(
+        files(&lake),
+        2,
+        "May's list sizes are added in a file of their own"
+    );
     assert_eq!(summed(added), Some(vec![day("2026-05-01")]));
 
-    // March republished with other figures: March alone is summed again.
+    // March republished with other figures: March alone is summed again, and the list
+    // sizes of March and April (its change from March) are derived again.
     let other = Population::new(34, 8);
     mirror.publish(release(&other, (2026, 3)).unwrap());
     let revised = full_sync(&lake, &source, "2026-02", "2026-05")
         .await
         .unwrap();
+    assert_eq!(
+        list_sizes(&revised),
+        Some(["2026-02-01", "2026-03-01", "2026-04-01"].map(day).to_vec()),
+        "the file holding February to April is written again"
+    );
     assert_eq!(summed(revised), Some(vec![day("2026-03-01")]));
     let march = rows(&lake, "SELECT SUM(registered_population) FROM org_population_monthly WHERE snapshot_date = DATE '2026-03-01' AND basis = 'published' AND org_type = 'REGION'").await;
     let england: u64 = other
@@ -260,6 +281,13 @@ async fn org_figures_are_summed_again_only_for_changed_months_and_equal_a_whole_
     full_sync(&whole, &source, "2026-02", "2026-05")
         .await
         .unwrap();
+    // The same lake derived again whole: the very same list sizes, flags and all.
+    let sql = "SELECT * FROM practice_list_size_monthly ORDER BY snapshot_date, practice_code";
+    let incremental = rows(&lake, sql).await;
+    rederive_whole(&lake).await;
+    assert_eq!(incremental, rows(&lake, sql).await, "flags and all");
+    assert_eq!(files(&lake), 1);
+
     for table in [
         "* FROM org_population_monthly ORDER BY snapshot_date, basis, org_type, org_code",
         "* EXCLUDE (quality_flags) FROM practice_list_size_monthly ORDER BY snapshot_date, practice_code",
@@ -271,4 +299,77 @@ async fn org_figures_are_summed_again_only_for_changed_months_and_equal_a_whole_
         assert!(kept.len() > 8, "{table}");
         assert_eq!(kept, rows(&whole, &sql).await, "{table}");
     }
+}
+
+/// The data files `practice_list_size_monthly` is in now, from its log.
+fn list_size_files(lake: &gplake::Lake) -> usize {
+    let log = lake
+        .local_file(&Path::from("gold/practice_list_size_monthly/_delta_log"))
+        .unwrap();
+    let mut entries: Vec<_> = std::fs::read_dir(log)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    entries.sort();
+    let mut live = std::collections::BTreeSet::new();
+    for entry in entries {
+        for line in std::fs::read_to_string(entry).unwrap().lines() {
+            let action: serde_json::Value = serde_json::from_str(line).unwrap();
+            if let Some(path) = action.pointer("/add/path").and_then(|p| p.as_str()) {
+                live.insert(path.to_string());
+            }
+            if let Some(path) = action.pointer("/remove/path").and_then(|p| p.as_str()) {
+                live.remove(path);
+            }
+        }
+    }
+    live.len()
+}
+
+/// Derives the dims and gold again keeping nothing, as after a lost record.
+async fn rederive_whole(lake: &gplake::Lake) {
+    lake.delete(&Path::from("_meta/derived.json"))
+        .await
+        .unwrap();
+    let report = gplake::build(lake, &clock(), &gplake::BuildOptions::default())
+        .await
+        .unwrap();
+    assert!(report.derived.rebuilt);
+    assert_eq!(report.derived.list_size_months_derived, None);
+}
+
+#[tokio::test]
+async fn list_sizes_of_a_month_whose_flags_alone_changed_are_derived_again() {
+    let pop = Population::new(35, 8);
+    let months = [(2026, 2), (2026, 3), (2026, 4)];
+    let mirror = Mirror::start(months.iter().map(|&m| release(&pop, m).unwrap()).collect());
+    let source = Source::parse(&mirror.series_url());
+    let (_dir, lake) = local_lake();
+    // A month at a time: each month's list sizes in a file of their own.
+    for to in ["2026-02", "2026-03", "2026-04"] {
+        full_sync(&lake, &source, "2026-02", to).await.unwrap();
+    }
+    assert_eq!(list_size_files(&lake), 3);
+    let sql = "SELECT CAST(snapshot_date AS VARCHAR), COUNT(quality_flags) FROM practice_list_size_monthly GROUP BY 1 ORDER BY 1";
+    let before = rows(&lake, sql).await;
+
+    // March published again with a duplicated row: kept out by the gate, so its figures
+    // stay, but its latest build failed and its practices are flagged so.
+    mirror.publish(gplake_testkit::release_with_duplicated_95(&pop, (2026, 3)).unwrap());
+    let report = full_sync(&lake, &source, "2026-02", "2026-04")
+        .await
+        .unwrap();
+    let build = report.build.unwrap();
+    assert!(build.gate_failed());
+    let march = chrono::NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
+    assert_eq!(build.derived.list_size_months_derived, Some(vec![march]));
+    let after = rows(&lake, sql).await;
+    assert_ne!(before[1], after[1], "March flagged: {after:?}");
+    assert_eq!((&before[0], &before[2]), (&after[0], &after[2]));
+
+    let all = "SELECT * FROM practice_list_size_monthly ORDER BY snapshot_date, practice_code";
+    let incremental = rows(&lake, all).await;
+    rederive_whole(&lake).await;
+    assert_eq!(incremental, rows(&lake, all).await);
 }

@@ -1,11 +1,12 @@
 //! Gold: the tables analysts ask for most — practice list sizes with month-over-month change
 //! and quality flags, and organisation populations both as published and restated to the
-//! latest geography. Rebuilt from silver at pinned versions whenever silver moved on, except
-//! the organisation sums of months whose inputs did not change (the publisher's figures and
-//! the `as_published` sums), which are kept from gold's previous version; the build pipeline
+//! latest geography. Derived from silver at pinned versions whenever silver moved on, again
+//! only for what can differ: the list sizes of changed months ([`list_sizes`]), and the
+//! organisation sums of months whose inputs changed (the publisher's figures and the
+//! `as_published` sums); the rest is kept from gold's previous version. The build pipeline
 //! records which versions each was derived from.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
@@ -13,47 +14,13 @@ use deltalake::arrow::record_batch::RecordBatch;
 
 use crate::catalog::{
     DIM_ORGANISATION, DIM_PRACTICE, FACT_ORG_QUINARY, FACT_ORG_SINGLE_AGE, ORG_POPULATION,
-    PRACTICE_LIST_SIZE, PRACTICE_SNAPSHOT, QUALITY, TableDef,
+    PRACTICE_SNAPSHOT, QUALITY, TableDef,
 };
-use crate::check::series::SERIES_RULES;
 use crate::delta::{self, DeltaError};
 use crate::lake::Lake;
 use crate::session::{self, Session};
 
-/// Practice list sizes: the flags are the rules the practice failed in its month's latest
-/// build, plus the latest series checks (recorded apart, at another time).
-fn practice_sql() -> String {
-    let series: Vec<String> = SERIES_RULES
-        .iter()
-        .map(|r| format!("'{}'", r.as_str()))
-        .collect();
-    PRACTICE_TEMPLATE.replace("{series}", &series.join(", "))
-}
-
-const PRACTICE_TEMPLATE: &str = "
-WITH t AS (
-  SELECT snapshot_date, practice_code, practice_name, pcn_code, sub_icb_code, icb_code, region_code,
-         registered_population, male, female, total_from
-  FROM practice_snapshot WHERE registered_population IS NOT NULL),
-latest AS (SELECT snapshot_date, MAX(checked_at) AS at FROM quality WHERE snapshot_date IS NOT NULL AND rule NOT IN ({series}) GROUP BY snapshot_date),
-last_series AS (SELECT MAX(checked_at) AS at FROM quality WHERE rule IN ({series})),
-current AS (
-  SELECT q.snapshot_date, q.subject, q.rule FROM quality q JOIN latest l ON q.snapshot_date = l.snapshot_date AND q.checked_at = l.at
-  WHERE NOT q.passed AND q.subject IS NOT NULL AND q.rule NOT IN ({series})
-  UNION ALL
-  SELECT q.snapshot_date, q.subject, q.rule FROM quality q JOIN last_series s ON q.checked_at = s.at
-  WHERE NOT q.passed AND q.subject IS NOT NULL AND q.rule IN ({series})),
-flags AS (
-  SELECT snapshot_date, subject, array_to_string(array_sort(array_agg(DISTINCT rule)), ',') AS flags
-  FROM current GROUP BY snapshot_date, subject)
-SELECT t.snapshot_date, t.practice_code, t.practice_name, t.pcn_code, t.sub_icb_code, t.icb_code, t.region_code,
-       t.registered_population, t.male, t.female, t.total_from,
-       t.registered_population - p.registered_population AS change_from_last_month,
-       f.flags AS quality_flags
-FROM t
-LEFT JOIN t p ON p.practice_code = t.practice_code AND p.snapshot_date = t.snapshot_date - INTERVAL '1 month'
-LEFT JOIN flags f ON f.snapshot_date = t.snapshot_date AND f.subject = t.practice_code
-ORDER BY t.snapshot_date, t.practice_code";
+pub(crate) mod list_sizes;
 
 /// Practice sums by organisation at every level in one pass (grouping sets), on one basis;
 /// `rows` gives each practice-month's figures and its organisation codes on that basis.
@@ -186,12 +153,13 @@ pub(crate) struct Kept {
     pub(crate) snapshot_changed: BTreeSet<NaiveDate>,
 }
 
-/// Rebuilds every gold table from the session's sources; returns the versions written.
-pub(crate) async fn rebuild(
+/// Rebuilds `org_population_monthly` from the session's sources, keeping what `kept` allows
+/// of its previous version; returns the version written.
+pub(crate) async fn rebuild_org_populations(
     lake: &Lake,
     session: &Session,
     kept: Option<&Kept>,
-) -> Result<BTreeMap<String, u64>, DeltaError> {
+) -> Result<u64, DeltaError> {
     match kept {
         Some(kept) => {
             session
@@ -200,27 +168,38 @@ pub(crate) async fn rebuild(
         }
         None => session.empty(&ORG_POPULATION)?,
     }
-    let mut written = BTreeMap::new();
-    for (def, sql) in [
-        (PRACTICE_LIST_SIZE, practice_sql()),
-        (ORG_POPULATION, org_population_sql(kept)),
-    ] {
-        let clock = std::time::Instant::now();
-        let batches = session::collect(session, Some(&def), &sql).await?;
-        let ms = clock.elapsed().as_millis() as u64;
-        tracing::debug!(table = def.name, ms, "gold: query");
-        let batches = conform(&def, batches).map_err(|e| DeltaError {
-            table: def.name,
-            source: Box::new(e.into()),
-        })?;
-        written.insert(
-            def.name.to_string(),
-            delta::overwrite(lake, &def, batches).await?,
-        );
-        let ms = clock.elapsed().as_millis() as u64;
-        tracing::debug!(table = def.name, ms, "gold: written");
-    }
-    Ok(written)
+    overwrite(lake, session, ORG_POPULATION, &org_population_sql(kept)).await
+}
+
+/// Overwrites `def` with what `sql` selects; returns the version written.
+async fn overwrite(
+    lake: &Lake,
+    session: &Session,
+    def: TableDef,
+    sql: &str,
+) -> Result<u64, DeltaError> {
+    let clock = std::time::Instant::now();
+    let batches = select(session, &def, sql).await?;
+    let version = delta::overwrite(lake, &def, batches).await?;
+    let ms = clock.elapsed().as_millis() as u64;
+    tracing::debug!(table = def.name, ms, "gold: written");
+    Ok(version)
+}
+
+/// What `sql` selects, in `def`'s exact schema.
+async fn select(
+    session: &Session,
+    def: &TableDef,
+    sql: &str,
+) -> Result<Vec<RecordBatch>, DeltaError> {
+    let clock = std::time::Instant::now();
+    let batches = session::collect(session, Some(def), sql).await?;
+    let ms = clock.elapsed().as_millis() as u64;
+    tracing::debug!(table = def.name, ms, "gold: query");
+    conform(def, batches).map_err(|e| DeltaError {
+        table: def.name,
+        source: Box::new(e.into()),
+    })
 }
 
 /// Casts query output to the table's exact schema (types and nullability).

@@ -1,0 +1,322 @@
+//! `practice_list_size_monthly`: each practice's list size per month, its change from the
+//! month before and its quality flags. After a first derivation only the months whose rows
+//! can differ are derived again — months whose `practice_snapshot` changed, the months after
+//! them (their change from last month) and months whose flags changed — and written by
+//! replacing the files that hold them in one commit; the rest of the table stays as it is.
+//! A sync that adds one month therefore adds one month's file.
+
+use std::collections::BTreeSet;
+
+use chrono::NaiveDate;
+use deltalake::arrow::array::Array;
+
+use crate::catalog::PRACTICE_LIST_SIZE;
+use crate::check::series::SERIES_RULES;
+use crate::delta::{self, DeltaError, FileSpan};
+use crate::lake::Lake;
+use crate::month::Month;
+use crate::session::{self, Session};
+
+/// A table in more files than this is written again whole, in one file: a reader opens
+/// every file, and a monthly sync adds one.
+const MOST_FILES: usize = 24;
+
+/// What the list sizes' current version may keep.
+#[derive(Debug, Clone)]
+pub(crate) struct Kept {
+    /// The version of `practice_list_size_monthly` to keep rows of (the current one).
+    pub(crate) version: u64,
+    /// The months whose `practice_snapshot` changed since that version was derived.
+    pub(crate) snapshot_changed: BTreeSet<NaiveDate>,
+}
+
+/// What rebuilding the list sizes did.
+#[derive(Debug, Clone)]
+pub(crate) struct Rebuilt {
+    /// The version the table is at.
+    pub(crate) version: u64,
+    /// The months derived again, the others being kept; `None` when all were.
+    pub(crate) months: Option<Vec<NaiveDate>>,
+}
+
+/// Brings `practice_list_size_monthly` in step with the session's `practice_snapshot` and
+/// `quality`, keeping what `kept` allows.
+pub(crate) async fn rebuild(
+    lake: &Lake,
+    session: &Session,
+    kept: Option<&Kept>,
+) -> Result<Rebuilt, DeltaError> {
+    if let Some(kept) = kept
+        && let Some(rebuilt) = rebuild_months(lake, session, kept).await?
+    {
+        return Ok(rebuilt);
+    }
+    let version = super::overwrite(lake, session, PRACTICE_LIST_SIZE, &sql(None)).await?;
+    Ok(Rebuilt {
+        version,
+        months: None,
+    })
+}
+
+/// Derives again only the months whose rows can differ; `None` when the kept version's
+/// files cannot say which months they hold, or would then be in too many pieces.
+async fn rebuild_months(
+    lake: &Lake,
+    session: &Session,
+    kept: &Kept,
+) -> Result<Option<Rebuilt>, DeltaError> {
+    let def = PRACTICE_LIST_SIZE;
+    let clock = std::time::Instant::now();
+    let Some(mut table) = delta::open_version(lake, &def, Some(kept.version)).await? else {
+        return Ok(None);
+    };
+    session.pin(lake, &def, Some(kept.version)).await?;
+    let mut months = with_following(&kept.snapshot_changed, &snapshot_months(session).await?);
+    months.extend(reflagged(session).await?);
+    tracing::debug!(
+        ms = clock.elapsed().as_millis() as u64,
+        "list sizes: reflagged"
+    );
+    let files = delta::file_spans(&table, &def, "snapshot_date").await?;
+    let total = files.len();
+    let Some((replaced, months)) = replaced_files(files, months) else {
+        return Ok(None);
+    };
+    if months.is_empty() {
+        tracing::debug!("gold: list sizes kept whole");
+        return Ok(Some(Rebuilt {
+            version: kept.version,
+            months: Some(Vec::new()),
+        }));
+    }
+    if total - replaced.len() + 1 > MOST_FILES {
+        return Ok(None);
+    }
+    let batches = super::select(session, &def, &sql(Some(&months))).await?;
+    let predicate = format!("snapshot_date IN ({})", date_list(&months));
+    let version = delta::replace_files(&mut table, &def, replaced, batches, predicate).await?;
+    tracing::debug!(
+        ms = clock.elapsed().as_millis() as u64,
+        "list sizes: written"
+    );
+    Ok(Some(Rebuilt {
+        version,
+        months: Some(months.into_iter().collect()),
+    }))
+}
+
+/// The months, and each one's next month in `present` (whose change from last month it
+/// feeds).
+fn with_following(
+    months: &BTreeSet<NaiveDate>,
+    present: &BTreeSet<NaiveDate>,
+) -> BTreeSet<NaiveDate> {
+    let next = months
+        .iter()
+        .map(|d| Month::of(*d).next().first_day())
+        .filter(|d| present.contains(d));
+    months.iter().copied().chain(next).collect()
+}
+
+/// The months `practice_snapshot` holds.
+async fn snapshot_months(session: &Session) -> Result<BTreeSet<NaiveDate>, DeltaError> {
+    let sql = "SELECT DISTINCT CAST(snapshot_date AS VARCHAR) FROM practice_snapshot";
+    dates(session, sql).await
+}
+
+/// The files holding any of `months`, and `months` grown to every month those files span
+/// (a replaced file's other months are written again too); `None` when a file's span is
+/// unknown.
+fn replaced_files(
+    files: Vec<FileSpan>,
+    mut months: BTreeSet<NaiveDate>,
+) -> Option<(Vec<deltalake::kernel::Remove>, BTreeSet<NaiveDate>)> {
+    if files.iter().any(|f| f.dates.is_none()) {
+        return None;
+    }
+    let mut replaced = vec![false; files.len()];
+    loop {
+        let mut grew = false;
+        for (i, f) in files.iter().enumerate() {
+            let (first, last) = f.dates?;
+            if replaced[i] || months.range(first..=last).next().is_none() {
+                continue;
+            }
+            replaced[i] = true;
+            grew = true;
+            months.extend(Month::range(Month::of(first), Month::of(last)).map(Month::first_day));
+        }
+        if !grew {
+            break;
+        }
+    }
+    let removes = files
+        .into_iter()
+        .zip(replaced)
+        .filter_map(|(f, r)| r.then_some(f.remove))
+        .collect();
+    Some((removes, months))
+}
+
+/// The months in which some practice's flags now differ from those the kept version holds
+/// (a month checked again, or the series checks' new results).
+async fn reflagged(session: &Session) -> Result<BTreeSet<NaiveDate>, DeltaError> {
+    dates(session, &reflag_sql()).await
+}
+
+fn reflag_sql() -> String {
+    format!(
+        "WITH t AS (SELECT snapshot_date, practice_code FROM practice_snapshot WHERE registered_population IS NOT NULL),
+{},
+now AS (SELECT f.snapshot_date, f.subject AS practice_code, f.flags FROM flags f
+        JOIN t ON t.snapshot_date = f.snapshot_date AND t.practice_code = f.subject),
+before AS (SELECT snapshot_date, practice_code, quality_flags AS flags FROM practice_list_size_monthly WHERE quality_flags IS NOT NULL)
+SELECT DISTINCT CAST(COALESCE(n.snapshot_date, b.snapshot_date) AS VARCHAR) FROM now n
+FULL JOIN before b ON n.snapshot_date = b.snapshot_date AND n.practice_code = b.practice_code
+WHERE n.flags IS DISTINCT FROM b.flags",
+        flags_sql()
+    )
+}
+
+/// The dates (as text) in the first column of what `sql` selects.
+async fn dates(session: &Session, sql: &str) -> Result<BTreeSet<NaiveDate>, DeltaError> {
+    let batches = session::collect(session, Some(&PRACTICE_LIST_SIZE), sql).await?;
+    let mut months = BTreeSet::new();
+    for b in &batches {
+        let dates = delta::text_column(b, 0);
+        months.extend(
+            (0..b.num_rows())
+                .filter(|&i| !dates.is_null(i))
+                .filter_map(|i| NaiveDate::parse_from_str(dates.value(i), "%Y-%m-%d").ok()),
+        );
+    }
+    Ok(months)
+}
+
+/// The list sizes of `months` (all when `None`).
+fn sql(months: Option<&BTreeSet<NaiveDate>>) -> String {
+    let (only, previous) = match months {
+        None => (String::new(), String::new()),
+        Some(months) => {
+            let before: BTreeSet<NaiveDate> = months
+                .iter()
+                .map(|d| Month::of(*d).prev().first_day())
+                .collect();
+            (
+                format!("WHERE t.snapshot_date IN ({})", date_list(months)),
+                format!("AND p.snapshot_date IN ({})", date_list(&before)),
+            )
+        }
+    };
+    format!(
+        "WITH t AS (
+  SELECT snapshot_date, practice_code, practice_name, pcn_code, sub_icb_code, icb_code, region_code,
+         registered_population, male, female, total_from
+  FROM practice_snapshot WHERE registered_population IS NOT NULL),
+{flags}
+SELECT t.snapshot_date, t.practice_code, t.practice_name, t.pcn_code, t.sub_icb_code, t.icb_code, t.region_code,
+       t.registered_population, t.male, t.female, t.total_from,
+       t.registered_population - p.registered_population AS change_from_last_month,
+       f.flags AS quality_flags
+FROM t
+LEFT JOIN t p ON p.practice_code = t.practice_code AND p.snapshot_date = t.snapshot_date - INTERVAL '1 month' {previous}
+LEFT JOIN flags f ON f.snapshot_date = t.snapshot_date AND f.subject = t.practice_code
+{only}
+ORDER BY t.snapshot_date, t.practice_code",
+        flags = flags_sql()
+    )
+}
+
+/// `flags`: per month and subject, the rules it failed in its month's latest build and in
+/// the latest series checks (recorded apart, at another time), comma-separated in order.
+fn flags_sql() -> String {
+    let series: Vec<String> = SERIES_RULES
+        .iter()
+        .map(|r| format!("'{}'", r.as_str()))
+        .collect();
+    FLAGS.replace("{series}", &series.join(", "))
+}
+
+const FLAGS: &str = "latest AS (SELECT snapshot_date, MAX(checked_at) AS at FROM quality WHERE snapshot_date IS NOT NULL AND rule NOT IN ({series}) GROUP BY snapshot_date),
+last_series AS (SELECT MAX(checked_at) AS at FROM quality WHERE rule IN ({series})),
+current AS (
+  SELECT q.snapshot_date, q.subject, q.rule FROM quality q JOIN latest l ON q.snapshot_date = l.snapshot_date AND q.checked_at = l.at
+  WHERE NOT q.passed AND q.subject IS NOT NULL AND q.rule NOT IN ({series})
+  UNION ALL
+  SELECT q.snapshot_date, q.subject, q.rule FROM quality q JOIN last_series s ON q.checked_at = s.at
+  WHERE NOT q.passed AND q.subject IS NOT NULL AND q.rule IN ({series})),
+flags AS (
+  SELECT snapshot_date, subject, array_to_string(array_sort(array_agg(DISTINCT rule)), ',') AS flags
+  FROM current GROUP BY snapshot_date, subject)";
+
+/// `DATE '…'` literals, comma-separated.
+fn date_list(months: &BTreeSet<NaiveDate>) -> String {
+    let list: Vec<String> = months.iter().map(|m| format!("DATE '{m}'")).collect();
+    list.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(text: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
+    }
+
+    fn span(first: &str, last: &str, path: &str) -> FileSpan {
+        let mut remove = deltalake::kernel::Remove {
+            path: path.into(),
+            data_change: true,
+            ..Default::default()
+        };
+        remove.deletion_timestamp = Some(0);
+        FileSpan {
+            remove,
+            dates: Some((day(first), day(last))),
+        }
+    }
+
+    #[test]
+    fn a_new_month_replaces_no_file() {
+        let files = vec![span("2026-01-01", "2026-05-01", "a")];
+        let months = BTreeSet::from([day("2026-06-01"), day("2026-07-01")]);
+        let (removed, months) = replaced_files(files, months.clone()).unwrap();
+        assert!(removed.is_empty());
+        assert_eq!(months.len(), 2);
+    }
+
+    #[test]
+    fn a_changed_month_replaces_its_file_and_every_month_in_it() {
+        let files = vec![
+            span("2026-01-01", "2026-03-01", "a"),
+            span("2026-03-01", "2026-04-01", "b"),
+            span("2026-05-01", "2026-05-01", "c"),
+        ];
+        let (removed, months) = replaced_files(files, BTreeSet::from([day("2026-02-01")])).unwrap();
+        let paths: Vec<_> = removed.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(paths, ["a", "b"], "b shares March with a");
+        assert_eq!(
+            months.into_iter().collect::<Vec<_>>(),
+            ["2026-01-01", "2026-02-01", "2026-03-01", "2026-04-01"].map(day)
+        );
+    }
+
+    #[test]
+    fn a_file_without_statistics_proves_nothing() {
+        let mut unknown = span("2026-01-01", "2026-01-01", "a");
+        unknown.dates = None;
+        assert!(replaced_files(vec![unknown], BTreeSet::new()).is_none());
+    }
+
+    #[test]
+    fn a_month_and_the_next_held_are_derived_again() {
+        let present = BTreeSet::from([day("2025-12-01"), day("2026-01-01")]);
+        let months = with_following(&BTreeSet::from([day("2025-12-01")]), &present);
+        assert_eq!(
+            months.into_iter().collect::<Vec<_>>(),
+            [day("2025-12-01"), day("2026-01-01")]
+        );
+        let last = with_following(&BTreeSet::from([day("2026-01-01")]), &present);
+        assert_eq!(last.into_iter().collect::<Vec<_>>(), [day("2026-01-01")]);
+    }
+}
