@@ -265,25 +265,12 @@ const LEVELS: [Level; 4] = [
 type Named<'a> = [Option<&'a str>; 3];
 
 fn organisation_versions(seen: &[Seen], latest: Option<Month>) -> RecordBatch {
-    // (org_type, code, month) → what the month's first mapped practice gave for it.
-    let mut first: HashMap<(&str, &str, Month), Named<'_>, FixedState> = HashMap::default();
-    for s in seen.iter().filter(|s| s.from_map) {
-        for (level, code, name, ons, parent) in LEVELS {
-            let Some(c) = s.attrs[code].as_deref() else {
-                continue;
-            };
-            let pick = |i: Option<usize>| i.and_then(|i| s.attrs[i].as_deref());
-            first
-                .entry((level, c, s.month))
-                .or_insert_with(|| [s.attrs[name].as_deref(), pick(ons), pick(parent)]);
-        }
-    }
-    let mut months: Vec<_> = first.into_iter().collect();
-    months.sort_unstable_by_key(|(key, _)| *key);
+    let (months, mut orgs) = names_by_month(seen);
+    orgs.sort_unstable_by_key(|(key, _)| *key);
     let mut b = Batcher::new(DIM_ORGANISATION);
-    for org in months.chunk_by(|(x, _), (y, _)| (x.0, x.1) == (y.0, y.1)) {
-        let ((level, code, _), _) = org[0];
-        let vs = versions(org.iter().map(|((_, _, m), a)| (*m, a)));
+    for ((level, code), slots) in orgs {
+        let named = slots.iter().zip(&months);
+        let vs = versions(named.filter_map(|(a, m)| a.as_ref().map(|a| (*m, a))));
         for (i, v) in vs.iter().enumerate() {
             let to = valid_to(&vs, i, latest);
             b.push(&[
@@ -299,6 +286,66 @@ fn organisation_versions(seen: &[Seen], latest: Option<Month>) -> RecordBatch {
         }
     }
     b.finish()
+}
+
+/// Each organisation's name, ONS code and parent in every month, as the month's first mapped
+/// practice (in code order) gave them: (org_type, code) → one slot per month of the history
+/// (the months returned first).
+/// `seen` is in practice and month order, so the first practice to fill a slot is the first
+/// in code order; and a practice's months with the same attributes share one `Arc`, so its
+/// organisations are looked up once per change of attributes, not once per month.
+fn names_by_month(seen: &[Seen]) -> (Vec<Month>, Vec<OrgMonths<'_>>) {
+    let (Some(first), Some(last)) = (
+        seen.iter().map(|s| s.month).min(),
+        seen.iter().map(|s| s.month).max(),
+    ) else {
+        return (Vec::new(), Vec::new());
+    };
+    let months: Vec<Month> = Month::range(first, last).collect();
+    let ordinal = |m: Month| {
+        ((m.year() - first.year()) * 12 + m.month() as i32 - first.month() as i32) as usize
+    };
+    let mut index: HashMap<OrgKey<'_>, usize, FixedState> = HashMap::default();
+    let mut named: Vec<OrgMonths<'_>> = Vec::new();
+    let mut current: (*const Attrs, Vec<(usize, Named<'_>)>) = (std::ptr::null(), Vec::new());
+    for s in seen.iter().filter(|s| s.from_map) {
+        if current.0 != Arc::as_ptr(&s.attrs) {
+            let orgs = organisations_of(&s.attrs).into_iter().map(|(key, names)| {
+                let i = *index.entry(key).or_insert_with(|| {
+                    named.push((key, vec![None; months.len()]));
+                    named.len() - 1
+                });
+                (i, names)
+            });
+            current = (Arc::as_ptr(&s.attrs), orgs.collect());
+        }
+        let slot = ordinal(s.month);
+        for (i, names) in &current.1 {
+            named[*i].1[slot].get_or_insert(*names);
+        }
+    }
+    (months, named)
+}
+
+/// An organisation: its level and code.
+type OrgKey<'a> = (&'static str, &'a str);
+
+/// An organisation and what each month of the history named it (`None`: not named).
+type OrgMonths<'a> = (OrgKey<'a>, Vec<Option<Named<'a>>>);
+
+/// The organisations a practice's attributes name, each with its name, ONS code and parent.
+fn organisations_of(attrs: &Attrs) -> Vec<(OrgKey<'_>, Named<'_>)> {
+    LEVELS
+        .iter()
+        .filter_map(|&(level, code, name, ons, parent)| {
+            let c = attrs[code].as_deref()?;
+            let pick = |i: Option<usize>| i.and_then(|i| attrs[i].as_deref());
+            Some((
+                (level, c),
+                [attrs[name].as_deref(), pick(ons), pick(parent)],
+            ))
+        })
+        .collect()
 }
 
 fn age_bands() -> RecordBatch {

@@ -198,6 +198,9 @@ async fn practice_chain(
     );
     crate::failpoint::point("series");
     session.pin(lake, &QUALITY, Some(quality)).await?;
+    // A small table in many small files (one per build): the list sizes' flags read it
+    // several times over, so it is decoded once.
+    session.hold(&QUALITY).await?;
     let list_sizes = list_sizes::rebuild(lake, session, kept).await?;
     Ok((series, quality, list_sizes))
 }
