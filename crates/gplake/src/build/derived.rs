@@ -138,7 +138,7 @@ fn backoff(attempt: u32) -> Duration {
 /// every source at its pinned version, with `practice_snapshot` decoded once and held in
 /// memory for all of them; each output is pinned in it once written. The two chains that
 /// share no table — series checks, then quality, then list sizes; dims, then organisation
-/// figures — run at once, on both cores.
+/// figures — run at once, on both cores, unless every list size is derived again.
 async fn derive(lake: &Lake, at: DateTime<Utc>) -> Result<Derived, DeltaError> {
     let clock = std::time::Instant::now();
     let start = versions(lake).await?;
@@ -159,9 +159,15 @@ async fn derive(lake: &Lake, at: DateTime<Utc>) -> Result<Derived, DeltaError> {
         session.clone(),
         keep.org.clone(),
     )));
-    let (series, quality, list_sizes) =
-        practice_chain(lake, &session, at, keep.list_sizes.as_ref()).await?;
-    let mut outputs = organisations.join().await?;
+    let practices = practice_chain(lake, &session, at, keep.list_sizes.as_ref());
+    let ((series, quality, list_sizes), mut outputs) = if keep.list_sizes.is_some() {
+        (practices.await?, organisations.join().await?)
+    } else {
+        // Every list size derived again: one chain at a time, so that the derivation holds
+        // only one chain's rows at its peak (a first sync's memory bound).
+        let outputs = organisations.join().await?;
+        (practices.await?, outputs)
+    };
     tracing::debug!(ms = clock.elapsed().as_millis() as u64, "derived: gold");
     crate::failpoint::point("gold");
     sources.insert(QUALITY.name.to_string(), quality);
