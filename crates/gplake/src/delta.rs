@@ -460,6 +460,7 @@ async fn save(
     let written = table
         .write(batches)
         .with_save_mode(mode)
+        .with_writer_properties(parquet_properties(def))
         .with_commit_properties(commit_properties())
         .await
         .map_err(err(def))?;

@@ -301,7 +301,8 @@ async fn org_figures_are_summed_again_only_for_changed_months_and_equal_a_whole_
     }
 }
 
-/// The data files `practice_list_size_monthly` is in now, from its log.
+/// The data files `practice_list_size_monthly` is in now, from its log; each is written
+/// as gplake writes Parquet (zstd), whether whole or a month at a time.
 fn list_size_files(lake: &gplake::Lake) -> usize {
     let log = lake
         .local_file(&Path::from("gold/practice_list_size_monthly/_delta_log"))
@@ -324,6 +325,10 @@ fn list_size_files(lake: &gplake::Lake) -> usize {
             }
         }
     }
+    assert!(
+        live.iter().all(|p| p.ends_with(".zstd.parquet")),
+        "{live:?}"
+    );
     live.len()
 }
 
