@@ -378,3 +378,39 @@ async fn list_sizes_of_a_month_whose_flags_alone_changed_are_derived_again() {
     rederive_whole(&lake).await;
     assert_eq!(incremental, rows(&lake, all).await);
 }
+
+#[tokio::test]
+async fn list_sizes_in_too_many_files_are_written_again_whole_in_one() {
+    let pop = Population::new(36, 4);
+    // One month past the most files the list sizes are kept in (24).
+    let first = gplake::Month::new(2024, 1).unwrap();
+    let months: Vec<gplake::Month> = std::iter::successors(Some(first), |m| Some(m.next()))
+        .take(25)
+        .collect();
+    let mirror = Mirror::start(
+        months
+            .iter()
+            .map(|m| release(&pop, (m.year(), m.month())).unwrap())
+            .collect(),
+    );
+    let source = Source::parse(&mirror.series_url());
+    let (_dir, lake) = local_lake();
+    for (i, month) in months.iter().enumerate() {
+        let to = month.to_string();
+        let report = full_sync(&lake, &source, "2024-01", &to).await.unwrap();
+        let derived = report.build.unwrap().derived.list_size_months_derived;
+        if i == 0 || i == 24 {
+            assert_eq!(derived, None, "{to}: derived whole");
+            assert_eq!(list_size_files(&lake), 1, "{to}");
+        } else {
+            assert_eq!(derived, Some(vec![month.first_day()]), "{to}");
+            assert_eq!(list_size_files(&lake), i + 1, "{to}: a file a month");
+        }
+    }
+    let all = "SELECT * FROM practice_list_size_monthly ORDER BY snapshot_date, practice_code";
+    let months_held = "SELECT COUNT(DISTINCT snapshot_date) FROM practice_list_size_monthly";
+    assert_eq!(rows(&lake, months_held).await, ["25"]);
+    let written = rows(&lake, all).await;
+    rederive_whole(&lake).await;
+    assert_eq!(written, rows(&lake, all).await);
+}
