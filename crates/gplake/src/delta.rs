@@ -334,6 +334,19 @@ pub(crate) async fn replace_partition(
         partition_by: Some(vec![partition.to_string()]),
         predicate: Some(format!("{partition} = '{value}'")),
     };
+    commit(table, def, actions, operation).await
+}
+
+/// Commits `actions` over `table` as loaded (a conflict if a commit since touched the same
+/// files), brings `table` up to date and checkpoints on schedule; returns the new version.
+async fn commit(
+    table: &mut DeltaTable,
+    def: &TableDef,
+    actions: Vec<Action>,
+    operation: DeltaOperation,
+) -> Result<u64, DeltaError> {
+    let e = err(def);
+    let snapshot = table.snapshot().map_err(&e)?;
     let finalized = CommitBuilder::from(commit_properties())
         .with_actions(actions)
         .build(Some(snapshot), table.log_store(), operation)
@@ -394,7 +407,6 @@ pub(crate) async fn replace_files(
     batches: Vec<RecordBatch>,
     predicate: String,
 ) -> Result<u64, DeltaError> {
-    let e = err(def);
     let mut writer = writer(table, def)?;
     for batch in batches.into_iter().filter(|b| b.num_rows() > 0) {
         write(&mut writer, def, batch).await?;
@@ -410,16 +422,7 @@ pub(crate) async fn replace_files(
         partition_by: None,
         predicate: Some(predicate),
     };
-    let snapshot = table.snapshot().map_err(&e)?;
-    let finalized = CommitBuilder::from(commit_properties())
-        .with_actions(actions)
-        .build(Some(snapshot), table.log_store(), operation)
-        .await
-        .map_err(&e)?;
-    let version = finalized.version();
-    table.update_incremental(None).await.map_err(&e)?;
-    checkpoint_on_schedule(table, def, version).await;
-    Ok(version)
+    commit(table, def, actions, operation).await
 }
 
 /// Replaces the whole table with `batches` in one commit.

@@ -281,33 +281,34 @@ async fn keep(lake: &Lake, now: &BTreeMap<String, u64>) -> Result<Keep, DeltaErr
         version,
         snapshot_changed: snapshot_changed.clone(),
     });
-    let Some(version) = current(&ORG_POPULATION) else {
-        return Ok(Keep {
-            org: None,
-            list_sizes,
-        });
+    let org = match current(&ORG_POPULATION) {
+        Some(version) => kept_org(lake, &record, now, version, snapshot_changed).await?,
+        None => None,
     };
+    Ok(Keep { org, list_sizes })
+}
+
+/// What the organisation figures at `version` may keep: `None` when the log cannot tell
+/// which months of the organisation facts changed.
+async fn kept_org(
+    lake: &Lake,
+    record: &Record,
+    now: &BTreeMap<String, u64>,
+    version: u64,
+    snapshot_changed: BTreeSet<NaiveDate>,
+) -> Result<Option<crate::gold::Kept>, DeltaError> {
     let mut changed = BTreeSet::new();
     for def in [FACT_ORG_QUINARY, FACT_ORG_SINGLE_AGE] {
-        match months_changed_since(lake, &record, now, &def).await? {
+        match months_changed_since(lake, record, now, &def).await? {
             Some(months) => changed.extend(months),
-            None => {
-                return Ok(Keep {
-                    org: None,
-                    list_sizes,
-                });
-            }
+            None => return Ok(None),
         }
     }
-    let org = crate::gold::Kept {
+    Ok(Some(crate::gold::Kept {
         version,
         changed,
         snapshot_changed,
-    };
-    Ok(Keep {
-        org: Some(org),
-        list_sizes,
-    })
+    }))
 }
 
 /// The months of `def` changed between the version `record` read and the current one, as the

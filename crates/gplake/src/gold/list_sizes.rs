@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use chrono::NaiveDate;
 use deltalake::arrow::array::Array;
 
+use super::date_list;
 use crate::catalog::PRACTICE_LIST_SIZE;
 use crate::check::series::SERIES_RULES;
 use crate::delta::{self, DeltaError, FileSpan};
@@ -131,9 +132,6 @@ fn replaced_files(
     files: Vec<FileSpan>,
     mut months: BTreeSet<NaiveDate>,
 ) -> Option<(Vec<deltalake::kernel::Remove>, BTreeSet<NaiveDate>)> {
-    if files.iter().any(|f| f.dates.is_none()) {
-        return None;
-    }
     let mut replaced = vec![false; files.len()];
     loop {
         let mut grew = false;
@@ -248,12 +246,6 @@ current AS (
 flags AS (
   SELECT snapshot_date, subject, array_to_string(array_sort(array_agg(DISTINCT rule)), ',') AS flags
   FROM current GROUP BY snapshot_date, subject)";
-
-/// `DATE '…'` literals, comma-separated.
-fn date_list(months: &BTreeSet<NaiveDate>) -> String {
-    let list: Vec<String> = months.iter().map(|m| format!("DATE '{m}'")).collect();
-    list.join(", ")
-}
 
 #[cfg(test)]
 mod tests {

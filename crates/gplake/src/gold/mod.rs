@@ -82,14 +82,19 @@ fn month_filters(changed: Option<&BTreeSet<NaiveDate>>) -> (String, String) {
         None => ("TRUE".to_string(), "FALSE".to_string()),
         Some(months) if months.is_empty() => ("FALSE".to_string(), "TRUE".to_string()),
         Some(months) => {
-            let list: Vec<String> = months.iter().map(|m| format!("DATE '{m}'")).collect();
-            let list = list.join(", ");
+            let list = date_list(months);
             (
                 format!("snapshot_date IN ({list})"),
                 format!("snapshot_date NOT IN ({list})"),
             )
         }
     }
+}
+
+/// `DATE '…'` literals, comma-separated.
+fn date_list(months: &BTreeSet<NaiveDate>) -> String {
+    let list: Vec<String> = months.iter().map(|m| format!("DATE '{m}'")).collect();
+    list.join(", ")
 }
 
 /// Organisation figures. The publisher's are summed again only for months whose
