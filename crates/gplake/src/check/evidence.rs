@@ -53,7 +53,7 @@ pub(crate) struct AgeAgg {
     pub(crate) all_rows: FastMap<(String, SexKey), u64>,
     /// Σ leaf counts per practice × sex × 5-year band (single years summed into bands), for
     /// the single-age = quinary gate. Practice rows only.
-    pub(crate) bands: FastMap<(String, SexKey, u8), u64>,
+    pub(crate) bands: FastMap<String, BandSums>,
     /// The first band of an open top band (`85+`), when the files use one.
     pub(crate) open_band: Option<u8>,
     /// Masked cells per practice × sex (pre-2017 wide files): their sums cannot be verified.
@@ -62,6 +62,80 @@ pub(crate) struct AgeAgg {
     running: Running,
     /// Repeated keys: (file, practice, sex, age label, first line, repeated line).
     pub(crate) duplicates: Vec<(String, String, SexKey, String, u64, u64)>,
+}
+
+/// One practice's leaf counts summed by sex and 5-year band, and which of those keys rows
+/// were read for (a key read with a zero count is still compared).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct BandSums {
+    sums: [[u64; BANDS]; 3],
+    /// One bit per band, per sex.
+    read: [u32; 3],
+}
+
+const BANDS: usize = crate::formats::values::BANDS as usize;
+
+impl BandSums {
+    fn add(&mut self, sex: SexKey, band: u8, count: u64) {
+        let (sex, band) = (sex as usize, usize::from(band).min(BANDS - 1));
+        self.sums[sex][band] += count;
+        self.read[sex] |= 1 << band;
+    }
+
+    fn merge(&mut self, other: &BandSums) {
+        for sex in 0..3 {
+            for band in 0..BANDS {
+                self.sums[sex][band] += other.sums[sex][band];
+            }
+            self.read[sex] |= other.read[sex];
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.read == [0; 3]
+    }
+
+    /// The sum of a key, when a row was read for it.
+    pub(crate) fn get(&self, sex: SexKey, band: u8) -> Option<u64> {
+        let (sex, band) = (sex as usize, usize::from(band));
+        (band < BANDS && self.read[sex] & (1 << band) != 0).then(|| self.sums[sex][band])
+    }
+
+    /// The keys read, in (sex, band) order.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = (SexKey, u8)> + '_ {
+        self.keys_with(&BandSums::EMPTY)
+    }
+
+    /// The keys read here or in `other`, each once, in (sex, band) order.
+    pub(crate) fn keys_with<'a>(
+        &'a self,
+        other: &'a BandSums,
+    ) -> impl Iterator<Item = (SexKey, u8)> + 'a {
+        [SexKey::All, SexKey::Male, SexKey::Female]
+            .into_iter()
+            .flat_map(move |sex| {
+                let read = self.read[sex as usize] | other.read[sex as usize];
+                (0..BANDS as u8)
+                    .filter(move |band| read & (1 << band) != 0)
+                    .map(move |band| (sex, band))
+            })
+    }
+
+    /// No key read.
+    pub(crate) const EMPTY: BandSums = BandSums {
+        sums: [[0; BANDS]; 3],
+        read: [0; 3],
+    };
+
+    /// Bands from `top` on summed into `top`: an open top band (`85+`) against single years.
+    pub(crate) fn folded(&self, top: u8) -> BandSums {
+        let mut out = BandSums::default();
+        for (sex, band) in self.keys() {
+            let n = self.sums[sex as usize][usize::from(band)];
+            out.add(sex, band.min(top), n);
+        }
+        out
+    }
 }
 
 /// A map with a fast, fixed hasher: keys are small ids and enums from files gplake reads,
@@ -75,10 +149,22 @@ struct Codes {
     names: Vec<String>,
     /// `LEVEL code` of the organisation row being looked up, reused between rows.
     scratch: String,
+    /// The id the last row looked up.
+    last: Option<u32>,
 }
 
 impl Codes {
     fn id(&mut self, code: &str) -> u32 {
+        // Files come grouped by practice: most rows are the last row's code again.
+        if let Some(last) = self.last.filter(|&id| self.names[id as usize] == code) {
+            return last;
+        }
+        let id = self.lookup(code);
+        self.last = Some(id);
+        id
+    }
+
+    fn lookup(&mut self, code: &str) -> u32 {
         if let Some(&id) = self.ids.get(code) {
             return id;
         }
@@ -111,9 +197,11 @@ struct Running {
     codes: Codes,
     /// Each key's first line, to name both lines of a repeated key.
     keys: KeyLines,
-    leaf: FastMap<(u32, SexKey), u64>,
+    /// Indexed by code id, then sex: `None` until a leaf row of the key is read.
+    leaf: Vec<[Option<u64>; 3]>,
     all_rows: FastMap<(u32, SexKey), u64>,
-    bands: FastMap<(u32, SexKey, u8), u64>,
+    /// Indexed by code id: a month's 260,000 band sums without a hash apiece.
+    bands: Vec<BandSums>,
     suppressed: FastMap<(u32, SexKey), u64>,
 }
 
@@ -221,9 +309,15 @@ impl AgeAgg {
                 self.open_band = Some(self.open_band.map_or(b, |o| o.min(b)));
             }
             if let (false, Some(band)) = (self.orgs, age.first_band()) {
-                *r.bands.entry((id, sex, band)).or_default() += row.count;
+                if r.bands.len() <= id as usize {
+                    r.bands.resize(id as usize + 1, BandSums::default());
+                }
+                r.bands[id as usize].add(sex, band, row.count);
             }
-            *r.leaf.entry((id, sex)).or_default() += row.count;
+            if r.leaf.len() <= id as usize {
+                r.leaf.resize(id as usize + 1, [None; 3]);
+            }
+            *r.leaf[id as usize][sex as usize].get_or_insert(0) += row.count;
         } else if age == AgeKey::All {
             r.all_rows.insert((id, sex), row.count);
         }
@@ -235,14 +329,24 @@ impl AgeAgg {
         let r = std::mem::take(&mut self.running);
         let name = |id: u32| r.codes.name(id).to_string();
         // Sized once: growing by doubling holds the old and the new table at once.
-        self.leaf.reserve(r.leaf.len());
+        self.leaf.reserve(r.leaf.len() * 2);
         self.bands.reserve(r.bands.len());
         self.all_rows.reserve(r.all_rows.len());
-        for ((id, sex), n) in r.leaf {
-            *self.leaf.entry((name(id), sex)).or_default() += n;
+        for (id, by_sex) in r.leaf.into_iter().enumerate() {
+            let id = u32::try_from(id).expect("ids are u32");
+            for (sex, n) in [SexKey::All, SexKey::Male, SexKey::Female]
+                .into_iter()
+                .zip(by_sex)
+                .filter_map(|(sex, n)| Some((sex, n?)))
+            {
+                *self.leaf.entry((name(id), sex)).or_default() += n;
+            }
         }
-        for ((id, sex, band), n) in r.bands {
-            *self.bands.entry((name(id), sex, band)).or_default() += n;
+        for (id, sums) in r.bands.into_iter().enumerate() {
+            if !sums.is_empty() {
+                let id = u32::try_from(id).expect("ids are u32");
+                self.bands.entry(name(id)).or_default().merge(&sums);
+            }
         }
         for ((id, sex), n) in r.suppressed {
             *self.suppressed.entry((name(id), sex)).or_default() += n;
@@ -426,8 +530,9 @@ mod tests {
             "the repeat is not summed"
         );
         assert_eq!(agg.leaf[&("B2".to_string(), m)], 1);
-        assert_eq!(agg.bands[&("A1".to_string(), m, 0)], 10);
-        assert_eq!(agg.bands[&("A1".to_string(), m, 1)], 5);
+        assert_eq!(agg.bands["A1"].get(m, 0), Some(10));
+        assert_eq!(agg.bands["A1"].get(m, 1), Some(5));
+        assert_eq!(agg.bands["A1"].get(m, 2), None);
         assert_eq!(agg.all_rows[&("A1".to_string(), m)], 15);
         assert_eq!(
             agg.duplicates,
@@ -457,6 +562,31 @@ mod tests {
         assert_eq!(orgs.leaf[&("SUB_ICB QHM".to_string(), m)], 6);
         assert_eq!(orgs.leaf.len(), 2);
         assert!(orgs.bands.is_empty(), "bands are kept for practices only");
+    }
+
+    #[test]
+    fn band_sums_know_which_keys_were_read_and_fold_an_open_band() {
+        use SexKey::{Female, Male};
+        let mut a = BandSums::default();
+        a.add(Male, 0, 3);
+        a.add(Male, 0, 4);
+        a.add(Female, 19, 0);
+        a.add(Female, 18, 2);
+        assert_eq!(a.get(Male, 0), Some(7));
+        assert_eq!(a.get(Female, 19), Some(0), "a zero count is still read");
+        assert_eq!(a.get(Male, 1), None);
+        let mut b = BandSums::default();
+        b.add(Male, 1, 5);
+        b.add(Female, 18, 1);
+        let keys: Vec<_> = a.keys_with(&b).collect();
+        assert_eq!(keys, vec![(Male, 0), (Male, 1), (Female, 18), (Female, 19)]);
+        let folded = a.folded(17);
+        assert_eq!(folded.get(Female, 17), Some(2));
+        assert_eq!(folded.get(Female, 18), None);
+        assert_eq!(folded.get(Male, 0), Some(7));
+        a.merge(&b);
+        assert_eq!(a.get(Female, 18), Some(3));
+        assert!(!a.is_empty() && BandSums::EMPTY.is_empty());
     }
 
     #[test]

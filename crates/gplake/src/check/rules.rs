@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::evidence::{AgeAgg, Aggregates, FastMap};
+use super::evidence::{AgeAgg, Aggregates, BandSums, FastMap};
 use super::{QualityResult, Rule, Severity};
 use crate::catalog::{FACT_ORG_QUINARY, FACT_ORG_SINGLE_AGE};
 use crate::formats::{Family, OrgLevel, SexKey};
@@ -374,35 +374,35 @@ fn single_age_matches_quinary(agg: &Aggregates, month: Month) -> Vec<QualityResu
     let folded;
     let (q, s) = match top {
         None => (&agg.quinary.bands, &agg.single.bands),
-        Some(_) => {
+        Some(top) => {
             folded = (fold(&agg.quinary.bands, top), fold(&agg.single.bands, top));
             (&folded.0, &folded.1)
         }
     };
     // Masked cells exist only in the pre-2017 files: skip the lookups when there are none.
     let any_masked = !agg.quinary.suppressed.is_empty() || !agg.single.suppressed.is_empty();
-    let masked = |code: &String, sex: &SexKey| {
-        let key = (code.clone(), *sex);
+    let masked = |code: &String, sex: SexKey| {
+        let key = (code.clone(), sex);
         any_masked
             && (agg.quinary.suppressed.contains_key(&key)
                 || agg.single.suppressed.contains_key(&key))
     };
-    // Every key of either side once, without sorting the half million of them.
-    let pairs = q
-        .iter()
-        .map(|(key, n)| (key, *n, s.get(key).copied().unwrap_or(0)))
-        .chain(
-            s.iter()
-                .filter(|(key, _)| !q.contains_key(*key))
-                .map(|(key, n)| (key, 0, *n)),
-        )
-        .filter(|((code, sex, _), _, _)| !masked(code, sex));
+    let empty = &BandSums::EMPTY;
+    // Every practice of either side once, then every key either side read.
+    let codes = q
+        .keys()
+        .chain(s.keys().filter(|code| !q.contains_key(*code)));
     let mut compared = 0usize;
     let mut differ = Vec::new();
-    for (key, quinary, single) in pairs {
-        compared += 1;
-        if quinary != single {
-            differ.push((key, quinary, single));
+    for code in codes {
+        let (qb, sb) = (q.get(code).unwrap_or(empty), s.get(code).unwrap_or(empty));
+        for (sex, band) in qb.keys_with(sb).filter(|(sex, _)| !masked(code, *sex)) {
+            compared += 1;
+            let quinary = qb.get(sex, band).unwrap_or(0);
+            let single = sb.get(sex, band).unwrap_or(0);
+            if quinary != single {
+                differ.push(((code, sex, band), quinary, single));
+            }
         }
     }
     differ.sort_unstable();
@@ -410,8 +410,8 @@ fn single_age_matches_quinary(agg: &Aggregates, month: Month) -> Vec<QualityResu
         .into_iter()
         .map(|((code, sex, band), quinary, single)| {
             let label = match top {
-                Some(t) if *band == t => format!("{}+", t * 5),
-                _ => crate::formats::values::band_label(*band).to_string(),
+                Some(t) if band == t => format!("{}+", t * 5),
+                _ => crate::formats::values::band_label(band).to_string(),
             };
             QualityResult::fail(Some(month), rule, Severity::Error, code, Some((quinary, single)), format!("practice {code} {} {label}: single years sum to {single}, the 5-year file says {quinary}", sex.label()))
         })
@@ -425,17 +425,12 @@ fn single_age_matches_quinary(agg: &Aggregates, month: Month) -> Vec<QualityResu
     )
 }
 
-/// Bands from `top` on summed into `top` (no change without an open band).
-fn fold(
-    bands: &FastMap<(String, SexKey, u8), u64>,
-    top: Option<u8>,
-) -> FastMap<(String, SexKey, u8), u64> {
-    let mut out = FastMap::default();
-    for ((code, sex, band), n) in bands {
-        let band = top.map_or(*band, |t| (*band).min(t));
-        *out.entry((code.clone(), *sex, band)).or_default() += n;
-    }
-    out
+/// Bands from `top` on summed into `top`.
+fn fold(bands: &FastMap<String, BandSums>, top: u8) -> FastMap<String, BandSums> {
+    bands
+        .iter()
+        .map(|(code, sums)| (code.clone(), sums.folded(top)))
+        .collect()
 }
 
 /// Σ practices = each published organisation row (sub-ICB, ICB, region, PCN). A mismatch

@@ -90,16 +90,33 @@ impl<R: Read> Read for Bounded<R> {
             )));
         }
         self.left -= n as u64;
-        for &b in &buf[..n] {
-            self.line = if b == b'\n' { 0 } else { self.line + 1 };
-            if self.line > self.max_line {
-                return Err(std::io::Error::other(format!(
-                    "a line longer than {} bytes: not a file of the series",
-                    self.max_line
-                )));
-            }
-        }
+        self.count_lines(&buf[..n])?;
         Ok(n)
+    }
+}
+
+impl<R> Bounded<R> {
+    /// Follows the length of the line being read across `bytes`, failing past `max_line`.
+    /// Newlines are found with `memchr` (a byte-at-a-time loop cost 3 % of a month's build).
+    fn count_lines(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let mut start = 0;
+        for newline in memchr::memchr_iter(b'\n', bytes) {
+            self.check_line(self.line + (newline - start) as u64)?;
+            self.line = 0;
+            start = newline + 1;
+        }
+        self.line += (bytes.len() - start) as u64;
+        self.check_line(self.line)
+    }
+
+    fn check_line(&self, length: u64) -> std::io::Result<()> {
+        if length > self.max_line {
+            return Err(std::io::Error::other(format!(
+                "a line longer than {} bytes: not a file of the series",
+                self.max_line
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -227,7 +244,9 @@ impl<'a> Records<'a> {
                 if needs_trim(record) {
                     record.trim();
                 }
-                if std::str::from_utf8(record.as_slice()).is_err() {
+                // The publisher's files are ASCII: `is_ascii` settles them a word at a time.
+                let bytes = record.as_slice();
+                if !bytes.is_ascii() && std::str::from_utf8(bytes).is_err() {
                     if self.not_utf8.0 == 0 {
                         self.not_utf8.1 = self.line;
                     }
