@@ -138,6 +138,15 @@ impl BandSums {
     }
 }
 
+/// The entry of code `id` in a table indexed by code id, grown to hold it.
+fn by_id<T: Default + Clone>(table: &mut Vec<T>, id: u32) -> &mut T {
+    let i = id as usize;
+    if table.len() <= i {
+        table.resize(i + 1, T::default());
+    }
+    &mut table[i]
+}
+
 /// A map with a fast, fixed hasher: keys are small ids and enums from files gplake reads,
 /// not input an attacker shapes to collide (and a file is capped in size anyway).
 pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
@@ -309,15 +318,9 @@ impl AgeAgg {
                 self.open_band = Some(self.open_band.map_or(b, |o| o.min(b)));
             }
             if let (false, Some(band)) = (self.orgs, age.first_band()) {
-                if r.bands.len() <= id as usize {
-                    r.bands.resize(id as usize + 1, BandSums::default());
-                }
-                r.bands[id as usize].add(sex, band, row.count);
+                by_id(&mut r.bands, id).add(sex, band, row.count);
             }
-            if r.leaf.len() <= id as usize {
-                r.leaf.resize(id as usize + 1, [None; 3]);
-            }
-            *r.leaf[id as usize][sex as usize].get_or_insert(0) += row.count;
+            *by_id(&mut r.leaf, id)[sex as usize].get_or_insert(0) += row.count;
         } else if age == AgeKey::All {
             r.all_rows.insert((id, sex), row.count);
         }
@@ -332,20 +335,19 @@ impl AgeAgg {
         self.leaf.reserve(r.leaf.len() * 2);
         self.bands.reserve(r.bands.len());
         self.all_rows.reserve(r.all_rows.len());
-        for (id, by_sex) in r.leaf.into_iter().enumerate() {
-            let id = u32::try_from(id).expect("ids are u32");
+        // The id-indexed sums line up with the codes' names, id for id.
+        for (by_sex, code) in r.leaf.into_iter().zip(&r.codes.names) {
             for (sex, n) in [SexKey::All, SexKey::Male, SexKey::Female]
                 .into_iter()
                 .zip(by_sex)
                 .filter_map(|(sex, n)| Some((sex, n?)))
             {
-                *self.leaf.entry((name(id), sex)).or_default() += n;
+                *self.leaf.entry((code.clone(), sex)).or_default() += n;
             }
         }
-        for (id, sums) in r.bands.into_iter().enumerate() {
+        for (sums, code) in r.bands.into_iter().zip(&r.codes.names) {
             if !sums.is_empty() {
-                let id = u32::try_from(id).expect("ids are u32");
-                self.bands.entry(name(id)).or_default().merge(&sums);
+                self.bands.entry(code.clone()).or_default().merge(&sums);
             }
         }
         for ((id, sex), n) in r.suppressed {
