@@ -98,53 +98,92 @@ pub(crate) async fn rebuild(
 }
 
 /// Every practice-month of the snapshot query's rows, in practice and month order.
-/// The rows are taken as the session holds them and ordered here by practice (a hash map of
-/// codes, then each practice's few months), not by a SQL sort of every column.
+/// The rows are read month by month, each month's as the session holds them, so the
+/// attributes are read column by column as they lie in memory: read practice by practice,
+/// each of a row's values was a jump across the whole history's batches. No SQL sort of
+/// every column either.
 fn by_practice(batches: &[RecordBatch]) -> Vec<Seen> {
     let columns: Vec<Columns> = batches.iter().map(Columns::of).collect();
-    let mut by_code: HashMap<&str, Vec<(Month, usize, usize)>, FixedState> = HashMap::default();
-    for (b, cols) in columns.iter().enumerate() {
-        for row in 0..cols.rows {
-            let (Some(month), Some(code)) = (cols.month(row), cols.text[0].get(row)) else {
-                continue;
-            };
-            by_code.entry(code).or_default().push((month, b, row));
-        }
+    let mut ids: HashMap<&str, usize, FixedState> = HashMap::default();
+    let mut practices: Vec<Practice<'_>> = Vec::new();
+    for (month, b, row) in in_month_order(&columns) {
+        let cols = &columns[b];
+        let Some(code) = cols.text[0].get(row) else {
+            continue;
+        };
+        let id = *ids.entry(code).or_insert_with(|| {
+            practices.push(Practice::new(code));
+            practices.len() - 1
+        });
+        let p = &mut practices[id];
+        let value = |i: usize| cols.text[2 + i].get(row);
+        // Compared with the practice's previous row where it lies, not with the owned copy
+        // of its attributes: a practice sits at about the same row every month, so these
+        // reads follow the columns in order instead of jumping across the heap.
+        let attrs = match p.last.take() {
+            Some((l, pb, prow))
+                if (0..ATTRS.len()).all(|i| columns[pb].text[2 + i].get(prow) == value(i)) =>
+            {
+                l
+            }
+            _ => Arc::new(
+                (0..ATTRS.len())
+                    .map(|i| value(i).map(str::to_string))
+                    .collect(),
+            ),
+        };
+        p.months.push(Seen {
+            month,
+            code: Arc::clone(&p.code),
+            from_map: cols.text[1].get(row) == Some("map"),
+            attrs: Arc::clone(&attrs),
+        });
+        p.last = Some((attrs, b, row));
     }
-    let mut codes: Vec<_> = by_code.into_iter().collect();
-    codes.sort_unstable_by_key(|(code, _)| *code);
-    let mut out = Vec::new();
-    for (code, mut months) in codes {
-        months.sort_unstable_by_key(|(month, _, _)| *month);
-        let code: Arc<str> = Arc::from(code);
-        let mut last: Option<Arc<Attrs>> = None;
-        for (month, b, row) in months {
-            let cols = &columns[b];
-            let value = |i: usize| cols.text[2 + i].get(row);
-            let attrs = match last.take() {
-                Some(l) if (0..ATTRS.len()).all(|i| l[i].as_deref() == value(i)) => l,
-                _ => Arc::new(
-                    (0..ATTRS.len())
-                        .map(|i| value(i).map(str::to_string))
-                        .collect(),
-                ),
-            };
-            out.push(Seen {
-                month,
-                code: Arc::clone(&code),
-                from_map: cols.text[1].get(row) == Some("map"),
-                attrs: Arc::clone(&attrs),
-            });
-            last = Some(attrs);
-        }
-    }
-    out
+    practices.sort_unstable_by(|a, b| a.held.cmp(b.held));
+    practices.into_iter().flat_map(|p| p.months).collect()
 }
 
-/// One batch of the snapshot query: the month column as dates, the rest as text.
+/// Every row with a month, as (month, batch, row): by month, and within a month in the
+/// order held (a stable sort).
+fn in_month_order(columns: &[Columns]) -> Vec<(Month, usize, usize)> {
+    let mut order: Vec<(Month, usize, usize)> = columns
+        .iter()
+        .enumerate()
+        .flat_map(|(b, cols)| {
+            let months = cols.months.iter().enumerate();
+            months.filter_map(move |(r, month)| Some(((*month)?, b, r)))
+        })
+        .collect();
+    order.sort_by_key(|(month, _, _)| *month);
+    order
+}
+
+/// One practice's months as read so far, and the attributes of the last one with the batch
+/// and row they were read from.
+struct Practice<'a> {
+    /// The code as the session holds it (the order of the result).
+    held: &'a str,
+    code: Arc<str>,
+    last: Option<(Arc<Attrs>, usize, usize)>,
+    months: Vec<Seen>,
+}
+
+impl<'a> Practice<'a> {
+    fn new(held: &'a str) -> Practice<'a> {
+        Practice {
+            held,
+            code: Arc::from(held),
+            last: None,
+            months: Vec::new(),
+        }
+    }
+}
+
+/// One batch of the snapshot query: the month of each row, the other columns as text.
 struct Columns {
-    rows: usize,
-    dates: Date32Array,
+    /// `None` where the date is missing.
+    months: Vec<Option<Month>>,
     /// The query's other columns, from `practice_code` on, as text.
     text: Vec<Text>,
 }
@@ -155,17 +194,34 @@ impl Columns {
             .map(|a| a.as_primitive::<Date32Type>().clone())
             .unwrap_or_else(|_| Date32Array::new_null(batch.num_rows()));
         Columns {
-            rows: batch.num_rows(),
-            dates,
+            months: months_of(&dates),
             text: (1..batch.num_columns())
                 .map(|i| Text::of(batch, i))
                 .collect(),
         }
     }
+}
 
-    fn month(&self, row: usize) -> Option<Month> {
-        self.dates.value_as_date(row).map(Month::of)
-    }
+/// The month of each date. A batch holds one month's rows, so a date is converted once
+/// per run of equal dates, not once per row.
+fn months_of(dates: &Date32Array) -> Vec<Option<Month>> {
+    let mut last: Option<(i32, Option<Month>)> = None;
+    (0..dates.len())
+        .map(|row| {
+            if dates.is_null(row) {
+                return None;
+            }
+            let day = dates.value(row);
+            match last {
+                Some((d, month)) if d == day => month,
+                _ => {
+                    let month = dates.value_as_date(row).map(Month::of);
+                    last = Some((day, month));
+                    month
+                }
+            }
+        })
+        .collect()
 }
 
 /// A text column as the session gives it (views or offsets), read without copying.
@@ -377,4 +433,95 @@ fn age_bands() -> RecordBatch {
         ]);
     }
     b.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deltalake::arrow::array::ArrayRef;
+
+    /// One batch of the snapshot query: (month, code, from, practice name) per row, the
+    /// other attributes empty. The name column is given as views in `views` batches.
+    fn batch(rows: &[(&str, &str, &str, Option<&str>)], views: bool) -> RecordBatch {
+        let days = |m: &str| crate::batch::days(m.parse::<Month>().expect("month").first_day());
+        let mut columns: Vec<(String, ArrayRef)> = vec![
+            (
+                "snapshot_date".into(),
+                Arc::new(Date32Array::from_iter_values(
+                    rows.iter().map(|r| days(r.0)),
+                )),
+            ),
+            (
+                "practice_code".into(),
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
+            ),
+            (
+                "attributes_from".into(),
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.2))),
+            ),
+        ];
+        let names: ArrayRef = if views {
+            Arc::new(StringViewArray::from_iter(rows.iter().map(|r| r.3)))
+        } else {
+            Arc::new(StringArray::from_iter(rows.iter().map(|r| r.3)))
+        };
+        columns.push((ATTRS[0].into(), names));
+        for name in &ATTRS[1..] {
+            let empty = StringArray::from_iter(rows.iter().map(|_| None::<&str>));
+            columns.push((name.to_string(), Arc::new(empty)));
+        }
+        RecordBatch::try_from_iter(columns).expect("a batch")
+    }
+
+    #[test]
+    fn practice_months_come_in_practice_and_month_order_sharing_unchanged_attributes() {
+        // Batches out of month order, one of them holding two months, names as views in one.
+        let batches = [
+            batch(
+                &[
+                    ("2024-03", "B1", "map", Some("Old Surgery")),
+                    ("2024-03", "A1", "map", Some("Alpha")),
+                ],
+                false,
+            ),
+            batch(
+                &[
+                    ("2024-01", "B1", "map", Some("Old Surgery")),
+                    ("2024-01", "A1", "map", Some("Alpha")),
+                    ("2024-02", "A1", "age_file", Some("Alpha")),
+                ],
+                true,
+            ),
+            batch(&[("2024-02", "B1", "map", Some("New Surgery Name"))], false),
+        ];
+        let seen = by_practice(&batches);
+        let got: Vec<(String, String, bool, Option<String>)> = seen
+            .iter()
+            .map(|s| {
+                let name = s.attrs[0].clone();
+                (s.code.to_string(), s.month.to_string(), s.from_map, name)
+            })
+            .collect();
+        let row = |c: &str, m: &str, map: bool, n: &str| {
+            (c.to_string(), m.to_string(), map, Some(n.to_string()))
+        };
+        assert_eq!(
+            got,
+            [
+                row("A1", "2024-01", true, "Alpha"),
+                row("A1", "2024-02", false, "Alpha"),
+                row("A1", "2024-03", true, "Alpha"),
+                row("B1", "2024-01", true, "Old Surgery"),
+                row("B1", "2024-02", true, "New Surgery Name"),
+                row("B1", "2024-03", true, "Old Surgery"),
+            ]
+        );
+        // Unchanged months share one copy of the attributes (views and offsets compare
+        // by value); a change, even back to earlier attributes, starts a new one.
+        assert!(Arc::ptr_eq(&seen[0].attrs, &seen[1].attrs));
+        assert!(Arc::ptr_eq(&seen[1].attrs, &seen[2].attrs));
+        assert!(!Arc::ptr_eq(&seen[3].attrs, &seen[4].attrs));
+        assert!(!Arc::ptr_eq(&seen[4].attrs, &seen[5].attrs));
+        assert!(Arc::ptr_eq(&seen[3].code, &seen[5].code));
+    }
 }

@@ -96,6 +96,10 @@ pub use month::Month;
 pub use sync::{SyncOptions, SyncReport};
 
 /// Threads of the runtime's blocking pool, where the local store's file operations run.
+///
+/// Opening a Delta table holds one of these threads while it waits for its own log reads,
+/// which need another: never open as many tables at once as there are threads, or the
+/// opens wait on each other for ever (nine opens joined at once hung a sync).
 const BLOCKING_THREADS: usize = 8;
 
 /// The runtime gplake is meant to be driven from: multi-thread, with a small blocking pool.
