@@ -106,13 +106,16 @@ fn by_practice(batches: &[RecordBatch]) -> Vec<Seen> {
     let columns: Vec<Columns> = batches.iter().map(Columns::of).collect();
     let mut ids: HashMap<&str, usize, FixedState> = HashMap::default();
     let mut practices: Vec<Practice<'_>> = Vec::new();
-    for (month, b, row) in in_month_order(&columns) {
+    let order = in_month_order(&columns);
+    // Most practices appear in every month: room for that many, so no vector doubles.
+    let months = order.chunk_by(|x, y| x.0 == y.0).count();
+    for (month, b, row) in order {
         let cols = &columns[b];
         let Some(code) = cols.text[0].get(row) else {
             continue;
         };
         let id = *ids.entry(code).or_insert_with(|| {
-            practices.push(Practice::new(code));
+            practices.push(Practice::new(code, months));
             practices.len() - 1
         });
         let p = &mut practices[id];
@@ -141,7 +144,11 @@ fn by_practice(batches: &[RecordBatch]) -> Vec<Seen> {
         p.last = Some((attrs, b, row));
     }
     practices.sort_unstable_by(|a, b| a.held.cmp(b.held));
-    practices.into_iter().flat_map(|p| p.months).collect()
+    let mut out = Vec::with_capacity(practices.iter().map(|p| p.months.len()).sum());
+    for p in practices {
+        out.extend(p.months);
+    }
+    out
 }
 
 /// Every row with a month, as (month, batch, row): by month, and within a month in the
@@ -170,12 +177,12 @@ struct Practice<'a> {
 }
 
 impl<'a> Practice<'a> {
-    fn new(held: &'a str) -> Practice<'a> {
+    fn new(held: &'a str, months: usize) -> Practice<'a> {
         Practice {
             held,
             code: Arc::from(held),
             last: None,
-            months: Vec::new(),
+            months: Vec::with_capacity(months),
         }
     }
 }
