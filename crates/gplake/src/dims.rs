@@ -105,7 +105,7 @@ pub(crate) async fn rebuild(
 fn by_practice(batches: &[RecordBatch]) -> Vec<Seen> {
     let columns: Vec<Columns> = batches.iter().map(Columns::of).collect();
     let mut ids: HashMap<&str, usize, FixedState> = HashMap::default();
-    let mut practices: Vec<Practice<'_>> = Vec::new();
+    let mut practices: Vec<Practice> = Vec::new();
     let order = in_month_order(&columns);
     // Most practices appear in every month: room for that many, so no vector doubles.
     let months = order.chunk_by(|x, y| x.0 == y.0).count();
@@ -143,7 +143,7 @@ fn by_practice(batches: &[RecordBatch]) -> Vec<Seen> {
         });
         p.last = Some((attrs, b, row));
     }
-    practices.sort_unstable_by(|a, b| a.held.cmp(b.held));
+    practices.sort_unstable_by(|a, b| a.code.cmp(&b.code));
     let mut out = Vec::with_capacity(practices.iter().map(|p| p.months.len()).sum());
     for p in practices {
         out.extend(p.months);
@@ -168,19 +168,16 @@ fn in_month_order(columns: &[Columns]) -> Vec<(Month, usize, usize)> {
 
 /// One practice's months as read so far, and the attributes of the last one with the batch
 /// and row they were read from.
-struct Practice<'a> {
-    /// The code as the session holds it (the order of the result).
-    held: &'a str,
+struct Practice {
     code: Arc<str>,
     last: Option<(Arc<Attrs>, usize, usize)>,
     months: Vec<Seen>,
 }
 
-impl<'a> Practice<'a> {
-    fn new(held: &'a str, months: usize) -> Practice<'a> {
+impl Practice {
+    fn new(code: &str, months: usize) -> Practice {
         Practice {
-            held,
-            code: Arc::from(held),
+            code: Arc::from(code),
             last: None,
             months: Vec::with_capacity(months),
         }
