@@ -4,10 +4,10 @@
 //! A session reads each table at one version, pinned when it opens: the latest, the version
 //! a derived table is recorded against, or the version current at a moment (time travel).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use deltalake::DeltaTableError;
 use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::datafusion::datasource::MemTable;
@@ -189,4 +189,10 @@ pub(crate) async fn collect(
         .collect()
         .await
         .map_err(e)
+}
+
+/// `DATE '…'` literals, comma-separated, for `snapshot_date IN (…)`.
+pub(crate) fn date_list(months: &BTreeSet<NaiveDate>) -> String {
+    let list: Vec<String> = months.iter().map(|m| format!("DATE '{m}'")).collect();
+    list.join(", ")
 }

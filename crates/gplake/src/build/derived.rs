@@ -19,8 +19,9 @@ use serde::{Deserialize, Serialize};
 use super::BuildError;
 use super::record::quality_batch;
 use crate::catalog::{
-    DERIVED_TABLES, FACT_ORG_QUINARY, FACT_ORG_SINGLE_AGE, FACT_QUINARY, ORG_POPULATION,
-    PRACTICE_LIST_SIZE, PRACTICE_SNAPSHOT, QUALITY, TableDef,
+    DERIVED_TABLES, DIM_AGE_BAND, DIM_ORGANISATION, DIM_PRACTICE, FACT_ORG_QUINARY,
+    FACT_ORG_SINGLE_AGE, FACT_QUINARY, ORG_POPULATION, PRACTICE_LIST_SIZE, PRACTICE_SNAPSHOT,
+    QUALITY, TableDef,
 };
 use crate::check::QualityResult;
 use crate::check::series::{Jump, over_series, practice_jumps};
@@ -51,6 +52,10 @@ pub struct Record {
     pub outputs: BTreeMap<String, u64>,
     /// When.
     pub at: Option<DateTime<Utc>>,
+    /// The latest month the dims written describe: a later derivation may extend them by
+    /// later months alone (absent from records written before dims could be extended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dims_through: Option<NaiveDate>,
 }
 
 /// What bringing the derived tables in step did.
@@ -73,6 +78,9 @@ pub struct DerivedReport {
     /// The months whose list sizes the last derivation derived again, the others being kept
     /// from gold; `None` when it derived every month.
     pub list_size_months_derived: Option<Vec<NaiveDate>>,
+    /// True when the last derivation extended the dims' versions by the changed months
+    /// alone (or kept them, none having changed) rather than deriving every month again.
+    pub dims_extended: bool,
 }
 
 /// The derived tables that are behind silver (empty when in step, or when there is no silver).
@@ -108,6 +116,7 @@ pub(crate) async fn bring_in_step(lake: &Lake, clock: &dyn Clock) -> Result<Deri
         match derive(lake, clock.now()).await {
             Ok((series, keep, list_size_months)) => {
                 report.rebuilt = true;
+                report.dims_extended = keep.dims.is_some();
                 report.series = Some(series);
                 report.org_months_summed = keep
                     .org
@@ -157,10 +166,11 @@ async fn derive(lake: &Lake, at: DateTime<Utc>) -> Result<Derived, DeltaError> {
     let organisations = Abortable(tokio::spawn(organisation_chain(
         lake.clone(),
         session.clone(),
-        keep.org.clone(),
+        keep.clone(),
     )));
     let practices = practice_chain(lake, &session, at, keep.list_sizes.as_ref());
-    let ((series, quality, list_sizes), mut outputs) = if keep.list_sizes.is_some() {
+    let ((series, quality, list_sizes), (mut outputs, dims_through)) = if keep.list_sizes.is_some()
+    {
         (practices.await?, organisations.join().await?)
     } else {
         // Every list size derived again: one chain at a time, so that the derivation holds
@@ -176,6 +186,7 @@ async fn derive(lake: &Lake, at: DateTime<Utc>) -> Result<Derived, DeltaError> {
         sources,
         outputs,
         at: Some(at),
+        dims_through,
     };
     write(lake, &record)
         .await
@@ -212,19 +223,24 @@ async fn practice_chain(
 }
 
 /// The dims, then the organisation figures that name and restate by them; returns the
-/// versions written.
+/// versions written and the latest month the dims describe.
 async fn organisation_chain(
     lake: Lake,
     session: Session,
-    kept: Option<crate::gold::Kept>,
-) -> Result<BTreeMap<String, u64>, DeltaError> {
+    keep: Keep,
+) -> Result<(BTreeMap<String, u64>, Option<NaiveDate>), DeltaError> {
     let clock = std::time::Instant::now();
-    let mut outputs = crate::dims::rebuild(&lake, &session).await?;
-    tracing::debug!(ms = clock.elapsed().as_millis() as u64, "derived: dims");
+    let dims = crate::dims::rebuild(&lake, &session, keep.dims.as_ref()).await?;
+    tracing::debug!(
+        ms = clock.elapsed().as_millis() as u64,
+        extended = dims.extended,
+        "derived: dims"
+    );
     crate::failpoint::point("dims");
-    let org = crate::gold::rebuild_org_populations(&lake, &session, kept.as_ref()).await?;
+    let org = crate::gold::rebuild_org_populations(&lake, &session, keep.org.as_ref()).await?;
+    let mut outputs = dims.versions;
     outputs.insert(ORG_POPULATION.name.to_string(), org);
-    Ok(outputs)
+    Ok((outputs, dims.through))
 }
 
 /// A spawned chain, aborted if the derivation gives up before joining it: a failed
@@ -259,6 +275,7 @@ type Derived = (Vec<QualityResult>, Keep, Option<Vec<NaiveDate>>);
 struct Keep {
     org: Option<crate::gold::Kept>,
     list_sizes: Option<list_sizes::Kept>,
+    dims: Option<crate::dims::Extend>,
 }
 
 /// What gold may keep of its current version: the tables the last derivation wrote and
@@ -281,11 +298,38 @@ async fn keep(lake: &Lake, now: &BTreeMap<String, u64>) -> Result<Keep, DeltaErr
         version,
         snapshot_changed: snapshot_changed.clone(),
     });
+    let dims = extended_dims(&record, &snapshot_changed, current);
     let org = match current(&ORG_POPULATION) {
         Some(version) => kept_org(lake, &record, now, version, snapshot_changed).await?,
         None => None,
     };
-    Ok(Keep { org, list_sizes })
+    Ok(Keep {
+        org,
+        list_sizes,
+        dims,
+    })
+}
+
+/// The dims may be extended when every one is still at the version the last derivation
+/// wrote, and only months after the latest one it described changed since.
+fn extended_dims(
+    record: &Record,
+    snapshot_changed: &BTreeSet<NaiveDate>,
+    current: impl Fn(&TableDef) -> Option<u64>,
+) -> Option<crate::dims::Extend> {
+    let through = record.dims_through?;
+    if snapshot_changed.iter().any(|m| *m <= through) {
+        return None;
+    }
+    let versions = [DIM_PRACTICE, DIM_ORGANISATION, DIM_AGE_BAND]
+        .iter()
+        .map(|def| Some((def.name.to_string(), current(def)?)))
+        .collect::<Option<_>>()?;
+    Some(crate::dims::Extend {
+        through,
+        months: snapshot_changed.clone(),
+        versions,
+    })
 }
 
 /// What the organisation figures at `version` may keep: `None` when the log cannot tell

@@ -10,13 +10,12 @@ use std::collections::BTreeSet;
 use chrono::NaiveDate;
 use deltalake::arrow::array::Array;
 
-use super::date_list;
 use crate::catalog::PRACTICE_LIST_SIZE;
 use crate::check::series::SERIES_RULES;
 use crate::delta::{self, DeltaError, FileSpan};
 use crate::lake::Lake;
 use crate::month::Month;
-use crate::session::{self, Session};
+use crate::session::{self, Session, date_list};
 
 /// A table in more files than this is written again whole, in one file: a reader opens
 /// every file, and a monthly sync adds one.

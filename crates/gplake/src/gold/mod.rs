@@ -18,7 +18,7 @@ use crate::catalog::{
 };
 use crate::delta::{self, DeltaError};
 use crate::lake::Lake;
-use crate::session::{self, Session};
+use crate::session::{self, Session, date_list};
 
 pub(crate) mod list_sizes;
 
@@ -89,12 +89,6 @@ fn month_filters(changed: Option<&BTreeSet<NaiveDate>>) -> (String, String) {
             )
         }
     }
-}
-
-/// `DATE '…'` literals, comma-separated.
-fn date_list(months: &BTreeSet<NaiveDate>) -> String {
-    let list: Vec<String> = months.iter().map(|m| format!("DATE '{m}'")).collect();
-    list.join(", ")
 }
 
 /// Organisation figures. The publisher's are summed again only for months whose

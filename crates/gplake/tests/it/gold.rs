@@ -301,6 +301,47 @@ async fn org_figures_are_summed_again_only_for_changed_months_and_equal_a_whole_
     }
 }
 
+#[tokio::test]
+async fn dims_extended_by_later_months_equal_a_whole_derivation() {
+    // A rename in June 2021; a practice closing at the end of 2022 and another opening in
+    // January 2023, added together after a gap of months.
+    let pop = Population::new(36, 8);
+    let months = [(2021, 5), (2021, 6), (2022, 12), (2023, 1)];
+    let mirror = Mirror::start(vec![release(&pop, months[0]).unwrap()]);
+    let source = Source::parse(&mirror.series_url());
+    let (_dir, lake) = local_lake();
+    let extended = |report: gplake::SyncReport| report.build.unwrap().derived.dims_extended;
+    let first = full_sync(&lake, &source, "2021-05", "2023-01");
+    assert!(!extended(first.await.unwrap()), "a first derivation");
+    let dims = [
+        "SELECT * FROM dim_practice ORDER BY practice_code, valid_from",
+        "SELECT * FROM dim_organisation ORDER BY org_type, org_code, valid_from",
+    ];
+    let versions = "SELECT COUNT(*) FROM dim_practice";
+    for added in [&months[1..2], &months[2..]] {
+        let before = rows(&lake, versions).await;
+        for &m in added {
+            mirror.publish(release(&pop, m).unwrap());
+        }
+        let sync = full_sync(&lake, &source, "2021-05", "2023-01").await;
+        assert!(extended(sync.unwrap()), "{added:?} extend the dims");
+        let got = [rows(&lake, dims[0]).await, rows(&lake, dims[1]).await];
+        assert!(
+            got[0].len() > before[0].parse().unwrap(),
+            "{added:?}: new versions"
+        );
+        rederive_whole(&lake).await;
+        for (sql, got) in dims.iter().zip(got) {
+            assert_eq!(got, rows(&lake, sql).await, "{added:?}: {sql}");
+        }
+    }
+    // A month up to the latest one the dims describe changed: every month derived again.
+    let other = Population::new(37, 8);
+    mirror.publish(release(&other, (2021, 6)).unwrap());
+    let revised = full_sync(&lake, &source, "2021-05", "2023-01").await;
+    assert!(!extended(revised.unwrap()), "a revised earlier month");
+}
+
 /// The data files `practice_list_size_monthly` is in now, from its log; each is written
 /// as gplake writes Parquet (zstd), whether whole or a month at a time.
 fn list_size_files(lake: &gplake::Lake) -> usize {

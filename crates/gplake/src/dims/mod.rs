@@ -1,13 +1,21 @@
-//! The dimensions, rebuilt whole from `practice_snapshot` whenever it moved on (the build
-//! pipeline records the version each was derived from): `dim_practice` and
-//! `dim_organisation` as SCD type 2 (a new version whenever anything published about the
-//! practice or organisation changes), and the static `dim_age_band`.
+//! The dimensions, derived from `practice_snapshot` whenever it moved on (the build pipeline
+//! records the version each was derived from): `dim_practice` and `dim_organisation` as SCD
+//! type 2 (a new version whenever anything published about the practice or organisation
+//! changes), and the static `dim_age_band`.
+//!
+//! When only months after the latest one the current versions describe changed, those
+//! versions are extended by the new months alone ([`prior`]): the SCD2 rule needs no more
+//! of the past than each practice's and organisation's versions and whether the practice was
+//! ever mapped, so adding a month costs the same on a long history as on a short one. The
+//! result is the same, row for row, as deriving every month again.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use deltalake::arrow::array::{Array, AsArray, Date32Array, StringArray, StringViewArray};
+use deltalake::arrow::array::{
+    Array, ArrayRef, AsArray, Date32Array, StringArray, StringViewArray,
+};
 use deltalake::arrow::compute::cast;
 use deltalake::arrow::datatypes::{DataType, Date32Type};
 use deltalake::arrow::record_batch::RecordBatch;
@@ -19,7 +27,11 @@ use crate::delta::{self, DeltaError};
 use crate::formats::values::{band_label, year_label};
 use crate::lake::Lake;
 use crate::month::Month;
-use crate::session::{self, Session};
+use crate::session::{self, Session, date_list};
+
+mod prior;
+
+use prior::Prior;
 
 /// Practice attribute columns, in `dim_practice` order after `practice_code`.
 const ATTRS: [&str; 13] = [
@@ -43,6 +55,7 @@ type Attrs = Vec<Option<String>>;
 /// One practice-month as published. Rows are read in practice and month order, and a
 /// practice's attributes rarely change, so consecutive months with the same ones share one
 /// `Arc`: the whole history costs a few pointers per practice-month, not thirteen strings.
+#[derive(Clone)]
 struct Seen {
     month: Month,
     code: Arc<str>,
@@ -50,51 +63,139 @@ struct Seen {
     from_map: bool,
 }
 
-/// Rebuilds every dimension from the session's `practice_snapshot`, and pins each in the
-/// session as written; returns the versions written.
+/// The dims' current versions, which a derivation may extend by the months changed since
+/// instead of deriving every month again.
+#[derive(Debug, Clone)]
+pub(crate) struct Extend {
+    /// The latest month the current versions describe.
+    pub(crate) through: NaiveDate,
+    /// The months of `practice_snapshot` changed since they were derived: all later than
+    /// `through`, or extending them would be wrong.
+    pub(crate) months: BTreeSet<NaiveDate>,
+    /// Each dimension's current version, which holds them.
+    pub(crate) versions: BTreeMap<String, u64>,
+}
+
+/// What bringing the dims up to date did.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Rebuilt {
+    /// Dimension → the version it is at now (written, or kept).
+    pub(crate) versions: BTreeMap<String, u64>,
+    /// The latest month the dims describe (`None` when `practice_snapshot` is empty).
+    pub(crate) through: Option<NaiveDate>,
+    /// True when the current versions were extended (or kept) rather than derived whole.
+    pub(crate) extended: bool,
+}
+
+/// The dims as derived, to be written.
+struct Dims {
+    practices: RecordBatch,
+    organisations: RecordBatch,
+    through: Option<Month>,
+}
+
+/// Brings every dimension up to date with the session's `practice_snapshot`, extending the
+/// current versions when `extend` allows, deriving every month otherwise; pins each in the
+/// session as it now is.
 pub(crate) async fn rebuild(
     lake: &Lake,
     session: &Session,
-) -> Result<BTreeMap<String, u64>, DeltaError> {
+    extend: Option<&Extend>,
+) -> Result<Rebuilt, DeltaError> {
+    if let Some(e) = extend.filter(|e| e.months.is_empty()) {
+        return keep(lake, session, e).await;
+    }
     let clock = std::time::Instant::now();
-    let sql = format!(
-        "SELECT snapshot_date, practice_code, attributes_from, {} FROM practice_snapshot",
-        ATTRS.join(", ")
-    );
+    let sql = snapshot_sql(extend.map(|e| &e.months));
     let batches = session::collect(session, Some(&PRACTICE_SNAPSHOT), &sql).await?;
+    let prior = match extend {
+        Some(e) => Some(prior::read(lake, session, e).await?),
+        None => None,
+    };
     tracing::debug!(ms = clock.elapsed().as_millis() as u64, "dims: read");
     // Off the runtime's workers: this is a few hundred milliseconds of CPU on a long history,
     // and a worker busy with it would hold back the queries running beside it.
-    let (practices, organisations) = tokio::task::spawn_blocking(move || {
-        let seen = by_practice(&batches);
-        let latest = seen.iter().map(|s| s.month).max();
-        (
-            practice_versions(&seen, latest),
-            organisation_versions(&seen, latest),
-        )
-    })
-    .await
-    .map_err(|e| DeltaError {
-        table: DIM_PRACTICE.name,
-        source: Box::new(deltalake::DeltaTableError::Generic(e.to_string())),
-    })?;
+    let dims = tokio::task::spawn_blocking(move || dims_of(&batches, prior.as_ref()))
+        .await
+        .map_err(|e| DeltaError {
+            table: DIM_PRACTICE.name,
+            source: Box::new(deltalake::DeltaTableError::Generic(e.to_string())),
+        })?;
     tracing::debug!(ms = clock.elapsed().as_millis() as u64, "dims: versions");
-    let mut written = BTreeMap::new();
+    let age_bands = extend.and_then(|e| e.versions.get(DIM_AGE_BAND.name).copied());
+    let mut versions = BTreeMap::new();
     for (def, batch) in [
-        (DIM_PRACTICE, practices),
-        (DIM_ORGANISATION, organisations),
-        (DIM_AGE_BAND, age_bands()),
+        (DIM_PRACTICE, Some(dims.practices)),
+        (DIM_ORGANISATION, Some(dims.organisations)),
+        // Static: kept whenever there is a version to keep.
+        (DIM_AGE_BAND, age_bands.is_none().then(age_bands_batch)),
     ] {
-        let version = delta::overwrite(lake, &def, vec![batch]).await?;
+        let version = match batch {
+            Some(batch) => delta::overwrite(lake, &def, vec![batch]).await?,
+            None => age_bands.unwrap_or_default(),
+        };
         session.pin(lake, &def, Some(version)).await?;
         tracing::debug!(
             ms = clock.elapsed().as_millis() as u64,
             table = def.name,
             "dims: written"
         );
-        written.insert(def.name.to_string(), version);
+        versions.insert(def.name.to_string(), version);
     }
-    Ok(written)
+    Ok(Rebuilt {
+        versions,
+        through: dims.through.map(Month::first_day),
+        extended: extend.is_some(),
+    })
+}
+
+/// Nothing the dims describe changed: they stay at their current versions.
+async fn keep(lake: &Lake, session: &Session, extend: &Extend) -> Result<Rebuilt, DeltaError> {
+    for def in [DIM_PRACTICE, DIM_ORGANISATION, DIM_AGE_BAND] {
+        let version = extend.versions.get(def.name).copied();
+        session.pin(lake, &def, version).await?;
+    }
+    Ok(Rebuilt {
+        versions: extend.versions.clone(),
+        through: Some(extend.through),
+        extended: true,
+    })
+}
+
+/// The snapshot's practice-months, of `months` only when given.
+fn snapshot_sql(months: Option<&BTreeSet<NaiveDate>>) -> String {
+    let filter = months.map_or(String::new(), |m| {
+        format!(" WHERE snapshot_date IN ({})", date_list(m))
+    });
+    format!(
+        "SELECT snapshot_date, practice_code, attributes_from, {} FROM practice_snapshot{filter}",
+        ATTRS.join(", ")
+    )
+}
+
+/// The dims of the snapshot query's rows, extending `prior` when given.
+fn dims_of(batches: &[RecordBatch], prior: Option<&Prior>) -> Dims {
+    let seen = by_practice(batches);
+    let through = seen
+        .iter()
+        .map(|s| s.month)
+        .chain(prior.map(|p| p.through))
+        .max();
+    let (practices, organisations) = match prior {
+        Some(p) => (
+            practice_versions(&p.with_practice_months(&seen), through),
+            organisation_versions(&seen, p.organisation_months(), through),
+        ),
+        None => (
+            practice_versions(&seen, through),
+            organisation_versions(&seen, Vec::new(), through),
+        ),
+    };
+    Dims {
+        practices,
+        organisations,
+        through,
+    }
 }
 
 /// Every practice-month of the snapshot query's rows, in practice and month order.
@@ -194,16 +295,20 @@ struct Columns {
 
 impl Columns {
     fn of(batch: &RecordBatch) -> Columns {
-        let dates = cast(batch.column(0), &DataType::Date32)
-            .map(|a| a.as_primitive::<Date32Type>().clone())
-            .unwrap_or_else(|_| Date32Array::new_null(batch.num_rows()));
         Columns {
-            months: months_of(&dates),
+            months: months_of(&dates_of(batch.column(0))),
             text: (1..batch.num_columns())
                 .map(|i| Text::of(batch, i))
                 .collect(),
         }
     }
+}
+
+/// A date column as dates (all missing when it cannot be read as dates).
+fn dates_of(column: &ArrayRef) -> Date32Array {
+    cast(column, &DataType::Date32)
+        .map(|a| a.as_primitive::<Date32Type>().clone())
+        .unwrap_or_else(|_| Date32Array::new_null(column.len()))
 }
 
 /// The month of each date. A batch holds one month's rows, so a date is converted once
@@ -324,8 +429,14 @@ const LEVELS: [Level; 4] = [
 /// An organisation's name, ONS code and parent as published in one month.
 type Named<'a> = [Option<&'a str>; 3];
 
-fn organisation_versions(seen: &[Seen], latest: Option<Month>) -> RecordBatch {
-    let (months, mut orgs) = names_by_month(seen);
+/// The organisations' versions from the practice-months `seen` and, before them, the months
+/// `prior` stands for.
+fn organisation_versions<'a>(
+    seen: &'a [Seen],
+    prior: Vec<OrgMonth<'a>>,
+    latest: Option<Month>,
+) -> RecordBatch {
+    let (months, mut orgs) = names_by_month(seen, prior);
     orgs.sort_unstable_by_key(|(key, _)| *key);
     let mut b = Batcher::new(DIM_ORGANISATION);
     for ((level, code), slots) in orgs {
@@ -349,46 +460,73 @@ fn organisation_versions(seen: &[Seen], latest: Option<Month>) -> RecordBatch {
 }
 
 /// Each organisation's name, ONS code and parent in every month, as the month's first mapped
-/// practice (in code order) gave them: (org_type, code) → one slot per month of the history
-/// (the months returned first).
+/// practice (in code order) gave them, or as `prior` gives them for earlier months:
+/// (org_type, code) → one slot per month of the history (the months returned first).
 /// `seen` is in practice and month order, so the first practice to fill a slot is the first
 /// in code order; and a practice's months with the same attributes share one `Arc`, so its
 /// organisations are looked up once per change of attributes, not once per month.
-fn names_by_month(seen: &[Seen]) -> (Vec<Month>, Vec<OrgMonths<'_>>) {
-    let (Some(first), Some(last)) = (
-        seen.iter().map(|s| s.month).min(),
-        seen.iter().map(|s| s.month).max(),
-    ) else {
+fn names_by_month<'a>(
+    seen: &'a [Seen],
+    prior: Vec<OrgMonth<'a>>,
+) -> (Vec<Month>, Vec<OrgMonths<'a>>) {
+    let all = || {
+        seen.iter()
+            .map(|s| s.month)
+            .chain(prior.iter().map(|p| p.1))
+    };
+    let (Some(first), Some(last)) = (all().min(), all().max()) else {
         return (Vec::new(), Vec::new());
     };
     let months: Vec<Month> = Month::range(first, last).collect();
     let ordinal = |m: Month| {
         ((m.year() - first.year()) * 12 + m.month() as i32 - first.month() as i32) as usize
     };
-    let mut index: HashMap<OrgKey<'_>, usize, FixedState> = HashMap::default();
-    let mut named: Vec<OrgMonths<'_>> = Vec::new();
-    let mut current: (*const Attrs, Vec<(usize, Named<'_>)>) = (std::ptr::null(), Vec::new());
+    let mut orgs = Orgs {
+        index: HashMap::default(),
+        named: Vec::new(),
+        months: months.len(),
+    };
+    for (key, month, names) in prior {
+        let i = orgs.slot(key);
+        orgs.named[i].1[ordinal(month)] = Some(names);
+    }
+    let mut current: (*const Attrs, Vec<(usize, Named<'a>)>) = (std::ptr::null(), Vec::new());
     for s in seen.iter().filter(|s| s.from_map) {
         if current.0 != Arc::as_ptr(&s.attrs) {
-            let orgs = organisations_of(&s.attrs).into_iter().map(|(key, names)| {
-                let i = *index.entry(key).or_insert_with(|| {
-                    named.push((key, vec![None; months.len()]));
-                    named.len() - 1
-                });
-                (i, names)
-            });
-            current = (Arc::as_ptr(&s.attrs), orgs.collect());
+            let named = organisations_of(&s.attrs).into_iter();
+            let named = named.map(|(key, names)| (orgs.slot(key), names));
+            current = (Arc::as_ptr(&s.attrs), named.collect());
         }
         let slot = ordinal(s.month);
         for (i, names) in &current.1 {
-            named[*i].1[slot].get_or_insert(*names);
+            orgs.named[*i].1[slot].get_or_insert(*names);
         }
     }
-    (months, named)
+    (months, orgs.named)
+}
+
+/// The organisations named so far, each with one slot per month of the history.
+struct Orgs<'a> {
+    index: HashMap<OrgKey<'a>, usize, FixedState>,
+    named: Vec<OrgMonths<'a>>,
+    months: usize,
+}
+
+impl<'a> Orgs<'a> {
+    /// The index of `key`'s slots, added empty when first named.
+    fn slot(&mut self, key: OrgKey<'a>) -> usize {
+        *self.index.entry(key).or_insert_with(|| {
+            self.named.push((key, vec![None; self.months]));
+            self.named.len() - 1
+        })
+    }
 }
 
 /// An organisation: its level and code.
-type OrgKey<'a> = (&'static str, &'a str);
+type OrgKey<'a> = (&'a str, &'a str);
+
+/// What one month named an organisation.
+type OrgMonth<'a> = (OrgKey<'a>, Month, Named<'a>);
 
 /// An organisation and what each month of the history named it (`None`: not named).
 type OrgMonths<'a> = (OrgKey<'a>, Vec<Option<Named<'a>>>);
@@ -408,7 +546,7 @@ fn organisations_of(attrs: &Attrs) -> Vec<(OrgKey<'_>, Named<'_>)> {
         .collect()
 }
 
-fn age_bands() -> RecordBatch {
+fn age_bands_batch() -> RecordBatch {
     let mut b = Batcher::new(DIM_AGE_BAND);
     for age in 0..=95u8 {
         let band = (age / 5).min(19);
@@ -442,7 +580,6 @@ fn age_bands() -> RecordBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use deltalake::arrow::array::ArrayRef;
 
     /// One batch of the snapshot query: (month, code, from, practice name) per row, the
     /// other attributes empty. The name column is given as views in `views` batches.
