@@ -144,8 +144,10 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 /// One derivation: the series checks, dims and gold, then the record. One session reads
-/// every source at its pinned version, with `practice_snapshot` decoded once and held in
-/// memory for all of them; each output is pinned in it once written. The two chains that
+/// every source at its pinned version; each output is pinned in it once written.
+/// `practice_snapshot` is not held in memory: each query reads only its columns, and those
+/// of the changed months where it can, so the derivation's memory does not grow with the
+/// history (held, the 109-month lake's snapshot took 250 MiB for no gain in time). The two chains that
 /// share no table — series checks, then quality, then list sizes; dims, then organisation
 /// figures — run at once, on both cores, unless every list size is derived again.
 async fn derive(lake: &Lake, at: DateTime<Utc>) -> Result<Derived, DeltaError> {
@@ -158,10 +160,9 @@ async fn derive(lake: &Lake, at: DateTime<Utc>) -> Result<Derived, DeltaError> {
         .collect();
     let session =
         session::internal(lake, &crate::gold::SOURCES, Pin::Versions(sources.clone())).await?;
-    session.hold(&PRACTICE_SNAPSHOT).await?;
     tracing::debug!(
         ms = clock.elapsed().as_millis() as u64,
-        "derived: snapshot held"
+        "derived: session open"
     );
     let organisations = Abortable(tokio::spawn(organisation_chain(
         lake.clone(),

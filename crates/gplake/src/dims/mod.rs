@@ -106,21 +106,12 @@ pub(crate) async fn rebuild(
         return keep(lake, session, e).await;
     }
     let clock = std::time::Instant::now();
-    let sql = snapshot_sql(extend.map(|e| &e.months));
-    let batches = session::collect(session, Some(&PRACTICE_SNAPSHOT), &sql).await?;
-    let prior = match extend {
-        Some(e) => Some(prior::read(lake, session, e).await?),
-        None => None,
+    let (months, prior) = match extend {
+        Some(e) => (e.months.clone(), Some(prior::read(lake, session, e).await?)),
+        None => (snapshot_months(session).await?, None),
     };
     tracing::debug!(ms = clock.elapsed().as_millis() as u64, "dims: read");
-    // Off the runtime's workers: this is a few hundred milliseconds of CPU on a long history,
-    // and a worker busy with it would hold back the queries running beside it.
-    let dims = tokio::task::spawn_blocking(move || dims_of(&batches, prior.as_ref()))
-        .await
-        .map_err(|e| DeltaError {
-            table: DIM_PRACTICE.name,
-            source: Box::new(deltalake::DeltaTableError::Generic(e.to_string())),
-        })?;
+    let dims = span_by_span(session, &months, prior).await?;
     tracing::debug!(ms = clock.elapsed().as_millis() as u64, "dims: versions");
     let age_bands = extend.and_then(|e| e.versions.get(DIM_AGE_BAND.name).copied());
     let mut versions = BTreeMap::new();
@@ -162,20 +153,79 @@ async fn keep(lake: &Lake, session: &Session, extend: &Extend) -> Result<Rebuilt
     })
 }
 
-/// The snapshot's practice-months, of `months` only when given.
-fn snapshot_sql(months: Option<&BTreeSet<NaiveDate>>) -> String {
-    let filter = months.map_or(String::new(), |m| {
-        format!(" WHERE snapshot_date IN ({})", date_list(m))
-    });
+/// Months read at once. Every span's versions extend those of the spans before it, which
+/// gives the same versions as all months read together (the SCD2 rule reads no more of the
+/// past than the versions), so a whole derivation holds one span's practice-months and
+/// the versions, not the whole history's.
+const SPAN: usize = 12;
+
+/// The dims of `prior` (none when `None`) extended by `months`, a span at a time.
+async fn span_by_span(
+    session: &Session,
+    months: &BTreeSet<NaiveDate>,
+    mut prior: Option<Prior>,
+) -> Result<Dims, DeltaError> {
+    let months: Vec<NaiveDate> = months.iter().copied().collect();
+    let mut dims = None;
+    for span in months.chunks(SPAN) {
+        let span: BTreeSet<NaiveDate> = span.iter().copied().collect();
+        let sql = snapshot_sql(&span);
+        let batches = session::collect(session, Some(&PRACTICE_SNAPSHOT), &sql).await?;
+        // Off the runtime's workers: grouping is CPU, and a worker busy with it would hold
+        // back the queries running beside it.
+        let (span_dims, next) = tokio::task::spawn_blocking(move || step(&batches, prior))
+            .await
+            .map_err(|e| DeltaError {
+                table: DIM_PRACTICE.name,
+                source: Box::new(deltalake::DeltaTableError::Generic(e.to_string())),
+            })?;
+        dims = Some(span_dims);
+        prior = next;
+    }
+    Ok(dims.unwrap_or_else(|| dims_of(&[], None)))
+}
+
+/// The months `practice_snapshot` holds.
+async fn snapshot_months(session: &Session) -> Result<BTreeSet<NaiveDate>, DeltaError> {
+    let sql =
+        "SELECT DISTINCT snapshot_date FROM practice_snapshot WHERE snapshot_date IS NOT NULL";
+    let batches = session::collect(session, Some(&PRACTICE_SNAPSHOT), sql).await?;
+    let dates = batches.iter().map(|b| dates_of(b.column(0)));
+    Ok(dates
+        .flat_map(|d| (0..d.len()).filter_map(move |r| d.value_as_date(r)))
+        .collect())
+}
+
+/// The snapshot's practice-months of `months`.
+fn snapshot_sql(months: &BTreeSet<NaiveDate>) -> String {
     format!(
-        "SELECT snapshot_date, practice_code, attributes_from, {} FROM practice_snapshot{filter}",
-        ATTRS.join(", ")
+        "SELECT snapshot_date, practice_code, attributes_from, {} FROM practice_snapshot WHERE snapshot_date IN ({})",
+        ATTRS.join(", "),
+        date_list(months)
     )
+}
+
+/// One span: the dims of `prior` extended by the span's rows, and those dims as the prior
+/// of the next span.
+fn step(batches: &[RecordBatch], prior: Option<Prior>) -> (Dims, Option<Prior>) {
+    let seen = by_practice(batches);
+    let dims = dims_from(&seen, prior.as_ref());
+    let never_mapped = prior::never_mapped_after(prior.as_ref(), &seen);
+    drop(prior);
+    let next = dims.through.map(|through| {
+        let (practices, organisations) = (dims.practices.clone(), dims.organisations.clone());
+        Prior::new(through, &[practices], &[organisations], never_mapped)
+    });
+    (dims, next)
 }
 
 /// The dims of the snapshot query's rows, extending `prior` when given.
 fn dims_of(batches: &[RecordBatch], prior: Option<&Prior>) -> Dims {
-    let seen = by_practice(batches);
+    dims_from(&by_practice(batches), prior)
+}
+
+/// The dims of the practice-months `seen`, extending `prior` when given.
+fn dims_from(seen: &[Seen], prior: Option<&Prior>) -> Dims {
     let through = seen
         .iter()
         .map(|s| s.month)
@@ -183,12 +233,12 @@ fn dims_of(batches: &[RecordBatch], prior: Option<&Prior>) -> Dims {
         .max();
     let (practices, organisations) = match prior {
         Some(p) => (
-            practice_versions(&p.with_practice_months(&seen), through),
-            organisation_versions(&seen, p.organisation_months(), through),
+            practice_versions(&p.with_practice_months(seen), through),
+            organisation_versions(seen, p.organisation_months(), through),
         ),
         None => (
-            practice_versions(&seen, through),
-            organisation_versions(&seen, Vec::new(), through),
+            practice_versions(seen, through),
+            organisation_versions(seen, Vec::new(), through),
         ),
     };
     Dims {

@@ -9,7 +9,7 @@
 //! snapshot itself, in one narrow query. Sound only when no month up to `through` changed
 //! since the versions were derived, which the caller proves from the Delta log.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
@@ -102,7 +102,42 @@ pub(super) async fn read(
     ))
 }
 
+/// The practices never mapped up to the end of `seen` (later than `prior`): those of
+/// `prior` still without a month from a map, and those first seen in `seen` without one.
+pub(super) fn never_mapped_after(prior: Option<&Prior>, seen: &[Seen]) -> HashSet<String> {
+    let mut mapped: HashMap<&str, bool> = HashMap::new();
+    for s in seen {
+        *mapped.entry(&s.code).or_default() |= s.from_map;
+    }
+    let Some(prior) = prior else {
+        let never = mapped.into_iter().filter(|(_, m)| !m);
+        return never.map(|(code, _)| code.to_string()).collect();
+    };
+    let mut never: HashSet<String> = prior
+        .never_mapped
+        .iter()
+        .filter(|code| !mapped.get(code.as_str()).copied().unwrap_or(false))
+        .cloned()
+        .collect();
+    let known = prior.codes();
+    for (code, m) in mapped {
+        if !m && !known.contains(code) {
+            never.insert(code.to_string());
+        }
+    }
+    never
+}
+
 impl Prior {
+    /// The practices with versions.
+    fn codes(&self) -> HashSet<&str> {
+        let rows = self
+            .practices
+            .iter()
+            .flat_map(|v| v.rows(1).map(move |r| (v, r.0)));
+        rows.filter_map(|(v, r)| v.text[0].get(r)).collect()
+    }
+
     /// The versions in `practices` and `organisations` (each ordered by key and
     /// `valid_from`), which describe the months up to `through`.
     pub(super) fn new(
@@ -211,7 +246,7 @@ mod tests {
     use deltalake::arrow::array::{ArrayRef, Date32Array, StringArray};
     use proptest::prelude::*;
 
-    use super::super::{ATTRS, dims_of};
+    use super::super::{ATTRS, dims_of, step};
     use super::*;
 
     /// What one practice published in one month: from a map, and which of a few names,
@@ -317,6 +352,37 @@ mod tests {
             prop_assert_eq!(extended.through, whole.through);
             prop_assert_eq!(&extended.practices, &whole.practices);
             prop_assert_eq!(&extended.organisations, &whole.organisations);
+        }
+
+        #[test]
+        fn deriving_span_by_span_gives_what_deriving_every_month_at_once_gives(
+            history in proptest::collection::vec(
+                proptest::option::weighted(0.7, (any::<bool>(), 0u8..2, 0u8..3, 0u8..2)),
+                PRACTICES * MONTHS,
+            ),
+            spans in proptest::collection::vec(1..=3usize, 1..=MONTHS),
+        ) {
+            let whole = dims_of(&[snapshot(&history, 0..MONTHS)], None);
+            let (mut from, mut prior, mut last) = (0, None, None);
+            for len in spans.into_iter().chain(std::iter::repeat(MONTHS)) {
+                let to = (from + len).min(MONTHS);
+                let (dims, next) = step(&[snapshot(&history, from..to)], prior);
+                // A span without a practice-month leaves the dims as they were.
+                if dims.through.is_some() {
+                    last = Some(dims);
+                }
+                prior = next;
+                from = to;
+                if from == MONTHS {
+                    break;
+                }
+            }
+            let Some(last) = last else {
+                return Ok(());
+            };
+            prop_assert_eq!(last.through, whole.through);
+            prop_assert_eq!(&last.practices, &whole.practices);
+            prop_assert_eq!(&last.organisations, &whole.organisations);
         }
     }
 }
