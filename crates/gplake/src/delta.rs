@@ -412,15 +412,29 @@ pub(crate) async fn replace_files(
         write(&mut writer, def, batch).await?;
     }
     let adds = flush(&mut writer, def).await?;
+    replace_with(table, def, removed, adds, Some(predicate)).await
+}
+
+/// Replaces the files `removed` of `table` (as loaded) with the files `added` (written by
+/// [`writer`]) in one commit, which fails as a conflict if a commit since the loaded version
+/// removed any of them; `predicate` says in the log which rows were replaced (all when
+/// `None`). Returns the new version.
+pub(crate) async fn replace_with(
+    table: &mut DeltaTable,
+    def: &TableDef,
+    removed: Vec<Remove>,
+    added: Vec<Add>,
+    predicate: Option<String>,
+) -> Result<u64, DeltaError> {
     let actions: Vec<Action> = removed
         .into_iter()
         .map(Action::Remove)
-        .chain(adds.into_iter().map(Action::Add))
+        .chain(added.into_iter().map(Action::Add))
         .collect();
     let operation = DeltaOperation::Write {
         mode: SaveMode::Overwrite,
         partition_by: None,
-        predicate: Some(predicate),
+        predicate,
     };
     commit(table, def, actions, operation).await
 }

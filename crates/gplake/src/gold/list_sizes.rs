@@ -51,11 +51,45 @@ pub(crate) async fn rebuild(
     {
         return Ok(rebuilt);
     }
-    let version = super::overwrite(lake, session, PRACTICE_LIST_SIZE, &sql(None)).await?;
+    let version = rebuild_whole(lake, session).await?;
     Ok(Rebuilt {
         version,
         months: None,
     })
+}
+
+/// Months derived at once when every month is derived again: each span's rows are written
+/// as they come, so the derivation holds one span's rows, not the whole table's.
+const SPAN: usize = 12;
+
+/// Derives every month again, a span at a time, into files that replace all of the
+/// table's in one commit; returns the version written.
+async fn rebuild_whole(lake: &Lake, session: &Session) -> Result<u64, DeltaError> {
+    let def = PRACTICE_LIST_SIZE;
+    let clock = std::time::Instant::now();
+    let months: Vec<NaiveDate> = snapshot_months(session).await?.into_iter().collect();
+    if months.is_empty() {
+        return super::overwrite(lake, session, def, &sql(None)).await;
+    }
+    let mut table = delta::open_or_create(lake, &def).await?;
+    let files = delta::file_spans(&table, &def, "snapshot_date").await?;
+    let mut writer = delta::writer(&table, &def)?;
+    for span in months.chunks(SPAN) {
+        let span: BTreeSet<NaiveDate> = span.iter().copied().collect();
+        for batch in super::select(session, &def, &sql(Some(&span))).await? {
+            if batch.num_rows() > 0 {
+                delta::write(&mut writer, &def, batch).await?;
+            }
+        }
+    }
+    let added = delta::flush(&mut writer, &def).await?;
+    let removed = files.into_iter().map(|f| f.remove).collect();
+    let version = delta::replace_with(&mut table, &def, removed, added, None).await?;
+    tracing::debug!(
+        ms = clock.elapsed().as_millis() as u64,
+        "list sizes: written whole"
+    );
+    Ok(version)
 }
 
 /// Derives again only the months whose rows can differ; `None` when the kept version's
