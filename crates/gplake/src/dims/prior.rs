@@ -82,14 +82,18 @@ pub(super) async fn read(
         "SELECT practice_code, {}, valid_from, valid_to FROM dim_practice ORDER BY practice_code, valid_from",
         ATTRS.join(", ")
     );
-    let practices = session::collect(session, Some(&DIM_PRACTICE), &practices).await?;
     let organisations = "SELECT org_type, org_code, org_name, ons_code, parent_code, valid_from, valid_to FROM dim_organisation ORDER BY org_type, org_code, valid_from";
-    let organisations = session::collect(session, Some(&DIM_ORGANISATION), organisations).await?;
     let never_mapped = format!(
         "SELECT practice_code FROM practice_snapshot WHERE snapshot_date <= DATE '{}' GROUP BY practice_code HAVING MAX(CASE WHEN attributes_from = 'map' THEN 1 ELSE 0 END) = 0",
         extend.through
     );
-    let never_mapped = session::collect(session, Some(&PRACTICE_SNAPSHOT), &never_mapped).await?;
+    // Queries, not table opens: run at once, none holds a thread of the blocking pool while
+    // it waits (see `BLOCKING_THREADS`).
+    let (practices, organisations, never_mapped) = futures::try_join!(
+        session::collect(session, Some(&DIM_PRACTICE), &practices),
+        session::collect(session, Some(&DIM_ORGANISATION), organisations),
+        session::collect(session, Some(&PRACTICE_SNAPSHOT), &never_mapped),
+    )?;
     let codes = never_mapped.iter().flat_map(|b| {
         let codes = Text::of(b, 0);
         (0..b.num_rows()).filter_map(move |r| codes.get(r).map(str::to_string))

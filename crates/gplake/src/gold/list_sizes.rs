@@ -190,21 +190,20 @@ fn replaced_files(
 }
 
 /// The months in which some practice's flags now differ from those the kept version holds
-/// (a month checked again, or the series checks' new results).
+/// (a month checked again, or the series checks' new results). Read against the kept rows
+/// themselves, not the snapshot's practice-months: the two are the same in every month
+/// whose snapshot is unchanged, and the others are derived again whatever this says. One
+/// file to read, not one per month of the history.
 async fn reflagged(session: &Session) -> Result<BTreeSet<NaiveDate>, DeltaError> {
     dates(session, &reflag_sql()).await
 }
 
 fn reflag_sql() -> String {
     format!(
-        "WITH t AS (SELECT snapshot_date, practice_code FROM practice_snapshot WHERE registered_population IS NOT NULL),
-{},
-now AS (SELECT f.snapshot_date, f.subject AS practice_code, f.flags FROM flags f
-        JOIN t ON t.snapshot_date = f.snapshot_date AND t.practice_code = f.subject),
-before AS (SELECT snapshot_date, practice_code, quality_flags AS flags FROM practice_list_size_monthly WHERE quality_flags IS NOT NULL)
-SELECT DISTINCT CAST(COALESCE(n.snapshot_date, b.snapshot_date) AS VARCHAR) FROM now n
-FULL JOIN before b ON n.snapshot_date = b.snapshot_date AND n.practice_code = b.practice_code
-WHERE n.flags IS DISTINCT FROM b.flags",
+        "WITH {}
+SELECT DISTINCT CAST(b.snapshot_date AS VARCHAR) FROM practice_list_size_monthly b
+LEFT JOIN flags f ON f.snapshot_date = b.snapshot_date AND f.subject = b.practice_code
+WHERE f.flags IS DISTINCT FROM b.quality_flags",
         flags_sql()
     )
 }
