@@ -147,9 +147,10 @@ fn backoff(attempt: u32) -> Duration {
 /// every source at its pinned version; each output is pinned in it once written.
 /// `practice_snapshot` is not held in memory: each query reads only its columns, and those
 /// of the changed months where it can, so the derivation's memory does not grow with the
-/// history (held, the 109-month lake's snapshot took 250 MiB for no gain in time). The two chains that
-/// share no table — series checks, then quality, then list sizes; dims, then organisation
-/// figures — run at once, on both cores, unless every list size is derived again.
+/// history (held, the 109-month lake's snapshot took 250 MiB for no gain in time). The two
+/// chains that share no table — series checks, then quality, then list sizes; dims, then
+/// organisation figures — run at once, on both cores, unless every list size is derived
+/// again.
 async fn derive(lake: &Lake, at: DateTime<Utc>) -> Result<Derived, DeltaError> {
     let clock = std::time::Instant::now();
     let start = versions(lake).await?;

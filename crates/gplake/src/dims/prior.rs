@@ -273,7 +273,8 @@ mod tests {
     /// A practice-month: month, practice, what it published.
     type Row = (usize, usize, Published);
 
-    /// The snapshot query's rows for the practice-months in `months`, last month and practice first.
+    /// The snapshot query's rows for the practice-months in `months`, the last month and
+    /// practice first.
     fn snapshot(history: &[Option<Published>], months: std::ops::Range<usize>) -> RecordBatch {
         let mut rows: Vec<Row> = Vec::new();
         for (i, p) in history.iter().enumerate() {
