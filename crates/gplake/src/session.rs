@@ -57,11 +57,23 @@ impl Session {
         def: &TableDef,
         version: Option<u64>,
     ) -> Result<(), DeltaError> {
+        self.pin_as(lake, def, version, def.name).await
+    }
+
+    /// Registers `def` as it is at `version` under `name`: a version of a table read beside
+    /// the one registered under its own name.
+    pub(crate) async fn pin_as(
+        &self,
+        lake: &Lake,
+        def: &TableDef,
+        version: Option<u64>,
+        name: &str,
+    ) -> Result<(), DeltaError> {
         let e = df_err(Some(def));
-        self.ctx.deregister_table(def.name).map_err(e)?;
+        self.ctx.deregister_table(name).map_err(e)?;
         match delta::open_version(lake, def, version).await? {
-            Some(table) => register(&self.ctx, def, &table).await,
-            None => register_empty(&self.ctx, def),
+            Some(table) => register(&self.ctx, def, name, &table).await,
+            None => register_empty(&self.ctx, def, name),
         }
     }
 
@@ -69,7 +81,7 @@ impl Session {
     pub(crate) fn empty(&self, def: &TableDef) -> Result<(), DeltaError> {
         let e = df_err(Some(def));
         self.ctx.deregister_table(def.name).map_err(e)?;
-        register_empty(&self.ctx, def)
+        register_empty(&self.ctx, def, def.name)
     }
 
     /// Holds `def` in memory as registered, so that the session's later queries decode its
@@ -106,8 +118,8 @@ pub(crate) async fn open(
             Pin::Versions(v) => delta::open_version(lake, def, v.get(def.name).copied()).await?,
         };
         match table {
-            Some(table) => register(&ctx, def, &table).await?,
-            None if spec.empty_if_missing => register_empty(&ctx, def)?,
+            Some(table) => register(&ctx, def, def.name, &table).await?,
+            None if spec.empty_if_missing => register_empty(&ctx, def, def.name)?,
             None => {}
         }
     }
@@ -130,20 +142,21 @@ fn context(spec: &SessionSpec) -> Result<SessionContext, DeltaTableError> {
 async fn register(
     ctx: &SessionContext,
     def: &TableDef,
+    name: &str,
     table: &deltalake::DeltaTable,
 ) -> Result<(), DeltaError> {
     let e = |e: DeltaTableError| delta_err(Some(def), e);
     table.update_datafusion_session(&ctx.state()).map_err(e)?;
     let provider = table.table_provider().await.map_err(|x| e(x.into()))?;
-    ctx.register_table(def.name, provider)
+    ctx.register_table(name, provider)
         .map_err(|x| e(x.into()))?;
     Ok(())
 }
 
-fn register_empty(ctx: &SessionContext, def: &TableDef) -> Result<(), DeltaError> {
+fn register_empty(ctx: &SessionContext, def: &TableDef, name: &str) -> Result<(), DeltaError> {
     let e = df_err(Some(def));
     let empty = MemTable::try_new(def.arrow_schema(), vec![vec![]]).map_err(e)?;
-    ctx.register_table(def.name, Arc::new(empty)).map_err(e)?;
+    ctx.register_table(name, Arc::new(empty)).map_err(e)?;
     Ok(())
 }
 

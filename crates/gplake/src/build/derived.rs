@@ -304,7 +304,11 @@ async fn keep(lake: &Lake, now: &BTreeMap<String, u64>) -> Result<Keep, DeltaErr
     let org = match current(&ORG_POPULATION) {
         Some(version) => kept_org(lake, &record, now, version, snapshot_changed).await?,
         None => None,
-    };
+    }
+    .map(|org| crate::gold::Kept {
+        list_sizes: list_sizes.as_ref().map(|k| k.version),
+        ..org
+    });
     Ok(Keep {
         org,
         list_sizes,
@@ -354,6 +358,7 @@ async fn kept_org(
         version,
         changed,
         snapshot_changed,
+        list_sizes: None,
     }))
 }
 

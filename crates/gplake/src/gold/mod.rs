@@ -14,7 +14,7 @@ use deltalake::arrow::record_batch::RecordBatch;
 
 use crate::catalog::{
     DIM_ORGANISATION, DIM_PRACTICE, FACT_ORG_QUINARY, FACT_ORG_SINGLE_AGE, ORG_POPULATION,
-    PRACTICE_SNAPSHOT, QUALITY, TableDef,
+    PRACTICE_LIST_SIZE, PRACTICE_SNAPSHOT, QUALITY, TableDef,
 };
 use crate::delta::{self, DeltaError};
 use crate::lake::Lake;
@@ -95,21 +95,19 @@ fn month_filters(changed: Option<&BTreeSet<NaiveDate>>) -> (String, String) {
 /// organisation facts changed, and the `as_published` sums only for months whose
 /// `practice_snapshot` changed (they depend on nothing else); the other months' are kept
 /// from gold's previous version. `latest_geography` depends on every month and the latest
-/// dims, so it is always summed whole.
+/// dims, so it is always summed whole, reading the practice-months of unchanged months from
+/// the kept list sizes when there are some ([`Kept::list_sizes`]).
 fn org_population_sql(kept: Option<&Kept>) -> String {
     let (fresh, kept_sums) = month_filters(kept.map(|k| &k.snapshot_changed));
     let as_published = format!(
         "SELECT snapshot_date, pcn_code, sub_icb_code, icb_code, region_code, registered_population, male, female FROM sized WHERE {fresh}"
     );
-    let latest = "SELECT s.snapshot_date, cur.pcn_code, cur.sub_icb_code, cur.icb_code, cur.region_code, s.registered_population, s.male, s.female FROM sized s JOIN cur ON cur.practice_code = s.practice_code";
-    let parts = [
-        org_sums("as_published", &as_published),
-        org_sums("latest_geography", latest),
-        format!(
-            "SELECT snapshot_date, basis, org_type, org_code, registered_population, male, female
+    let mut parts = vec![org_sums("as_published", &as_published)];
+    parts.extend(latest_geography_sums(kept));
+    parts.push(format!(
+        "SELECT snapshot_date, basis, org_type, org_code, registered_population, male, female
 FROM org_population_monthly WHERE basis = 'as_published' AND {kept_sums}"
-        ),
-    ];
+    ));
     format!(
         "WITH last AS (SELECT practice_code, MAX(valid_from) AS vf FROM dim_practice GROUP BY practice_code),
 cur AS (SELECT d.practice_code, d.pcn_code, d.sub_icb_code, d.icb_code, d.region_code FROM dim_practice d JOIN last ON last.practice_code = d.practice_code AND last.vf = d.valid_from),
@@ -128,6 +126,32 @@ ORDER BY e.snapshot_date, e.basis, e.org_type, e.org_code",
         published_sql(kept.map(|k| &k.changed)),
         parts.join("\nUNION ALL\n")
     )
+}
+
+/// The `latest_geography` sums: every practice-month with a population, under its
+/// organisations in the latest dims. With kept list sizes, the months whose snapshot is
+/// unchanged are read from them and the others from `practice_snapshot`, each summed
+/// apart (the months never overlap; and DataFusion cannot take the union of two tables'
+/// columns whose descriptions differ).
+fn latest_geography_sums(kept: Option<&Kept>) -> Vec<String> {
+    let rows = |table: &str, filter: &str| {
+        org_sums(
+            "latest_geography",
+            &format!(
+                "SELECT s.snapshot_date, cur.pcn_code, cur.sub_icb_code, cur.icb_code, cur.region_code, s.registered_population, s.male, s.female FROM {table} s JOIN cur ON cur.practice_code = s.practice_code WHERE {filter}"
+            ),
+        )
+    };
+    match kept {
+        Some(k) if k.list_sizes.is_some() => {
+            let (fresh, unchanged) = month_filters(Some(&k.snapshot_changed));
+            vec![
+                rows(KEPT_LIST_SIZES, &unchanged),
+                rows("sized", &fresh.replace("snapshot_date", "s.snapshot_date")),
+            ]
+        }
+        _ => vec![rows("sized", "TRUE")],
+    }
 }
 
 /// The tables gold reads.
@@ -150,7 +174,15 @@ pub(crate) struct Kept {
     /// The months whose `practice_snapshot` changed since: their `as_published` figures are
     /// summed again.
     pub(crate) snapshot_changed: BTreeSet<NaiveDate>,
+    /// The version of `practice_list_size_monthly` the same derivation wrote, when it is
+    /// still current: its rows of the other months are the snapshot's practice-months with
+    /// a population, in one file instead of one per month, and the latest-geography
+    /// restatement reads them there.
+    pub(crate) list_sizes: Option<u64>,
 }
+
+/// Registered name of the kept list sizes, read beside the table being derived again.
+const KEPT_LIST_SIZES: &str = "kept_list_sizes";
 
 /// Rebuilds `org_population_monthly` from the session's sources, keeping what `kept` allows
 /// of its previous version; returns the version written.
@@ -166,6 +198,12 @@ pub(crate) async fn rebuild_org_populations(
                 .await?
         }
         None => session.empty(&ORG_POPULATION)?,
+    }
+    if let Some(version) = kept.and_then(|k| k.list_sizes) {
+        let def = PRACTICE_LIST_SIZE;
+        session
+            .pin_as(lake, &def, Some(version), KEPT_LIST_SIZES)
+            .await?;
     }
     overwrite(lake, session, ORG_POPULATION, &org_population_sql(kept)).await
 }

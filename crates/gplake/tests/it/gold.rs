@@ -281,11 +281,19 @@ async fn org_figures_are_summed_again_only_for_changed_months_and_equal_a_whole_
     full_sync(&whole, &source, "2026-02", "2026-05")
         .await
         .unwrap();
-    // The same lake derived again whole: the very same list sizes, flags and all.
+    // The same lake derived again whole: the very same list sizes, flags and all, and the
+    // very same organisation figures (each basis summed again or kept as the log allowed).
     let sql = "SELECT * FROM practice_list_size_monthly ORDER BY snapshot_date, practice_code";
-    let incremental = rows(&lake, sql).await;
+    let org =
+        "SELECT * FROM org_population_monthly ORDER BY snapshot_date, basis, org_type, org_code";
+    let incremental = [rows(&lake, sql).await, rows(&lake, org).await];
     rederive_whole(&lake).await;
-    assert_eq!(incremental, rows(&lake, sql).await, "flags and all");
+    assert_eq!(incremental[0], rows(&lake, sql).await, "flags and all");
+    assert_eq!(
+        incremental[1],
+        rows(&lake, org).await,
+        "organisation figures"
+    );
     assert_eq!(files(&lake), 1);
 
     for table in [
