@@ -9,6 +9,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use deltalake::DeltaTableError;
+use deltalake::arrow::array::AsArray;
+use deltalake::arrow::compute::cast;
+use deltalake::arrow::datatypes::{DataType, Date32Type};
 use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::datafusion::datasource::MemTable;
 use deltalake::datafusion::error::DataFusionError;
@@ -202,6 +205,27 @@ pub(crate) async fn collect(
         .collect()
         .await
         .map_err(e)
+}
+
+/// The months a month-partitioned table holds, as the session reads it.
+pub(crate) async fn months(
+    session: &Session,
+    def: &TableDef,
+) -> Result<BTreeSet<NaiveDate>, DeltaError> {
+    let column = def.partition.unwrap_or("snapshot_date");
+    let sql = format!(
+        "SELECT DISTINCT {column} FROM {} WHERE {column} IS NOT NULL",
+        def.name
+    );
+    let batches = collect(session, Some(def), &sql).await?;
+    let mut months = BTreeSet::new();
+    for b in &batches {
+        let dates =
+            cast(b.column(0), &DataType::Date32).map_err(|e| delta_err(Some(def), e.into()))?;
+        let dates = dates.as_primitive::<Date32Type>();
+        months.extend((0..dates.len()).filter_map(|r| dates.value_as_date(r)));
+    }
+    Ok(months)
 }
 
 /// `DATE '…'` literals, comma-separated, for `snapshot_date IN (…)`.

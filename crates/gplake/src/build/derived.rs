@@ -235,7 +235,7 @@ async fn organisation_chain(
     let dims = crate::dims::rebuild(&lake, &session, keep.dims.as_ref()).await?;
     tracing::debug!(
         ms = clock.elapsed().as_millis() as u64,
-        extended = dims.extended,
+        extended = keep.dims.is_some(),
         "derived: dims"
     );
     crate::failpoint::point("dims");
@@ -302,13 +302,12 @@ async fn keep(lake: &Lake, now: &BTreeMap<String, u64>) -> Result<Keep, DeltaErr
     });
     let dims = extended_dims(&record, &snapshot_changed, current);
     let org = match current(&ORG_POPULATION) {
-        Some(version) => kept_org(lake, &record, now, version, snapshot_changed).await?,
+        Some(version) => {
+            let list_sizes = list_sizes.as_ref().map(|k| k.version);
+            kept_org(lake, &record, now, version, snapshot_changed, list_sizes).await?
+        }
         None => None,
-    }
-    .map(|org| crate::gold::Kept {
-        list_sizes: list_sizes.as_ref().map(|k| k.version),
-        ..org
-    });
+    };
     Ok(Keep {
         org,
         list_sizes,
@@ -338,14 +337,16 @@ fn extended_dims(
     })
 }
 
-/// What the organisation figures at `version` may keep: `None` when the log cannot tell
-/// which months of the organisation facts changed.
+/// What the organisation figures at `version` may keep, reading unchanged months from the
+/// list sizes at `list_sizes` when kept too: `None` when the log cannot tell which months of
+/// the organisation facts changed.
 async fn kept_org(
     lake: &Lake,
     record: &Record,
     now: &BTreeMap<String, u64>,
     version: u64,
     snapshot_changed: BTreeSet<NaiveDate>,
+    list_sizes: Option<u64>,
 ) -> Result<Option<crate::gold::Kept>, DeltaError> {
     let mut changed = BTreeSet::new();
     for def in [FACT_ORG_QUINARY, FACT_ORG_SINGLE_AGE] {
@@ -358,7 +359,7 @@ async fn kept_org(
         version,
         changed,
         snapshot_changed,
-        list_sizes: None,
+        list_sizes,
     }))
 }
 

@@ -83,8 +83,6 @@ pub(crate) struct Rebuilt {
     pub(crate) versions: BTreeMap<String, u64>,
     /// The latest month the dims describe (`None` when `practice_snapshot` is empty).
     pub(crate) through: Option<NaiveDate>,
-    /// True when the current versions were extended (or kept) rather than derived whole.
-    pub(crate) extended: bool,
 }
 
 /// The dims as derived, to be written.
@@ -108,7 +106,7 @@ pub(crate) async fn rebuild(
     let clock = std::time::Instant::now();
     let (months, prior) = match extend {
         Some(e) => (e.months.clone(), Some(prior::read(lake, session, e).await?)),
-        None => (snapshot_months(session).await?, None),
+        None => (session::months(session, &PRACTICE_SNAPSHOT).await?, None),
     };
     tracing::debug!(ms = clock.elapsed().as_millis() as u64, "dims: read");
     let dims = span_by_span(session, &months, prior).await?;
@@ -136,7 +134,6 @@ pub(crate) async fn rebuild(
     Ok(Rebuilt {
         versions,
         through: dims.through.map(Month::first_day),
-        extended: extend.is_some(),
     })
 }
 
@@ -149,7 +146,6 @@ async fn keep(lake: &Lake, session: &Session, extend: &Extend) -> Result<Rebuilt
     Ok(Rebuilt {
         versions: extend.versions.clone(),
         through: Some(extend.through),
-        extended: true,
     })
 }
 
@@ -183,17 +179,6 @@ async fn span_by_span(
         prior = next;
     }
     Ok(dims.unwrap_or_else(|| dims_of(&[], None)))
-}
-
-/// The months `practice_snapshot` holds.
-async fn snapshot_months(session: &Session) -> Result<BTreeSet<NaiveDate>, DeltaError> {
-    let sql =
-        "SELECT DISTINCT snapshot_date FROM practice_snapshot WHERE snapshot_date IS NOT NULL";
-    let batches = session::collect(session, Some(&PRACTICE_SNAPSHOT), sql).await?;
-    let dates = batches.iter().map(|b| dates_of(b.column(0)));
-    Ok(dates
-        .flat_map(|d| (0..d.len()).filter_map(move |r| d.value_as_date(r)))
-        .collect())
 }
 
 /// The snapshot's practice-months of `months`.

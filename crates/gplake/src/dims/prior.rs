@@ -192,21 +192,11 @@ impl Prior {
                 starts.push((seen, to));
             }
         }
-        let mut out = Vec::with_capacity(starts.len() * 2);
-        for (i, (seen, to)) in starts.iter().enumerate() {
-            out.push(seen.clone());
-            if starts
-                .get(i + 1)
-                .is_none_or(|(next, _)| next.code != seen.code)
-            {
-                let last = self.last_month(*to);
-                out.push(Seen {
-                    month: last,
-                    ..seen.clone()
-                });
-            }
-        }
-        out
+        self.with_last_months(
+            &starts,
+            |s| Arc::clone(&s.code),
+            |s, month| Seen { month, ..s.clone() },
+        )
     }
 
     /// Each organisation version's first month, and the last month of each organisation's
@@ -223,14 +213,25 @@ impl Prior {
                 starts.push(((key, month, named), to));
             }
         }
+        self.with_last_months(&starts, |o| o.0, |o, month| (o.0, month, o.2))
+    }
+
+    /// Each version (ordered by key) with, after the last version of each key, that
+    /// version again at its last month.
+    fn with_last_months<T: Clone, K: PartialEq>(
+        &self,
+        starts: &[(T, Option<NaiveDate>)],
+        key: impl Fn(&T) -> K,
+        at: impl Fn(&T, Month) -> T,
+    ) -> Vec<T> {
         let mut out = Vec::with_capacity(starts.len() * 2);
-        for (i, ((key, month, named), to)) in starts.iter().enumerate() {
-            out.push((*key, *month, *named));
+        for (i, (version, to)) in starts.iter().enumerate() {
+            out.push(version.clone());
             if starts
                 .get(i + 1)
-                .is_none_or(|((next, _, _), _)| next != key)
+                .is_none_or(|(next, _)| key(next) != key(version))
             {
-                out.push((*key, self.last_month(*to), *named));
+                out.push(at(version, self.last_month(*to)));
             }
         }
         out

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use chrono::NaiveDate;
 use deltalake::arrow::array::Array;
 
-use crate::catalog::PRACTICE_LIST_SIZE;
+use crate::catalog::{PRACTICE_LIST_SIZE, PRACTICE_SNAPSHOT};
 use crate::check::series::SERIES_RULES;
 use crate::delta::{self, DeltaError, FileSpan};
 use crate::lake::Lake;
@@ -67,7 +67,10 @@ const SPAN: usize = 12;
 async fn rebuild_whole(lake: &Lake, session: &Session) -> Result<u64, DeltaError> {
     let def = PRACTICE_LIST_SIZE;
     let clock = std::time::Instant::now();
-    let months: Vec<NaiveDate> = snapshot_months(session).await?.into_iter().collect();
+    let months: Vec<NaiveDate> = session::months(session, &PRACTICE_SNAPSHOT)
+        .await?
+        .into_iter()
+        .collect();
     if months.is_empty() {
         return super::overwrite(lake, session, def, &sql(None)).await;
     }
@@ -105,7 +108,10 @@ async fn rebuild_months(
         return Ok(None);
     };
     session.pin(lake, &def, Some(kept.version)).await?;
-    let mut months = with_following(&kept.snapshot_changed, &snapshot_months(session).await?);
+    let mut months = with_following(
+        &kept.snapshot_changed,
+        &session::months(session, &PRACTICE_SNAPSHOT).await?,
+    );
     months.extend(reflagged(session).await?);
     tracing::debug!(
         ms = clock.elapsed().as_millis() as u64,
@@ -150,12 +156,6 @@ fn with_following(
         .map(|d| Month::of(*d).next().first_day())
         .filter(|d| present.contains(d));
     months.iter().copied().chain(next).collect()
-}
-
-/// The months `practice_snapshot` holds.
-async fn snapshot_months(session: &Session) -> Result<BTreeSet<NaiveDate>, DeltaError> {
-    let sql = "SELECT DISTINCT CAST(snapshot_date AS VARCHAR) FROM practice_snapshot";
-    dates(session, sql).await
 }
 
 /// The files holding any of `months`, and `months` grown to every month those files span

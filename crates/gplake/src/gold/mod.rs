@@ -103,7 +103,12 @@ fn org_population_sql(kept: Option<&Kept>) -> String {
         "SELECT snapshot_date, pcn_code, sub_icb_code, icb_code, region_code, registered_population, male, female FROM sized WHERE {fresh}"
     );
     let mut parts = vec![org_sums("as_published", &as_published)];
-    parts.extend(latest_geography_sums(kept));
+    let from_kept_list_sizes = kept.is_some_and(|k| k.list_sizes.is_some());
+    parts.extend(latest_geography_sums(
+        from_kept_list_sizes,
+        &fresh,
+        &kept_sums,
+    ));
     parts.push(format!(
         "SELECT snapshot_date, basis, org_type, org_code, registered_population, male, female
 FROM org_population_monthly WHERE basis = 'as_published' AND {kept_sums}"
@@ -129,11 +134,11 @@ ORDER BY e.snapshot_date, e.basis, e.org_type, e.org_code",
 }
 
 /// The `latest_geography` sums: every practice-month with a population, under its
-/// organisations in the latest dims. With kept list sizes, the months whose snapshot is
-/// unchanged are read from them and the others from `practice_snapshot`, each summed
-/// apart (the months never overlap; and DataFusion cannot take the union of two tables'
-/// columns whose descriptions differ).
-fn latest_geography_sums(kept: Option<&Kept>) -> Vec<String> {
+/// organisations in the latest dims. From kept list sizes, the months whose snapshot is
+/// unchanged (`unchanged`) are read from them and the others (`fresh`) from
+/// `practice_snapshot`, each summed apart (the months never overlap; and DataFusion cannot
+/// take the union of two tables' columns whose descriptions differ).
+fn latest_geography_sums(from_kept_list_sizes: bool, fresh: &str, unchanged: &str) -> Vec<String> {
     let rows = |table: &str, filter: &str| {
         org_sums(
             "latest_geography",
@@ -142,15 +147,10 @@ fn latest_geography_sums(kept: Option<&Kept>) -> Vec<String> {
             ),
         )
     };
-    match kept {
-        Some(k) if k.list_sizes.is_some() => {
-            let (fresh, unchanged) = month_filters(Some(&k.snapshot_changed));
-            vec![
-                rows(KEPT_LIST_SIZES, &unchanged),
-                rows("sized", &fresh.replace("snapshot_date", "s.snapshot_date")),
-            ]
-        }
-        _ => vec![rows("sized", "TRUE")],
+    if from_kept_list_sizes {
+        vec![rows(KEPT_LIST_SIZES, unchanged), rows("sized", fresh)]
+    } else {
+        vec![rows("sized", "TRUE")]
     }
 }
 
