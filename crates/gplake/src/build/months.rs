@@ -27,7 +27,7 @@ use crate::formats::Aliases;
 use crate::lake::Lake;
 use crate::month::Month;
 use crate::silver::month::{MonthBuilt, MonthContext, MonthError, Targets, build_month};
-use crate::silver::{bronze_months, download, plan};
+use crate::silver::{bronze_months, open_bronze, plan};
 
 /// What happened to one month.
 #[derive(Debug, Clone, Serialize)]
@@ -344,7 +344,7 @@ async fn build_silver(
         reason: e.to_string(),
     };
     let tmp = tempfile::tempdir().map_err(|e| worker_err(&e))?;
-    let inputs = match download(lake, month, &plan.used, tmp.path(), open.limits).await? {
+    let inputs = match open_bronze(lake, month, &plan.used, tmp.path(), open.limits).await? {
         Ok(inputs) => inputs,
         Err(altered) => return Ok(Err(altered)),
     };

@@ -6,7 +6,6 @@
 
 use std::borrow::Cow;
 use std::io::{Read, Seek};
-use std::path::Path;
 
 use super::FormatError;
 
@@ -36,10 +35,10 @@ impl Default for InputLimits {
     }
 }
 
-/// Calls `each` with every CSV in the file at `path`: the file itself, or each `.csv` member
-/// of a ZIP (labelled `name!member`).
+/// Calls `each` with every CSV in `file`, read from its start: the file itself, or each
+/// `.csv` member of a ZIP (labelled `name!member`).
 pub(crate) fn each_csv(
-    path: &Path,
+    mut file: &std::fs::File,
     name: &str,
     limits: &InputLimits,
     mut each: impl FnMut(&str, &mut dyn Read) -> Result<(), FormatError>,
@@ -48,7 +47,7 @@ pub(crate) fn each_csv(
         file: name.to_string(),
         source,
     };
-    let mut file = std::fs::File::open(path).map_err(io)?;
+    file.rewind().map_err(io)?;
     if is_zip(&mut file).map_err(io)? {
         each_member(file, name, limits, each)
     } else {
@@ -121,7 +120,7 @@ impl<R> Bounded<R> {
 }
 
 /// True when the file starts with a ZIP local header; the file is left at its start.
-pub(crate) fn is_zip(file: &mut std::fs::File) -> std::io::Result<bool> {
+pub(crate) fn is_zip(file: &mut (impl Read + Seek)) -> std::io::Result<bool> {
     let mut magic = [0u8; 4];
     let n = file.read(&mut magic)?;
     file.rewind()?;
@@ -129,7 +128,7 @@ pub(crate) fn is_zip(file: &mut std::fs::File) -> std::io::Result<bool> {
 }
 
 fn each_member(
-    file: std::fs::File,
+    file: &std::fs::File,
     name: &str,
     limits: &InputLimits,
     mut each: impl FnMut(&str, &mut dyn Read) -> Result<(), FormatError>,
@@ -374,7 +373,8 @@ mod tests {
     /// Reads every CSV of `path` to the end under `limits`: the error text, if any.
     fn read_under(path: &std::path::Path, limits: &InputLimits) -> Result<u64, String> {
         let mut total = 0u64;
-        each_csv(path, "f.zip", limits, |_, r| {
+        let file = std::fs::File::open(path).unwrap();
+        each_csv(&file, "f.zip", limits, |_, r| {
             let mut out = Vec::new();
             r.read_to_end(&mut out).map_err(|source| FormatError::Io {
                 file: "f.zip".into(),

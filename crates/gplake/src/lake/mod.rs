@@ -91,7 +91,7 @@ pub enum LakeError {
         /// The request header it ignored.
         header: &'static str,
     },
-    /// A local file (being uploaded) could not be read.
+    /// A local file (being uploaded, or read in place) could not be read.
     #[error("cannot read local file {file}: {source}")]
     LocalIo {
         /// The local file.
@@ -443,15 +443,37 @@ impl Lake {
         Some(path.parts().fold(root, |p, part| p.join(part.as_ref())))
     }
 
-    /// Streams an object to a local file and returns the hex SHA-256 of the bytes written, so
-    /// a reader can prove they are the bytes a manifest records without reading them twice.
-    pub async fn download_to(
+    /// Opens an object to read as a local file, with the hex SHA-256 of the bytes that file
+    /// holds, so a reader can prove they are the bytes a manifest records. On a local lake
+    /// this is the lake's own file, read in place: gplake replaces objects by rename, never
+    /// in place, so the open file keeps the bytes that were hashed. Elsewhere the object is
+    /// streamed into a copy at `copy_to`, hashed as it lands.
+    pub async fn open_hashed(
         &self,
         path: &Path,
-        local: &std::path::Path,
-    ) -> Result<String, LakeError> {
+        copy_to: &std::path::Path,
+    ) -> Result<(std::fs::File, String), LakeError> {
+        let local = match self.local_file(path) {
+            Some(file) => file,
+            None => {
+                self.download_to(path, copy_to).await?;
+                copy_to.to_path_buf()
+            }
+        };
+        let opened = local.clone();
+        tokio::task::spawn_blocking(move || open_and_hash(&opened))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))
+            .and_then(|r| r)
+            .map_err(|source| LakeError::LocalIo {
+                file: local.display().to_string(),
+                source,
+            })
+    }
+
+    /// Streams an object to a local file.
+    async fn download_to(&self, path: &Path, local: &std::path::Path) -> Result<(), LakeError> {
         use futures::StreamExt;
-        use sha2::{Digest, Sha256};
         use tokio::io::AsyncWriteExt;
         let local_err = |source| LakeError::LocalIo {
             file: local.display().to_string(),
@@ -462,16 +484,15 @@ impl Lake {
             .get(path)
             .await
             .map_err(|e| LakeError::from_store("get", path, e))?;
-        let mut file = tokio::fs::File::create(local).await.map_err(local_err)?;
-        let mut hasher = Sha256::new();
+        let file = tokio::fs::File::create(local).await.map_err(local_err)?;
+        // Each write of a tokio file is a trip to a blocking thread: write in large pieces.
+        let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
         let mut stream = result.into_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| LakeError::from_store("get", path, e))?;
-            hasher.update(&chunk);
             file.write_all(&chunk).await.map_err(local_err)?;
         }
-        file.flush().await.map_err(local_err)?;
-        Ok(hex::encode(hasher.finalize()))
+        file.flush().await.map_err(local_err)
     }
 
     /// `path` on the unprefixed store.
@@ -642,4 +663,21 @@ where
         multipart: Some(store),
         endpoint: format!("{endpoint} (bucket {bucket})"),
     })
+}
+
+/// Opens `local` and hashes every byte of it, leaving the file at its start.
+fn open_and_hash(local: &std::path::Path) -> std::io::Result<(std::fs::File, String)> {
+    use sha2::{Digest, Sha256};
+    use std::io::{Read, Seek};
+    let mut file = std::fs::File::open(local)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match file.read(&mut buf)? {
+            0 => break,
+            n => hasher.update(&buf[..n]),
+        }
+    }
+    file.rewind()?;
+    Ok((file, hex::encode(hasher.finalize())))
 }

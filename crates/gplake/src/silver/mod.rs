@@ -49,9 +49,10 @@ pub(crate) async fn bronze_months(lake: &Lake) -> Result<Vec<Month>, LakeError> 
     Ok(months)
 }
 
-/// Copies the chosen bronze files of `month` to `dir`, ready to parse, each proved to be the
-/// bytes its manifest records (`Err(MonthError::BronzeAltered)` names the first that is not).
-pub(crate) async fn download(
+/// Opens the chosen bronze files of `month` to parse (in place on a local lake, else copied
+/// into `dir`), each proved to be the bytes its manifest records
+/// (`Err(MonthError::BronzeAltered)` names the first that is not).
+pub(crate) async fn open_bronze(
     lake: &Lake,
     month: Month,
     used: &[plan::Chosen],
@@ -60,12 +61,11 @@ pub(crate) async fn download(
 ) -> Result<Result<Vec<InputFile>, MonthError>, LakeError> {
     let mut inputs = Vec::new();
     for (i, chosen) in used.iter().enumerate() {
-        let local = dir.join(format!("{i}"));
         let path = chosen
             .path
             .split('/')
             .fold(Lake::bronze_month_dir(month), |p, part| p.join(part));
-        let found = lake.download_to(&path, &local).await?;
+        let (file, found) = lake.open_hashed(&path, &dir.join(format!("{i}"))).await?;
         if found != chosen.sha256 {
             return Ok(Err(MonthError::BronzeAltered {
                 month,
@@ -78,7 +78,7 @@ pub(crate) async fn download(
             name: chosen.name.clone(),
             family: chosen.family,
             sha256: chosen.sha256.clone(),
-            local,
+            file: std::sync::Arc::new(file),
             lsoa_vintage: chosen.lsoa_vintage,
             limits,
         });

@@ -6,7 +6,6 @@
 //! batches and on into Parquet data files. Nothing becomes visible until the build pipeline commits.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -30,13 +29,13 @@ use crate::formats::{
 };
 use crate::month::Month;
 
-/// A bronze file chosen for the month, downloaded to a local path.
+/// A bronze file chosen for the month, open to read (its bytes proved to be the manifest's).
 #[derive(Debug, Clone)]
 pub(crate) struct InputFile {
     pub(crate) name: String,
     pub(crate) family: Family,
     pub(crate) sha256: String,
-    pub(crate) local: PathBuf,
+    pub(crate) file: Arc<std::fs::File>,
     pub(crate) lsoa_vintage: Option<u16>,
     pub(crate) limits: crate::formats::reader::InputLimits,
 }
@@ -270,7 +269,7 @@ impl Builder<'_> {
     fn read_map(&mut self, input: &InputFile) -> Result<(), MonthError> {
         let ctx = self.ctx(input.family);
         let mut parsed = Vec::new();
-        each_csv(&input.local, &input.name, &input.limits, |label, reader| {
+        each_csv(&input.file, &input.name, &input.limits, |label, reader| {
             let mut records = Records::new(reader, label)?;
             let (rows, stats) = crate::formats::map::parse_map(&mut records, &ctx)?;
             parsed.push((label.to_string(), rows, stats));
@@ -296,7 +295,7 @@ impl Builder<'_> {
         let ctx = self.ctx(input.family);
         let mut rows = Vec::new();
         let mut results = Vec::new();
-        each_csv(&input.local, &input.name, &input.limits, |label, reader| {
+        each_csv(&input.file, &input.name, &input.limits, |label, reader| {
             let mut records = Records::new(reader, label)?;
             let stats = crate::formats::long::parse_counts(&mut records, &ctx, &mut |row| {
                 rows.push(row.into_owned())
@@ -377,7 +376,7 @@ impl Builder<'_> {
             let ctx = self.ctx(input.family);
             let mut failure: Option<DeltaError> = None;
             let mut stats_all = Vec::new();
-            each_csv(&input.local, &input.name, &input.limits, |label, reader| {
+            each_csv(&input.file, &input.name, &input.limits, |label, reader| {
                 let mut records = Records::new(reader, label)?;
                 let mut on_row = |row: CountRow<'_>| {
                     if failure.is_some() {
@@ -562,7 +561,7 @@ impl Builder<'_> {
             let mut results = Vec::new();
             let mut totals = Vec::new();
             let mut failure: Option<DeltaError> = None;
-            each_csv(&input.local, &input.name, &input.limits, |label, reader| {
+            each_csv(&input.file, &input.name, &input.limits, |label, reader| {
                 let mut records = Records::new(reader, label)?;
                 let stats = crate::formats::long::parse_counts(&mut records, &ctx, &mut |row| {
                     agg.add(&row, label);
@@ -610,7 +609,7 @@ impl Builder<'_> {
             );
             let mut rows: Vec<(String, LsoaRow)> = Vec::new();
             let mut results = Vec::new();
-            let read = each_csv(&input.local, &input.name, &input.limits, |label, reader| {
+            let read = each_csv(&input.file, &input.name, &input.limits, |label, reader| {
                 let mut records = Records::new(reader, label)?;
                 let stats = crate::formats::lsoa::parse_lsoa(&mut records, &ctx, &mut |row| {
                     rows.push((label.to_string(), row))

@@ -214,9 +214,15 @@ async fn two_and_four_concurrent_syncs_lose_no_revision() {
 /// still put other bytes under a current name. The build proves every file against its
 /// manifest before reading it: the month is kept out (its earlier silver stays) with one
 /// line naming the file and the repair, and `fetch --verify` puts the recorded bytes back.
+/// A local lake's files are read in place, not copied, and are proved the same way.
 #[tokio::test]
 async fn bronze_bytes_a_lost_writer_replaced_are_caught_and_restored() {
-    let lake = s3_lake("altered").await;
+    let (_dir, local) = local_lake();
+    altered_bronze_is_caught_and_restored(local).await;
+    altered_bronze_is_caught_and_restored(s3_lake("altered").await).await;
+}
+
+async fn altered_bronze_is_caught_and_restored(lake: Lake) {
     let pop = Population::new(11, 8);
     let good = release(&pop, (2024, 5)).unwrap();
     let other = release_with_duplicated_95(&pop, (2024, 5)).unwrap();
