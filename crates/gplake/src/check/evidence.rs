@@ -326,6 +326,13 @@ impl AgeAgg {
         }
     }
 
+    /// Sizes the key index for `codes` practices at once: grown a code at a time, it
+    /// doubled to twice its size and held the old and the new table while copying.
+    pub(crate) fn expect_codes(&mut self, codes: usize) {
+        let lines = &mut self.running.keys.lines;
+        lines.reserve_exact((codes * 3 * AGE_SLOTS).saturating_sub(lines.len()));
+    }
+
     /// Turns the running sums into the maps the rules read, by code, and frees the per-row
     /// key index. Called once every file of the family has been read.
     pub(crate) fn finish(&mut self) {

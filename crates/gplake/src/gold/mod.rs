@@ -46,9 +46,11 @@ WHERE org_code IS NOT NULL"
 /// The publisher's organisation figures: Σ leaf rows of the organisation single-age file,
 /// else of the quinary files' organisation rows (one grain per month, never both). Summed
 /// from the facts for the months `{fresh}` admits; the other months' figures are kept from
-/// gold's previous version (`{kept}`), which summed the very same facts.
+/// gold's previous version (`{kept}`), which summed the very same facts. Gold reads them
+/// twice (as rows, and beside each `as_published` sum), so they are selected once and held
+/// as [`PUBLISHED_NOW`]: DataFusion inlines a CTE at each use, which summed them twice.
 const PUBLISHED: &str = "
-pub_rows AS (
+WITH pub_rows AS (
   SELECT snapshot_date, org_type, org_code, sex, registered_population FROM fact_org_registered_patients_single_age
   WHERE {fresh}
   UNION ALL
@@ -59,12 +61,14 @@ summed_published AS (
          SUM(registered_population) AS registered_population,
          SUM(CASE WHEN sex = 'MALE' THEN registered_population ELSE 0 END) AS male,
          SUM(CASE WHEN sex = 'FEMALE' THEN registered_population ELSE 0 END) AS female
-  FROM pub_rows GROUP BY snapshot_date, org_type, org_code),
-published AS (
-  SELECT * FROM summed_published
-  UNION ALL
-  SELECT snapshot_date, basis, org_type, org_code, registered_population, male, female
-  FROM org_population_monthly WHERE basis = 'published' AND {kept})";
+  FROM pub_rows GROUP BY snapshot_date, org_type, org_code)
+SELECT * FROM summed_published
+UNION ALL
+SELECT snapshot_date, basis, org_type, org_code, registered_population, male, female
+FROM org_population_monthly WHERE basis = 'published' AND {kept}";
+
+/// The session's name for the publisher's figures while gold is written.
+const PUBLISHED_NOW: &str = "published_now";
 
 /// Which months gold sums from the facts: all, or only those whose facts changed since its
 /// previous version.
@@ -119,16 +123,14 @@ cur AS (SELECT d.practice_code, d.pcn_code, d.sub_icb_code, d.icb_code, d.region
 lastorg AS (SELECT org_type, org_code, MAX(valid_from) AS vf FROM dim_organisation GROUP BY org_type, org_code),
 names AS (SELECT o.org_type, o.org_code, o.org_name FROM dim_organisation o JOIN lastorg l ON l.org_type = o.org_type AND l.org_code = o.org_code AND l.vf = o.valid_from),
 sized AS (SELECT * FROM practice_snapshot WHERE registered_population IS NOT NULL),
-{},
 summed AS ({}),
-everything AS (SELECT * FROM published UNION ALL SELECT * FROM summed)
+everything AS (SELECT * FROM {PUBLISHED_NOW} UNION ALL SELECT * FROM summed)
 SELECT e.snapshot_date, e.basis, e.org_type, e.org_code, n.org_name, e.registered_population, e.male, e.female,
        CASE WHEN e.basis = 'as_published' THEN e.registered_population - p.registered_population END AS difference_from_published
 FROM everything e
 LEFT JOIN names n ON n.org_type = e.org_type AND n.org_code = e.org_code
-LEFT JOIN published p ON e.basis = 'as_published' AND p.snapshot_date = e.snapshot_date AND p.org_type = e.org_type AND p.org_code = e.org_code
+LEFT JOIN {PUBLISHED_NOW} p ON e.basis = 'as_published' AND p.snapshot_date = e.snapshot_date AND p.org_type = e.org_type AND p.org_code = e.org_code
 ORDER BY e.snapshot_date, e.basis, e.org_type, e.org_code",
-        published_sql(kept.map(|k| &k.changed)),
         parts.join("\nUNION ALL\n")
     )
 }
@@ -205,7 +207,13 @@ pub(crate) async fn rebuild_org_populations(
             .pin_as(lake, &def, Some(version), KEPT_LIST_SIZES)
             .await?;
     }
-    overwrite(lake, session, ORG_POPULATION, &org_population_sql(kept)).await
+    let published = published_sql(kept.map(|k| &k.changed));
+    session
+        .hold_as(&ORG_POPULATION, PUBLISHED_NOW, &published)
+        .await?;
+    let written = overwrite(lake, session, ORG_POPULATION, &org_population_sql(kept)).await;
+    session.forget(&ORG_POPULATION, PUBLISHED_NOW)?;
+    written
 }
 
 /// Overwrites `def` with what `sql` selects; returns the version written.

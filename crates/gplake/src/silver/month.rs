@@ -363,6 +363,7 @@ impl Builder<'_> {
             .map(|t| Sink::new(FACT_ORG_QUINARY, t, self.date))
             .transpose()?;
         let mut agg = AgeAgg::default();
+        agg.expect_codes(self.info.len());
         let mut org_agg = AgeAgg::for_orgs();
         let mut org_totals = Vec::new();
         for input in inputs {
