@@ -56,6 +56,10 @@ pub struct MonthReport {
 struct Open {
     /// The threads months are parsed and written on.
     workers: super::workers::Workers,
+    /// The threads the months' sinks encode on, when there are fewer months than cores
+    /// (a monthly sync): the spare core encodes while the other reads. With a month per
+    /// core, they would only contend.
+    writers: Option<crate::silver::sink::WriterThreads>,
     targets: Targets,
     limits: crate::formats::reader::InputLimits,
     commit: HashMap<&'static str, Mutex<deltalake::DeltaTable>>,
@@ -78,7 +82,7 @@ pub(super) async fn build_months(
         n => n,
     };
     let open = Arc::new(
-        open_tables(lake, options.limits, jobs)
+        open_tables(lake, options.limits, jobs, todo.len())
             .await
             .map_err(BuildError::from)?,
     );
@@ -139,6 +143,7 @@ async fn open_tables(
     lake: &Lake,
     limits: crate::formats::reader::InputLimits,
     jobs: usize,
+    months: usize,
 ) -> Result<Open, DeltaError> {
     let mut commit = HashMap::new();
     for def in [
@@ -167,6 +172,7 @@ async fn open_tables(
     };
     Ok(Open {
         workers: super::workers::Workers::start(jobs),
+        writers: (months < jobs).then(crate::silver::sink::WriterThreads::default),
         targets,
         limits,
         commit,
@@ -357,6 +363,7 @@ async fn build_silver(
             let with = MonthContext {
                 targets: &worker.targets,
                 handle: &handle,
+                writers: worker.writers.as_ref(),
                 built_at: at,
                 aliases,
             };

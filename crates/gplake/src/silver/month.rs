@@ -12,7 +12,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use deltalake::kernel::Add;
 use tokio::runtime::Handle;
 
-use super::sink::Sink;
+use super::sink::{Sink, WriterThreads};
 use crate::batch::{Batcher, Val};
 use crate::catalog::{
     FACT_LSOA, FACT_ORG_QUINARY, FACT_ORG_SINGLE_AGE, FACT_QUINARY, FACT_SINGLE_AGE, FILES,
@@ -130,6 +130,7 @@ struct Builder<'a> {
     month: Month,
     date: NaiveDate,
     handle: &'a Handle,
+    writers: Option<&'a WriterThreads>,
     agg: Aggregates,
     /// Looked up once per practice of each file: a fast hasher (see [`FastMap`]).
     info: FastMap<String, Arc<Info>>,
@@ -147,6 +148,8 @@ struct Builder<'a> {
 pub(crate) struct MonthContext<'a> {
     pub(crate) targets: &'a Targets,
     pub(crate) handle: &'a Handle,
+    /// The threads the month's sinks encode on, when the month has cores to itself.
+    pub(crate) writers: Option<&'a WriterThreads>,
     pub(crate) built_at: DateTime<Utc>,
     /// The user's aliases, with an empty record of use.
     pub(crate) aliases: Aliases,
@@ -162,6 +165,7 @@ pub(crate) fn build_month(
     let MonthContext {
         targets,
         handle,
+        writers,
         built_at,
         aliases,
     } = with;
@@ -169,6 +173,7 @@ pub(crate) fn build_month(
         month,
         date: month.first_day(),
         handle,
+        writers,
         agg: Aggregates::default(),
         info: FastMap::default(),
         current: Arc::default(),
@@ -358,9 +363,9 @@ impl Builder<'_> {
         orgs: Option<&deltalake::DeltaTable>,
     ) -> Result<Vec<(TableDef, Vec<Add>)>, StepError> {
         let banded = def.name == FACT_QUINARY.name;
-        let mut sink = Sink::new(def, table, self.date)?;
+        let mut sink = Sink::new(def, table, self.date, self.handle, self.writers)?;
         let mut org_sink = orgs
-            .map(|t| Sink::new(FACT_ORG_QUINARY, t, self.date))
+            .map(|t| Sink::new(FACT_ORG_QUINARY, t, self.date, self.handle, self.writers))
             .transpose()?;
         let mut agg = AgeAgg::default();
         agg.expect_codes(self.info.len());
@@ -431,7 +436,7 @@ impl Builder<'_> {
         }
         agg.finish();
         org_agg.finish();
-        let mut adds = vec![sink.finish(self.handle)?];
+        let mut adds = vec![sink.finish()?];
         if banded {
             self.agg.quinary = agg;
             self.agg.org_quinary = org_agg;
@@ -439,7 +444,7 @@ impl Builder<'_> {
             self.agg.single = agg;
         }
         if let Some(org_sink) = org_sink {
-            adds.push(org_sink.finish(self.handle)?);
+            adds.push(org_sink.finish()?);
         }
         Ok(adds)
     }
@@ -453,20 +458,17 @@ impl Builder<'_> {
         sha: &str,
     ) -> Result<(), DeltaError> {
         let age = row.age.label();
-        sink.push(
-            self.handle,
-            &[
-                Val::Date(self.date),
-                Val::Text(Some(row.level.label())),
-                Val::Text(Some(&row.code)),
-                Val::Text(row.ons.as_deref()),
-                Val::Text(Some(row.sex.label())),
-                Val::Text(Some(&age)),
-                Val::Int(row.count as i64),
-                Val::Text(Some(file)),
-                Val::Text(Some(sha)),
-            ],
-        )
+        sink.push(&[
+            Val::Date(self.date),
+            Val::Text(Some(row.level.label())),
+            Val::Text(Some(&row.code)),
+            Val::Text(row.ons.as_deref()),
+            Val::Text(Some(row.sex.label())),
+            Val::Text(Some(&age)),
+            Val::Int(row.count as i64),
+            Val::Text(Some(file)),
+            Val::Text(Some(sha)),
+        ])
     }
 
     fn write_fact(
@@ -516,7 +518,7 @@ impl Builder<'_> {
             Val::Text(Some(file)),
             Val::Text(Some(sha)),
         ];
-        sink.push(self.handle, &values)
+        sink.push(&values)
     }
 
     /// Remembers what a row says of its practice, unless the map already said it.
@@ -554,7 +556,13 @@ impl Builder<'_> {
         inputs: &[&InputFile],
         table: &deltalake::DeltaTable,
     ) -> Result<(TableDef, Vec<Add>), StepError> {
-        let mut sink = Sink::new(FACT_ORG_SINGLE_AGE, table, self.date)?;
+        let mut sink = Sink::new(
+            FACT_ORG_SINGLE_AGE,
+            table,
+            self.date,
+            self.handle,
+            self.writers,
+        )?;
         let mut agg = AgeAgg::for_orgs();
         for input in inputs {
             agg.present = true;
@@ -590,7 +598,7 @@ impl Builder<'_> {
         }
         agg.finish();
         self.agg.org_single = agg;
-        Ok(sink.finish(self.handle)?)
+        Ok(sink.finish()?)
     }
 
     fn read_lsoa(
@@ -598,7 +606,7 @@ impl Builder<'_> {
         inputs: &[&InputFile],
         table: &deltalake::DeltaTable,
     ) -> Result<(TableDef, Vec<Add>), StepError> {
-        let mut sink = Sink::new(FACT_LSOA, table, self.date)?;
+        let mut sink = Sink::new(FACT_LSOA, table, self.date, self.handle, self.writers)?;
         for input in inputs {
             let ctx = self.ctx(input.family);
             let vintage = input.lsoa_vintage.unwrap_or(
@@ -638,26 +646,23 @@ impl Builder<'_> {
                 if row.count == 0 {
                     continue;
                 }
-                sink.push(
-                    self.handle,
-                    &[
-                        Val::Date(self.date),
-                        Val::Text(Some(&row.practice)),
-                        Val::Text(row.practice_name.as_deref()),
-                        Val::Text(Some(&row.lsoa)),
-                        Val::Int(i64::from(vintage)),
-                        Val::Text(Some(row.sex.label())),
-                        Val::Int(row.count as i64),
-                        Val::Text(Some(&label)),
-                        Val::Text(Some(&input.sha256)),
-                    ],
-                )?;
+                sink.push(&[
+                    Val::Date(self.date),
+                    Val::Text(Some(&row.practice)),
+                    Val::Text(row.practice_name.as_deref()),
+                    Val::Text(Some(&row.lsoa)),
+                    Val::Int(i64::from(vintage)),
+                    Val::Text(Some(row.sex.label())),
+                    Val::Int(row.count as i64),
+                    Val::Text(Some(&label)),
+                    Val::Text(Some(&input.sha256)),
+                ])?;
             }
             for (label, stats) in results {
                 self.record_file(&label, input.family, &input.sha256, true, &stats);
             }
         }
-        Ok(sink.finish(self.handle)?)
+        Ok(sink.finish()?)
     }
 
     /// One row per practice seen in the month, with its attributes and total.
@@ -669,7 +674,13 @@ impl Builder<'_> {
         codes.extend(self.info.keys().cloned());
         codes.sort();
         codes.dedup();
-        let mut sink = Sink::new(PRACTICE_SNAPSHOT, table, self.date)?;
+        let mut sink = Sink::new(
+            PRACTICE_SNAPSHOT,
+            table,
+            self.date,
+            self.handle,
+            self.writers,
+        )?;
         for code in codes {
             let info = match self.agg.map.get(&code) {
                 Some(attrs) => Arc::new(Info {
@@ -682,34 +693,31 @@ impl Builder<'_> {
             let (total, total_from) = self.agg.list_size(&code).unzip();
             let (male, female) = self.agg.by_sex(&code);
             let source = info.from.label();
-            sink.push(
-                self.handle,
-                &[
-                    Val::Date(self.date),
-                    Val::Text(Some(&code)),
-                    Val::Text(a.name.as_deref()),
-                    Val::Text(a.postcode.as_deref()),
-                    Val::Text(a.pcn_code.as_deref()),
-                    Val::Text(a.pcn_name.as_deref()),
-                    Val::Text(a.sub_icb_code.as_deref()),
-                    Val::Text(a.sub_icb_ons_code.as_deref()),
-                    Val::Text(a.sub_icb_name.as_deref()),
-                    Val::Text(a.icb_code.as_deref()),
-                    Val::Text(a.icb_ons_code.as_deref()),
-                    Val::Text(a.icb_name.as_deref()),
-                    Val::Text(a.region_code.as_deref()),
-                    Val::Text(a.region_ons_code.as_deref()),
-                    Val::Text(a.region_name.as_deref()),
-                    Val::Text(a.supplier.as_deref()),
-                    Val::Text(Some(source)),
-                    Val::OptInt(total.map(|n| n as i64)),
-                    Val::OptInt(male.map(|n| n as i64)),
-                    Val::OptInt(female.map(|n| n as i64)),
-                    Val::Text(total_from),
-                ],
-            )?;
+            sink.push(&[
+                Val::Date(self.date),
+                Val::Text(Some(&code)),
+                Val::Text(a.name.as_deref()),
+                Val::Text(a.postcode.as_deref()),
+                Val::Text(a.pcn_code.as_deref()),
+                Val::Text(a.pcn_name.as_deref()),
+                Val::Text(a.sub_icb_code.as_deref()),
+                Val::Text(a.sub_icb_ons_code.as_deref()),
+                Val::Text(a.sub_icb_name.as_deref()),
+                Val::Text(a.icb_code.as_deref()),
+                Val::Text(a.icb_ons_code.as_deref()),
+                Val::Text(a.icb_name.as_deref()),
+                Val::Text(a.region_code.as_deref()),
+                Val::Text(a.region_ons_code.as_deref()),
+                Val::Text(a.region_name.as_deref()),
+                Val::Text(a.supplier.as_deref()),
+                Val::Text(Some(source)),
+                Val::OptInt(total.map(|n| n as i64)),
+                Val::OptInt(male.map(|n| n as i64)),
+                Val::OptInt(female.map(|n| n as i64)),
+                Val::Text(total_from),
+            ])?;
         }
-        sink.finish(self.handle)
+        sink.finish()
     }
 
     fn record_file(
