@@ -81,6 +81,9 @@ pub struct DerivedReport {
     /// True when the last derivation extended the dims' versions by the changed months
     /// alone (or kept them, none having changed) rather than deriving every month again.
     pub dims_extended: bool,
+    /// True when the last derivation kept the latest-geography figures of the months it did
+    /// not sum again: no practice's organisations changed in the months the dims gained.
+    pub geography_kept: bool,
 }
 
 /// The derived tables that are behind silver (empty when in step, or when there is no silver).
@@ -114,9 +117,15 @@ pub(crate) async fn bring_in_step(lake: &Lake, clock: &dyn Clock) -> Result<Deri
             tokio::time::sleep(backoff(attempt)).await;
         }
         match derive(lake, clock.now()).await {
-            Ok((series, keep, list_size_months)) => {
+            Ok(Derived {
+                series,
+                keep,
+                list_size_months,
+                geography_kept,
+            }) => {
                 report.rebuilt = true;
                 report.dims_extended = keep.dims.is_some();
+                report.geography_kept = geography_kept;
                 report.series = Some(series);
                 report.org_months_summed = keep
                     .org
@@ -171,8 +180,7 @@ async fn derive(lake: &Lake, at: DateTime<Utc>) -> Result<Derived, DeltaError> {
         keep.clone(),
     )));
     let practices = practice_chain(lake, &session, at, keep.list_sizes.as_ref());
-    let ((series, quality, list_sizes), (mut outputs, dims_through)) = if keep.list_sizes.is_some()
-    {
+    let ((series, quality, list_sizes), organisations) = if keep.list_sizes.is_some() {
         (practices.await?, organisations.join().await?)
     } else {
         // Every list size derived again: one chain at a time, so that the derivation holds
@@ -183,6 +191,11 @@ async fn derive(lake: &Lake, at: DateTime<Utc>) -> Result<Derived, DeltaError> {
     tracing::debug!(ms = clock.elapsed().as_millis() as u64, "derived: gold");
     crate::failpoint::point("gold");
     sources.insert(QUALITY.name.to_string(), quality);
+    let Organisations {
+        mut outputs,
+        dims_through,
+        geography_kept,
+    } = organisations;
     outputs.insert(PRACTICE_LIST_SIZE.name.to_string(), list_sizes.version);
     let record = Record {
         sources,
@@ -194,7 +207,12 @@ async fn derive(lake: &Lake, at: DateTime<Utc>) -> Result<Derived, DeltaError> {
         .await
         .map_err(|e| lake_as_delta(RECORD, e))?;
     crate::failpoint::point("derived-record");
-    Ok((series, keep, list_sizes.months))
+    Ok(Derived {
+        series,
+        keep,
+        list_size_months: list_sizes.months,
+        geography_kept,
+    })
 }
 
 /// The series checks, recorded in `quality`, then the list sizes flagged by them; returns
@@ -224,13 +242,12 @@ async fn practice_chain(
     Ok((series, quality, list_sizes))
 }
 
-/// The dims, then the organisation figures that name and restate by them; returns the
-/// versions written and the latest month the dims describe.
+/// The dims, then the organisation figures that name and restate by them.
 async fn organisation_chain(
     lake: Lake,
     session: Session,
     keep: Keep,
-) -> Result<(BTreeMap<String, u64>, Option<NaiveDate>), DeltaError> {
+) -> Result<Organisations, DeltaError> {
     let clock = std::time::Instant::now();
     let dims = crate::dims::rebuild(&lake, &session, keep.dims.as_ref()).await?;
     tracing::debug!(
@@ -241,8 +258,22 @@ async fn organisation_chain(
     crate::failpoint::point("dims");
     let org = crate::gold::rebuild_org_populations(&lake, &session, keep.org.as_ref()).await?;
     let mut outputs = dims.versions;
-    outputs.insert(ORG_POPULATION.name.to_string(), org);
-    Ok((outputs, dims.through))
+    outputs.insert(ORG_POPULATION.name.to_string(), org.version);
+    Ok(Organisations {
+        outputs,
+        dims_through: dims.through,
+        geography_kept: org.geography_kept,
+    })
+}
+
+/// What the dims-then-organisations chain wrote.
+struct Organisations {
+    /// The versions written, by table.
+    outputs: BTreeMap<String, u64>,
+    /// The latest month the dims describe.
+    dims_through: Option<NaiveDate>,
+    /// True when the restated figures of months already summed were kept.
+    geography_kept: bool,
 }
 
 /// A spawned chain, aborted if the derivation gives up before joining it: a failed
@@ -270,7 +301,14 @@ impl<T> Drop for Abortable<T> {
 }
 
 /// The series results, and what gold kept of its previous version.
-type Derived = (Vec<QualityResult>, Keep, Option<Vec<NaiveDate>>);
+struct Derived {
+    series: Vec<QualityResult>,
+    keep: Keep,
+    /// The months whose list sizes were derived again (`None`: all).
+    list_size_months: Option<Vec<NaiveDate>>,
+    /// True when the restated figures of months already summed were kept.
+    geography_kept: bool,
+}
 
 /// What the derivation may keep of gold's current version.
 #[derive(Debug, Clone, Default)]
@@ -304,7 +342,12 @@ async fn keep(lake: &Lake, now: &BTreeMap<String, u64>) -> Result<Keep, DeltaErr
     let org = match current(&ORG_POPULATION) {
         Some(version) => {
             let list_sizes = list_sizes.as_ref().map(|k| k.version);
-            kept_org(lake, &record, now, version, snapshot_changed, list_sizes).await?
+            kept_org(lake, &record, now, version, snapshot_changed, list_sizes)
+                .await?
+                .map(|org| crate::gold::Kept {
+                    geography_through: dims.as_ref().map(|d| d.through),
+                    ..org
+                })
         }
         None => None,
     };
@@ -360,6 +403,7 @@ async fn kept_org(
         changed,
         snapshot_changed,
         list_sizes,
+        geography_through: None,
     }))
 }
 

@@ -110,6 +110,9 @@ pub(super) async fn build_months(
     Ok(report)
 }
 
+/// Months whose manifest and state are read at once when planning.
+const PLAN_READS: usize = 16;
+
 /// The manifests of the months to build: asked for, and changed since their last build.
 async fn plan_months(
     lake: &Lake,
@@ -120,12 +123,21 @@ async fn plan_months(
     let mut todo = Vec::new();
     let months = bronze_months(lake).await?;
     let asked = |m: &Month| options.months.is_empty() || options.months.contains(m);
-    for month in months.into_iter().filter(asked) {
-        let manifest = Manifest::read(lake, month)
-            .await
-            .map_err(|source| BuildError::Manifest { month, source })?
-            .ok_or(BuildError::ManifestMissing { month })?;
-        let previous = MonthState::read(lake, month).await?;
+    // Every month's manifest and state are read to find the few that changed: at once, so
+    // that a sync of one new month does not wait on a round trip per month of history.
+    let read: Vec<Result<_, Error>> = futures::stream::iter(months.into_iter().filter(asked))
+        .map(|month| async move {
+            let manifest = Manifest::read(lake, month)
+                .await
+                .map_err(|source| BuildError::Manifest { month, source })?
+                .ok_or(BuildError::ManifestMissing { month })?;
+            Ok((manifest, MonthState::read(lake, month).await?))
+        })
+        .buffered(PLAN_READS)
+        .collect()
+        .await;
+    for found in read {
+        let (manifest, previous) = found?;
         let fingerprint = plan::fingerprint(&manifest);
         let current = previous
             .as_ref()

@@ -101,18 +101,13 @@ fn month_filters(changed: Option<&BTreeSet<NaiveDate>>) -> (String, String) {
 /// from gold's previous version. `latest_geography` depends on every month and the latest
 /// dims, so it is always summed whole, reading the practice-months of unchanged months from
 /// the kept list sizes when there are some ([`Kept::list_sizes`]).
-fn org_population_sql(kept: Option<&Kept>) -> String {
+fn org_population_sql(kept: Option<&Kept>, geography: Geography) -> String {
     let (fresh, kept_sums) = month_filters(kept.map(|k| &k.snapshot_changed));
     let as_published = format!(
         "SELECT snapshot_date, pcn_code, sub_icb_code, icb_code, region_code, registered_population, male, female FROM sized WHERE {fresh}"
     );
     let mut parts = vec![org_sums("as_published", &as_published)];
-    let from_kept_list_sizes = kept.is_some_and(|k| k.list_sizes.is_some());
-    parts.extend(latest_geography_sums(
-        from_kept_list_sizes,
-        &fresh,
-        &kept_sums,
-    ));
+    parts.extend(latest_geography_sums(geography, &fresh, &kept_sums));
     parts.push(format!(
         "SELECT snapshot_date, basis, org_type, org_code, registered_population, male, female
 FROM org_population_monthly WHERE basis = 'as_published' AND {kept_sums}"
@@ -135,12 +130,23 @@ ORDER BY e.snapshot_date, e.basis, e.org_type, e.org_code",
     )
 }
 
+/// Where the `latest_geography` sums of months already summed come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Geography {
+    /// Every month summed from `practice_snapshot`.
+    Whole,
+    /// The unchanged months summed again from the kept list sizes.
+    FromKeptListSizes,
+    /// The unchanged months' sums kept as they are (no practice's organisations changed).
+    Kept,
+}
+
 /// The `latest_geography` sums: every practice-month with a population, under its
-/// organisations in the latest dims. From kept list sizes, the months whose snapshot is
-/// unchanged (`unchanged`) are read from them and the others (`fresh`) from
-/// `practice_snapshot`, each summed apart (the months never overlap; and DataFusion cannot
-/// take the union of two tables' columns whose descriptions differ).
-fn latest_geography_sums(from_kept_list_sizes: bool, fresh: &str, unchanged: &str) -> Vec<String> {
+/// organisations in the latest dims. The months whose snapshot is unchanged (`unchanged`)
+/// are kept, or summed from the kept list sizes, and the others (`fresh`) from
+/// `practice_snapshot`, each apart (the months never overlap; and DataFusion cannot take
+/// the union of two tables' columns whose descriptions differ).
+fn latest_geography_sums(geography: Geography, fresh: &str, unchanged: &str) -> Vec<String> {
     let rows = |table: &str, filter: &str| {
         org_sums(
             "latest_geography",
@@ -149,10 +155,18 @@ fn latest_geography_sums(from_kept_list_sizes: bool, fresh: &str, unchanged: &st
             ),
         )
     };
-    if from_kept_list_sizes {
-        vec![rows(KEPT_LIST_SIZES, unchanged), rows("sized", fresh)]
-    } else {
-        vec![rows("sized", "TRUE")]
+    match geography {
+        Geography::Whole => vec![rows("sized", "TRUE")],
+        Geography::FromKeptListSizes => {
+            vec![rows(KEPT_LIST_SIZES, unchanged), rows("sized", fresh)]
+        }
+        Geography::Kept => vec![
+            format!(
+                "SELECT snapshot_date, basis, org_type, org_code, registered_population, male, female
+FROM org_population_monthly WHERE basis = 'latest_geography' AND {unchanged}"
+            ),
+            rows("sized", fresh),
+        ],
     }
 }
 
@@ -181,18 +195,60 @@ pub(crate) struct Kept {
     /// a population, in one file instead of one per month, and the latest-geography
     /// restatement reads them there.
     pub(crate) list_sizes: Option<u64>,
+    /// When the dims are only extended by months after this one (the latest the kept
+    /// figures' dims described): if no practice's organisations changed in those months,
+    /// the latest geography of every practice-month already summed is the same, and so are
+    /// the restated figures of the unchanged months, which are then kept too.
+    pub(crate) geography_through: Option<NaiveDate>,
+}
+
+/// Practices whose latest organisations differ from those of their latest version up to
+/// `{through}`: none, and the restatement of months already summed is unchanged.
+const MOVED: &str = "
+WITH last AS (SELECT practice_code, MAX(valid_from) AS vf FROM dim_practice GROUP BY practice_code),
+before AS (SELECT practice_code, MAX(valid_from) AS vf FROM dim_practice WHERE valid_from <= DATE '{through}' GROUP BY practice_code),
+cur AS (SELECT d.* FROM dim_practice d JOIN last ON last.practice_code = d.practice_code AND last.vf = d.valid_from),
+was AS (SELECT d.* FROM dim_practice d JOIN before b ON b.practice_code = d.practice_code AND b.vf = d.valid_from)
+SELECT COUNT(*) AS moved FROM was JOIN cur ON cur.practice_code = was.practice_code
+WHERE (was.pcn_code IS DISTINCT FROM cur.pcn_code) OR (was.sub_icb_code IS DISTINCT FROM cur.sub_icb_code)
+   OR (was.icb_code IS DISTINCT FROM cur.icb_code) OR (was.region_code IS DISTINCT FROM cur.region_code)";
+
+/// True when the restated figures of the months `kept` keeps need not be summed again.
+async fn geography_kept(session: &Session, kept: &Kept) -> Result<bool, DeltaError> {
+    let Some(through) = kept.geography_through.filter(|_| kept.list_sizes.is_some()) else {
+        return Ok(false);
+    };
+    let sql = MOVED.replace("{through}", &through.to_string());
+    let batches = session::collect(session, Some(&ORG_POPULATION), &sql).await?;
+    let moved = batches.first().and_then(|b| {
+        use deltalake::arrow::array::AsArray;
+        use deltalake::arrow::datatypes::Int64Type;
+        b.column(0)
+            .as_primitive_opt::<Int64Type>()
+            .map(|c| c.value(0))
+    });
+    Ok(moved == Some(0))
 }
 
 /// Registered name of the kept list sizes, read beside the table being derived again.
 const KEPT_LIST_SIZES: &str = "kept_list_sizes";
 
+/// What rebuilding the organisation figures wrote.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OrgWritten {
+    /// The version of `org_population_monthly` written.
+    pub(crate) version: u64,
+    /// True when the restated figures of the months already summed were kept as they were.
+    pub(crate) geography_kept: bool,
+}
+
 /// Rebuilds `org_population_monthly` from the session's sources, keeping what `kept` allows
-/// of its previous version; returns the version written.
+/// of its previous version.
 pub(crate) async fn rebuild_org_populations(
     lake: &Lake,
     session: &Session,
     kept: Option<&Kept>,
-) -> Result<u64, DeltaError> {
+) -> Result<OrgWritten, DeltaError> {
     match kept {
         Some(kept) => {
             session
@@ -207,13 +263,22 @@ pub(crate) async fn rebuild_org_populations(
             .pin_as(lake, &def, Some(version), KEPT_LIST_SIZES)
             .await?;
     }
+    let geography = match kept {
+        Some(kept) if geography_kept(session, kept).await? => Geography::Kept,
+        Some(kept) if kept.list_sizes.is_some() => Geography::FromKeptListSizes,
+        _ => Geography::Whole,
+    };
     let published = published_sql(kept.map(|k| &k.changed));
     session
         .hold_as(&ORG_POPULATION, PUBLISHED_NOW, &published)
         .await?;
-    let written = overwrite(lake, session, ORG_POPULATION, &org_population_sql(kept)).await;
+    let sql = org_population_sql(kept, geography);
+    let written = overwrite(lake, session, ORG_POPULATION, &sql).await;
     session.forget(&ORG_POPULATION, PUBLISHED_NOW)?;
-    written
+    Ok(OrgWritten {
+        version: written?,
+        geography_kept: geography == Geography::Kept,
+    })
 }
 
 /// Overwrites `def` with what `sql` selects; returns the version written.

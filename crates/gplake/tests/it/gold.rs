@@ -309,6 +309,35 @@ async fn org_figures_are_summed_again_only_for_changed_months_and_equal_a_whole_
     }
 }
 
+/// The restated figures of months already summed are kept while no practice's
+/// organisations change, and summed again when one moves; either way they equal a whole
+/// derivation's.
+#[tokio::test]
+async fn restated_figures_are_kept_until_a_practice_moves_and_equal_a_whole_derivation() {
+    let pop = Population::new(37, 8);
+    let first = [(2024, 2), (2024, 3)];
+    let mirror = Mirror::start(first.iter().map(|&m| release(&pop, m).unwrap()).collect());
+    let source = Source::parse(&mirror.series_url());
+    let (_dir, lake) = local_lake();
+    full_sync(&lake, &source, "2024-02", "2024-03")
+        .await
+        .unwrap();
+    let org =
+        "SELECT * FROM org_population_monthly ORDER BY snapshot_date, basis, org_type, org_code";
+    // April moves a practice to another PCN (the test kit's practice 4); May moves none.
+    for (month, to, kept) in [((2024, 4), "2024-04", false), ((2024, 5), "2024-05", true)] {
+        mirror.publish(release(&pop, month).unwrap());
+        let report = full_sync(&lake, &source, "2024-02", to).await.unwrap();
+        let derived = report.build.unwrap().derived;
+        assert!(derived.dims_extended, "{to}");
+        assert_eq!(derived.geography_kept, kept, "{to}");
+        let incremental = rows(&lake, org).await;
+        assert!(incremental.len() > 8, "{to}");
+        rederive_whole(&lake).await;
+        assert_eq!(incremental, rows(&lake, org).await, "{to}");
+    }
+}
+
 #[tokio::test]
 async fn dims_extended_by_later_months_equal_a_whole_derivation() {
     // A rename in June 2021; a practice closing at the end of 2022 and another opening in
