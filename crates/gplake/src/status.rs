@@ -176,8 +176,16 @@ pub async fn status(lake: &Lake) -> Result<Status, Error> {
     let states = MonthState::all(lake).await?;
     let aliases = crate::build::aliases::in_force(lake).await?;
     let mut months = Vec::new();
-    for month in bronze_months(lake).await? {
-        let manifest = Manifest::read(lake, month).await.ok().flatten();
+    let manifests: Vec<(Month, Option<Manifest>)> = {
+        use futures::StreamExt;
+        // One read per month of history, so several at once.
+        futures::stream::iter(bronze_months(lake).await?)
+            .map(|month| async move { (month, Manifest::read(lake, month).await.ok().flatten()) })
+            .buffered(16)
+            .collect()
+            .await
+    };
+    for (month, manifest) in manifests {
         let state = states.iter().find(|s| s.month == month);
         let current = manifest.as_ref().map(plan_fingerprint);
         let silver = state.map_or(SilverState::Absent, |s| {

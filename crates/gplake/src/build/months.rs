@@ -157,6 +157,8 @@ async fn open_tables(
     jobs: usize,
     months: usize,
 ) -> Result<Open, DeltaError> {
+    // One table at a time: delta-rs's log replay blocks runtime threads while it waits on
+    // the store, and nine opens at once left none to serve it (the build hung).
     let mut commit = HashMap::new();
     for def in [
         FACT_QUINARY,

@@ -150,14 +150,19 @@ impl MonthState {
 
     /// Every month's state, by month.
     pub async fn all(lake: &Lake) -> Result<Vec<MonthState>, LakeError> {
-        let mut out = Vec::new();
-        for object in lake.list(&Path::from("_meta/build")).await? {
-            if let Some(bytes) = lake.get_bytes(&object.location).await?
-                && let Ok(state) = serde_json::from_slice::<MonthState>(&bytes)
-            {
-                out.push(state);
-            }
-        }
+        use futures::{StreamExt, TryStreamExt};
+        let objects = lake.list(&Path::from("_meta/build")).await?;
+        // One read per month of history, so several at once.
+        let read: Vec<Option<bytes::Bytes>> = futures::stream::iter(objects)
+            .map(|object| async move { lake.get_bytes(&object.location).await })
+            .buffered(16)
+            .try_collect()
+            .await?;
+        let mut out: Vec<MonthState> = read
+            .iter()
+            .flatten()
+            .filter_map(|bytes| serde_json::from_slice(bytes).ok())
+            .collect();
         out.sort_by_key(|s| s.month);
         Ok(out)
     }
