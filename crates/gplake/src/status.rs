@@ -2,6 +2,7 @@
 //! current, which source set was used, the quality verdict, and the gaps.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use futures::StreamExt;
 use serde::Serialize;
 
 use crate::build::derived;
@@ -176,9 +177,8 @@ pub async fn status(lake: &Lake) -> Result<Status, Error> {
     let states = MonthState::all(lake).await?;
     let aliases = crate::build::aliases::in_force(lake).await?;
     let mut months = Vec::new();
+    // One read per month of history, so several at once.
     let manifests: Vec<(Month, Option<Manifest>)> = {
-        use futures::StreamExt;
-        // One read per month of history, so several at once.
         futures::stream::iter(bronze_months(lake).await?)
             .map(|month| async move { (month, Manifest::read(lake, month).await.ok().flatten()) })
             .buffered(16)

@@ -6,6 +6,7 @@ use std::fmt;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 
@@ -150,10 +151,9 @@ impl MonthState {
 
     /// Every month's state, by month.
     pub async fn all(lake: &Lake) -> Result<Vec<MonthState>, LakeError> {
-        use futures::{StreamExt, TryStreamExt};
         let objects = lake.list(&Path::from("_meta/build")).await?;
         // One read per month of history, so several at once.
-        let read: Vec<Option<bytes::Bytes>> = futures::stream::iter(objects)
+        let read: Vec<Option<Bytes>> = futures::stream::iter(objects)
             .map(|object| async move { lake.get_bytes(&object.location).await })
             .buffered(16)
             .try_collect()

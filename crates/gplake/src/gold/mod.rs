@@ -10,6 +10,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
+use deltalake::arrow::array::AsArray;
+use deltalake::arrow::datatypes::Int64Type;
 use deltalake::arrow::record_batch::RecordBatch;
 
 use crate::catalog::{
@@ -221,11 +223,8 @@ async fn geography_kept(session: &Session, kept: &Kept) -> Result<bool, DeltaErr
     let sql = MOVED.replace("{through}", &through.to_string());
     let batches = session::collect(session, Some(&ORG_POPULATION), &sql).await?;
     let moved = batches.first().and_then(|b| {
-        use deltalake::arrow::array::AsArray;
-        use deltalake::arrow::datatypes::Int64Type;
-        b.column(0)
-            .as_primitive_opt::<Int64Type>()
-            .map(|c| c.value(0))
+        let counts = b.column(0).as_primitive_opt::<Int64Type>()?;
+        (!counts.is_empty()).then(|| counts.value(0))
     });
     Ok(moved == Some(0))
 }

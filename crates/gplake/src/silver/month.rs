@@ -264,6 +264,11 @@ impl Builder<'_> {
         }
     }
 
+    /// A sink for the month's rows of `def`, a table of `targets`.
+    fn sink(&self, def: TableDef, table: &deltalake::DeltaTable) -> Result<Sink, DeltaError> {
+        Sink::new(def, table, self.date, self.handle, self.writers)
+    }
+
     fn fmt_err(&self, source: FormatError) -> MonthError {
         MonthError::Format {
             month: self.month,
@@ -363,10 +368,8 @@ impl Builder<'_> {
         orgs: Option<&deltalake::DeltaTable>,
     ) -> Result<Vec<(TableDef, Vec<Add>)>, StepError> {
         let banded = def.name == FACT_QUINARY.name;
-        let mut sink = Sink::new(def, table, self.date, self.handle, self.writers)?;
-        let mut org_sink = orgs
-            .map(|t| Sink::new(FACT_ORG_QUINARY, t, self.date, self.handle, self.writers))
-            .transpose()?;
+        let mut sink = self.sink(def, table)?;
+        let mut org_sink = orgs.map(|t| self.sink(FACT_ORG_QUINARY, t)).transpose()?;
         let mut agg = AgeAgg::default();
         agg.expect_codes(self.info.len());
         let mut org_agg = AgeAgg::for_orgs();
@@ -556,13 +559,7 @@ impl Builder<'_> {
         inputs: &[&InputFile],
         table: &deltalake::DeltaTable,
     ) -> Result<(TableDef, Vec<Add>), StepError> {
-        let mut sink = Sink::new(
-            FACT_ORG_SINGLE_AGE,
-            table,
-            self.date,
-            self.handle,
-            self.writers,
-        )?;
+        let mut sink = self.sink(FACT_ORG_SINGLE_AGE, table)?;
         let mut agg = AgeAgg::for_orgs();
         for input in inputs {
             agg.present = true;
@@ -606,7 +603,7 @@ impl Builder<'_> {
         inputs: &[&InputFile],
         table: &deltalake::DeltaTable,
     ) -> Result<(TableDef, Vec<Add>), StepError> {
-        let mut sink = Sink::new(FACT_LSOA, table, self.date, self.handle, self.writers)?;
+        let mut sink = self.sink(FACT_LSOA, table)?;
         for input in inputs {
             let ctx = self.ctx(input.family);
             let vintage = input.lsoa_vintage.unwrap_or(
@@ -674,13 +671,7 @@ impl Builder<'_> {
         codes.extend(self.info.keys().cloned());
         codes.sort();
         codes.dedup();
-        let mut sink = Sink::new(
-            PRACTICE_SNAPSHOT,
-            table,
-            self.date,
-            self.handle,
-            self.writers,
-        )?;
+        let mut sink = self.sink(PRACTICE_SNAPSHOT, table)?;
         for code in codes {
             let info = match self.agg.map.get(&code) {
                 Some(attrs) => Arc::new(Info {

@@ -34,12 +34,15 @@ enum Output {
     /// On the reading thread: several months build at once, a core each.
     Inline(Box<Encoder>),
     /// On a writer thread, while the reading thread reads on.
-    Thread {
-        /// To the writer thread; `None` once it has stopped.
-        batches: Option<SyncSender<Message>>,
-        /// What the writer thread ends with.
-        written: Receiver<Result<Vec<Add>, DeltaError>>,
-    },
+    Thread(ToThread),
+}
+
+/// The reading thread's ends of a writer thread's channels.
+struct ToThread {
+    /// To the writer thread; `None` once it has stopped.
+    batches: Option<SyncSender<Message>>,
+    /// What the writer thread ends with.
+    written: Receiver<Result<Vec<Add>, DeltaError>>,
 }
 
 /// What the reading thread tells the writer thread.
@@ -76,10 +79,10 @@ impl Sink {
                         let _ = done.send(encoder.encode_all(received));
                     }))
                     .map_err(|e| thread_failed(def, &e))?;
-                Output::Thread {
+                Output::Thread(ToThread {
                     batches: Some(batches),
                     written,
-                }
+                })
             }
         };
         Ok(Sink {
@@ -105,12 +108,9 @@ impl Sink {
         }
         let adds = match self.output {
             Output::Inline(encoder) => encoder.flush()?,
-            Output::Thread {
-                ref mut batches,
-                ref written,
-            } => {
-                send(self.def, batches, written, Message::Finish)?;
-                stopped(self.def, batches, written)?
+            Output::Thread(mut thread) => {
+                thread.send(self.def, Message::Finish)?;
+                thread.stopped(self.def)?
             }
         };
         Ok((self.def, adds))
@@ -121,39 +121,32 @@ impl Sink {
         match (&mut self.output, message) {
             (Output::Inline(encoder), Message::Batch(batch)) => encoder.write(batch),
             (Output::Inline(_), Message::Finish) => Ok(()),
-            (Output::Thread { batches, written }, message) => {
-                send(self.def, batches, written, message)
-            }
+            (Output::Thread(thread), message) => thread.send(self.def, message),
         }
     }
 }
 
-type Written = Receiver<Result<Vec<Add>, DeltaError>>;
-
-/// Hands `message` to the writer thread; when it has stopped, its error.
-fn send(
-    def: TableDef,
-    batches: &mut Option<SyncSender<Message>>,
-    written: &Written,
-    message: Message,
-) -> Result<(), DeltaError> {
-    if batches.as_ref().is_some_and(|b| b.send(message).is_ok()) {
-        return Ok(());
+impl ToThread {
+    /// Hands `message` to the writer thread; when it has stopped, its error.
+    fn send(&mut self, def: TableDef, message: Message) -> Result<(), DeltaError> {
+        if self
+            .batches
+            .as_ref()
+            .is_some_and(|b| b.send(message).is_ok())
+        {
+            return Ok(());
+        }
+        self.stopped(def)?;
+        Err(thread_failed(def, &"it stopped before the last batch"))
     }
-    stopped(def, batches, written)?;
-    Err(thread_failed(def, &"it stopped before the last batch"))
-}
 
-/// Waits for the writer thread to end: the actions of the files it wrote, or its error.
-fn stopped(
-    def: TableDef,
-    batches: &mut Option<SyncSender<Message>>,
-    written: &Written,
-) -> Result<Vec<Add>, DeltaError> {
-    *batches = None;
-    written
-        .recv()
-        .unwrap_or_else(|_| Err(thread_failed(def, &"it panicked or had stopped")))
+    /// Waits for the writer thread to end: the actions of the files it wrote, or its error.
+    fn stopped(&mut self, def: TableDef) -> Result<Vec<Add>, DeltaError> {
+        self.batches = None;
+        self.written
+            .recv()
+            .unwrap_or_else(|_| Err(thread_failed(def, &"it panicked or had stopped")))
+    }
 }
 
 /// Encodes batches into one table's data files for the month.
