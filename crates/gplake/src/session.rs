@@ -120,20 +120,8 @@ impl Session {
     /// Holds `def` in memory as registered, so that the session's later queries decode its
     /// files once between them rather than once each.
     pub(crate) async fn hold(&self, def: &TableDef) -> Result<(), DeltaError> {
-        let e = df_err(Some(def));
-        let held = self
-            .ctx
-            .table(def.name)
-            .await
-            .map_err(e)?
-            .cache()
-            .await
-            .map_err(e)?;
-        self.ctx.deregister_table(def.name).map_err(e)?;
-        self.ctx
-            .register_table(def.name, held.into_view())
-            .map_err(e)?;
-        Ok(())
+        let all = format!("SELECT * FROM {}", def.name);
+        self.hold_as(def, def.name, &all).await
     }
 }
 

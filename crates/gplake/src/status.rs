@@ -177,11 +177,10 @@ pub async fn status(lake: &Lake) -> Result<Status, Error> {
     let states = MonthState::all(lake).await?;
     let aliases = crate::build::aliases::in_force(lake).await?;
     let mut months = Vec::new();
-    // One read per month of history, so several at once.
     let manifests: Vec<(Month, Option<Manifest>)> = {
         futures::stream::iter(bronze_months(lake).await?)
             .map(|month| async move { (month, Manifest::read(lake, month).await.ok().flatten()) })
-            .buffered(16)
+            .buffered(crate::lake::READS_AT_ONCE)
             .collect()
             .await
     };

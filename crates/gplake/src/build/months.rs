@@ -110,9 +110,6 @@ pub(super) async fn build_months(
     Ok(report)
 }
 
-/// Months whose manifest and state are read at once when planning.
-const PLAN_READS: usize = 16;
-
 /// The manifests of the months to build: asked for, and changed since their last build.
 async fn plan_months(
     lake: &Lake,
@@ -133,7 +130,7 @@ async fn plan_months(
                 .ok_or(BuildError::ManifestMissing { month })?;
             Ok((manifest, MonthState::read(lake, month).await?))
         })
-        .buffered(PLAN_READS)
+        .buffered(crate::lake::READS_AT_ONCE)
         .collect()
         .await;
     for found in read {

@@ -152,10 +152,9 @@ impl MonthState {
     /// Every month's state, by month.
     pub async fn all(lake: &Lake) -> Result<Vec<MonthState>, LakeError> {
         let objects = lake.list(&Path::from("_meta/build")).await?;
-        // One read per month of history, so several at once.
         let read: Vec<Option<Bytes>> = futures::stream::iter(objects)
             .map(|object| async move { lake.get_bytes(&object.location).await })
-            .buffered(16)
+            .buffered(crate::lake::READS_AT_ONCE)
             .try_collect()
             .await?;
         let mut out: Vec<MonthState> = read

@@ -101,8 +101,9 @@ fn month_filters(changed: Option<&BTreeSet<NaiveDate>>) -> (String, String) {
 /// organisation facts changed, and the `as_published` sums only for months whose
 /// `practice_snapshot` changed (they depend on nothing else); the other months' are kept
 /// from gold's previous version. `latest_geography` depends on every month and the latest
-/// dims, so it is always summed whole, reading the practice-months of unchanged months from
-/// the kept list sizes when there are some ([`Kept::list_sizes`]).
+/// dims: the unchanged months' sums are kept when no practice moved, else summed again from
+/// the kept list sizes when there are some ([`Kept::list_sizes`]), else from the snapshot
+/// ([`Geography`]).
 fn org_population_sql(kept: Option<&Kept>, geography: Geography) -> String {
     let (fresh, kept_sums) = month_filters(kept.map(|k| &k.snapshot_changed));
     let as_published = format!(
@@ -115,8 +116,7 @@ fn org_population_sql(kept: Option<&Kept>, geography: Geography) -> String {
 FROM org_population_monthly WHERE basis = 'as_published' AND {kept_sums}"
     ));
     format!(
-        "WITH last AS (SELECT practice_code, MAX(valid_from) AS vf FROM dim_practice GROUP BY practice_code),
-cur AS (SELECT d.practice_code, d.pcn_code, d.sub_icb_code, d.icb_code, d.region_code FROM dim_practice d JOIN last ON last.practice_code = d.practice_code AND last.vf = d.valid_from),
+        "WITH {CURRENT},
 lastorg AS (SELECT org_type, org_code, MAX(valid_from) AS vf FROM dim_organisation GROUP BY org_type, org_code),
 names AS (SELECT o.org_type, o.org_code, o.org_name FROM dim_organisation o JOIN lastorg l ON l.org_type = o.org_type AND l.org_code = o.org_code AND l.vf = o.valid_from),
 sized AS (SELECT * FROM practice_snapshot WHERE registered_population IS NOT NULL),
@@ -207,9 +207,7 @@ pub(crate) struct Kept {
 /// Practices whose latest organisations differ from those of their latest version up to
 /// `{through}`: none, and the restatement of months already summed is unchanged.
 const MOVED: &str = "
-WITH last AS (SELECT practice_code, MAX(valid_from) AS vf FROM dim_practice GROUP BY practice_code),
 before AS (SELECT practice_code, MAX(valid_from) AS vf FROM dim_practice WHERE valid_from <= DATE '{through}' GROUP BY practice_code),
-cur AS (SELECT d.* FROM dim_practice d JOIN last ON last.practice_code = d.practice_code AND last.vf = d.valid_from),
 was AS (SELECT d.* FROM dim_practice d JOIN before b ON b.practice_code = d.practice_code AND b.vf = d.valid_from)
 SELECT COUNT(*) AS moved FROM was JOIN cur ON cur.practice_code = was.practice_code
 WHERE (was.pcn_code IS DISTINCT FROM cur.pcn_code) OR (was.sub_icb_code IS DISTINCT FROM cur.sub_icb_code)
@@ -220,7 +218,10 @@ async fn geography_kept(session: &Session, kept: &Kept) -> Result<bool, DeltaErr
     let Some(through) = kept.geography_through.filter(|_| kept.list_sizes.is_some()) else {
         return Ok(false);
     };
-    let sql = MOVED.replace("{through}", &through.to_string());
+    let sql = format!(
+        "WITH {CURRENT},{}",
+        MOVED.replace("{through}", &through.to_string())
+    );
     let batches = session::collect(session, Some(&ORG_POPULATION), &sql).await?;
     let moved = batches.first().and_then(|b| {
         let counts = b.column(0).as_primitive_opt::<Int64Type>()?;
@@ -228,6 +229,10 @@ async fn geography_kept(session: &Session, kept: &Kept) -> Result<bool, DeltaErr
     });
     Ok(moved == Some(0))
 }
+
+/// Each practice's organisations in its latest version in the dims (`cur`).
+const CURRENT: &str = "last AS (SELECT practice_code, MAX(valid_from) AS vf FROM dim_practice GROUP BY practice_code),
+cur AS (SELECT d.practice_code, d.pcn_code, d.sub_icb_code, d.icb_code, d.region_code FROM dim_practice d JOIN last ON last.practice_code = d.practice_code AND last.vf = d.valid_from)";
 
 /// Registered name of the kept list sizes, read beside the table being derived again.
 const KEPT_LIST_SIZES: &str = "kept_list_sizes";
@@ -256,17 +261,19 @@ pub(crate) async fn rebuild_org_populations(
         }
         None => session.empty(&ORG_POPULATION)?,
     }
-    if let Some(version) = kept.and_then(|k| k.list_sizes) {
-        let def = PRACTICE_LIST_SIZE;
-        session
-            .pin_as(lake, &def, Some(version), KEPT_LIST_SIZES)
-            .await?;
-    }
     let geography = match kept {
         Some(kept) if geography_kept(session, kept).await? => Geography::Kept,
         Some(kept) if kept.list_sizes.is_some() => Geography::FromKeptListSizes,
         _ => Geography::Whole,
     };
+    if let (Geography::FromKeptListSizes, Some(version)) =
+        (geography, kept.and_then(|k| k.list_sizes))
+    {
+        let def = PRACTICE_LIST_SIZE;
+        session
+            .pin_as(lake, &def, Some(version), KEPT_LIST_SIZES)
+            .await?;
+    }
     let published = published_sql(kept.map(|k| &k.changed));
     session
         .hold_as(&ORG_POPULATION, PUBLISHED_NOW, &published)

@@ -37,6 +37,10 @@ pub const BRONZE_ROOT: &str = "bronze/gp_registered_patients";
 /// Upload part size: above S3's 5 MiB minimum, small enough to keep memory flat.
 const PART_SIZE: usize = 8 * 1024 * 1024;
 
+/// Small objects read at once where one is read per month of history (manifests, month
+/// states): a round trip each, one after another, grew with the history.
+pub(crate) const READS_AT_ONCE: usize = 16;
+
 /// A storage failure, naming the lake path involved.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -1,8 +1,9 @@
 //! The streaming sink of one table's rows for a month: rows gather into Arrow batches on the
-//! reading thread, and each full batch goes to a writer thread that encodes it into Parquet
-//! data files, so reading a file and encoding its rows run at once on two cores. Memory
-//! holds a batch being filled and at most [`IN_FLIGHT`] waiting per table. Nothing becomes
-//! visible until the month's build commits the files it returns.
+//! reading thread, and each full batch is encoded into Parquet data files, on that thread
+//! when months build a core each, or on a writer thread when a month has the cores to
+//! itself, so that reading a file and encoding its rows run at once. Memory holds a batch
+//! being filled and at most [`IN_FLIGHT`] waiting per table. Nothing becomes visible until
+//! the month's build commits the files it returns.
 
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -96,7 +97,7 @@ impl Sink {
         self.batcher.push(values);
         if self.batcher.is_full() {
             let batch = self.batcher.finish();
-            self.send(Message::Batch(batch))?;
+            self.write(batch)?;
         }
         Ok(())
     }
@@ -104,7 +105,7 @@ impl Sink {
     pub(crate) fn finish(mut self) -> Result<(TableDef, Vec<Add>), DeltaError> {
         if !self.batcher.is_empty() {
             let batch = self.batcher.finish();
-            self.send(Message::Batch(batch))?;
+            self.write(batch)?;
         }
         let adds = match self.output {
             Output::Inline(encoder) => encoder.flush()?,
@@ -116,12 +117,11 @@ impl Sink {
         Ok((self.def, adds))
     }
 
-    /// Encodes `message`'s batch here, or hands it to the writer thread.
-    fn send(&mut self, message: Message) -> Result<(), DeltaError> {
-        match (&mut self.output, message) {
-            (Output::Inline(encoder), Message::Batch(batch)) => encoder.write(batch),
-            (Output::Inline(_), Message::Finish) => Ok(()),
-            (Output::Thread(thread), message) => thread.send(self.def, message),
+    /// Encodes `batch` here, or hands it to the writer thread.
+    fn write(&mut self, batch: RecordBatch) -> Result<(), DeltaError> {
+        match &mut self.output {
+            Output::Inline(encoder) => encoder.write(batch),
+            Output::Thread(thread) => thread.send(self.def, Message::Batch(batch)),
         }
     }
 }
