@@ -397,24 +397,6 @@ fn date_span(stats: &str, column: &str) -> Option<(NaiveDate, NaiveDate)> {
     Some((date("minValues")?, date("maxValues")?))
 }
 
-/// Replaces the files `removed` of `table` (as loaded) with `batches` in one commit, which
-/// fails as a conflict if a commit since the loaded version removed any of them; `predicate`
-/// says in the log which rows were replaced. Returns the new version.
-pub(crate) async fn replace_files(
-    table: &mut DeltaTable,
-    def: &TableDef,
-    removed: Vec<Remove>,
-    batches: Vec<RecordBatch>,
-    predicate: String,
-) -> Result<u64, DeltaError> {
-    let mut writer = writer(table, def)?;
-    for batch in batches.into_iter().filter(|b| b.num_rows() > 0) {
-        write(&mut writer, def, batch).await?;
-    }
-    let adds = flush(&mut writer, def).await?;
-    replace_with(table, def, removed, adds, Some(predicate)).await
-}
-
 /// Replaces the files `removed` of `table` (as loaded) with the files `added` (written by
 /// [`writer`]) in one commit, which fails as a conflict if a commit since the loaded version
 /// removed any of them; `predicate` says in the log which rows were replaced (all when

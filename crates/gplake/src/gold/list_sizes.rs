@@ -58,36 +58,23 @@ pub(crate) async fn rebuild(
     })
 }
 
-/// Months derived at once when every month is derived again: each span's rows are written
-/// as they come, so the derivation holds one span's rows, not the whole table's.
-const SPAN: usize = 12;
-
-/// Derives every month again, a span at a time, into files that replace all of the
-/// table's in one commit; returns the version written.
+/// Derives every month again, a span at a time ([`super::write_by_span`]), into files that
+/// replace all of the table's in one commit; returns the version written.
 async fn rebuild_whole(lake: &Lake, session: &Session) -> Result<u64, DeltaError> {
     let def = PRACTICE_LIST_SIZE;
     let clock = std::time::Instant::now();
-    let months: Vec<NaiveDate> = session::months(session, &PRACTICE_SNAPSHOT)
-        .await?
-        .into_iter()
-        .collect();
+    let months = session::months(session, &PRACTICE_SNAPSHOT).await?;
     if months.is_empty() {
         return super::overwrite(lake, session, def, &sql(None)).await;
     }
     let mut table = delta::open_or_create(lake, &def).await?;
     let files = delta::file_spans(&table, &def, "snapshot_date").await?;
-    let mut writer = delta::writer(&table, &def)?;
-    for span in months.chunks(SPAN) {
-        let span: BTreeSet<NaiveDate> = span.iter().copied().collect();
-        for batch in super::select(session, &def, &sql(Some(&span))).await? {
-            if batch.num_rows() > 0 {
-                delta::write(&mut writer, &def, batch).await?;
-            }
-        }
-    }
-    let added = delta::flush(&mut writer, &def).await?;
     let removed = files.into_iter().map(|f| f.remove).collect();
-    let version = delta::replace_with(&mut table, &def, removed, added, None).await?;
+    let version =
+        super::write_by_span(&mut table, def, &months, removed, None, |span| async move {
+            super::select(session, &def, &sql(Some(&span))).await
+        })
+        .await?;
     tracing::debug!(
         ms = clock.elapsed().as_millis() as u64,
         "list sizes: written whole"
@@ -132,9 +119,16 @@ async fn rebuild_months(
     if total - replaced.len() + 1 > MOST_FILES {
         return Ok(None);
     }
-    let batches = super::select(session, &def, &sql(Some(&months))).await?;
     let predicate = format!("snapshot_date IN ({})", date_list(&months));
-    let version = delta::replace_files(&mut table, &def, replaced, batches, predicate).await?;
+    let version = super::write_by_span(
+        &mut table,
+        def,
+        &months,
+        replaced,
+        Some(predicate),
+        |span| async move { super::select(session, &def, &sql(Some(&span))).await },
+    )
+    .await?;
     tracing::debug!(
         ms = clock.elapsed().as_millis() as u64,
         "list sizes: written"

@@ -72,19 +72,24 @@ FROM org_population_monthly WHERE basis = 'published' AND {kept}";
 /// The session's name for the publisher's figures while gold is written.
 const PUBLISHED_NOW: &str = "published_now";
 
-/// Which months gold sums from the facts: all, or only those whose facts changed since its
-/// previous version.
-fn published_sql(changed: Option<&BTreeSet<NaiveDate>>) -> String {
-    let (fresh, kept) = month_filters(changed);
+/// The publisher's figures of the months of `span`: summed from the facts for those whose
+/// facts changed since gold's previous version (all when `changed` is `None`), kept for
+/// the others.
+fn published_sql(changed: Option<&BTreeSet<NaiveDate>>, span: &BTreeSet<NaiveDate>) -> String {
+    let (fresh, kept) = month_filters(changed, span);
     PUBLISHED
         .replace("{fresh}", &fresh)
         .replace("{kept}", &kept)
 }
 
-/// SQL conditions on `snapshot_date`: the months to sum again (all when `changed` is `None`),
-/// and the months to keep from gold's previous version (the others).
-fn month_filters(changed: Option<&BTreeSet<NaiveDate>>) -> (String, String) {
-    match changed {
+/// SQL conditions on `snapshot_date`, within the months of `span`: the months to sum again
+/// (all when `changed` is `None`), and the months to keep from gold's previous version (the
+/// others).
+fn month_filters(
+    changed: Option<&BTreeSet<NaiveDate>>,
+    span: &BTreeSet<NaiveDate>,
+) -> (String, String) {
+    let (fresh, kept) = match changed {
         None => ("TRUE".to_string(), "FALSE".to_string()),
         Some(months) if months.is_empty() => ("FALSE".to_string(), "TRUE".to_string()),
         Some(months) => {
@@ -94,7 +99,17 @@ fn month_filters(changed: Option<&BTreeSet<NaiveDate>>) -> (String, String) {
                 format!("snapshot_date NOT IN ({list})"),
             )
         }
-    }
+    };
+    let span = span_filter(span);
+    (
+        format!("({fresh}) AND {span}"),
+        format!("({kept}) AND {span}"),
+    )
+}
+
+/// `snapshot_date IN (…)`: the months of `span`.
+fn span_filter(span: &BTreeSet<NaiveDate>) -> String {
+    format!("snapshot_date IN ({})", date_list(span))
 }
 
 /// Organisation figures. The publisher's are summed again only for months whose
@@ -103,9 +118,14 @@ fn month_filters(changed: Option<&BTreeSet<NaiveDate>>) -> (String, String) {
 /// from gold's previous version. `latest_geography` depends on every month and the latest
 /// dims: the unchanged months' sums are kept when no practice moved, else summed again from
 /// the kept list sizes when there are some ([`Kept::list_sizes`]), else from the snapshot
-/// ([`Geography`]).
-fn org_population_sql(kept: Option<&Kept>, geography: Geography) -> String {
-    let (fresh, kept_sums) = month_filters(kept.map(|k| &k.snapshot_changed));
+/// ([`Geography`]). Only the months of `span` are selected.
+fn org_population_sql(
+    kept: Option<&Kept>,
+    geography: Geography,
+    span: &BTreeSet<NaiveDate>,
+) -> String {
+    let (fresh, kept_sums) = month_filters(kept.map(|k| &k.snapshot_changed), span);
+    let span = span_filter(span);
     let as_published = format!(
         "SELECT snapshot_date, pcn_code, sub_icb_code, icb_code, region_code, registered_population, male, female FROM sized WHERE {fresh}"
     );
@@ -119,7 +139,7 @@ FROM org_population_monthly WHERE basis = 'as_published' AND {kept_sums}"
         "WITH {CURRENT},
 lastorg AS (SELECT org_type, org_code, MAX(valid_from) AS vf FROM dim_organisation GROUP BY org_type, org_code),
 names AS (SELECT o.org_type, o.org_code, o.org_name FROM dim_organisation o JOIN lastorg l ON l.org_type = o.org_type AND l.org_code = o.org_code AND l.vf = o.valid_from),
-sized AS (SELECT * FROM practice_snapshot WHERE registered_population IS NOT NULL),
+sized AS (SELECT * FROM practice_snapshot WHERE registered_population IS NOT NULL AND {span}),
 summed AS ({}),
 everything AS (SELECT * FROM {PUBLISHED_NOW} UNION ALL SELECT * FROM summed)
 SELECT e.snapshot_date, e.basis, e.org_type, e.org_code, n.org_name, e.registered_population, e.male, e.female,
@@ -274,17 +294,77 @@ pub(crate) async fn rebuild_org_populations(
             .pin_as(lake, &def, Some(version), KEPT_LIST_SIZES)
             .await?;
     }
-    let published = published_sql(kept.map(|k| &k.changed));
-    session
-        .hold_as(&ORG_POPULATION, PUBLISHED_NOW, &published)
-        .await?;
-    let sql = org_population_sql(kept, geography);
-    let written = overwrite(lake, session, ORG_POPULATION, &sql).await;
+    let written = write_org_populations(lake, session, kept, geography).await;
     session.forget(&ORG_POPULATION, PUBLISHED_NOW)?;
     Ok(OrgWritten {
         version: written?,
         geography_kept: geography == Geography::Kept,
     })
+}
+
+/// Writes `org_population_sql` a span of months at a time in place of every file of the
+/// table, in one commit; returns the version written.
+async fn write_org_populations(
+    lake: &Lake,
+    session: &Session,
+    kept: Option<&Kept>,
+    geography: Geography,
+) -> Result<u64, DeltaError> {
+    let def = ORG_POPULATION;
+    let mut months = session::months(session, &PRACTICE_SNAPSHOT).await?;
+    for facts in [FACT_ORG_SINGLE_AGE, FACT_ORG_QUINARY] {
+        months.extend(session::months(session, &facts).await?);
+    }
+    if months.is_empty() {
+        return delta::overwrite(lake, &def, Vec::new()).await;
+    }
+    let mut table = delta::open_or_create(lake, &def).await?;
+    let removed = delta::file_spans(&table, &def, "snapshot_date").await?;
+    let removed = removed.into_iter().map(|f| f.remove).collect();
+    let clock = std::time::Instant::now();
+    let version = write_by_span(&mut table, def, &months, removed, None, |span| async move {
+        let published = published_sql(kept.map(|k| &k.changed), &span);
+        session.hold_as(&def, PUBLISHED_NOW, &published).await?;
+        select(session, &def, &org_population_sql(kept, geography, &span)).await
+    })
+    .await?;
+    let ms = clock.elapsed().as_millis() as u64;
+    tracing::debug!(table = def.name, ms, "gold: written");
+    Ok(version)
+}
+
+/// Months gold derives in one query when it derives many. A query's memory follows its
+/// rows (DataFusion sorts and gathers them whole), so each span's rows are written before
+/// the next span's are selected: a derivation of the whole history holds twelve months' rows,
+/// not every month's.
+const SPAN: usize = 12;
+
+/// Writes what `select` gives for each span of `months` into new files of `table`, and
+/// commits them in place of `removed` (with `predicate` naming the rows replaced, all when
+/// `None`); returns the version.
+pub(crate) async fn write_by_span<F, Fut>(
+    table: &mut deltalake::DeltaTable,
+    def: TableDef,
+    months: &BTreeSet<NaiveDate>,
+    removed: Vec<deltalake::kernel::Remove>,
+    predicate: Option<String>,
+    mut select: F,
+) -> Result<u64, DeltaError>
+where
+    F: FnMut(BTreeSet<NaiveDate>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<RecordBatch>, DeltaError>>,
+{
+    let mut writer = delta::writer(table, &def)?;
+    let months: Vec<NaiveDate> = months.iter().copied().collect();
+    for span in months.chunks(SPAN) {
+        for batch in select(span.iter().copied().collect()).await? {
+            if batch.num_rows() > 0 {
+                delta::write(&mut writer, &def, batch).await?;
+            }
+        }
+    }
+    let added = delta::flush(&mut writer, &def).await?;
+    delta::replace_with(table, &def, removed, added, predicate).await
 }
 
 /// Overwrites `def` with what `sql` selects; returns the version written.

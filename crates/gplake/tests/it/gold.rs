@@ -492,3 +492,57 @@ async fn list_sizes_in_too_many_files_are_written_again_whole_in_one() {
     rederive_whole(&lake).await;
     assert_eq!(written, rows(&lake, all).await);
 }
+
+#[tokio::test]
+async fn a_history_longer_than_a_span_is_derived_in_spans_that_join_up() {
+    // Thirteen months: gold derives twelve at a time, so January 2026's change from last
+    // month crosses a span's edge, and the sums are of both spans.
+    let pop = Population::new(38, 8);
+    let mut months: Vec<(i32, u32)> = (1..=12).map(|m| (2025, m)).collect();
+    months.push((2026, 1));
+    let mirror = Mirror::start(months.iter().map(|&m| release(&pop, m).unwrap()).collect());
+    let (_dir, lake) = local_lake();
+    let source = Source::parse(&mirror.series_url());
+    full_sync(&lake, &source, "2025-01", "2026-01")
+        .await
+        .unwrap();
+    let count = |what: &str| format!("SELECT COUNT(*) FROM ({what})");
+    let sized = "SELECT * FROM practice_snapshot WHERE registered_population IS NOT NULL";
+    let changes = "SELECT l.practice_code, l.snapshot_date FROM practice_list_size_monthly l
+        JOIN practice_snapshot s ON s.practice_code = l.practice_code AND s.snapshot_date = l.snapshot_date
+        LEFT JOIN practice_snapshot p ON p.practice_code = l.practice_code AND p.snapshot_date = l.snapshot_date - INTERVAL '1 month'
+        WHERE l.registered_population = s.registered_population
+          AND l.change_from_last_month IS NOT DISTINCT FROM s.registered_population - p.registered_population";
+    assert_eq!(
+        rows(&lake, &count(changes)).await,
+        rows(&lake, &count(sized)).await
+    );
+    let with_change = "SELECT * FROM practice_list_size_monthly WHERE change_from_last_month IS NOT NULL AND snapshot_date = DATE '2026-01-01'";
+    assert_ne!(
+        rows(&lake, &count(with_change)).await,
+        ["0"],
+        "January follows December across a span's edge"
+    );
+    let sums = "SELECT snapshot_date, pcn_code AS org_code, SUM(registered_population) AS n FROM practice_snapshot
+        WHERE registered_population IS NOT NULL AND pcn_code IS NOT NULL GROUP BY snapshot_date, pcn_code";
+    let matched = format!(
+        "SELECT * FROM ({sums}) s JOIN org_population_monthly o ON o.snapshot_date = s.snapshot_date
+         AND o.org_code = s.org_code AND o.org_type = 'PCN' AND o.basis = 'as_published' AND o.registered_population = s.n"
+    );
+    let pcn_rows =
+        "SELECT * FROM org_population_monthly WHERE org_type = 'PCN' AND basis = 'as_published'";
+    assert_eq!(
+        rows(&lake, &count(&matched)).await,
+        rows(&lake, &count(sums)).await
+    );
+    assert_eq!(
+        rows(&lake, &count(pcn_rows)).await,
+        rows(&lake, &count(sums)).await
+    );
+    let held = "SELECT DISTINCT snapshot_date FROM org_population_monthly";
+    assert_eq!(
+        rows(&lake, held).await.len(),
+        13,
+        "every month, in every span"
+    );
+}
