@@ -35,6 +35,9 @@ pub(crate) struct Aggregates {
     pub(crate) practice_dups: Vec<(String, String, u64, u64)>,
     pub(crate) file_stats: Vec<(String, Family, FileStats)>,
     pub(crate) missing: Vec<&'static str>,
+    /// Every practice with a published figure, sorted: worked out on first use, once the
+    /// month's files are read (a dozen rules go through them).
+    practices: std::sync::OnceLock<Vec<String>>,
 }
 
 /// Sums of one age file family (quinary or single-age), of its practice rows or (for
@@ -418,15 +421,18 @@ impl Aggregates {
         self.has_totals || self.quinary.present || self.single.present
     }
 
-    /// Every practice with a published figure, sorted.
-    pub(crate) fn practices_with_figures(&self) -> Vec<String> {
-        let mut codes = self.quinary.practices();
-        codes.extend(self.single.practices());
-        codes.extend(self.quinary.all_rows.keys().map(|k| k.0.clone()));
-        codes.extend(self.totals.keys().cloned());
-        codes.sort();
-        codes.dedup();
-        codes
+    /// Every practice with a published figure, sorted. Read only once every file of the
+    /// month has been read: the first call settles it.
+    pub(crate) fn practices_with_figures(&self) -> &[String] {
+        self.practices.get_or_init(|| {
+            let mut codes = self.quinary.practices();
+            codes.extend(self.single.practices());
+            codes.extend(self.quinary.all_rows.keys().map(|k| k.0.clone()));
+            codes.extend(self.totals.keys().cloned());
+            codes.sort();
+            codes.dedup();
+            codes
+        })
     }
 
     /// Σ practice list sizes: the national figure from the practices.

@@ -505,17 +505,17 @@ fn org_table(agg: &Aggregates, file: &str) -> &'static str {
 fn practice_sums_by(agg: &Aggregates, level: OrgLevel) -> Option<BTreeMap<String, u64>> {
     let mut sums = BTreeMap::new();
     for code in agg.practices_with_figures() {
-        let attrs = agg.map.get(&code);
+        let attrs = agg.map.get(code);
         let org = match level {
             OrgLevel::SubIcb => attrs
                 .and_then(|a| a.sub_icb_code.clone())
-                .or_else(|| agg.row_sub_icb.get(&code).cloned()),
+                .or_else(|| agg.row_sub_icb.get(code).cloned()),
             OrgLevel::Icb => attrs.and_then(|a| a.icb_code.clone()),
             OrgLevel::Region => attrs.and_then(|a| a.region_code.clone()),
             OrgLevel::Pcn => attrs.and_then(|a| a.pcn_code.clone()),
             OrgLevel::Practice => Some(code.clone()),
         }?;
-        let size = agg.list_size(&code).map_or(0, |s| s.0);
+        let size = agg.list_size(code).map_or(0, |s| s.0);
         *sums.entry(org).or_insert(0) += size;
     }
     Some(sums)
@@ -686,7 +686,7 @@ pub(crate) fn reissue_changes(
     agg: &Aggregates,
     month: Month,
 ) -> Vec<QualityResult> {
-    let mut codes: Vec<String> = agg.practices_with_figures();
+    let mut codes: Vec<String> = agg.practices_with_figures().to_vec();
     codes.extend(held.keys().cloned());
     codes.sort();
     codes.dedup();
