@@ -4,7 +4,8 @@
 //! names and counts, so tests can compare what gplake built with [`Population::count`], the
 //! generator's own truth. It moves like the real thing: a practice renames, one closes and
 //! another opens, CCGs merge into 5-character codes (April 2020), CCGs become sub-ICB
-//! locations (July 2022), new 5-character ICBs and region ONS codes arrive (April 2026).
+//! locations (July 2022), a practice moves to another PCN (April 2024) and a PCN renames (May
+//! 2024), new 5-character ICBs and region ONS codes arrive (April 2026).
 
 use chrono::Datelike;
 
@@ -164,6 +165,8 @@ impl Population {
             },
             pcn_name: if i == 1 {
                 "Unallocated".into()
+            } else if pcn == 1 && month >= (2024, 5) {
+                "BIRTLEY, NORTH 1 AND WEST PCN".into()
             } else if pcn % 5 == 1 {
                 format!("BIRTLEY, NORTH {pcn} PCN")
             } else {

@@ -84,6 +84,10 @@ pub struct DerivedReport {
     /// True when the last derivation kept the latest-geography figures of the months it did
     /// not sum again: no practice's organisations changed in the months the dims gained.
     pub geography_kept: bool,
+    /// The months whose organisation figures the last derivation wrote, the files of the
+    /// others being kept as they were (their restated figures and names still current);
+    /// `None` when it wrote the table whole.
+    pub org_months_written: Option<Vec<NaiveDate>>,
 }
 
 /// The derived tables that are behind silver (empty when in step, or when there is no silver).
@@ -122,8 +126,10 @@ pub(crate) async fn bring_in_step(lake: &Lake, clock: &dyn Clock) -> Result<Deri
                 keep,
                 list_size_months,
                 geography_kept,
+                org_months_written,
             }) => {
                 report.rebuilt = true;
+                report.org_months_written = org_months_written;
                 report.dims_extended = keep.dims.is_some();
                 report.geography_kept = geography_kept;
                 report.series = Some(series);
@@ -195,6 +201,7 @@ async fn derive(lake: &Lake, at: DateTime<Utc>) -> Result<Derived, DeltaError> {
         mut outputs,
         dims_through,
         geography_kept,
+        org_months_written,
     } = organisations;
     outputs.insert(PRACTICE_LIST_SIZE.name.to_string(), list_sizes.version);
     let record = Record {
@@ -212,6 +219,7 @@ async fn derive(lake: &Lake, at: DateTime<Utc>) -> Result<Derived, DeltaError> {
         keep,
         list_size_months: list_sizes.months,
         geography_kept,
+        org_months_written,
     })
 }
 
@@ -263,6 +271,7 @@ async fn organisation_chain(
         outputs,
         dims_through: dims.through,
         geography_kept: org.geography_kept,
+        org_months_written: org.months.map(|m| m.into_iter().collect()),
     })
 }
 
@@ -274,6 +283,8 @@ struct Organisations {
     dims_through: Option<NaiveDate>,
     /// True when the restated figures of months already summed were kept.
     geography_kept: bool,
+    /// The months of `org_population_monthly` written (`None`: all).
+    org_months_written: Option<Vec<NaiveDate>>,
 }
 
 /// A spawned chain, aborted if the derivation gives up before joining it: a failed
@@ -308,6 +319,8 @@ struct Derived {
     list_size_months: Option<Vec<NaiveDate>>,
     /// True when the restated figures of months already summed were kept.
     geography_kept: bool,
+    /// The months of `org_population_monthly` written (`None`: all).
+    org_months_written: Option<Vec<NaiveDate>>,
 }
 
 /// What the derivation may keep of gold's current version.

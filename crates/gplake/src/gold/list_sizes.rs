@@ -12,14 +12,10 @@ use deltalake::arrow::array::Array;
 
 use crate::catalog::{PRACTICE_LIST_SIZE, PRACTICE_SNAPSHOT};
 use crate::check::series::SERIES_RULES;
-use crate::delta::{self, DeltaError, FileSpan};
+use crate::delta::{self, DeltaError};
 use crate::lake::Lake;
 use crate::month::Month;
 use crate::session::{self, Session, date_list};
-
-/// A table in more files than this is written again whole, in one file: a reader opens
-/// every file, and a monthly sync adds one.
-const MOST_FILES: usize = 24;
 
 /// What the list sizes' current version may keep.
 #[derive(Debug, Clone)]
@@ -106,7 +102,7 @@ async fn rebuild_months(
     );
     let files = delta::file_spans(&table, &def, "snapshot_date").await?;
     let total = files.len();
-    let Some((replaced, months)) = replaced_files(files, months) else {
+    let Some((replaced, months)) = super::replaced_files(files, months) else {
         return Ok(None);
     };
     if months.is_empty() {
@@ -116,7 +112,7 @@ async fn rebuild_months(
             months: Some(Vec::new()),
         }));
     }
-    if total - replaced.len() + 1 > MOST_FILES {
+    if total - replaced.len() + 1 > super::MOST_FILES {
         return Ok(None);
     }
     let predicate = format!("snapshot_date IN ({})", date_list(&months));
@@ -150,37 +146,6 @@ fn with_following(
         .map(|d| Month::of(*d).next().first_day())
         .filter(|d| present.contains(d));
     months.iter().copied().chain(next).collect()
-}
-
-/// The files holding any of `months`, and `months` grown to every month those files span
-/// (a replaced file's other months are written again too); `None` when a file's span is
-/// unknown.
-fn replaced_files(
-    files: Vec<FileSpan>,
-    mut months: BTreeSet<NaiveDate>,
-) -> Option<(Vec<deltalake::kernel::Remove>, BTreeSet<NaiveDate>)> {
-    let mut replaced = vec![false; files.len()];
-    loop {
-        let mut grew = false;
-        for (i, f) in files.iter().enumerate() {
-            let (first, last) = f.dates?;
-            if replaced[i] || months.range(first..=last).next().is_none() {
-                continue;
-            }
-            replaced[i] = true;
-            grew = true;
-            months.extend(Month::range(Month::of(first), Month::of(last)).map(Month::first_day));
-        }
-        if !grew {
-            break;
-        }
-    }
-    let removes = files
-        .into_iter()
-        .zip(replaced)
-        .filter_map(|(f, r)| r.then_some(f.remove))
-        .collect();
-    Some((removes, months))
 }
 
 /// The months in which some practice's flags now differ from those the kept version holds
@@ -279,51 +244,6 @@ mod tests {
 
     fn day(text: &str) -> NaiveDate {
         NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
-    }
-
-    fn span(first: &str, last: &str, path: &str) -> FileSpan {
-        let mut remove = deltalake::kernel::Remove {
-            path: path.into(),
-            data_change: true,
-            ..Default::default()
-        };
-        remove.deletion_timestamp = Some(0);
-        FileSpan {
-            remove,
-            dates: Some((day(first), day(last))),
-        }
-    }
-
-    #[test]
-    fn a_new_month_replaces_no_file() {
-        let files = vec![span("2026-01-01", "2026-05-01", "a")];
-        let months = BTreeSet::from([day("2026-06-01"), day("2026-07-01")]);
-        let (removed, months) = replaced_files(files, months.clone()).unwrap();
-        assert!(removed.is_empty());
-        assert_eq!(months.len(), 2);
-    }
-
-    #[test]
-    fn a_changed_month_replaces_its_file_and_every_month_in_it() {
-        let files = vec![
-            span("2026-01-01", "2026-03-01", "a"),
-            span("2026-03-01", "2026-04-01", "b"),
-            span("2026-05-01", "2026-05-01", "c"),
-        ];
-        let (removed, months) = replaced_files(files, BTreeSet::from([day("2026-02-01")])).unwrap();
-        let paths: Vec<_> = removed.iter().map(|r| r.path.as_str()).collect();
-        assert_eq!(paths, ["a", "b"], "b shares March with a");
-        assert_eq!(
-            months.into_iter().collect::<Vec<_>>(),
-            ["2026-01-01", "2026-02-01", "2026-03-01", "2026-04-01"].map(day)
-        );
-    }
-
-    #[test]
-    fn a_file_without_statistics_proves_nothing() {
-        let mut unknown = span("2026-01-01", "2026-01-01", "a");
-        unknown.dates = None;
-        assert!(replaced_files(vec![unknown], BTreeSet::new()).is_none());
     }
 
     #[test]

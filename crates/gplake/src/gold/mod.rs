@@ -18,8 +18,9 @@ use crate::catalog::{
     DIM_ORGANISATION, DIM_PRACTICE, FACT_ORG_QUINARY, FACT_ORG_SINGLE_AGE, ORG_POPULATION,
     PRACTICE_LIST_SIZE, PRACTICE_SNAPSHOT, QUALITY, TableDef,
 };
-use crate::delta::{self, DeltaError};
+use crate::delta::{self, DeltaError, FileSpan};
 use crate::lake::Lake;
+use crate::month::Month;
 use crate::session::{self, Session, date_list};
 
 pub(crate) mod list_sizes;
@@ -137,8 +138,7 @@ FROM org_population_monthly WHERE basis = 'as_published' AND {kept_sums}"
     ));
     format!(
         "WITH {CURRENT},
-lastorg AS (SELECT org_type, org_code, MAX(valid_from) AS vf FROM dim_organisation GROUP BY org_type, org_code),
-names AS (SELECT o.org_type, o.org_code, o.org_name FROM dim_organisation o JOIN lastorg l ON l.org_type = o.org_type AND l.org_code = o.org_code AND l.vf = o.valid_from),
+{NAMES},
 sized AS (SELECT * FROM practice_snapshot WHERE registered_population IS NOT NULL AND {span}),
 summed AS ({}),
 everything AS (SELECT * FROM {PUBLISHED_NOW} UNION ALL SELECT * FROM summed)
@@ -254,16 +254,49 @@ async fn geography_kept(session: &Session, kept: &Kept) -> Result<bool, DeltaErr
 const CURRENT: &str = "last AS (SELECT practice_code, MAX(valid_from) AS vf FROM dim_practice GROUP BY practice_code),
 cur AS (SELECT d.practice_code, d.pcn_code, d.sub_icb_code, d.icb_code, d.region_code FROM dim_practice d JOIN last ON last.practice_code = d.practice_code AND last.vf = d.valid_from)";
 
+/// Each organisation's name in its latest version in the dims (`names`).
+const NAMES: &str = "lastorg AS (SELECT org_type, org_code, MAX(valid_from) AS vf FROM dim_organisation GROUP BY org_type, org_code),
+names AS (SELECT o.org_type, o.org_code, o.org_name FROM dim_organisation o JOIN lastorg l ON l.org_type = o.org_type AND l.org_code = o.org_code AND l.vf = o.valid_from)";
+
+/// Organisations whose latest name differs from that of their latest version up to
+/// `{through}`: none, and the names in the rows of months already summed are current.
+const RENAMED: &str = "
+before AS (SELECT org_type, org_code, MAX(valid_from) AS vf FROM dim_organisation WHERE valid_from <= DATE '{through}' GROUP BY org_type, org_code),
+was AS (SELECT o.org_type, o.org_code, o.org_name FROM dim_organisation o JOIN before b ON b.org_type = o.org_type AND b.org_code = o.org_code AND b.vf = o.valid_from)
+SELECT COUNT(*) AS renamed FROM was JOIN names n ON n.org_type = was.org_type AND n.org_code = was.org_code
+WHERE was.org_name IS DISTINCT FROM n.org_name";
+
+/// True when every row of the months `kept` keeps is current as it stands: their restated
+/// figures are (`Geography::Kept`), and no organisation was renamed since.
+async fn rows_kept(session: &Session, kept: &Kept) -> Result<bool, DeltaError> {
+    let Some(through) = kept.geography_through else {
+        return Ok(false);
+    };
+    let sql = format!(
+        "WITH {NAMES},{}",
+        RENAMED.replace("{through}", &through.to_string())
+    );
+    let batches = session::collect(session, Some(&ORG_POPULATION), &sql).await?;
+    let renamed = batches.first().and_then(|b| {
+        let counts = b.column(0).as_primitive_opt::<Int64Type>()?;
+        (!counts.is_empty()).then(|| counts.value(0))
+    });
+    Ok(renamed == Some(0))
+}
+
 /// Registered name of the kept list sizes, read beside the table being derived again.
 const KEPT_LIST_SIZES: &str = "kept_list_sizes";
 
 /// What rebuilding the organisation figures wrote.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct OrgWritten {
     /// The version of `org_population_monthly` written.
     pub(crate) version: u64,
     /// True when the restated figures of the months already summed were kept as they were.
     pub(crate) geography_kept: bool,
+    /// The months written, the others' files being kept; `None` when the table was
+    /// written whole.
+    pub(crate) months: Option<BTreeSet<NaiveDate>>,
 }
 
 /// Rebuilds `org_population_monthly` from the session's sources, keeping what `kept` allows
@@ -294,12 +327,92 @@ pub(crate) async fn rebuild_org_populations(
             .pin_as(lake, &def, Some(version), KEPT_LIST_SIZES)
             .await?;
     }
-    let written = write_org_populations(lake, session, kept, geography).await;
+    let only_changed = match kept {
+        Some(kept) if geography == Geography::Kept && rows_kept(session, kept).await? => Some(kept),
+        _ => None,
+    };
+    let written = match only_changed {
+        Some(kept) => write_changed_months(lake, session, kept).await,
+        None => Ok(None),
+    };
+    let written = match written {
+        Ok(Some(written)) => Ok(written),
+        Ok(None) => write_org_populations(lake, session, kept, geography)
+            .await
+            .map(|version| (version, None)),
+        Err(e) => Err(e),
+    };
     session.forget(&ORG_POPULATION, PUBLISHED_NOW)?;
+    let (version, months) = written?;
     Ok(OrgWritten {
-        version: written?,
+        version,
         geography_kept: geography == Geography::Kept,
+        months,
     })
+}
+
+/// Writes the months whose figures changed, and the other months of the files that hold
+/// them, in place of those files, when every other month's rows stand as they are
+/// ([`rows_kept`]); returns the version and the months written. `None` when the kept
+/// version's files cannot say which months they hold, or would then be in too many pieces.
+async fn write_changed_months(
+    lake: &Lake,
+    session: &Session,
+    kept: &Kept,
+) -> Result<Option<(u64, Option<BTreeSet<NaiveDate>>)>, DeltaError> {
+    let def = ORG_POPULATION;
+    let Some(mut table) = delta::open_version(lake, &def, Some(kept.version)).await? else {
+        return Ok(None);
+    };
+    let changed = kept
+        .changed
+        .union(&kept.snapshot_changed)
+        .copied()
+        .collect();
+    let files = delta::file_spans(&table, &def, "snapshot_date").await?;
+    let total = files.len();
+    let Some((replaced, months)) = replaced_files(files, changed) else {
+        return Ok(None);
+    };
+    if months.is_empty() {
+        return Ok(Some((kept.version, Some(months))));
+    }
+    if total - replaced.len() + 1 > MOST_FILES {
+        return Ok(None);
+    }
+    let clock = std::time::Instant::now();
+    let predicate = format!("snapshot_date IN ({})", date_list(&months));
+    let version = write_by_span(
+        &mut table,
+        def,
+        &months,
+        replaced,
+        Some(predicate),
+        |span| select_span(session, Some(kept), Geography::Kept, span),
+    )
+    .await?;
+    let ms = clock.elapsed().as_millis() as u64;
+    tracing::debug!(
+        table = def.name,
+        ms,
+        months = months.len(),
+        "gold: months written"
+    );
+    Ok(Some((version, Some(months))))
+}
+
+/// The organisation figures of the months of `span`, with the publisher's figures of those
+/// months held for the query's two reads of them.
+async fn select_span(
+    session: &Session,
+    kept: Option<&Kept>,
+    geography: Geography,
+    span: BTreeSet<NaiveDate>,
+) -> Result<Vec<RecordBatch>, DeltaError> {
+    let def = ORG_POPULATION;
+    let published = published_sql(kept.map(|k| &k.changed), &span);
+    session.hold_as(&def, PUBLISHED_NOW, &published).await?;
+    select(session, &def, &org_population_sql(kept, geography, &span)).await
 }
 
 /// Writes `org_population_sql` a span of months at a time in place of every file of the
@@ -322,15 +435,48 @@ async fn write_org_populations(
     let removed = delta::file_spans(&table, &def, "snapshot_date").await?;
     let removed = removed.into_iter().map(|f| f.remove).collect();
     let clock = std::time::Instant::now();
-    let version = write_by_span(&mut table, def, &months, removed, None, |span| async move {
-        let published = published_sql(kept.map(|k| &k.changed), &span);
-        session.hold_as(&def, PUBLISHED_NOW, &published).await?;
-        select(session, &def, &org_population_sql(kept, geography, &span)).await
+    let version = write_by_span(&mut table, def, &months, removed, None, |span| {
+        select_span(session, kept, geography, span)
     })
     .await?;
     let ms = clock.elapsed().as_millis() as u64;
     tracing::debug!(table = def.name, ms, "gold: written");
     Ok(version)
+}
+
+/// A table in more files than this is written again whole, in one file: a reader opens
+/// every file, and a monthly sync adds one.
+pub(crate) const MOST_FILES: usize = 24;
+
+/// The files holding any of `months`, and `months` grown to every month those files span
+/// (a replaced file's other months are written again too); `None` when a file's span is
+/// unknown.
+pub(crate) fn replaced_files(
+    files: Vec<FileSpan>,
+    mut months: BTreeSet<NaiveDate>,
+) -> Option<(Vec<deltalake::kernel::Remove>, BTreeSet<NaiveDate>)> {
+    let mut replaced = vec![false; files.len()];
+    loop {
+        let mut grew = false;
+        for (i, f) in files.iter().enumerate() {
+            let (first, last) = f.dates?;
+            if replaced[i] || months.range(first..=last).next().is_none() {
+                continue;
+            }
+            replaced[i] = true;
+            grew = true;
+            months.extend(Month::range(Month::of(first), Month::of(last)).map(Month::first_day));
+        }
+        if !grew {
+            break;
+        }
+    }
+    let removes = files
+        .into_iter()
+        .zip(replaced)
+        .filter_map(|(f, r)| r.then_some(f.remove))
+        .collect();
+    Some((removes, months))
 }
 
 /// Months gold derives in one query when it derives many. A query's memory follows its
@@ -416,4 +562,58 @@ fn conform(
             RecordBatch::try_new(Arc::clone(&schema), columns)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(text: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
+    }
+
+    fn span(first: &str, last: &str, path: &str) -> FileSpan {
+        let mut remove = deltalake::kernel::Remove {
+            path: path.into(),
+            data_change: true,
+            ..Default::default()
+        };
+        remove.deletion_timestamp = Some(0);
+        FileSpan {
+            remove,
+            dates: Some((day(first), day(last))),
+        }
+    }
+
+    #[test]
+    fn a_new_month_replaces_no_file() {
+        let files = vec![span("2026-01-01", "2026-05-01", "a")];
+        let months = BTreeSet::from([day("2026-06-01"), day("2026-07-01")]);
+        let (removed, months) = replaced_files(files, months.clone()).unwrap();
+        assert!(removed.is_empty());
+        assert_eq!(months.len(), 2);
+    }
+
+    #[test]
+    fn a_changed_month_replaces_its_file_and_every_month_in_it() {
+        let files = vec![
+            span("2026-01-01", "2026-03-01", "a"),
+            span("2026-03-01", "2026-04-01", "b"),
+            span("2026-05-01", "2026-05-01", "c"),
+        ];
+        let (removed, months) = replaced_files(files, BTreeSet::from([day("2026-02-01")])).unwrap();
+        let paths: Vec<_> = removed.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(paths, ["a", "b"], "b shares March with a");
+        assert_eq!(
+            months.into_iter().collect::<Vec<_>>(),
+            ["2026-01-01", "2026-02-01", "2026-03-01", "2026-04-01"].map(day)
+        );
+    }
+
+    #[test]
+    fn a_file_without_statistics_proves_nothing() {
+        let mut unknown = span("2026-01-01", "2026-01-01", "a");
+        unknown.dates = None;
+        assert!(replaced_files(vec![unknown], BTreeSet::new()).is_none());
+    }
 }

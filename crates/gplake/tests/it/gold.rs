@@ -324,13 +324,27 @@ async fn restated_figures_are_kept_until_a_practice_moves_and_equal_a_whole_deri
         .unwrap();
     let org =
         "SELECT * FROM org_population_monthly ORDER BY snapshot_date, basis, org_type, org_code";
-    // April moves a practice to another PCN (the test kit's practice 4); May moves none.
-    for (month, to, kept) in [((2024, 4), "2024-04", false), ((2024, 5), "2024-05", true)] {
+    // April moves a practice to another PCN (the test kit's practice 4); May moves none but
+    // renames a PCN, whose rows of every month then carry the new name; June changes
+    // neither, and only its own rows are written.
+    for (month, to, kept, written) in [
+        ((2024, 4), "2024-04", false, None),
+        ((2024, 5), "2024-05", true, None),
+        ((2024, 6), "2024-06", true, Some(vec!["2024-06-01"])),
+    ] {
         mirror.publish(release(&pop, month).unwrap());
         let report = full_sync(&lake, &source, "2024-02", to).await.unwrap();
         let derived = report.build.unwrap().derived;
         assert!(derived.dims_extended, "{to}");
         assert_eq!(derived.geography_kept, kept, "{to}");
+        let months = derived
+            .org_months_written
+            .map(|m| m.iter().map(|d| d.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            months,
+            written.map(|w| w.iter().map(|d| d.to_string()).collect()),
+            "{to}"
+        );
         let incremental = rows(&lake, org).await;
         assert!(incremental.len() > 8, "{to}");
         rederive_whole(&lake).await;
