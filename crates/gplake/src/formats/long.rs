@@ -132,11 +132,21 @@ fn row<'r>(
     if let Some(reason) = super::reader::width_problem(record, l.width) {
         return Ok(Err(reason));
     }
-    let field = |i: usize| std::str::from_utf8(record.get(i).unwrap_or_default()).unwrap_or("");
+    // The publisher's records are ASCII: checked once whole, their fields are sliced as
+    // text rather than each checked again.
+    let whole = std::str::from_utf8(record.as_slice()).ok();
+    let in_whole = |i: usize| whole?.get(record.range(i)?);
+    let field = |i: usize| {
+        in_whole(i)
+            .unwrap_or_else(|| std::str::from_utf8(record.get(i).unwrap_or_default()).unwrap_or(""))
+    };
     let opt = |i: Option<usize>| {
-        i.and_then(|i| record.get(i))
-            .map(super::reader::text)
-            .filter(|v| !v.is_empty())
+        let i = i?;
+        let text = match in_whole(i) {
+            Some(text) => Cow::Borrowed(text),
+            None => super::reader::text(record.get(i)?),
+        };
+        Some(text).filter(|v| !v.is_empty())
     };
     if let Some(i) = l.extract_date {
         dates.check(field(i), file, line)?;
