@@ -54,23 +54,14 @@ pub(crate) async fn rebuild(
     })
 }
 
-/// Derives every month again, a span at a time ([`super::write_by_span`]), into files that
-/// replace all of the table's in one commit; returns the version written.
+/// Derives every month again, a span at a time, into files that replace all of the
+/// table's in one commit; returns the version written.
 async fn rebuild_whole(lake: &Lake, session: &Session) -> Result<u64, DeltaError> {
     let def = PRACTICE_LIST_SIZE;
     let clock = std::time::Instant::now();
     let months = session::months(session, &PRACTICE_SNAPSHOT).await?;
-    if months.is_empty() {
-        return super::overwrite(lake, session, def, &sql(None)).await;
-    }
-    let mut table = delta::open_or_create(lake, &def).await?;
-    let files = delta::file_spans(&table, &def, "snapshot_date").await?;
-    let removed = files.into_iter().map(|f| f.remove).collect();
-    let version =
-        super::write_by_span(&mut table, def, &months, removed, None, |span| async move {
-            super::select(session, &def, &sql(Some(&span))).await
-        })
-        .await?;
+    let select = |span| async move { super::select(session, &def, &sql(Some(&span))).await };
+    let version = super::write_whole(lake, def, &months, select).await?;
     tracing::debug!(
         ms = clock.elapsed().as_millis() as u64,
         "list sizes: written whole"
@@ -100,33 +91,14 @@ async fn rebuild_months(
         ms = clock.elapsed().as_millis() as u64,
         "list sizes: reflagged"
     );
-    let files = delta::file_spans(&table, &def, "snapshot_date").await?;
-    let total = files.len();
-    let Some((replaced, months)) = super::replaced_files(files, months) else {
+    let select = |span| async move { super::select(session, &def, &sql(Some(&span))).await };
+    let Some((version, months)) = super::write_months(&mut table, def, months, select).await?
+    else {
         return Ok(None);
     };
-    if months.is_empty() {
-        tracing::debug!("gold: list sizes kept whole");
-        return Ok(Some(Rebuilt {
-            version: kept.version,
-            months: Some(Vec::new()),
-        }));
-    }
-    if total - replaced.len() + 1 > super::MOST_FILES {
-        return Ok(None);
-    }
-    let predicate = format!("snapshot_date IN ({})", date_list(&months));
-    let version = super::write_by_span(
-        &mut table,
-        def,
-        &months,
-        replaced,
-        Some(predicate),
-        |span| async move { super::select(session, &def, &sql(Some(&span))).await },
-    )
-    .await?;
     tracing::debug!(
         ms = clock.elapsed().as_millis() as u64,
+        months = months.len(),
         "list sizes: written"
     );
     Ok(Some(Rebuilt {

@@ -3,8 +3,9 @@
 //! latest geography. Derived from silver at pinned versions whenever silver moved on, again
 //! only for what can differ: the list sizes of changed months ([`list_sizes`]), and the
 //! organisation sums of months whose inputs changed (the publisher's figures and the
-//! `as_published` sums); the rest is kept from gold's previous version. The build pipeline
-//! records which versions each was derived from.
+//! `as_published` sums); the rest is kept from gold's previous version, in the files that
+//! hold it when those months' rows stand as they are. Many months are derived a span at a
+//! time ([`write_by_span`]). The build pipeline records which versions each was derived from.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -327,21 +328,7 @@ pub(crate) async fn rebuild_org_populations(
             .pin_as(lake, &def, Some(version), KEPT_LIST_SIZES)
             .await?;
     }
-    let only_changed = match kept {
-        Some(kept) if geography == Geography::Kept && rows_kept(session, kept).await? => Some(kept),
-        _ => None,
-    };
-    let written = match only_changed {
-        Some(kept) => write_changed_months(lake, session, kept).await,
-        None => Ok(None),
-    };
-    let written = match written {
-        Ok(Some(written)) => Ok(written),
-        Ok(None) => write_org_populations(lake, session, kept, geography)
-            .await
-            .map(|version| (version, None)),
-        Err(e) => Err(e),
-    };
+    let written = write_org_populations(lake, session, kept, geography).await;
     session.forget(&ORG_POPULATION, PUBLISHED_NOW)?;
     let (version, months) = written?;
     Ok(OrgWritten {
@@ -351,54 +338,48 @@ pub(crate) async fn rebuild_org_populations(
     })
 }
 
-/// Writes the months whose figures changed, and the other months of the files that hold
-/// them, in place of those files, when every other month's rows stand as they are
-/// ([`rows_kept`]); returns the version and the months written. `None` when the kept
-/// version's files cannot say which months they hold, or would then be in too many pieces.
-async fn write_changed_months(
+/// Writes the organisation figures: only the months that changed when every other month's
+/// rows stand as they are ([`rows_kept`]), else the whole table; returns the version and
+/// the months written (`None`: all).
+async fn write_org_populations(
     lake: &Lake,
     session: &Session,
-    kept: &Kept,
-) -> Result<Option<(u64, Option<BTreeSet<NaiveDate>>)>, DeltaError> {
+    kept: Option<&Kept>,
+    geography: Geography,
+) -> Result<(u64, Option<BTreeSet<NaiveDate>>), DeltaError> {
     let def = ORG_POPULATION;
-    let Some(mut table) = delta::open_version(lake, &def, Some(kept.version)).await? else {
-        return Ok(None);
-    };
-    let changed = kept
-        .changed
-        .union(&kept.snapshot_changed)
-        .copied()
-        .collect();
-    let files = delta::file_spans(&table, &def, "snapshot_date").await?;
-    let total = files.len();
-    let Some((replaced, months)) = replaced_files(files, changed) else {
-        return Ok(None);
-    };
-    if months.is_empty() {
-        return Ok(Some((kept.version, Some(months))));
-    }
-    if total - replaced.len() + 1 > MOST_FILES {
-        return Ok(None);
-    }
     let clock = std::time::Instant::now();
-    let predicate = format!("snapshot_date IN ({})", date_list(&months));
-    let version = write_by_span(
-        &mut table,
-        def,
-        &months,
-        replaced,
-        Some(predicate),
-        |span| select_span(session, Some(kept), Geography::Kept, span),
-    )
-    .await?;
+    if let Some(kept) = kept
+        && geography == Geography::Kept
+        && rows_kept(session, kept).await?
+        && let Some(mut table) = delta::open_version(lake, &def, Some(kept.version)).await?
+    {
+        let changed = kept
+            .changed
+            .union(&kept.snapshot_changed)
+            .copied()
+            .collect();
+        let select = |span| select_span(session, Some(kept), geography, span);
+        if let Some((version, months)) = write_months(&mut table, def, changed, select).await? {
+            let ms = clock.elapsed().as_millis() as u64;
+            tracing::debug!(
+                table = def.name,
+                ms,
+                months = months.len(),
+                "gold: months written"
+            );
+            return Ok((version, Some(months)));
+        }
+    }
+    let mut months = session::months(session, &PRACTICE_SNAPSHOT).await?;
+    for facts in [FACT_ORG_SINGLE_AGE, FACT_ORG_QUINARY] {
+        months.extend(session::months(session, &facts).await?);
+    }
+    let select = |span| select_span(session, kept, geography, span);
+    let version = write_whole(lake, def, &months, select).await?;
     let ms = clock.elapsed().as_millis() as u64;
-    tracing::debug!(
-        table = def.name,
-        ms,
-        months = months.len(),
-        "gold: months written"
-    );
-    Ok(Some((version, Some(months))))
+    tracing::debug!(table = def.name, ms, "gold: written");
+    Ok((version, None))
 }
 
 /// The organisation figures of the months of `span`, with the publisher's figures of those
@@ -415,43 +396,14 @@ async fn select_span(
     select(session, &def, &org_population_sql(kept, geography, &span)).await
 }
 
-/// Writes `org_population_sql` a span of months at a time in place of every file of the
-/// table, in one commit; returns the version written.
-async fn write_org_populations(
-    lake: &Lake,
-    session: &Session,
-    kept: Option<&Kept>,
-    geography: Geography,
-) -> Result<u64, DeltaError> {
-    let def = ORG_POPULATION;
-    let mut months = session::months(session, &PRACTICE_SNAPSHOT).await?;
-    for facts in [FACT_ORG_SINGLE_AGE, FACT_ORG_QUINARY] {
-        months.extend(session::months(session, &facts).await?);
-    }
-    if months.is_empty() {
-        return delta::overwrite(lake, &def, Vec::new()).await;
-    }
-    let mut table = delta::open_or_create(lake, &def).await?;
-    let removed = delta::file_spans(&table, &def, "snapshot_date").await?;
-    let removed = removed.into_iter().map(|f| f.remove).collect();
-    let clock = std::time::Instant::now();
-    let version = write_by_span(&mut table, def, &months, removed, None, |span| {
-        select_span(session, kept, geography, span)
-    })
-    .await?;
-    let ms = clock.elapsed().as_millis() as u64;
-    tracing::debug!(table = def.name, ms, "gold: written");
-    Ok(version)
-}
-
 /// A table in more files than this is written again whole, in one file: a reader opens
 /// every file, and a monthly sync adds one.
-pub(crate) const MOST_FILES: usize = 24;
+const MOST_FILES: usize = 24;
 
 /// The files holding any of `months`, and `months` grown to every month those files span
 /// (a replaced file's other months are written again too); `None` when a file's span is
 /// unknown.
-pub(crate) fn replaced_files(
+fn replaced_files(
     files: Vec<FileSpan>,
     mut months: BTreeSet<NaiveDate>,
 ) -> Option<(Vec<deltalake::kernel::Remove>, BTreeSet<NaiveDate>)> {
@@ -479,6 +431,59 @@ pub(crate) fn replaced_files(
     Some((removes, months))
 }
 
+/// Writes `months` (derived by `select`), and the other months of the files that hold any
+/// of them, in place of those files of `table` (as loaded), in one commit; returns the
+/// version and the months written, which may be none (then nothing is committed). `None`
+/// when the files cannot say which months they hold, or the table would then be in too many
+/// pieces: the caller writes it whole.
+pub(crate) async fn write_months<F, Fut>(
+    table: &mut deltalake::DeltaTable,
+    def: TableDef,
+    months: BTreeSet<NaiveDate>,
+    select: F,
+) -> Result<Option<(u64, BTreeSet<NaiveDate>)>, DeltaError>
+where
+    F: FnMut(BTreeSet<NaiveDate>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<RecordBatch>, DeltaError>>,
+{
+    let files = delta::file_spans(table, &def, "snapshot_date").await?;
+    let total = files.len();
+    let Some((replaced, months)) = replaced_files(files, months) else {
+        return Ok(None);
+    };
+    if months.is_empty() {
+        let version = table.version().unwrap_or(0);
+        return Ok(Some((version, months)));
+    }
+    if total - replaced.len() + 1 > MOST_FILES {
+        return Ok(None);
+    }
+    let predicate = format!("snapshot_date IN ({})", date_list(&months));
+    let version = write_by_span(table, def, &months, replaced, Some(predicate), select).await?;
+    Ok(Some((version, months)))
+}
+
+/// Writes `months` (derived by `select`) in place of every file of `def`, in one commit;
+/// returns the version written.
+pub(crate) async fn write_whole<F, Fut>(
+    lake: &Lake,
+    def: TableDef,
+    months: &BTreeSet<NaiveDate>,
+    select: F,
+) -> Result<u64, DeltaError>
+where
+    F: FnMut(BTreeSet<NaiveDate>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<RecordBatch>, DeltaError>>,
+{
+    if months.is_empty() {
+        return delta::overwrite(lake, &def, Vec::new()).await;
+    }
+    let mut table = delta::open_or_create(lake, &def).await?;
+    let files = delta::file_spans(&table, &def, "snapshot_date").await?;
+    let removed = files.into_iter().map(|f| f.remove).collect();
+    write_by_span(&mut table, def, months, removed, None, select).await
+}
+
 /// Months gold derives in one query when it derives many. A query's memory follows its
 /// rows (DataFusion sorts and gathers them whole), so each span's rows are written before
 /// the next span's are selected: a derivation of the whole history holds twelve months' rows,
@@ -488,7 +493,7 @@ const SPAN: usize = 12;
 /// Writes what `select` gives for each span of `months` into new files of `table`, and
 /// commits them in place of `removed` (with `predicate` naming the rows replaced, all when
 /// `None`); returns the version.
-pub(crate) async fn write_by_span<F, Fut>(
+async fn write_by_span<F, Fut>(
     table: &mut deltalake::DeltaTable,
     def: TableDef,
     months: &BTreeSet<NaiveDate>,
@@ -511,21 +516,6 @@ where
     }
     let added = delta::flush(&mut writer, &def).await?;
     delta::replace_with(table, &def, removed, added, predicate).await
-}
-
-/// Overwrites `def` with what `sql` selects; returns the version written.
-async fn overwrite(
-    lake: &Lake,
-    session: &Session,
-    def: TableDef,
-    sql: &str,
-) -> Result<u64, DeltaError> {
-    let clock = std::time::Instant::now();
-    let batches = select(session, &def, sql).await?;
-    let version = delta::overwrite(lake, &def, batches).await?;
-    let ms = clock.elapsed().as_millis() as u64;
-    tracing::debug!(table = def.name, ms, "gold: written");
-    Ok(version)
 }
 
 /// What `sql` selects, in `def`'s exact schema.
