@@ -243,12 +243,7 @@ async fn geography_kept(session: &Session, kept: &Kept) -> Result<bool, DeltaErr
         "WITH {CURRENT},{}",
         MOVED.replace("{through}", &through.to_string())
     );
-    let batches = session::collect(session, Some(&ORG_POPULATION), &sql).await?;
-    let moved = batches.first().and_then(|b| {
-        let counts = b.column(0).as_primitive_opt::<Int64Type>()?;
-        (!counts.is_empty()).then(|| counts.value(0))
-    });
-    Ok(moved == Some(0))
+    counts_none(session, &sql).await
 }
 
 /// Each practice's organisations in its latest version in the dims (`cur`).
@@ -277,12 +272,17 @@ async fn rows_kept(session: &Session, kept: &Kept) -> Result<bool, DeltaError> {
         "WITH {NAMES},{}",
         RENAMED.replace("{through}", &through.to_string())
     );
-    let batches = session::collect(session, Some(&ORG_POPULATION), &sql).await?;
-    let renamed = batches.first().and_then(|b| {
+    counts_none(session, &sql).await
+}
+
+/// True when `sql`, a `COUNT(*)`, counts nothing (false when it gives no count at all).
+async fn counts_none(session: &Session, sql: &str) -> Result<bool, DeltaError> {
+    let batches = session::collect(session, Some(&ORG_POPULATION), sql).await?;
+    let count = batches.first().and_then(|b| {
         let counts = b.column(0).as_primitive_opt::<Int64Type>()?;
         (!counts.is_empty()).then(|| counts.value(0))
     });
-    Ok(renamed == Some(0))
+    Ok(count == Some(0))
 }
 
 /// Registered name of the kept list sizes, read beside the table being derived again.
