@@ -242,7 +242,7 @@ pub(crate) fn writer(table: &DeltaTable, def: &TableDef) -> Result<RecordBatchWr
 /// gplake's users run. The descriptive text columns ([`UNFILTERED`]) get none: a data file
 /// holds thousands of practices in code order, so the min and max of their names or
 /// postcodes would prune nothing, and they cost a string comparison per value.
-fn parquet_properties(def: &TableDef) -> WriterProperties {
+pub(crate) fn parquet_properties(def: &TableDef) -> WriterProperties {
     let builder = WriterProperties::builder()
         .set_created_by(format!("gplake {}", env!("CARGO_PKG_VERSION")))
         .set_compression(Compression::ZSTD(

@@ -1,12 +1,15 @@
 //! Silver: bronze files of every era become Delta Lake data files, month by month.
 //!
 //! This stage reads: it chooses a month's files ([`plan`]), parses them as they stream into
-//! new, uncommitted data files ([`month`], through one [`sink`] per table) and gathers the
-//! evidence the checks need. It never commits: the build pipeline (the `build` module) gates
+//! new, uncommitted data files ([`month`], through one [`sink`] per table; the practice fact
+//! tables' files written in runs of a practice's rows, [`runs`]) and gathers the evidence the
+//! checks need. It never commits: the build pipeline (the `build` module) gates
 //! and commits what it returns, so a month that fails leaves silver exactly as it was.
 
+mod chunk;
 pub(crate) mod month;
 pub(crate) mod plan;
+pub(crate) mod runs;
 pub(crate) mod sink;
 
 use crate::fetch::Manifest;

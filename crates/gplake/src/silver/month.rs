@@ -12,6 +12,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use deltalake::kernel::Add;
 use tokio::runtime::Handle;
 
+use super::runs::RunValues;
 use super::sink::{Sink, WriterThreads};
 use crate::batch::{Batcher, Val};
 use crate::catalog::{
@@ -482,7 +483,8 @@ impl Builder<'_> {
         sha: &str,
         banded: bool,
     ) -> Result<(), DeltaError> {
-        if self.current.attrs.code != row.code {
+        let new_practice = self.current.attrs.code != row.code;
+        if new_practice {
             self.note_row_attrs(row, AttributesFrom::AgeFile);
             self.current = self
                 .info
@@ -490,7 +492,11 @@ impl Builder<'_> {
                 .cloned()
                 .unwrap_or_default();
         }
-        let a = &self.current.attrs;
+        let same_file =
+            |v: &RunValues| v[10].as_deref() == Some(file) && v[11].as_deref() == Some(sha);
+        if new_practice || !sink.run().is_some_and(same_file) {
+            sink.start_run(self.run_values(&row.code, file, sha));
+        }
         let open_band;
         let age = match row.age {
             AgeKey::Band(b) if banded => band_label(b),
@@ -502,26 +508,33 @@ impl Builder<'_> {
             }
             AgeKey::All => unreachable!("leaf rows have an age"),
         };
-        let values = [
-            Val::Date(self.date),
-            Val::Text(Some(&row.code)),
-            Val::Text(a.name.as_deref()),
-            Val::Text(a.postcode.as_deref()),
-            Val::Text(a.pcn_code.as_deref()),
-            Val::Text(a.sub_icb_code.as_deref()),
-            Val::Text(a.sub_icb_ons_code.as_deref()),
-            Val::Text(a.icb_code.as_deref()),
-            Val::Text(a.icb_ons_code.as_deref()),
-            Val::Text(a.region_code.as_deref()),
-            Val::Text(a.region_name.as_deref()),
+        sink.push_in_run(&[
             Val::Text(Some(row.sex.label())),
             Val::Text(Some(age)),
             Val::OptInt((!row.suppressed).then_some(row.count as i64)),
             Val::Bool(row.suppressed),
-            Val::Text(Some(file)),
-            Val::Text(Some(sha)),
-        ];
-        sink.push(&values)
+        ])
+    }
+
+    /// The practice fact columns of the current practice's rows from `file`, in
+    /// [`super::runs::RUN_COLUMNS`] order.
+    fn run_values(&self, code: &str, file: &str, sha: &str) -> RunValues {
+        let a = &self.current.attrs;
+        let text = |v: &Option<String>| v.clone();
+        Arc::from(vec![
+            Some(code.to_string()),
+            text(&a.name),
+            text(&a.postcode),
+            text(&a.pcn_code),
+            text(&a.sub_icb_code),
+            text(&a.sub_icb_ons_code),
+            text(&a.icb_code),
+            text(&a.icb_ons_code),
+            text(&a.region_code),
+            text(&a.region_name),
+            Some(file.to_string()),
+            Some(sha.to_string()),
+        ])
     }
 
     /// Remembers what a row says of its practice, unless the map already said it.

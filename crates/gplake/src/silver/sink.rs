@@ -15,6 +15,7 @@ use deltalake::kernel::Add;
 use deltalake::writer::RecordBatchWriter;
 use tokio::runtime::Handle;
 
+use super::runs::{RunBatch, RunBatcher, RunFile, RunValues};
 use crate::batch::{Batcher, Val};
 use crate::catalog::TableDef;
 use crate::delta::{self, DeltaError, PartitionValues};
@@ -26,8 +27,28 @@ const IN_FLIGHT: usize = 2;
 /// A streaming writer of one table's rows for the month.
 pub(crate) struct Sink {
     def: TableDef,
-    batcher: Batcher,
+    rows: Rows,
     output: Output,
+}
+
+/// How a sink gathers its rows.
+enum Rows {
+    /// Whole rows into Arrow batches.
+    Batches(Batcher),
+    /// Runs of a practice's rows, its columns given once per run.
+    Runs(RunBatcher),
+}
+
+/// A full batch of either kind.
+enum Payload {
+    Batch(RecordBatch),
+    Runs(RunBatch),
+}
+
+/// What encodes a sink's batches into data files.
+enum Writer {
+    Delta(Box<RecordBatchWriter>),
+    Runs(Box<RunFile>),
 }
 
 /// Where a sink's full batches are encoded.
@@ -48,7 +69,7 @@ struct ToThread {
 
 /// What the reading thread tells the writer thread.
 enum Message {
-    Batch(RecordBatch),
+    Batch(Payload),
     /// Every row was sent: write the last files and hand back their actions. A sink dropped
     /// without this (its month failed) leaves its files unfinished, never committed.
     Finish,
@@ -64,9 +85,19 @@ impl Sink {
         handle: &Handle,
         threads: Option<&WriterThreads>,
     ) -> Result<Sink, DeltaError> {
+        let (rows, writer) = match super::runs::row_columns(&def) {
+            Some(row_def) => (
+                Rows::Runs(RunBatcher::new(row_def)),
+                Writer::Runs(Box::new(RunFile::new(def, table, date)?)),
+            ),
+            None => (
+                Rows::Batches(Batcher::new(def)),
+                Writer::Delta(Box::new(delta::writer(table, &def)?)),
+            ),
+        };
         let encoder = Encoder {
             def,
-            writer: delta::writer(table, &def)?,
+            writer,
             partition: delta::month_partition(&def, date),
             handle: handle.clone(),
         };
@@ -86,27 +117,66 @@ impl Sink {
                 })
             }
         };
-        Ok(Sink {
-            def,
-            batcher: Batcher::new(def),
-            output,
-        })
+        Ok(Sink { def, rows, output })
     }
 
+    /// Appends a row of a table written in batches; `values` are in column order.
     pub(crate) fn push(&mut self, values: &[Val<'_>]) -> Result<(), DeltaError> {
-        self.batcher.push(values);
-        if self.batcher.is_full() {
-            let batch = self.batcher.finish();
-            self.write(batch)?;
+        let Rows::Batches(batcher) = &mut self.rows else {
+            panic!(
+                "{}: rows of a table written in runs come in runs",
+                self.def.name
+            )
+        };
+        batcher.push(values);
+        self.write_if_full()
+    }
+
+    /// The run columns' values of the current run, for a table written in runs.
+    pub(crate) fn run(&self) -> Option<&RunValues> {
+        match &self.rows {
+            Rows::Runs(runs) => runs.current(),
+            Rows::Batches(_) => None,
         }
-        Ok(())
+    }
+
+    /// Starts a run of a table written in runs: the rows pushed from now on have `values`.
+    pub(crate) fn start_run(&mut self, values: RunValues) {
+        match &mut self.rows {
+            Rows::Runs(runs) => runs.start(values),
+            Rows::Batches(_) => panic!("{}: is not written in runs", self.def.name),
+        }
+    }
+
+    /// Appends a row of the current run; `values` are the row columns, in order.
+    pub(crate) fn push_in_run(&mut self, values: &[Val<'_>]) -> Result<(), DeltaError> {
+        let Rows::Runs(runs) = &mut self.rows else {
+            panic!("{}: is not written in runs", self.def.name)
+        };
+        runs.push(values);
+        self.write_if_full()
+    }
+
+    fn write_if_full(&mut self) -> Result<(), DeltaError> {
+        let full = match &self.rows {
+            Rows::Batches(b) => b.is_full(),
+            Rows::Runs(r) => r.is_full(),
+        };
+        if full { self.write_waiting() } else { Ok(()) }
+    }
+
+    /// Hands on the rows gathered so far.
+    fn write_waiting(&mut self) -> Result<(), DeltaError> {
+        let payload = match &mut self.rows {
+            Rows::Batches(b) if !b.is_empty() => Payload::Batch(b.finish()),
+            Rows::Runs(r) if !r.is_empty() => Payload::Runs(r.finish()),
+            _ => return Ok(()),
+        };
+        self.write(payload)
     }
 
     pub(crate) fn finish(mut self) -> Result<(TableDef, Vec<Add>), DeltaError> {
-        if !self.batcher.is_empty() {
-            let batch = self.batcher.finish();
-            self.write(batch)?;
-        }
+        self.write_waiting()?;
         let adds = match self.output {
             Output::Inline(encoder) => encoder.flush()?,
             Output::Thread(mut thread) => {
@@ -118,7 +188,7 @@ impl Sink {
     }
 
     /// Encodes `batch` here, or hands it to the writer thread.
-    fn write(&mut self, batch: RecordBatch) -> Result<(), DeltaError> {
+    fn write(&mut self, batch: Payload) -> Result<(), DeltaError> {
         match &mut self.output {
             Output::Inline(encoder) => encoder.write(batch),
             Output::Thread(thread) => thread.send(self.def, Message::Batch(batch)),
@@ -152,25 +222,31 @@ impl ToThread {
 /// Encodes batches into one table's data files for the month.
 struct Encoder {
     def: TableDef,
-    writer: RecordBatchWriter,
+    writer: Writer,
     /// The month's partition, when the table is partitioned by month.
     partition: Option<PartitionValues>,
     handle: Handle,
 }
 
 impl Encoder {
-    fn write(&mut self, batch: RecordBatch) -> Result<(), DeltaError> {
-        let (writer, def) = (&mut self.writer, &self.def);
-        match &self.partition {
-            Some(p) => self.handle.block_on(delta::write_in(writer, def, p, batch)),
-            None => self.handle.block_on(delta::write(writer, def, batch)),
+    fn write(&mut self, batch: Payload) -> Result<(), DeltaError> {
+        let def = &self.def;
+        match (&mut self.writer, batch) {
+            (Writer::Runs(file), Payload::Runs(batch)) => file.write(batch),
+            (Writer::Delta(writer), Payload::Batch(batch)) => match &self.partition {
+                Some(p) => self.handle.block_on(delta::write_in(writer, def, p, batch)),
+                None => self.handle.block_on(delta::write(writer, def, batch)),
+            },
+            _ => unreachable!("a sink's batches are of its writer's kind"),
         }
     }
 
     /// Writes the last files: the actions that commit them.
-    fn flush(mut self) -> Result<Vec<Add>, DeltaError> {
-        self.handle
-            .block_on(delta::flush(&mut self.writer, &self.def))
+    fn flush(self) -> Result<Vec<Add>, DeltaError> {
+        match self.writer {
+            Writer::Runs(file) => self.handle.block_on(file.finish()),
+            Writer::Delta(mut writer) => self.handle.block_on(delta::flush(&mut writer, &self.def)),
+        }
     }
 
     /// The writer thread's work: each batch as it arrives; on `Finish`, the last files.

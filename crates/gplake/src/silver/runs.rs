@@ -1,0 +1,622 @@
+//! A month's data file of a practice fact table, written with the practice's and the source
+//! file's columns given once per run of rows rather than once per row.
+//!
+//! A practice's rows come together in each age file, and its name, codes and file are the
+//! same on every one of them: the run columns ([`RUN_COLUMNS`]) are held as runs and written
+//! as hand-made dictionary chunks ([`super::chunk`]); only sex, age, count and the masking
+//! flag go through Arrow's column writers. The file is the same Parquet, with the same
+//! statistics in its Delta `add` action, as a general writer would make; nothing is visible
+//! until the month's build commits the action.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use deltalake::DeltaTableError;
+use deltalake::arrow::datatypes::{FieldRef, Schema, SchemaRef};
+use deltalake::arrow::record_batch::RecordBatch;
+use deltalake::kernel::Add;
+use deltalake::parquet::arrow::arrow_writer::{
+    ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
+};
+use deltalake::parquet::arrow::{ArrowSchemaConverter, add_encoded_arrow_schema_to_metadata};
+use deltalake::parquet::basic::{Compression, ZstdLevel};
+use deltalake::parquet::errors::ParquetError;
+use deltalake::parquet::file::metadata::ParquetMetaData;
+use deltalake::parquet::file::properties::{
+    DEFAULT_MAX_ROW_GROUP_ROW_COUNT, EnabledStatistics, WriterPropertiesPtr,
+};
+use deltalake::parquet::file::statistics::Statistics;
+use deltalake::parquet::file::writer::SerializedFileWriter;
+use deltalake::parquet::schema::types::SchemaDescPtr;
+use object_store::ObjectStoreExt;
+use serde_json::{Map, Value};
+
+use super::chunk::{self, ChunkOptions};
+use crate::batch::{Batcher, Val};
+use crate::catalog::{FACT_QUINARY, FACT_SINGLE_AGE, TableDef};
+use crate::delta::DeltaError;
+
+/// The columns of a practice fact table that are its practice's or its source file's.
+pub(crate) const RUN_COLUMNS: [&str; 12] = [
+    "practice_code",
+    "practice_name",
+    "practice_postcode",
+    "pcn_code",
+    "sub_icb_code",
+    "sub_icb_ons_code",
+    "icb_code",
+    "icb_ons_code",
+    "region_code",
+    "region_name",
+    "source_file",
+    "source_sha256",
+];
+
+/// The values of the run columns, in [`RUN_COLUMNS`] order, for a run of rows.
+pub(crate) type RunValues = Arc<[Option<String>]>;
+
+/// The columns that change row by row, when `def` is written in runs.
+pub(crate) fn row_columns(def: &TableDef) -> Option<TableDef> {
+    let written_in_runs = [FACT_QUINARY.name, FACT_SINGLE_AGE.name].contains(&def.name);
+    written_in_runs.then(|| TableDef {
+        columns: if def.name == FACT_QUINARY.name {
+            crate::catalog::QUINARY_ROW_COLUMNS
+        } else {
+            crate::catalog::SINGLE_AGE_ROW_COLUMNS
+        },
+        ..*def
+    })
+}
+
+/// Rows gathered as runs and a batch of their row columns.
+pub(crate) struct RunBatch {
+    runs: Vec<(RunValues, u32)>,
+    rows: RecordBatch,
+}
+
+/// Gathers rows into [`RunBatch`]es on the reading thread.
+pub(crate) struct RunBatcher {
+    rows: Batcher,
+    runs: Vec<(RunValues, u32)>,
+}
+
+impl RunBatcher {
+    pub(crate) fn new(rows: TableDef) -> RunBatcher {
+        RunBatcher {
+            rows: Batcher::new(rows),
+            runs: Vec::new(),
+        }
+    }
+
+    /// Starts a run: the rows pushed from now on have `values` in the run columns.
+    pub(crate) fn start(&mut self, values: RunValues) {
+        self.runs.push((values, 0));
+    }
+
+    /// The run columns' values of the current run.
+    pub(crate) fn current(&self) -> Option<&RunValues> {
+        self.runs.last().map(|(v, _)| v)
+    }
+
+    /// Appends a row of the current run; `values` are the row columns, in order.
+    pub(crate) fn push(&mut self, values: &[Val<'_>]) {
+        let (_, rows) = self.runs.last_mut().expect("a row is pushed within a run");
+        *rows += 1;
+        self.rows.push(values);
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    pub(crate) fn is_full(&self) -> bool {
+        self.rows.is_full()
+    }
+
+    /// The waiting rows; the current run carries on into the next batch.
+    pub(crate) fn finish(&mut self) -> RunBatch {
+        let next = self.runs.last().map(|(v, _)| (Arc::clone(v), 0));
+        let runs = std::mem::replace(&mut self.runs, next.into_iter().collect());
+        RunBatch {
+            runs,
+            rows: self.rows.finish(),
+        }
+    }
+}
+
+/// Where each of the file's columns comes from.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// The run column at this index of [`RUN_COLUMNS`].
+    Run(usize),
+    /// A row column.
+    Row,
+}
+
+/// One data file being written.
+pub(crate) struct RunFile {
+    def: TableDef,
+    writer: SerializedFileWriter<Vec<u8>>,
+    columns: ArrowRowGroupWriterFactory,
+    props: WriterPropertiesPtr,
+    parquet: SchemaDescPtr,
+    /// The row columns' fields, in file order.
+    row_fields: Vec<FieldRef>,
+    /// Rows per row group.
+    group_rows: usize,
+    sources: Vec<Source>,
+    /// The row group being filled.
+    group: Option<Group>,
+    rows: u64,
+    store: deltalake::logstore::ObjectStoreRef,
+    /// The partition column and the month's value of it.
+    partition: (&'static str, String),
+}
+
+struct Group {
+    /// The row columns' writers, in file order.
+    columns: Vec<ArrowColumnWriter>,
+    runs: Vec<(RunValues, u32)>,
+    rows: usize,
+}
+
+impl Group {
+    /// Encodes the row columns of `rows` (whose fields are `fields`).
+    fn write(&mut self, fields: &[FieldRef], rows: &RecordBatch) -> Result<(), ParquetError> {
+        let columns = self.columns.iter_mut().zip(fields).zip(rows.columns());
+        for ((writer, field), column) in columns {
+            for leaf in compute_leaves(field, column)? {
+                writer.write(&leaf)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl RunFile {
+    /// A file of `def`'s rows of the month of `date`, to be written to `table`.
+    pub(crate) fn new(
+        def: TableDef,
+        table: &deltalake::DeltaTable,
+        date: NaiveDate,
+    ) -> Result<RunFile, DeltaError> {
+        let e = |source| err(&def, source);
+        let partition = def.partition.expect("a practice fact table is partitioned");
+        let arrow = file_schema(&def);
+        let parquet = Arc::new(ArrowSchemaConverter::new().convert(&arrow).map_err(e)?);
+        let mut props = crate::delta::parquet_properties(&def);
+        add_encoded_arrow_schema_to_metadata(&arrow, &mut props);
+        let props = Arc::new(props);
+        let sources: Vec<Source> = arrow
+            .fields()
+            .iter()
+            .map(|f| match RUN_COLUMNS.iter().position(|c| c == f.name()) {
+                Some(i) => Source::Run(i),
+                None => Source::Row,
+            })
+            .collect();
+        let row_fields = arrow
+            .fields()
+            .iter()
+            .zip(&sources)
+            .filter(|(_, s)| matches!(s, Source::Row))
+            .map(|(f, _)| Arc::clone(f))
+            .collect();
+        let writer =
+            SerializedFileWriter::new(Vec::new(), parquet.root_schema_ptr(), props.clone())
+                .map_err(e)?;
+        let group_rows = props
+            .max_row_group_row_count()
+            .unwrap_or(DEFAULT_MAX_ROW_GROUP_ROW_COUNT);
+        Ok(RunFile {
+            def,
+            columns: ArrowRowGroupWriterFactory::new(&writer, arrow.clone()),
+            writer,
+            group_rows,
+            props,
+            parquet,
+            row_fields,
+            sources,
+            group: None,
+            rows: 0,
+            store: table.object_store(),
+            partition: (partition, date.format("%Y-%m-%d").to_string()),
+        })
+    }
+
+    /// Encodes `batch`, closing row groups as they fill.
+    pub(crate) fn write(&mut self, batch: RunBatch) -> Result<(), DeltaError> {
+        let rows = batch.rows.num_rows();
+        let mut runs: VecDeque<(RunValues, u32)> = batch.runs.into();
+        let mut done = 0;
+        while done < rows {
+            let group = match self.group.as_mut() {
+                Some(group) => group,
+                None => self.group.insert(self.new_group()?),
+            };
+            let take = (self.group_rows - group.rows).min(rows - done);
+            group
+                .write(&self.row_fields, &batch.rows.slice(done, take))
+                .map_err(|e| err(&self.def, e))?;
+            group.runs.extend(take_runs(&mut runs, take));
+            group.rows += take;
+            done += take;
+            if group.rows == self.group_rows {
+                self.close_group()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the file to the store: the action that adds it, or none when it has no rows.
+    pub(crate) async fn finish(mut self) -> Result<Vec<Add>, DeltaError> {
+        self.close_group()?;
+        if self.rows == 0 {
+            return Ok(Vec::new());
+        }
+        let e = |source| err(&self.def, source);
+        let metadata = self.writer.finish().map_err(e)?;
+        let bytes = std::mem::take(self.writer.inner_mut());
+        let (column, value) = &self.partition;
+        let path = format!(
+            "{column}={value}/part-00000-{}-c000.zstd.parquet",
+            uuid::Uuid::new_v4()
+        );
+        let size = bytes.len() as i64;
+        self.store
+            .put(&object_store::path::Path::from(path.as_str()), bytes.into())
+            .await
+            .map_err(|source| delta_err(&self.def, DeltaTableError::ObjectStore { source }))?;
+        Ok(vec![Add {
+            path,
+            partition_values: HashMap::from([(column.to_string(), Some(value.clone()))]),
+            size,
+            modification_time: chrono::Utc::now().timestamp_millis(),
+            data_change: true,
+            stats: Some(stats(&metadata, self.rows).to_string()),
+            tags: None,
+            deletion_vector: None,
+            base_row_id: None,
+            default_row_commit_version: None,
+            clustering_provider: None,
+        }])
+    }
+
+    fn new_group(&self) -> Result<Group, DeltaError> {
+        let index = self.writer.flushed_row_groups().len();
+        let writers = self
+            .columns
+            .create_column_writers(index)
+            .map_err(|e| err(&self.def, e))?;
+        let columns = writers
+            .into_iter()
+            .zip(&self.sources)
+            .filter(|(_, s)| matches!(s, Source::Row))
+            .map(|(w, _)| w)
+            .collect();
+        Ok(Group {
+            columns,
+            runs: Vec::new(),
+            rows: 0,
+        })
+    }
+
+    /// Writes the row group being filled, its columns in the file's order.
+    fn close_group(&mut self) -> Result<(), DeltaError> {
+        let Some(group) = self.group.take().filter(|g| g.rows > 0) else {
+            return Ok(());
+        };
+        let e = |source| err(&self.def, source);
+        let mut row_columns = group.columns.into_iter();
+        let mut out = self.writer.next_row_group().map_err(e)?;
+        for (column, source) in self.parquet.columns().iter().zip(&self.sources) {
+            match *source {
+                Source::Run(i) => {
+                    let runs = group.runs.iter().map(|(v, n)| (v[i].as_deref(), *n));
+                    let options = chunk_options(&self.props, column.path());
+                    let (bytes, close) = chunk::encode(column.clone(), runs, options).map_err(e)?;
+                    out.append_column(&bytes, close).map_err(e)?;
+                }
+                Source::Row => {
+                    let writer = row_columns.next().expect("a writer per row column");
+                    let chunk = writer.close().map_err(e)?;
+                    chunk.append_to_row_group(&mut out).map_err(e)?;
+                }
+            }
+        }
+        out.close().map_err(e)?;
+        self.rows += group.rows as u64;
+        Ok(())
+    }
+}
+
+/// The columns stored in the file: all but the partition column.
+fn file_schema(def: &TableDef) -> SchemaRef {
+    let all = def.arrow_schema();
+    let fields: Vec<_> = all
+        .fields()
+        .iter()
+        .filter(|f| Some(f.name().as_str()) != def.partition)
+        .cloned()
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+fn chunk_options(
+    props: &WriterPropertiesPtr,
+    column: &deltalake::parquet::schema::types::ColumnPath,
+) -> ChunkOptions {
+    let zstd = match props.compression(column) {
+        Compression::ZSTD(level) => level,
+        _ => ZstdLevel::default(),
+    };
+    ChunkOptions {
+        zstd,
+        statistics: props.statistics_enabled(column) != EnabledStatistics::None,
+    }
+}
+
+/// The first `rows` rows of `runs`, splitting the run they end in.
+fn take_runs(runs: &mut VecDeque<(RunValues, u32)>, rows: usize) -> Vec<(RunValues, u32)> {
+    let mut taken = Vec::new();
+    let mut left = rows as u32;
+    while left > 0 {
+        let Some((values, n)) = runs.front_mut() else {
+            break;
+        };
+        let here = (*n).min(left);
+        taken.push((Arc::clone(values), here));
+        *n -= here;
+        left -= here;
+        if *n == 0 {
+            runs.pop_front();
+        }
+    }
+    taken
+}
+
+/// The Delta statistics of a file: its rows, and each column's least and greatest value and
+/// NULL count across its row groups, where every row group records them.
+fn stats(metadata: &ParquetMetaData, rows: u64) -> Value {
+    let (mut min, mut max, mut nulls) = (Map::new(), Map::new(), Map::new());
+    let schema = metadata.file_metadata().schema_descr();
+    for (i, column) in schema.columns().iter().enumerate() {
+        let name = column.name().to_string();
+        let chunks: Vec<Option<&Statistics>> = metadata
+            .row_groups()
+            .iter()
+            .map(|g| g.column(i).statistics())
+            .collect();
+        let Some(all) = chunks.into_iter().collect::<Option<Vec<_>>>() else {
+            continue;
+        };
+        if let Some(n) = all.iter().map(|s| s.null_count_opt()).sum::<Option<u64>>() {
+            nulls.insert(name.clone(), n.into());
+        }
+        let bounds: Option<Vec<(Value, Value)>> = all.iter().map(|s| bounds(s)).collect();
+        let Some(bounds) = bounds.filter(|b| !b.is_empty()) else {
+            continue;
+        };
+        let least = bounds.iter().map(|(l, _)| l).min_by(|a, b| order(a, b));
+        let greatest = bounds.iter().map(|(_, g)| g).max_by(|a, b| order(a, b));
+        if let (Some(l), Some(g)) = (least, greatest) {
+            min.insert(name.clone(), l.clone());
+            max.insert(name, g.clone());
+        }
+    }
+    serde_json::json!({
+        "numRecords": rows,
+        "minValues": min,
+        "maxValues": max,
+        "nullCount": nulls,
+    })
+}
+
+/// A chunk's least and greatest value as JSON, for the types a practice fact file holds.
+fn bounds(s: &Statistics) -> Option<(Value, Value)> {
+    match s {
+        Statistics::ByteArray(v) => {
+            let text = |b: Option<&[u8]>| Some(Value::from(std::str::from_utf8(b?).ok()?));
+            Some((text(v.min_bytes_opt())?, text(v.max_bytes_opt())?))
+        }
+        Statistics::Int64(v) => Some(((*v.min_opt()?).into(), (*v.max_opt()?).into())),
+        Statistics::Int32(v) => Some(((*v.min_opt()?).into(), (*v.max_opt()?).into())),
+        Statistics::Boolean(v) => Some(((*v.min_opt()?).into(), (*v.max_opt()?).into())),
+        _ => None,
+    }
+}
+
+/// Orders two statistics values of one column (all text, all numbers or all booleans).
+fn order(a: &Value, b: &Value) -> std::cmp::Ordering {
+    match (a, b) {
+        (Value::String(a), Value::String(b)) => a.cmp(b),
+        (Value::Bool(a), Value::Bool(b)) => a.cmp(b),
+        _ => a.as_i64().cmp(&b.as_i64()),
+    }
+}
+
+fn err(def: &TableDef, source: ParquetError) -> DeltaError {
+    delta_err(def, DeltaTableError::Parquet { source })
+}
+
+fn delta_err(def: &TableDef, source: DeltaTableError) -> DeltaError {
+    DeltaError {
+        table: def.name,
+        source: Box::new(source),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deltalake::arrow::array::{Array, AsArray};
+    use deltalake::arrow::datatypes::Int64Type;
+    use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    fn values(code: &str) -> RunValues {
+        Arc::from(vec![Some(code.to_string())])
+    }
+
+    #[test]
+    fn taking_rows_splits_the_run_they_end_in() {
+        let mut runs: VecDeque<_> = [(values("A"), 3), (values("B"), 4)].into();
+        let taken = take_runs(&mut runs, 5);
+        let got: Vec<_> = taken.iter().map(|(v, n)| (v[0].clone(), *n)).collect();
+        assert_eq!(got, [(Some("A".into()), 3), (Some("B".into()), 2)]);
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].1, 2);
+    }
+
+    /// A practice's run columns: every fifth has no name, every seventh no PCN, none a region
+    /// name (an empty dictionary), one SHA-256 for all (indices of no bits), and the 300
+    /// codes need indices of more than a byte.
+    fn practice(i: usize) -> RunValues {
+        let text = |s: String| Some(s);
+        let mut v: Vec<Option<String>> = vec![
+            text(format!("P{i:05}")),
+            (!i.is_multiple_of(5)).then(|| format!("PRACTICE {i}")),
+            text(format!("NE{} 1AA", i % 9)),
+            (!i.is_multiple_of(7)).then(|| format!("U{}", i % 40)),
+        ];
+        v.extend((4..9).map(|c| text(format!("C{c}-{}", i % 3))));
+        v.push(None);
+        v.push(text(if i < 150 { "a.csv" } else { "b.csv" }.into()));
+        v.push(text("0".repeat(64)));
+        Arc::from(v)
+    }
+
+    /// The rows of 300 practices, 1 to 5 each, as (run column values, sex, age, count).
+    fn rows() -> Vec<(RunValues, &'static str, String, Option<i64>)> {
+        (0..300)
+            .flat_map(|i| {
+                let values = practice(i);
+                (0..1 + i % 5).map(move |r| {
+                    let sex = if r % 2 == 0 { "MALE" } else { "FEMALE" };
+                    let count = (r != 3).then_some((i * 10 + r) as i64);
+                    (Arc::clone(&values), sex, format!("{r}-{}", r + 4), count)
+                })
+            })
+            .collect()
+    }
+
+    async fn written(
+        rows: &[(RunValues, &'static str, String, Option<i64>)],
+    ) -> (std::path::PathBuf, Result<Vec<Add>, DeltaError>) {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let lake = crate::lake::Lake::open(dir.to_str().unwrap()).unwrap();
+        let table = crate::delta::open_or_create(&lake, &FACT_QUINARY)
+            .await
+            .unwrap();
+        let date = NaiveDate::from_ymd_opt(2024, 5, 1).unwrap();
+        let mut file = RunFile::new(FACT_QUINARY, &table, date).unwrap();
+        file.group_rows = 7;
+        let mut batcher = RunBatcher::new(row_columns(&FACT_QUINARY).unwrap());
+        for (n, (values, sex, age, count)) in rows.iter().enumerate() {
+            if batcher.current().is_none_or(|c| !Arc::ptr_eq(c, values)) {
+                batcher.start(Arc::clone(values));
+            }
+            batcher.push(&[
+                Val::Text(Some(sex)),
+                Val::Text(Some(age)),
+                Val::OptInt(*count),
+                Val::Bool(count.is_none()),
+            ]);
+            if n % 11 == 10
+                && let Err(e) = file.write(batcher.finish())
+            {
+                return (dir, Err(e));
+            }
+        }
+        let done = match file.write(batcher.finish()) {
+            Ok(()) => file.finish().await,
+            Err(e) => Err(e),
+        };
+        (dir.join(FACT_QUINARY.path), done)
+    }
+
+    #[tokio::test]
+    async fn a_file_written_in_runs_reads_back_row_for_row_with_its_statistics() {
+        let expected = rows();
+        let (table, adds) = written(&expected).await;
+        let add = adds.unwrap().pop().unwrap();
+        let reader = std::fs::File::open(table.join(&add.path)).unwrap();
+        let builder = ParquetRecordBatchReaderBuilder::try_new(reader).unwrap();
+        assert_eq!(
+            builder.metadata().num_row_groups(),
+            expected.len().div_ceil(7),
+            "runs cross the row groups' edges"
+        );
+        let mut got = Vec::new();
+        for batch in builder.build().unwrap() {
+            let batch = batch.unwrap();
+            let text = |c: usize, r: usize| {
+                let a = batch.column(c).as_string::<i32>();
+                a.is_valid(r).then(|| a.value(r).to_string())
+            };
+            for r in 0..batch.num_rows() {
+                let run: Vec<Option<String>> = (0..10).chain(14..16).map(|c| text(c, r)).collect();
+                let counts = batch.column(12).as_primitive::<Int64Type>();
+                let count = counts.is_valid(r).then(|| counts.value(r));
+                got.push((run, text(10, r).unwrap(), text(11, r).unwrap(), count));
+            }
+        }
+        let want: Vec<_> = expected
+            .iter()
+            .map(|(v, sex, age, count)| (v.to_vec(), sex.to_string(), age.clone(), *count))
+            .collect();
+        assert_eq!(got, want);
+
+        let stats: Value = serde_json::from_str(add.stats.as_deref().unwrap()).unwrap();
+        assert_eq!(stats["numRecords"], expected.len());
+        assert_eq!(stats["minValues"]["practice_code"], "P00000");
+        assert_eq!(stats["maxValues"]["practice_code"], "P00299");
+        assert_eq!(stats["minValues"]["registered_population"], 0);
+        let no_pcn = expected.iter().filter(|(v, ..)| v[3].is_none()).count();
+        assert_eq!(stats["nullCount"]["pcn_code"], no_pcn);
+        let masked = expected.iter().filter(|r| r.3.is_none()).count();
+        assert_eq!(stats["nullCount"]["registered_population"], masked);
+        assert!(
+            stats["minValues"].get("practice_name").is_none(),
+            "names are not filtered on"
+        );
+        assert_eq!(
+            add.partition_values["snapshot_date"].as_deref(),
+            Some("2024-05-01")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_null_in_a_required_run_column_is_an_error_not_a_file() {
+        let mut bad = rows();
+        let mut values = bad[0].0.to_vec();
+        values[0] = None;
+        bad[0].0 = Arc::from(values);
+        let (_, adds) = written(&bad).await;
+        let message = adds.expect_err("no file is made").to_string();
+        assert!(
+            message.contains("practice_code") && message.contains("NULL"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_batch_ends_mid_run_and_the_run_carries_on() {
+        let mut b = RunBatcher::new(row_columns(&FACT_QUINARY).unwrap());
+        b.start(values("A"));
+        let row = [
+            Val::Text(Some("MALE")),
+            Val::Text(Some("0-4")),
+            Val::OptInt(Some(1)),
+            Val::Bool(false),
+        ];
+        b.push(&row);
+        b.push(&row);
+        let first = b.finish();
+        b.push(&row);
+        let second = b.finish();
+        assert_eq!(first.runs.iter().map(|r| r.1).collect::<Vec<_>>(), [2]);
+        assert_eq!(second.runs.iter().map(|r| r.1).collect::<Vec<_>>(), [1]);
+        assert_eq!(second.rows.num_rows(), 1);
+    }
+}
