@@ -388,6 +388,8 @@ impl Builder<'_> {
             let mut stats_all = Vec::new();
             each_csv(&input.file, &input.name, &input.limits, |label, reader| {
                 let mut records = Records::new(reader, label)?;
+                // A file's first row starts a run even when its practice ended the last file.
+                sink.end_run();
                 let mut on_row = |row: CountRow<'_>| {
                     if failure.is_some() {
                         return;
@@ -492,9 +494,7 @@ impl Builder<'_> {
                 .cloned()
                 .unwrap_or_default();
         }
-        let same_file =
-            |v: &RunValues| v[10].as_deref() == Some(file) && v[11].as_deref() == Some(sha);
-        if new_practice || !sink.run().is_some_and(same_file) {
+        if new_practice || !sink.in_run() {
             sink.start_run(self.run_values(&row.code, file, sha));
         }
         let open_band;

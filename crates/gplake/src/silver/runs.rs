@@ -79,6 +79,8 @@ pub(crate) struct RunBatch {
 pub(crate) struct RunBatcher {
     rows: Batcher,
     runs: Vec<(RunValues, u32)>,
+    /// Whether the last run takes more rows.
+    open: bool,
 }
 
 impl RunBatcher {
@@ -86,22 +88,30 @@ impl RunBatcher {
         RunBatcher {
             rows: Batcher::new(rows),
             runs: Vec::new(),
+            open: false,
         }
     }
 
     /// Starts a run: the rows pushed from now on have `values` in the run columns.
     pub(crate) fn start(&mut self, values: RunValues) {
         self.runs.push((values, 0));
+        self.open = true;
     }
 
-    /// The run columns' values of the current run.
+    /// Ends the current run: rows need a new one.
+    pub(crate) fn end(&mut self) {
+        self.open = false;
+    }
+
+    /// The run columns' values of the current run, unless it was ended.
     pub(crate) fn current(&self) -> Option<&RunValues> {
-        self.runs.last().map(|(v, _)| v)
+        self.runs.last().filter(|_| self.open).map(|(v, _)| v)
     }
 
     /// Appends a row of the current run; `values` are the row columns, in order.
     pub(crate) fn push(&mut self, values: &[Val<'_>]) {
-        let (_, rows) = self.runs.last_mut().expect("a row is pushed within a run");
+        assert!(self.open, "a row is pushed within a run");
+        let (_, rows) = self.runs.last_mut().expect("an open run");
         *rows += 1;
         self.rows.push(values);
     }
@@ -116,7 +126,7 @@ impl RunBatcher {
 
     /// The waiting rows; the current run carries on into the next batch.
     pub(crate) fn finish(&mut self) -> RunBatch {
-        let next = self.runs.last().map(|(v, _)| (Arc::clone(v), 0));
+        let next = self.current().map(|v| (Arc::clone(v), 0));
         let runs = std::mem::replace(&mut self.runs, next.into_iter().collect());
         RunBatch {
             runs,

@@ -132,11 +132,15 @@ impl Sink {
         self.write_if_full()
     }
 
-    /// The run columns' values of the current run, for a table written in runs.
-    pub(crate) fn run(&self) -> Option<&RunValues> {
-        match &self.rows {
-            Rows::Runs(runs) => runs.current(),
-            Rows::Batches(_) => None,
+    /// True when rows pushed now would join a run (one was started and not ended).
+    pub(crate) fn in_run(&self) -> bool {
+        matches!(&self.rows, Rows::Runs(runs) if runs.current().is_some())
+    }
+
+    /// Ends the current run: the next row needs [`Sink::start_run`].
+    pub(crate) fn end_run(&mut self) {
+        if let Rows::Runs(runs) = &mut self.rows {
+            runs.end();
         }
     }
 
