@@ -100,7 +100,9 @@ pub(super) async fn build_months(
             });
             Ok(report)
         })
-        .buffer_unordered(jobs)
+        // One month more than there are month threads: while a month's bronze is hashed or
+        // its tables committed (on other threads), the month threads are kept busy.
+        .buffer_unordered(jobs + 1)
         .collect()
         .await;
     for r in results {
