@@ -231,14 +231,6 @@ macro_rules! fact_columns {
     };
 }
 
-/// The columns of [`FACT_QUINARY`] that change row by row: the others are the practice's
-/// and the source file's, written once per run of rows (`silver::runs`).
-pub(crate) const QUINARY_ROW_COLUMNS: &[Column] = &[SEX, AGE_BAND, MASKABLE_POPULATION, SUPPRESSED];
-
-/// The columns of [`FACT_SINGLE_AGE`] that change row by row.
-pub(crate) const SINGLE_AGE_ROW_COLUMNS: &[Column] =
-    &[SEX, AGE_YEAR, MASKABLE_POPULATION, SUPPRESSED];
-
 /// Practice × sex × 5-year band, monthly.
 pub const FACT_QUINARY: TableDef = TableDef {
     path: "silver/fact_gp_registered_patients",

@@ -1,9 +1,10 @@
-//! A Parquet column chunk of text written from runs of equal values: its dictionary once and
-//! each run as one run-length entry. A practice's name, codes and source file repeat over
-//! its hundreds of rows; the general writer hashes and compares every one of them to find
-//! its dictionary entry, which was a quarter of a month's build. The chunk is the same
-//! Parquet any writer would produce (a PLAIN dictionary page, then a data page of
-//! RLE_DICTIONARY indices), readable by every engine.
+//! A Parquet column chunk of text written from its dictionary and the rows' indices into it,
+//! either as runs of equal values or as one index per row. A practice's name, codes and
+//! source file repeat over its hundreds of rows, and a row's sex and age are one of a few
+//! dozen labels: the general writer hashes and compares every row's text to find its
+//! dictionary entry, which was a quarter of a month's build. The chunk is the same Parquet
+//! any writer would produce (a PLAIN dictionary page, then a data page of RLE_DICTIONARY
+//! indices), readable by every engine.
 
 use std::collections::hash_map::Entry;
 
@@ -31,14 +32,38 @@ pub(crate) struct ChunkOptions {
     pub(crate) statistics: bool,
 }
 
-/// The encoded chunk (its bytes start at offset 0) and what the file writer needs to
+/// The chunk of `runs` (its bytes start at offset 0) and what the file writer needs to
 /// append it to a row group.
-pub(crate) fn encode<'a>(
+pub(crate) fn encode_runs<'a>(
     column: ColumnDescPtr,
     runs: impl IntoIterator<Item = Run<'a>>,
     options: ChunkOptions,
 ) -> Result<(bytes::Bytes, ColumnCloseResult)> {
-    let dictionary = Dictionary::of(runs);
+    encode(column, Dictionary::of(runs), options)
+}
+
+/// The chunk of a required column whose rows are `ids`, each an index into `values` (every
+/// one of which is used).
+pub(crate) fn encode_ids(
+    column: ColumnDescPtr,
+    values: Vec<&str>,
+    ids: Vec<u8>,
+    options: ChunkOptions,
+) -> Result<(bytes::Bytes, ColumnCloseResult)> {
+    let dictionary = Dictionary {
+        values,
+        rows: ids.len() as u64,
+        indices: Indices::Each(ids),
+        nulls: 0,
+    };
+    encode(column, dictionary, options)
+}
+
+fn encode(
+    column: ColumnDescPtr,
+    dictionary: Dictionary<'_>,
+    options: ChunkOptions,
+) -> Result<(bytes::Bytes, ColumnCloseResult)> {
     let nullable = column.max_def_level() > 0;
     if !nullable && dictionary.nulls > 0 {
         return Err(ParquetError::General(format!(
@@ -93,42 +118,50 @@ pub(crate) fn encode<'a>(
     Ok((bytes.into(), close))
 }
 
-/// A chunk's distinct values in first-seen order, and its runs as indices into them.
+/// A chunk's distinct values, and its rows as indices into them.
 struct Dictionary<'a> {
     values: Vec<&'a str>,
-    /// Adjacent runs of the same value merged; `None` is NULL.
-    runs: Vec<(Option<u32>, u32)>,
+    indices: Indices,
     rows: u64,
     nulls: u64,
+}
+
+/// The rows' indices into a dictionary.
+enum Indices {
+    /// Runs, adjacent runs of the same value merged; `None` is NULL.
+    Runs(Vec<(Option<u32>, u32)>),
+    /// One per row, none NULL.
+    Each(Vec<u8>),
 }
 
 impl<'a> Dictionary<'a> {
     fn of(runs: impl IntoIterator<Item = Run<'a>>) -> Dictionary<'a> {
         let mut ids: FastMap<&'a str, u32> = FastMap::default();
-        let mut d = Dictionary {
-            values: Vec::new(),
-            runs: Vec::new(),
-            rows: 0,
-            nulls: 0,
-        };
+        let (mut values, mut merged) = (Vec::new(), Vec::new());
+        let (mut total, mut nulls) = (0, 0);
         for (value, rows) in runs.into_iter().filter(|(_, rows)| *rows > 0) {
             let id = value.map(|v| match ids.entry(v) {
                 Entry::Occupied(e) => *e.get(),
                 Entry::Vacant(e) => {
-                    d.values.push(v);
-                    *e.insert(d.values.len() as u32 - 1)
+                    values.push(v);
+                    *e.insert(values.len() as u32 - 1)
                 }
             });
-            d.rows += u64::from(rows);
+            total += u64::from(rows);
             if id.is_none() {
-                d.nulls += u64::from(rows);
+                nulls += u64::from(rows);
             }
-            match d.runs.last_mut() {
+            match merged.last_mut() {
                 Some((last, n)) if *last == id => *n += rows,
-                _ => d.runs.push((id, rows)),
+                _ => merged.push((id, rows)),
             }
         }
-        d
+        Dictionary {
+            values,
+            indices: Indices::Runs(merged),
+            rows: total,
+            nulls,
+        }
     }
 
     /// The dictionary page: each value PLAIN (its length, then its bytes).
@@ -152,19 +185,27 @@ impl<'a> Dictionary<'a> {
     /// runs of dictionary indices of the values that are not NULL.
     fn data_page(&self, nullable: bool, zstd: ZstdLevel) -> Result<CompressedPage> {
         let mut data = Vec::new();
-        if nullable {
-            let mut levels = Vec::new();
-            for &(id, rows) in &self.runs {
-                put_run(&mut levels, u32::from(id.is_some()), rows, 1);
-            }
-            data.extend_from_slice(&(levels.len() as u32).to_le_bytes());
-            data.extend_from_slice(&levels);
-        }
         let width = bit_width(self.values.len());
-        data.push(width);
-        for &(id, rows) in &self.runs {
-            if let Some(id) = id {
-                put_run(&mut data, id, rows, width);
+        match &self.indices {
+            Indices::Runs(runs) => {
+                if nullable {
+                    let mut levels = Vec::new();
+                    for &(id, rows) in runs {
+                        put_run(&mut levels, u32::from(id.is_some()), rows, 1);
+                    }
+                    data.extend_from_slice(&(levels.len() as u32).to_le_bytes());
+                    data.extend_from_slice(&levels);
+                }
+                data.push(width);
+                for &(id, rows) in runs {
+                    if let Some(id) = id {
+                        put_run(&mut data, id, rows, width);
+                    }
+                }
+            }
+            Indices::Each(ids) => {
+                data.push(width);
+                put_packed(&mut data, ids, width);
             }
         }
         let page = Page::DataPage {
@@ -195,7 +236,35 @@ fn bit_width(values: usize) -> u8 {
 /// One run of the RLE/bit-packed hybrid encoding: a ULEB128 header of the count shifted
 /// left once (the low bit 0 marks a run), then the value in whole little-endian bytes.
 fn put_run(out: &mut Vec<u8>, value: u32, rows: u32, width: u8) {
-    let mut header = u64::from(rows) << 1;
+    put_header(out, u64::from(rows) << 1);
+    let bytes = usize::from(width).div_ceil(8);
+    out.extend_from_slice(&value.to_le_bytes()[..bytes]);
+}
+
+/// `ids` as one bit-packed group of the hybrid encoding: a ULEB128 header of the number of
+/// 8-value groups shifted left once with the low bit 1, then the values `width` bits each,
+/// least significant first, zero-padded to a whole group (readers stop at the page's value
+/// count). A width of 0 (a one-value dictionary) is one run instead.
+fn put_packed(out: &mut Vec<u8>, ids: &[u8], width: u8) {
+    if width == 0 {
+        return put_run(out, 0, ids.len() as u32, 0);
+    }
+    let groups = ids.len().div_ceil(8);
+    put_header(out, ((groups as u64) << 1) | 1);
+    let (mut bits, mut held) = (0u64, 0u8);
+    let padding = std::iter::repeat_n(&0, groups * 8 - ids.len());
+    for &id in ids.iter().chain(padding) {
+        bits |= u64::from(id) << held;
+        held += width;
+        while held >= 8 {
+            out.push(bits as u8);
+            bits >>= 8;
+            held -= 8;
+        }
+    }
+}
+
+fn put_header(out: &mut Vec<u8>, mut header: u64) {
     loop {
         let byte = (header & 0x7f) as u8;
         header >>= 7;
@@ -205,8 +274,6 @@ fn put_run(out: &mut Vec<u8>, value: u32, rows: u32, width: u8) {
         }
         out.push(byte | 0x80);
     }
-    let bytes = usize::from(width).div_ceil(8);
-    out.extend_from_slice(&value.to_le_bytes()[..bytes]);
 }
 
 fn compress(data: &[u8], level: ZstdLevel) -> Result<bytes::Bytes> {
@@ -234,6 +301,17 @@ mod tests {
     }
 
     #[test]
+    fn indices_are_packed_least_significant_bit_first_in_whole_groups_of_eight() {
+        let mut out = Vec::new();
+        put_packed(&mut out, &[1, 2, 3, 0, 1, 2, 3, 0, 3], 2);
+        // Two groups: header (2 << 1) | 1 = 5; 1,2,3,0 -> 0b00_11_10_01 twice; then 3 padded.
+        assert_eq!(out, [5, 0b0011_1001, 0b0011_1001, 0b11, 0]);
+        out.clear();
+        put_packed(&mut out, &[0, 0, 0], 0);
+        assert_eq!(out, [6], "a one-value dictionary is a run");
+    }
+
+    #[test]
     fn the_bit_width_fits_the_greatest_index() {
         let widths: Vec<u8> = [0, 1, 2, 3, 4, 5, 256, 257].map(bit_width).to_vec();
         assert_eq!(widths, [0, 0, 1, 2, 2, 3, 8, 9]);
@@ -250,10 +328,10 @@ mod tests {
             (Some("b"), 1),
         ]);
         assert_eq!(d.values, ["b", "a"]);
-        assert_eq!(
-            d.runs,
-            [(Some(0), 5), (None, 1), (Some(1), 4), (Some(0), 1)]
-        );
+        let Indices::Runs(runs) = d.indices else {
+            panic!("runs")
+        };
+        assert_eq!(runs, [(Some(0), 5), (None, 1), (Some(1), 4), (Some(0), 1)]);
         assert_eq!((d.rows, d.nulls), (11, 1));
     }
 }

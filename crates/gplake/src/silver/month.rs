@@ -12,7 +12,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use deltalake::kernel::Add;
 use tokio::runtime::Handle;
 
-use super::runs::RunValues;
+use super::runs::{FactRow, RunValues};
 use super::sink::{Sink, WriterThreads};
 use crate::batch::{Batcher, Val};
 use crate::catalog::{
@@ -23,7 +23,6 @@ use crate::check::evidence::{AgeAgg, Aggregates, FastMap};
 use crate::check::{QualityResult, Rule, Severity};
 use crate::delta::DeltaError;
 use crate::formats::reader::{Records, each_csv};
-use crate::formats::values::{band_label, year_label};
 use crate::formats::{
     AgeKey, Aliases, CountRow, Family, FileContext, FileStats, FormatError, LsoaRow, OrgLevel,
     PracticeAttrs, Quarantined, SexKey,
@@ -497,23 +496,18 @@ impl Builder<'_> {
         if new_practice || !sink.in_run() {
             sink.start_run(self.run_values(&row.code, file, sha));
         }
-        let open_band;
+        // The quinary table holds a single-age file's rows by band (pre-2017 wide files).
         let age = match row.age {
-            AgeKey::Band(b) if banded => band_label(b),
-            AgeKey::Year(y) if !banded => year_label(y),
-            AgeKey::Year(y) => band_label(AgeKey::band_of_year(y)),
-            AgeKey::Band(_) | AgeKey::OpenBand(_) => {
-                open_band = row.age.label();
-                open_band.as_str()
-            }
+            AgeKey::Year(y) if banded => AgeKey::Band(AgeKey::band_of_year(y)),
             AgeKey::All => unreachable!("leaf rows have an age"),
+            age => age,
         };
-        sink.push_in_run(&[
-            Val::Text(Some(row.sex.label())),
-            Val::Text(Some(age)),
-            Val::OptInt((!row.suppressed).then_some(row.count as i64)),
-            Val::Bool(row.suppressed),
-        ])
+        sink.push_in_run(FactRow {
+            sex: row.sex,
+            age,
+            count: (!row.suppressed).then_some(row.count as i64),
+            suppressed: row.suppressed,
+        })
     }
 
     /// The practice fact columns of the current practice's rows from `file`, in

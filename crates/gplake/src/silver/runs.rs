@@ -2,25 +2,27 @@
 //! file's columns given once per run of rows rather than once per row.
 //!
 //! A practice's rows come together in each age file, and its name, codes and file are the
-//! same on every one of them: the run columns ([`RUN_COLUMNS`]) are held as runs and written
-//! as hand-made dictionary chunks ([`super::chunk`]); only sex, age, count and the masking
-//! flag go through Arrow's column writers. The file is the same Parquet, with the same
-//! statistics in its Delta `add` action, as a general writer would make; nothing is visible
-//! until the month's build commits the action.
+//! same on every one of them: the run columns ([`RUN_COLUMNS`]) are held as runs, and a
+//! row's sex and age as keys, never as text; both are written as hand-made dictionary
+//! chunks ([`super::chunk`]). Only the count and the masking flag go through Arrow's column
+//! writers. The file is the same Parquet, with the same statistics in its Delta `add`
+//! action, as a general writer would make; nothing is visible until the month's build
+//! commits the action.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
 use deltalake::DeltaTableError;
+use deltalake::arrow::array::{ArrayRef, BooleanArray, Int64Array};
 use deltalake::arrow::datatypes::{FieldRef, Schema, SchemaRef};
-use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::kernel::Add;
 use deltalake::parquet::arrow::arrow_writer::{
     ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
 };
 use deltalake::parquet::arrow::{ArrowSchemaConverter, add_encoded_arrow_schema_to_metadata};
 use deltalake::parquet::basic::{Compression, ZstdLevel};
+use deltalake::parquet::column::writer::ColumnCloseResult;
 use deltalake::parquet::errors::ParquetError;
 use deltalake::parquet::file::metadata::ParquetMetaData;
 use deltalake::parquet::file::properties::{
@@ -28,14 +30,15 @@ use deltalake::parquet::file::properties::{
 };
 use deltalake::parquet::file::statistics::Statistics;
 use deltalake::parquet::file::writer::SerializedFileWriter;
-use deltalake::parquet::schema::types::SchemaDescPtr;
+use deltalake::parquet::schema::types::{ColumnDescPtr, SchemaDescPtr};
 use object_store::ObjectStoreExt;
 use serde_json::{Map, Value};
 
 use super::chunk::{self, ChunkOptions};
-use crate::batch::{Batcher, Val};
+use crate::batch::BATCH_ROWS;
 use crate::catalog::{FACT_QUINARY, FACT_SINGLE_AGE, TableDef};
 use crate::delta::DeltaError;
+use crate::formats::{AgeKey, SexKey};
 
 /// The columns of a practice fact table that are its practice's or its source file's.
 pub(crate) const RUN_COLUMNS: [&str; 12] = [
@@ -56,37 +59,40 @@ pub(crate) const RUN_COLUMNS: [&str; 12] = [
 /// The values of the run columns, in [`RUN_COLUMNS`] order, for a run of rows.
 pub(crate) type RunValues = Arc<[Option<String>]>;
 
-/// The columns that change row by row, when `def` is written in runs.
-pub(crate) fn row_columns(def: &TableDef) -> Option<TableDef> {
-    let written_in_runs = [FACT_QUINARY.name, FACT_SINGLE_AGE.name].contains(&def.name);
-    written_in_runs.then(|| TableDef {
-        columns: if def.name == FACT_QUINARY.name {
-            crate::catalog::QUINARY_ROW_COLUMNS
-        } else {
-            crate::catalog::SINGLE_AGE_ROW_COLUMNS
-        },
-        ..*def
-    })
+/// True when `def`'s files are written in runs: the practice fact tables.
+pub(crate) fn written_in_runs(def: &TableDef) -> bool {
+    [FACT_QUINARY.name, FACT_SINGLE_AGE.name].contains(&def.name)
 }
 
-/// Rows gathered as runs and a batch of their row columns.
+/// What changes row by row in a practice fact table. The age is the key whose label is
+/// written (a single-age row is written as its band in the quinary table).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FactRow {
+    pub(crate) sex: SexKey,
+    pub(crate) age: AgeKey,
+    /// `None` when masked.
+    pub(crate) count: Option<i64>,
+    pub(crate) suppressed: bool,
+}
+
+/// Rows gathered as runs of their run columns' values, and each row's own values.
 pub(crate) struct RunBatch {
     runs: Vec<(RunValues, u32)>,
-    rows: RecordBatch,
+    rows: Vec<FactRow>,
 }
 
 /// Gathers rows into [`RunBatch`]es on the reading thread.
 pub(crate) struct RunBatcher {
-    rows: Batcher,
+    rows: Vec<FactRow>,
     runs: Vec<(RunValues, u32)>,
     /// Whether the last run takes more rows.
     open: bool,
 }
 
 impl RunBatcher {
-    pub(crate) fn new(rows: TableDef) -> RunBatcher {
+    pub(crate) fn new() -> RunBatcher {
         RunBatcher {
-            rows: Batcher::new(rows),
+            rows: Vec::with_capacity(BATCH_ROWS),
             runs: Vec::new(),
             open: false,
         }
@@ -108,12 +114,12 @@ impl RunBatcher {
         self.runs.last().filter(|_| self.open).map(|(v, _)| v)
     }
 
-    /// Appends a row of the current run; `values` are the row columns, in order.
-    pub(crate) fn push(&mut self, values: &[Val<'_>]) {
+    /// Appends a row of the current run.
+    pub(crate) fn push(&mut self, row: FactRow) {
         assert!(self.open, "a row is pushed within a run");
         let (_, rows) = self.runs.last_mut().expect("an open run");
         *rows += 1;
-        self.rows.push(values);
+        self.rows.push(row);
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -121,27 +127,46 @@ impl RunBatcher {
     }
 
     pub(crate) fn is_full(&self) -> bool {
-        self.rows.is_full()
+        self.rows.len() >= BATCH_ROWS
     }
 
     /// The waiting rows; the current run carries on into the next batch.
     pub(crate) fn finish(&mut self) -> RunBatch {
         let next = self.current().map(|v| (Arc::clone(v), 0));
         let runs = std::mem::replace(&mut self.runs, next.into_iter().collect());
-        RunBatch {
-            runs,
-            rows: self.rows.finish(),
-        }
+        let rows = std::mem::replace(&mut self.rows, Vec::with_capacity(BATCH_ROWS));
+        RunBatch { runs, rows }
     }
 }
 
 /// Where each of the file's columns comes from.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
     /// The run column at this index of [`RUN_COLUMNS`].
     Run(usize),
-    /// A row column.
-    Row,
+    Sex,
+    Age,
+    /// Written by Arrow's column writers.
+    Count,
+    Suppressed,
+}
+
+impl Source {
+    fn of(column: &str) -> Source {
+        match column {
+            "sex" => Source::Sex,
+            "age" | "age_band" => Source::Age,
+            "suppressed" => Source::Suppressed,
+            _ => match RUN_COLUMNS.iter().position(|c| *c == column) {
+                Some(i) => Source::Run(i),
+                None => Source::Count,
+            },
+        }
+    }
+
+    fn by_arrow(self) -> bool {
+        matches!(self, Source::Count | Source::Suppressed)
+    }
 }
 
 /// One data file being written.
@@ -151,7 +176,7 @@ pub(crate) struct RunFile {
     columns: ArrowRowGroupWriterFactory,
     props: WriterPropertiesPtr,
     parquet: SchemaDescPtr,
-    /// The row columns' fields, in file order.
+    /// The fields of the columns Arrow's writers write, in file order.
     row_fields: Vec<FieldRef>,
     /// Rows per row group.
     group_rows: usize,
@@ -165,22 +190,120 @@ pub(crate) struct RunFile {
 }
 
 struct Group {
-    /// The row columns' writers, in file order.
+    /// The count's and the masking flag's writers, in file order.
     columns: Vec<ArrowColumnWriter>,
     runs: Vec<(RunValues, u32)>,
+    sexes: Keys<SexKey>,
+    ages: Keys<AgeKey>,
     rows: usize,
 }
 
 impl Group {
-    /// Encodes the row columns of `rows` (whose fields are `fields`).
-    fn write(&mut self, fields: &[FieldRef], rows: &RecordBatch) -> Result<(), ParquetError> {
-        let columns = self.columns.iter_mut().zip(fields).zip(rows.columns());
+    /// Adds `rows` (the fields of the count and the flag are `fields`).
+    fn write(&mut self, fields: &[FieldRef], rows: &[FactRow]) -> Result<(), ParquetError> {
+        for row in rows {
+            self.sexes.push(row.sex)?;
+            self.ages.push(row.age)?;
+        }
+        let counts: ArrayRef = Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.count)));
+        let flags: ArrayRef = Arc::new(BooleanArray::from_iter(
+            rows.iter().map(|r| Some(r.suppressed)),
+        ));
+        let columns = self.columns.iter_mut().zip(fields).zip([counts, flags]);
         for ((writer, field), column) in columns {
-            for leaf in compute_leaves(field, column)? {
+            for leaf in compute_leaves(field, &column)? {
                 writer.write(&leaf)?;
             }
         }
         Ok(())
+    }
+}
+
+/// A value kept as a key rather than as text: its dictionary slot and its label.
+trait Key: Copy + Eq {
+    /// A slot below 256 of its own, when the key has one.
+    fn slot(self) -> Option<u8>;
+    fn text(self) -> String;
+}
+
+impl Key for SexKey {
+    fn slot(self) -> Option<u8> {
+        Some(self as u8)
+    }
+
+    fn text(self) -> String {
+        self.label().to_string()
+    }
+}
+
+impl Key for AgeKey {
+    fn slot(self) -> Option<u8> {
+        match self {
+            AgeKey::Year(y) if y < 128 => Some(y),
+            AgeKey::Band(b) if b < 32 => Some(128 + b),
+            AgeKey::OpenBand(from) if from < 95 => Some(160 + from),
+            _ => None,
+        }
+    }
+
+    fn text(self) -> String {
+        self.label()
+    }
+}
+
+/// One column's keys in a row group: the distinct keys and each row's index into them.
+struct Keys<K> {
+    keys: Vec<K>,
+    /// A slot's index plus one; 0 when not seen.
+    slots: [u8; 256],
+    ids: Vec<u8>,
+}
+
+impl<K> Default for Keys<K> {
+    fn default() -> Keys<K> {
+        Keys {
+            keys: Vec::new(),
+            slots: [0; 256],
+            ids: Vec::new(),
+        }
+    }
+}
+
+impl<K: Key> Keys<K> {
+    fn push(&mut self, key: K) -> Result<(), ParquetError> {
+        let slot = key.slot().map(usize::from);
+        let id = match slot.map(|s| self.slots[s]) {
+            Some(seen) if seen > 0 => seen - 1,
+            _ => match self.keys.iter().position(|k| *k == key) {
+                Some(id) => id as u8,
+                None => self.add(key, slot)?,
+            },
+        };
+        self.ids.push(id);
+        Ok(())
+    }
+
+    fn add(&mut self, key: K, slot: Option<usize>) -> Result<u8, ParquetError> {
+        let id = u8::try_from(self.keys.len())
+            .ok()
+            .filter(|id| *id < u8::MAX)
+            .ok_or_else(|| ParquetError::General("over 254 distinct sexes or ages".into()))?;
+        self.keys.push(key);
+        if let Some(slot) = slot {
+            self.slots[slot] = id + 1;
+        }
+        Ok(id)
+    }
+
+    /// The column's chunk.
+    fn encode(
+        self,
+        column: ColumnDescPtr,
+        options: ChunkOptions,
+    ) -> Result<(bytes::Bytes, ColumnCloseResult), ParquetError> {
+        let labels: Vec<String> = self.keys.iter().map(|k| k.text()).collect();
+        let values = labels.iter().map(String::as_str).collect();
+        chunk::encode_ids(column, values, self.ids, options)
     }
 }
 
@@ -201,16 +324,13 @@ impl RunFile {
         let sources: Vec<Source> = arrow
             .fields()
             .iter()
-            .map(|f| match RUN_COLUMNS.iter().position(|c| c == f.name()) {
-                Some(i) => Source::Run(i),
-                None => Source::Row,
-            })
+            .map(|f| Source::of(f.name()))
             .collect();
         let row_fields = arrow
             .fields()
             .iter()
             .zip(&sources)
-            .filter(|(_, s)| matches!(s, Source::Row))
+            .filter(|(_, s)| s.by_arrow())
             .map(|(f, _)| Arc::clone(f))
             .collect();
         let writer =
@@ -237,7 +357,7 @@ impl RunFile {
 
     /// Encodes `batch`, closing row groups as they fill.
     pub(crate) fn write(&mut self, batch: RunBatch) -> Result<(), DeltaError> {
-        let rows = batch.rows.num_rows();
+        let rows = batch.rows.len();
         let mut runs: VecDeque<(RunValues, u32)> = batch.runs.into();
         let mut done = 0;
         while done < rows {
@@ -247,7 +367,7 @@ impl RunFile {
             };
             let take = (self.group_rows - group.rows).min(rows - done);
             group
-                .write(&self.row_fields, &batch.rows.slice(done, take))
+                .write(&self.row_fields, &batch.rows[done..done + take])
                 .map_err(|e| err(&self.def, e))?;
             group.runs.extend(take_runs(&mut runs, take));
             group.rows += take;
@@ -302,12 +422,14 @@ impl RunFile {
         let columns = writers
             .into_iter()
             .zip(&self.sources)
-            .filter(|(_, s)| matches!(s, Source::Row))
+            .filter(|(_, s)| s.by_arrow())
             .map(|(w, _)| w)
             .collect();
         Ok(Group {
             columns,
             runs: Vec::new(),
+            sexes: Keys::default(),
+            ages: Keys::default(),
             rows: 0,
         })
     }
@@ -318,22 +440,34 @@ impl RunFile {
             return Ok(());
         };
         let e = |source| err(&self.def, source);
-        let mut row_columns = group.columns.into_iter();
+        let Group {
+            columns,
+            runs,
+            mut sexes,
+            mut ages,
+            ..
+        } = group;
+        let mut by_arrow = columns.into_iter();
         let mut out = self.writer.next_row_group().map_err(e)?;
         for (column, source) in self.parquet.columns().iter().zip(&self.sources) {
-            match *source {
+            let options = chunk_options(&self.props, column.path());
+            let column = column.clone();
+            let (bytes, close) = match *source {
                 Source::Run(i) => {
-                    let runs = group.runs.iter().map(|(v, n)| (v[i].as_deref(), *n));
-                    let options = chunk_options(&self.props, column.path());
-                    let (bytes, close) = chunk::encode(column.clone(), runs, options).map_err(e)?;
-                    out.append_column(&bytes, close).map_err(e)?;
+                    let runs = runs.iter().map(|(v, n)| (v[i].as_deref(), *n));
+                    chunk::encode_runs(column, runs, options)
                 }
-                Source::Row => {
-                    let writer = row_columns.next().expect("a writer per row column");
+                Source::Sex => std::mem::take(&mut sexes).encode(column, options),
+                Source::Age => std::mem::take(&mut ages).encode(column, options),
+                Source::Count | Source::Suppressed => {
+                    let writer = by_arrow.next().expect("a writer per Arrow column");
                     let chunk = writer.close().map_err(e)?;
                     chunk.append_to_row_group(&mut out).map_err(e)?;
+                    continue;
                 }
             }
+            .map_err(e)?;
+            out.append_column(&bytes, close).map_err(e)?;
         }
         out.close().map_err(e)?;
         self.rows += group.rows as u64;
@@ -496,22 +630,30 @@ mod tests {
         Arc::from(v)
     }
 
-    /// The rows of 300 practices, 1 to 5 each, as (run column values, sex, age, count).
-    fn rows() -> Vec<(RunValues, &'static str, String, Option<i64>)> {
+    /// The rows of 300 practices, 1 to 5 each, as (run column values, row).
+    fn rows() -> Vec<(RunValues, FactRow)> {
         (0..300)
             .flat_map(|i| {
                 let values = practice(i);
                 (0..1 + i % 5).map(move |r| {
-                    let sex = if r % 2 == 0 { "MALE" } else { "FEMALE" };
-                    let count = (r != 3).then_some((i * 10 + r) as i64);
-                    (Arc::clone(&values), sex, format!("{r}-{}", r + 4), count)
+                    let row = FactRow {
+                        sex: if r % 2 == 0 {
+                            SexKey::Male
+                        } else {
+                            SexKey::Female
+                        },
+                        age: [AgeKey::Band(r as u8), AgeKey::OpenBand(85)][i % 2],
+                        count: (r != 3).then_some((i * 10 + r) as i64),
+                        suppressed: r == 3,
+                    };
+                    (Arc::clone(&values), row)
                 })
             })
             .collect()
     }
 
     async fn written(
-        rows: &[(RunValues, &'static str, String, Option<i64>)],
+        rows: &[(RunValues, FactRow)],
     ) -> (std::path::PathBuf, Result<Vec<Add>, DeltaError>) {
         let dir = tempfile::tempdir().unwrap().keep();
         let lake = crate::lake::Lake::open(dir.to_str().unwrap()).unwrap();
@@ -521,17 +663,12 @@ mod tests {
         let date = NaiveDate::from_ymd_opt(2024, 5, 1).unwrap();
         let mut file = RunFile::new(FACT_QUINARY, &table, date).unwrap();
         file.group_rows = 7;
-        let mut batcher = RunBatcher::new(row_columns(&FACT_QUINARY).unwrap());
-        for (n, (values, sex, age, count)) in rows.iter().enumerate() {
+        let mut batcher = RunBatcher::new();
+        for (n, (values, row)) in rows.iter().enumerate() {
             if batcher.current().is_none_or(|c| !Arc::ptr_eq(c, values)) {
                 batcher.start(Arc::clone(values));
             }
-            batcher.push(&[
-                Val::Text(Some(sex)),
-                Val::Text(Some(age)),
-                Val::OptInt(*count),
-                Val::Bool(count.is_none()),
-            ]);
+            batcher.push(*row);
             if n % 11 == 10
                 && let Err(e) = file.write(batcher.finish())
             {
@@ -568,12 +705,16 @@ mod tests {
                 let run: Vec<Option<String>> = (0..10).chain(14..16).map(|c| text(c, r)).collect();
                 let counts = batch.column(12).as_primitive::<Int64Type>();
                 let count = counts.is_valid(r).then(|| counts.value(r));
-                got.push((run, text(10, r).unwrap(), text(11, r).unwrap(), count));
+                let flag = batch.column(13).as_boolean().value(r);
+                got.push((run, text(10, r).unwrap(), text(11, r).unwrap(), count, flag));
             }
         }
         let want: Vec<_> = expected
             .iter()
-            .map(|(v, sex, age, count)| (v.to_vec(), sex.to_string(), age.clone(), *count))
+            .map(|(v, row)| {
+                let sex = row.sex.label().to_string();
+                (v.to_vec(), sex, row.age.label(), row.count, row.suppressed)
+            })
             .collect();
         assert_eq!(got, want);
 
@@ -584,8 +725,12 @@ mod tests {
         assert_eq!(stats["minValues"]["registered_population"], 0);
         let no_pcn = expected.iter().filter(|(v, ..)| v[3].is_none()).count();
         assert_eq!(stats["nullCount"]["pcn_code"], no_pcn);
-        let masked = expected.iter().filter(|r| r.3.is_none()).count();
+        let masked = expected.iter().filter(|(_, r)| r.count.is_none()).count();
         assert_eq!(stats["nullCount"]["registered_population"], masked);
+        assert_eq!(stats["minValues"]["sex"], "FEMALE");
+        assert_eq!(stats["maxValues"]["sex"], "MALE");
+        assert_eq!(stats["minValues"]["age_band"], "0-4");
+        assert_eq!(stats["maxValues"]["age_band"], "85+");
         assert!(
             stats["minValues"].get("practice_name").is_none(),
             "names are not filtered on"
@@ -612,21 +757,21 @@ mod tests {
 
     #[test]
     fn a_batch_ends_mid_run_and_the_run_carries_on() {
-        let mut b = RunBatcher::new(row_columns(&FACT_QUINARY).unwrap());
+        let mut b = RunBatcher::new();
         b.start(values("A"));
-        let row = [
-            Val::Text(Some("MALE")),
-            Val::Text(Some("0-4")),
-            Val::OptInt(Some(1)),
-            Val::Bool(false),
-        ];
-        b.push(&row);
-        b.push(&row);
+        let row = FactRow {
+            sex: SexKey::Male,
+            age: AgeKey::Band(0),
+            count: Some(1),
+            suppressed: false,
+        };
+        b.push(row);
+        b.push(row);
         let first = b.finish();
-        b.push(&row);
+        b.push(row);
         let second = b.finish();
         assert_eq!(first.runs.iter().map(|r| r.1).collect::<Vec<_>>(), [2]);
         assert_eq!(second.runs.iter().map(|r| r.1).collect::<Vec<_>>(), [1]);
-        assert_eq!(second.rows.num_rows(), 1);
+        assert_eq!(second.rows.len(), 1);
     }
 }

@@ -15,7 +15,7 @@ use deltalake::kernel::Add;
 use deltalake::writer::RecordBatchWriter;
 use tokio::runtime::Handle;
 
-use super::runs::{RunBatch, RunBatcher, RunFile, RunValues};
+use super::runs::{FactRow, RunBatch, RunBatcher, RunFile, RunValues};
 use crate::batch::{Batcher, Val};
 use crate::catalog::TableDef;
 use crate::delta::{self, DeltaError, PartitionValues};
@@ -85,15 +85,16 @@ impl Sink {
         handle: &Handle,
         threads: Option<&WriterThreads>,
     ) -> Result<Sink, DeltaError> {
-        let (rows, writer) = match super::runs::row_columns(&def) {
-            Some(row_def) => (
-                Rows::Runs(RunBatcher::new(row_def)),
+        let (rows, writer) = if super::runs::written_in_runs(&def) {
+            (
+                Rows::Runs(RunBatcher::new()),
                 Writer::Runs(Box::new(RunFile::new(def, table, date)?)),
-            ),
-            None => (
+            )
+        } else {
+            (
                 Rows::Batches(Batcher::new(def)),
                 Writer::Delta(Box::new(delta::writer(table, &def)?)),
-            ),
+            )
         };
         let encoder = Encoder {
             def,
@@ -152,12 +153,12 @@ impl Sink {
         }
     }
 
-    /// Appends a row of the current run; `values` are the row columns, in order.
-    pub(crate) fn push_in_run(&mut self, values: &[Val<'_>]) -> Result<(), DeltaError> {
+    /// Appends a row of the current run.
+    pub(crate) fn push_in_run(&mut self, row: FactRow) -> Result<(), DeltaError> {
         let Rows::Runs(runs) = &mut self.rows else {
             panic!("{}: is not written in runs", self.def.name)
         };
-        runs.push(values);
+        runs.push(row);
         self.write_if_full()
     }
 
