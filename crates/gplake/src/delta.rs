@@ -13,7 +13,9 @@ use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Add, Remove};
 use deltalake::parquet::basic::{Compression, ZstdLevel};
-use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use deltalake::parquet::file::properties::{
+    EnabledStatistics, WriterProperties, WriterPropertiesBuilder,
+};
 use deltalake::parquet::schema::types::ColumnPath;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
@@ -243,6 +245,11 @@ pub(crate) fn writer(table: &DeltaTable, def: &TableDef) -> Result<RecordBatchWr
 /// holds thousands of practices in code order, so the min and max of their names or
 /// postcodes would prune nothing, and they cost a string comparison per value.
 pub(crate) fn parquet_properties(def: &TableDef) -> WriterProperties {
+    parquet_builder(def).build()
+}
+
+/// [`parquet_properties`], still to be added to.
+pub(crate) fn parquet_builder(def: &TableDef) -> WriterPropertiesBuilder {
     let builder = WriterProperties::builder()
         .set_created_by(format!("gplake {}", env!("CARGO_PKG_VERSION")))
         .set_compression(Compression::ZSTD(
@@ -255,7 +262,6 @@ pub(crate) fn parquet_properties(def: &TableDef) -> WriterProperties {
         .fold(builder, |b, c| {
             b.set_column_statistics_enabled(ColumnPath::from(c.name), EnabledStatistics::None)
         })
-        .build()
 }
 
 /// The partition values of a month in a table partitioned by date.

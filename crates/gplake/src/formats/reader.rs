@@ -52,9 +52,12 @@ pub(crate) fn each_csv(
         each_member(file, name, limits, each)
     } else {
         let mut bounded = Bounded::new(file, u64::MAX, limits.max_line_bytes);
-        each(name, &mut std::io::BufReader::new(&mut bounded))
+        each(name, &mut std::io::BufReader::with_capacity(READ_BUFFER, &mut bounded))
     }
 }
+
+/// Bytes read from a file or a ZIP member at a time.
+const READ_BUFFER: usize = 256 * 1024;
 
 /// A reader that fails — never cuts silently — past `left` bytes in all or `max_line` bytes
 /// without a newline: a member bigger than any real file, or a line no real file has.
@@ -167,7 +170,7 @@ fn each_member(
         let mut bounded = member_reader(entry, limits);
         each(
             &format!("{name}!{member}"),
-            &mut std::io::BufReader::new(&mut bounded),
+            &mut std::io::BufReader::with_capacity(READ_BUFFER, &mut bounded),
         )?;
     }
     Ok(())
@@ -215,7 +218,12 @@ pub(crate) struct Records<'a> {
 impl<'a> Records<'a> {
     /// Reads the header of `input`.
     pub(crate) fn new(input: &'a mut dyn Read, label: &str) -> Result<Records<'a>, FormatError> {
-        let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(input);
+        // Read in 256 KiB at a time rather than 8 KiB: fewer calls into the file and the
+        // decompressor for the same bytes.
+        let mut reader = csv::ReaderBuilder::new()
+            .flexible(true)
+            .buffer_capacity(READ_BUFFER)
+            .from_reader(input);
         let header = reader
             .byte_headers()
             .map_err(|e| csv_error(label, e, 1))?

@@ -318,7 +318,11 @@ impl RunFile {
         let partition = def.partition.expect("a practice fact table is partitioned");
         let arrow = file_schema(&def);
         let parquet = Arc::new(ArrowSchemaConverter::new().convert(&arrow).map_err(e)?);
-        let mut props = crate::delta::parquet_properties(&def);
+        // The count's and the flag's pages: a page per 20 Ki rows (the default) set up a
+        // compressor per page, 1 % of a build; 128 Ki rows are still well under 1 MiB.
+        let mut props = crate::delta::parquet_builder(&def)
+            .set_data_page_row_count_limit(128 * 1024)
+            .build();
         add_encoded_arrow_schema_to_metadata(&arrow, &mut props);
         let props = Arc::new(props);
         let sources: Vec<Source> = arrow
