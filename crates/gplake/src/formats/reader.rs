@@ -52,7 +52,10 @@ pub(crate) fn each_csv(
         each_member(file, name, limits, each)
     } else {
         let mut bounded = Bounded::new(file, u64::MAX, limits.max_line_bytes);
-        each(name, &mut std::io::BufReader::with_capacity(READ_BUFFER, &mut bounded))
+        each(
+            name,
+            &mut std::io::BufReader::with_capacity(READ_BUFFER, &mut bounded),
+        )
     }
 }
 

@@ -152,15 +152,18 @@ enum Source {
 }
 
 impl Source {
-    fn of(column: &str) -> Source {
+    /// Where `column` comes from; `None` for a column this writer does not know, which a
+    /// change to the table's definition must add here.
+    fn of(column: &str) -> Option<Source> {
         match column {
-            "sex" => Source::Sex,
-            "age" | "age_band" => Source::Age,
-            "suppressed" => Source::Suppressed,
-            _ => match RUN_COLUMNS.iter().position(|c| *c == column) {
-                Some(i) => Source::Run(i),
-                None => Source::Count,
-            },
+            "sex" => Some(Source::Sex),
+            "age" | "age_band" => Some(Source::Age),
+            "registered_population" => Some(Source::Count),
+            "suppressed" => Some(Source::Suppressed),
+            _ => RUN_COLUMNS
+                .iter()
+                .position(|c| *c == column)
+                .map(Source::Run),
         }
     }
 
@@ -325,11 +328,16 @@ impl RunFile {
             .build();
         add_encoded_arrow_schema_to_metadata(&arrow, &mut props);
         let props = Arc::new(props);
-        let sources: Vec<Source> = arrow
+        let sources = arrow
             .fields()
             .iter()
-            .map(|f| Source::of(f.name()))
-            .collect();
+            .map(|f| {
+                Source::of(f.name()).ok_or_else(|| {
+                    let why = format!("column {} is not one the run writer knows", f.name());
+                    delta_err(&def, DeltaTableError::Generic(why))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let row_fields = arrow
             .fields()
             .iter()
@@ -585,7 +593,10 @@ fn order(a: &Value, b: &Value) -> std::cmp::Ordering {
 }
 
 fn err(def: &TableDef, source: ParquetError) -> DeltaError {
-    delta_err(def, DeltaTableError::Parquet { source })
+    delta_err(
+        def,
+        DeltaTableError::Generic(format!("writing a data file: {source}")),
+    )
 }
 
 fn delta_err(def: &TableDef, source: DeltaTableError) -> DeltaError {
@@ -656,10 +667,12 @@ mod tests {
             .collect()
     }
 
+    /// `rows` written through a batcher (batches of 11 rows) into a file of 7-row groups,
+    /// in a lake in `dir`.
     async fn written(
+        dir: &std::path::Path,
         rows: &[(RunValues, FactRow)],
-    ) -> (std::path::PathBuf, Result<Vec<Add>, DeltaError>) {
-        let dir = tempfile::tempdir().unwrap().keep();
+    ) -> Result<Vec<Add>, DeltaError> {
         let lake = crate::lake::Lake::open(dir.to_str().unwrap()).unwrap();
         let table = crate::delta::open_or_create(&lake, &FACT_QUINARY)
             .await
@@ -676,21 +689,19 @@ mod tests {
             if n % 11 == 10
                 && let Err(e) = file.write(batcher.finish())
             {
-                return (dir, Err(e));
+                return Err(e);
             }
         }
-        let done = match file.write(batcher.finish()) {
-            Ok(()) => file.finish().await,
-            Err(e) => Err(e),
-        };
-        (dir.join(FACT_QUINARY.path), done)
+        file.write(batcher.finish())?;
+        file.finish().await
     }
 
     #[tokio::test]
     async fn a_file_written_in_runs_reads_back_row_for_row_with_its_statistics() {
         let expected = rows();
-        let (table, adds) = written(&expected).await;
-        let add = adds.unwrap().pop().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let add = written(dir.path(), &expected).await.unwrap().pop().unwrap();
+        let table = dir.path().join(FACT_QUINARY.path);
         let reader = std::fs::File::open(table.join(&add.path)).unwrap();
         let builder = ParquetRecordBatchReaderBuilder::try_new(reader).unwrap();
         assert_eq!(
@@ -751,7 +762,8 @@ mod tests {
         let mut values = bad[0].0.to_vec();
         values[0] = None;
         bad[0].0 = Arc::from(values);
-        let (_, adds) = written(&bad).await;
+        let dir = tempfile::tempdir().unwrap();
+        let adds = written(dir.path(), &bad).await;
         let message = adds.expect_err("no file is made").to_string();
         assert!(
             message.contains("practice_code") && message.contains("NULL"),
