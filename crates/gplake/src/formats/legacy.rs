@@ -14,7 +14,7 @@ use super::{CountRow, Family, FileContext, FileStats, FormatError, Quarantined};
 pub(crate) fn parse_wide(
     records: &mut Records<'_>,
     ctx: &FileContext,
-    on_row: &mut dyn FnMut(CountRow<'_>),
+    on_row: &mut dyn FnMut(&CountRow<'_>),
 ) -> Result<FileStats, FormatError> {
     let file = records.label.clone();
     let header = Header::resolve(&records.header, &ctx.aliases)?;
@@ -117,7 +117,7 @@ pub(crate) fn parse_wide(
         }
         for row in rows {
             stats.tally(&row);
-            on_row(row);
+            on_row(&row);
         }
     }
     stats.encoding = records.encoding_note();

@@ -32,7 +32,7 @@ struct Layout {
 pub(crate) fn parse_counts(
     records: &mut Records<'_>,
     ctx: &FileContext,
-    on_row: &mut dyn FnMut(CountRow<'_>),
+    on_row: &mut dyn FnMut(&CountRow<'_>),
 ) -> Result<FileStats, FormatError> {
     let layout = layout(records, ctx)?;
     let mut stats = FileStats::for_header(records, ctx);
@@ -60,7 +60,7 @@ pub(crate) fn parse_counts(
             Ok(row) => {
                 practice_rows += u64::from(row.level == OrgLevel::Practice);
                 stats.tally(&row);
-                on_row(row);
+                on_row(&row);
             }
             Err(reason) => stats.quarantine(Quarantined {
                 file: records.label.clone(),

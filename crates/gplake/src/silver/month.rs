@@ -308,7 +308,7 @@ impl Builder<'_> {
         each_csv(&input.file, &input.name, &input.limits, |label, reader| {
             let mut records = Records::new(reader, label)?;
             let stats = crate::formats::long::parse_counts(&mut records, &ctx, &mut |row| {
-                rows.push(row.into_owned())
+                rows.push(row.clone().into_owned())
             })?;
             results.push((label.to_string(), stats));
             Ok(())
@@ -389,18 +389,18 @@ impl Builder<'_> {
                 let mut records = Records::new(reader, label)?;
                 // A file's first row starts a run even when its practice ended the last file.
                 sink.end_run();
-                let mut on_row = |row: CountRow<'_>| {
+                let mut on_row = |row: &CountRow<'_>| {
                     if failure.is_some() {
                         return;
                     }
                     let written = if row.level == OrgLevel::Practice {
-                        agg.add(&row, label);
+                        agg.add(row, label);
                         if !row.is_leaf() || (row.count == 0 && !row.suppressed) {
                             return;
                         }
-                        self.write_fact(&mut sink, &row, label, &input.sha256, banded)
+                        self.write_fact(&mut sink, row, label, &input.sha256, banded)
                     } else {
-                        org_agg.add(&row, label);
+                        org_agg.add(row, label);
                         if row.sex == SexKey::All && row.age == AgeKey::All {
                             org_totals.push((
                                 label.to_string(),
@@ -411,7 +411,7 @@ impl Builder<'_> {
                         }
                         match org_sink.as_mut() {
                             Some(org_sink) if row.is_org_leaf() && row.count > 0 => {
-                                self.write_org_fact(org_sink, &row, label, &input.sha256)
+                                self.write_org_fact(org_sink, row, label, &input.sha256)
                             }
                             _ => Ok(()),
                         }
@@ -577,7 +577,7 @@ impl Builder<'_> {
             each_csv(&input.file, &input.name, &input.limits, |label, reader| {
                 let mut records = Records::new(reader, label)?;
                 let stats = crate::formats::long::parse_counts(&mut records, &ctx, &mut |row| {
-                    agg.add(&row, label);
+                    agg.add(row, label);
                     if row.sex == SexKey::All && row.age == AgeKey::All {
                         totals.push((
                             (label.to_string(), row.level, row.code.to_string()),
@@ -585,7 +585,7 @@ impl Builder<'_> {
                         ));
                     }
                     if failure.is_none() && row.is_org_leaf() && row.count > 0 {
-                        let written = self.write_org_fact(&mut sink, &row, label, &input.sha256);
+                        let written = self.write_org_fact(&mut sink, row, label, &input.sha256);
                         failure = written.err();
                     }
                 })?;
