@@ -6,6 +6,7 @@
 
 mod args;
 mod cmd;
+mod memory;
 mod progress;
 
 use clap::Parser;

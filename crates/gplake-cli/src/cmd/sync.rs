@@ -36,6 +36,7 @@ pub(crate) async fn run(
             cancel: crate::cancel(),
             progress: progress::build_bar(!out.quiet && !out.json),
             limits: args.limits.limits(),
+            release_memory: crate::memory::release_between_months(),
             ..gplake::BuildOptions::default()
         }),
     };

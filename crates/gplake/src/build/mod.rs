@@ -78,6 +78,11 @@ pub struct BuildOptions {
     pub progress: Option<BuildProgress>,
     /// What a bronze file may hold (ZIP members, line length) before it is refused.
     pub limits: crate::formats::reader::InputLimits,
+    /// Hands the memory a month's build freed back to the system, called on the thread that
+    /// built it once the month is done. The binary owns the allocator, so it says how (e.g.
+    /// mimalloc's `mi_collect`); without it, the allocator keeps freed pages for reuse and
+    /// a long build's memory grows with the months it has built.
+    pub release_memory: Option<fn()>,
 }
 
 impl std::fmt::Debug for BuildOptions {

@@ -82,7 +82,7 @@ pub(super) async fn build_months(
         n => n,
     };
     let open = Arc::new(
-        open_tables(lake, options.limits, jobs, todo.len())
+        open_tables(lake, options, jobs, todo.len())
             .await
             .map_err(BuildError::from)?,
     );
@@ -152,7 +152,7 @@ async fn plan_months(
 
 async fn open_tables(
     lake: &Lake,
-    limits: crate::formats::reader::InputLimits,
+    options: &BuildOptions,
     jobs: usize,
     months: usize,
 ) -> Result<Open, DeltaError> {
@@ -184,10 +184,10 @@ async fn open_tables(
         org_single: commit[FACT_ORG_SINGLE_AGE.name].lock().await.clone(),
     };
     Ok(Open {
-        workers: super::workers::Workers::start(jobs),
+        workers: super::workers::Workers::start(jobs, options.release_memory),
         writers: (months < jobs).then(crate::silver::sink::WriterThreads::default),
         targets,
-        limits,
+        limits: options.limits,
         commit,
     })
 }

@@ -17,15 +17,15 @@ pub(crate) struct Workers {
 }
 
 impl Workers {
-    /// Starts `n` threads (at least one).
-    pub(crate) fn start(n: usize) -> Workers {
+    /// Starts `n` threads (at least one), each calling `after_job` after every job.
+    pub(crate) fn start(n: usize, after_job: Option<fn()>) -> Workers {
         let (queue, jobs) = channel::<Job>();
         let jobs = Arc::new(Mutex::new(jobs));
         for i in 0..n.max(1) {
             let jobs = Arc::clone(&jobs);
             std::thread::Builder::new()
                 .name(format!("gplake-month-{i}"))
-                .spawn(move || work(&jobs))
+                .spawn(move || work(&jobs, after_job))
                 .expect("a month thread starts");
         }
         Workers {
@@ -47,7 +47,7 @@ impl Workers {
     }
 }
 
-fn work(jobs: &Mutex<Receiver<Job>>) {
+fn work(jobs: &Mutex<Receiver<Job>>, after_job: Option<fn()>) {
     loop {
         let next = match jobs.lock() {
             Ok(queue) => queue.recv(),
@@ -55,7 +55,12 @@ fn work(jobs: &Mutex<Receiver<Job>>) {
         };
         match next {
             // A panicking month drops its result sender, which its waiter reports.
-            Ok(job) => drop(std::panic::catch_unwind(AssertUnwindSafe(job))),
+            Ok(job) => {
+                drop(std::panic::catch_unwind(AssertUnwindSafe(job)));
+                if let Some(after_job) = after_job {
+                    after_job();
+                }
+            }
             Err(_) => return,
         }
     }
@@ -67,7 +72,7 @@ mod tests {
 
     #[tokio::test]
     async fn jobs_run_on_the_same_threads_and_a_panic_is_reported_not_fatal() {
-        let workers = Workers::start(2);
+        let workers = Workers::start(2, Some(count_job));
         let mut names = std::collections::BTreeSet::new();
         for _ in 0..20 {
             let name = workers
@@ -82,5 +87,16 @@ mod tests {
             None
         );
         assert_eq!(workers.run(|| 7).await, Some(7), "the threads carry on");
+        assert_eq!(
+            JOBS_DONE.load(std::sync::atomic::Ordering::SeqCst),
+            22,
+            "each job, the panicked one too, is followed by the hook"
+        );
+    }
+
+    static JOBS_DONE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    fn count_job() {
+        JOBS_DONE.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
