@@ -15,6 +15,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 // peaks ~75 MiB higher. The option must be set before mimalloc reads its options, in its own
 // load-time constructor, so this runs as an earlier-priority constructor (a user's own
 // setting wins).
+//
+// mimalloc 3 also keeps a freed page a whole second before handing it back (its purge
+// delay). A build frees a month's buffers every half second on each core, so the pages of
+// the last few months stayed counted: 10 ms (mimalloc 2's default) took a 12-month build's
+// peak from 327 to 241 MiB in the same time (6.5 and 6.3 s, means of 4 alternating rounds).
 #[cfg(all(feature = "mimalloc", target_os = "linux"))]
 #[used]
 #[unsafe(link_section = ".init_array.00099")]
@@ -26,6 +31,7 @@ extern "C" fn configure_allocator() {
     // environment concurrently.
     unsafe {
         libc::setenv(c"MIMALLOC_ARENA_EAGER_COMMIT".as_ptr(), c"0".as_ptr(), 0);
+        libc::setenv(c"MIMALLOC_PURGE_DELAY".as_ptr(), c"10".as_ptr(), 0);
     }
 }
 

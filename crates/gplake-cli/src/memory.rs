@@ -1,15 +1,18 @@
-//! How the binary hands a build's freed memory back to the system between months: the
-//! binary chose the allocator (mimalloc, `main.rs`), so it is the one that knows how.
+//! How the binary hands a build's freed memory back to the system: the binary chose the
+//! allocator (mimalloc, `main.rs`), so it is the one that knows how.
 
-/// The hook a build calls on each month thread after its month, if the allocator has one.
-pub(crate) fn release_between_months() -> Option<fn()> {
+/// The hooks a build calls to hand memory back, if the allocator has them.
+pub(crate) fn hooks() -> Option<gplake::MemoryHooks> {
     #[cfg(feature = "mimalloc")]
-    return Some(collect);
+    return Some(gplake::MemoryHooks {
+        release: collect,
+        eager,
+    });
     #[cfg(not(feature = "mimalloc"))]
     return None;
 }
 
-// Linked in for its C library, which defines `mi_collect`.
+// Linked in for its C library, which defines the `mi_*` functions below.
 #[cfg(feature = "mimalloc")]
 extern crate mimalloc;
 
@@ -18,7 +21,14 @@ unsafe extern "C" {
     /// mimalloc: frees the calling thread's unused pages (and, forced, those of threads that
     /// ended) back to the system now, rather than after its purge delay.
     fn mi_collect(force: bool);
+    fn mi_option_get(option: std::ffi::c_int) -> std::ffi::c_long;
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
 }
+
+/// `mi_option_purge_delay` in mimalloc 3's `mi_option_t` (milliseconds a freed page is kept
+/// before it is handed back; 0: at once).
+#[cfg(feature = "mimalloc")]
+const PURGE_DELAY: std::ffi::c_int = 15;
 
 /// mimalloc otherwise keeps pages a month freed in the thread's cache, partly used, and a
 /// 36-month build's memory climbed with each month (a 12-month build peaked 20 % higher).
@@ -26,4 +36,18 @@ unsafe extern "C" {
 fn collect() {
     // SAFETY: `mi_collect` takes no pointers and may be called on any thread at any time.
     unsafe { mi_collect(true) }
+}
+
+/// The purge delay in force before the first `eager(true)`: the default, or the user's
+/// `MIMALLOC_PURGE_DELAY`, restored by `eager(false)`.
+#[cfg(feature = "mimalloc")]
+static DELAY: std::sync::OnceLock<std::ffi::c_long> = std::sync::OnceLock::new();
+
+#[cfg(feature = "mimalloc")]
+fn eager(on: bool) {
+    // SAFETY: mimalloc's options take no pointers and may be read and set at any time.
+    unsafe {
+        let delay = *DELAY.get_or_init(|| mi_option_get(PURGE_DELAY));
+        mi_option_set(PURGE_DELAY, if on { 0 } else { delay });
+    }
 }

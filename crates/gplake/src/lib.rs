@@ -85,7 +85,7 @@ pub mod status;
 pub mod sync;
 pub mod vacuum;
 
-pub use build::{BuildEvent, BuildOptions, BuildProgress, BuildReport, build};
+pub use build::{BuildEvent, BuildOptions, BuildProgress, BuildReport, MemoryHooks, build};
 pub use cancel::Cancel;
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use delta::DeltaError;

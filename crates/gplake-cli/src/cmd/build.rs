@@ -19,7 +19,7 @@ pub(crate) async fn run(lake: &Lake, args: &BuildArgs, out: &Output) -> anyhow::
         cancel: crate::cancel(),
         progress: crate::progress::build_bar(!out.quiet && !out.json),
         limits: args.limits.limits(),
-        release_memory: crate::memory::release_between_months(),
+        memory: crate::memory::hooks(),
     };
     let report = gplake::build(lake, clock(), &options).await?;
     let status = gplake::status::status(lake).await?;

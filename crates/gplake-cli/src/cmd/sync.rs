@@ -36,7 +36,7 @@ pub(crate) async fn run(
             cancel: crate::cancel(),
             progress: progress::build_bar(!out.quiet && !out.json),
             limits: args.limits.limits(),
-            release_memory: crate::memory::release_between_months(),
+            memory: crate::memory::hooks(),
             ..gplake::BuildOptions::default()
         }),
     };

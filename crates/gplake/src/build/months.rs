@@ -184,7 +184,7 @@ async fn open_tables(
         org_single: commit[FACT_ORG_SINGLE_AGE.name].lock().await.clone(),
     };
     Ok(Open {
-        workers: super::workers::Workers::start(jobs, options.release_memory),
+        workers: super::workers::Workers::start(jobs, options.memory.map(|m| m.release)),
         writers: (months < jobs).then(crate::silver::sink::WriterThreads::default),
         targets,
         limits: options.limits,
