@@ -26,7 +26,9 @@ use crate::fetch::Manifest;
 use crate::formats::Aliases;
 use crate::lake::Lake;
 use crate::month::Month;
-use crate::silver::month::{MonthBuilt, MonthContext, MonthError, Targets, build_month};
+use crate::silver::month::{
+    MonthBuilt, MonthContext, MonthError, Part, Targets, finish, read_head,
+};
 use crate::silver::{bronze_months, open_bronze, plan};
 
 /// What happened to one month.
@@ -54,13 +56,9 @@ pub struct MonthReport {
 
 /// The tables a build writes, opened once, each behind a lock so commits never interleave.
 struct Open {
-    /// The threads months are parsed and written on.
+    /// The threads months' files are parsed and written on, a job at a time each.
     workers: super::workers::Workers,
-    /// The threads the months' sinks encode on, when there are fewer months than cores
-    /// (a monthly sync): the spare core encodes while the other reads. With a month per
-    /// core, they would only contend.
-    writers: Option<crate::silver::sink::WriterThreads>,
-    targets: Targets,
+    targets: Arc<Targets>,
     limits: crate::formats::reader::InputLimits,
     commit: HashMap<&'static str, Mutex<deltalake::DeltaTable>>,
 }
@@ -82,7 +80,7 @@ pub(super) async fn build_months(
         n => n,
     };
     let open = Arc::new(
-        open_tables(lake, options, jobs, todo.len())
+        open_tables(lake, options, jobs)
             .await
             .map_err(BuildError::from)?,
     );
@@ -100,9 +98,12 @@ pub(super) async fn build_months(
             });
             Ok(report)
         })
-        // One month more than there are month threads: while a month's bronze is hashed or
-        // its tables committed (on other threads), the month threads are kept busy.
-        .buffer_unordered(jobs + 1)
+        // A month's files are read by as many jobs as there are month threads, taken in turn
+        // from one queue: the next month's head waits behind this month's jobs, so at most
+        // one month is read at a time, and a month thread that finishes its last job of a
+        // month starts the next month's. One month more is open, its bronze hashed, and one
+        // committing, on other threads.
+        .buffer_unordered(3)
         .collect()
         .await;
     for r in results {
@@ -150,12 +151,7 @@ async fn plan_months(
     Ok(todo)
 }
 
-async fn open_tables(
-    lake: &Lake,
-    options: &BuildOptions,
-    jobs: usize,
-    months: usize,
-) -> Result<Open, DeltaError> {
+async fn open_tables(lake: &Lake, options: &BuildOptions, jobs: usize) -> Result<Open, DeltaError> {
     // One table at a time: delta-rs's log replay blocks runtime threads while it waits on
     // the store, and nine opens at once left none to serve it (the build hung).
     let mut commit = HashMap::new();
@@ -185,8 +181,7 @@ async fn open_tables(
     };
     Ok(Open {
         workers: super::workers::Workers::start(jobs, options.memory.map(|m| m.release)),
-        writers: (months < jobs).then(crate::silver::sink::WriterThreads::default),
-        targets,
+        targets: Arc::new(targets),
         limits: options.limits,
         commit,
     })
@@ -367,23 +362,39 @@ async fn build_silver(
         Ok(inputs) => inputs,
         Err(altered) => return Ok(Err(altered)),
     };
+    let with = MonthContext {
+        targets: Arc::clone(&open.targets),
+        handle: tokio::runtime::Handle::current(),
+        built_at: at,
+        aliases: aliases.clone(),
+    };
+    let inputs = Arc::new(inputs);
+    let panicked = || BuildError::Worker {
+        month,
+        reason: "its thread panicked".to_string(),
+    };
+    let read = Arc::clone(&inputs);
+    let head = open
+        .workers
+        .run(move || read_head(month, &read, with))
+        .await;
+    let head = match head.ok_or_else(panicked)? {
+        Ok(head) => head,
+        Err(e) => return Ok(Err(e)),
+    };
+    // Every job is queued at once, in order, before the next month's head.
+    let jobs = head
+        .jobs(&inputs)
+        .into_iter()
+        .map(|job| open.workers.run(move || job.run()));
+    let parts: Option<Vec<Part>> = futures::future::join_all(jobs).await.into_iter().collect();
+    let parts = parts.ok_or_else(panicked)?;
     let unused = plan.unused.clone();
-    let handle = tokio::runtime::Handle::current();
-    let worker = Arc::clone(open);
-    let aliases = aliases.clone();
-    open.workers
-        .run(move || {
-            let with = MonthContext {
-                targets: &worker.targets,
-                handle: &handle,
-                writers: worker.writers.as_ref(),
-                built_at: at,
-                aliases,
-            };
-            build_month(month, &inputs, &unused, with)
-        })
-        .await
-        .ok_or_else(|| worker_err(&"its thread panicked").into())
+    let built = open
+        .workers
+        .run(move || finish(head, parts, &unused, &inputs))
+        .await;
+    Ok(built.ok_or_else(panicked)?)
 }
 
 /// The quality gate: the month's rules over its evidence, or the reason it could not be read.
@@ -450,6 +461,9 @@ async fn commit_month(
     blocked: &Blocked,
     at: DateTime<Utc>,
 ) -> Result<Vec<TableState>, Error> {
+    for (def, adds) in built.discarded {
+        delete_files(lake, &def, adds).await;
+    }
     let mut tables = Vec::new();
     for (def, adds) in built.adds {
         let commit = blocked.commits(&def);
@@ -480,12 +494,7 @@ async fn commit_table(
 ) -> Result<TableState, Error> {
     let rows: u64 = adds.iter().map(rows_in).sum();
     if !commit {
-        for add in adds {
-            if let Ok(path) = object_store::path::Path::parse(format!("{}/{}", def.path, add.path))
-            {
-                let _ = lake.delete(&path).await;
-            }
-        }
+        delete_files(lake, &def, adds).await;
         return Ok(TableState {
             table: def.name.to_string(),
             state: SilverState::Failed,
@@ -512,4 +521,14 @@ fn rows_in(add: &deltalake::kernel::Add) -> u64 {
         .flatten()
         .map(|s| s.num_records as u64)
         .unwrap_or(0)
+}
+
+/// Deletes data files written and never committed (best effort: a file left behind is
+/// read by no version, and `vacuum` removes it).
+async fn delete_files(lake: &Lake, def: &TableDef, adds: Vec<deltalake::kernel::Add>) {
+    for add in adds {
+        if let Ok(path) = object_store::path::Path::parse(format!("{}/{}", def.path, add.path)) {
+            let _ = lake.delete(&path).await;
+        }
+    }
 }

@@ -65,6 +65,9 @@ pub(crate) struct AgeAgg {
     running: Running,
     /// Repeated keys: (file, practice, sex, age label, first line, repeated line).
     pub(crate) duplicates: Vec<(String, String, SexKey, String, u64, u64)>,
+    /// The sexes rows were read for, one bit each ([`AgeAgg::absorb`] is exact when two
+    /// aggregates share none).
+    sexes: u8,
 }
 
 /// One practice's leaf counts summed by sex and 5-year band, and which of those keys rows
@@ -299,6 +302,7 @@ impl AgeAgg {
         if practice == self.orgs {
             return;
         }
+        self.sexes |= 1 << row.sex as u8;
         let r = &mut self.running;
         let id = if self.orgs {
             r.codes.org_id(row.level, &row.code)
@@ -368,6 +372,38 @@ impl AgeAgg {
         }
     }
 
+    /// True when this and `other` read rows of a common sex: a key could then be in both,
+    /// and only reading them as one would find it repeated.
+    pub(crate) fn shares_a_sex(&self, other: &AgeAgg) -> bool {
+        self.sexes & other.sexes != 0
+    }
+
+    /// Takes in the finished sums of the family's next file, read apart (a single-age male
+    /// file beside the female one), as if read after this one's. Exact when the two share no
+    /// sex ([`AgeAgg::shares_a_sex`]): no key is then in both, and every sum is of distinct
+    /// keys.
+    pub(crate) fn absorb(&mut self, other: AgeAgg) {
+        self.present |= other.present;
+        self.wide = other.wide;
+        self.file = other.file;
+        self.sexes |= other.sexes;
+        for (key, n) in other.leaf {
+            *self.leaf.entry(key).or_default() += n;
+        }
+        self.all_rows.extend(other.all_rows);
+        for (code, sums) in other.bands {
+            self.bands.entry(code).or_default().merge(&sums);
+        }
+        self.open_band = match (self.open_band, other.open_band) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        for (key, n) in other.suppressed {
+            *self.suppressed.entry(key).or_default() += n;
+        }
+        self.duplicates.extend(other.duplicates);
+    }
+
     /// Σ leaf counts of a practice, both sexes.
     pub(crate) fn practice_total(&self, code: &str) -> u64 {
         [SexKey::Male, SexKey::Female]
@@ -396,6 +432,28 @@ impl AgeAgg {
 }
 
 impl Aggregates {
+    /// Takes in what one job of the month read: each family is read by one job (a family
+    /// read in pieces is put together first, [`AgeAgg::absorb`]), so a family's sums are
+    /// taken whole; the rest is added in the jobs' order, the first practice's sub-ICB kept.
+    pub(crate) fn absorb(&mut self, part: Aggregates) {
+        let take = |mine: &mut AgeAgg, theirs: AgeAgg| {
+            if theirs.present {
+                *mine = theirs;
+            }
+        };
+        take(&mut self.quinary, part.quinary);
+        take(&mut self.single, part.single);
+        take(&mut self.org_quinary, part.org_quinary);
+        take(&mut self.org_single, part.org_single);
+        self.orgs.extend(part.orgs);
+        for (code, sub_icb) in part.row_sub_icb {
+            self.row_sub_icb.entry(code).or_insert(sub_icb);
+        }
+        self.lsoa_leaf.extend(part.lsoa_leaf);
+        self.lsoa_dups.extend(part.lsoa_dups);
+        self.practice_dups.extend(part.practice_dups);
+    }
+
     /// A practice's list size as published, and which file gave it: the practice totals file,
     /// else the wide files' total column, else the sum of its 5-year, else single-year rows.
     pub(crate) fn list_size(&self, code: &str) -> Option<(u64, &'static str)> {

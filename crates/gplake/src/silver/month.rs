@@ -13,11 +13,10 @@ use deltalake::kernel::Add;
 use tokio::runtime::Handle;
 
 use super::runs::{FactRow, RunValues};
-use super::sink::{Sink, WriterThreads};
-use crate::batch::{Batcher, Val};
+use super::sink::Sink;
+use crate::batch::Val;
 use crate::catalog::{
-    FACT_LSOA, FACT_ORG_QUINARY, FACT_ORG_SINGLE_AGE, FACT_QUINARY, FACT_SINGLE_AGE, FILES,
-    PRACTICE_SNAPSHOT, TableDef,
+    FACT_LSOA, FACT_ORG_QUINARY, FACT_ORG_SINGLE_AGE, FACT_QUINARY, PRACTICE_SNAPSHOT, TableDef,
 };
 use crate::check::evidence::{AgeAgg, Aggregates, FastMap};
 use crate::check::{QualityResult, Rule, Severity};
@@ -40,9 +39,16 @@ pub(crate) struct InputFile {
     pub(crate) limits: crate::formats::reader::InputLimits,
 }
 
+mod jobs;
+
+pub(crate) use jobs::{Part, finish, read_head};
+
 /// What building a month produced: data files (not yet committed) and the evidence.
 pub(crate) struct MonthBuilt {
     pub(crate) adds: Vec<(TableDef, Vec<Add>)>,
+    /// Data files written and then not used (a family read in pieces that had to be read
+    /// again whole): never to be committed, to be deleted.
+    pub(crate) discarded: Vec<(TableDef, Vec<Add>)>,
     pub(crate) aggregates: Aggregates,
     pub(crate) files: deltalake::arrow::record_batch::RecordBatch,
     pub(crate) quarantine: Vec<Quarantined>,
@@ -51,7 +57,7 @@ pub(crate) struct MonthBuilt {
 }
 
 /// A practice's attributes for enrichment: from the map, else the totals file, else the rows.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Info {
     attrs: PracticeAttrs,
     from: AttributesFrom,
@@ -126,106 +132,87 @@ pub(crate) struct Targets {
     pub(crate) org_single: deltalake::DeltaTable,
 }
 
-struct Builder<'a> {
+/// One job's reading of some of a month's files: its own sinks, sums and records, put
+/// together with the other jobs' by [`finish`] in the files' dependency order.
+struct Builder {
     month: Month,
     date: NaiveDate,
-    handle: &'a Handle,
-    writers: Option<&'a WriterThreads>,
+    with: MonthContext,
+    /// What the map and totals files said, shared by every job of the month.
+    known: Arc<Known>,
     agg: Aggregates,
-    /// Looked up once per practice of each file: a fast hasher (see [`FastMap`]).
+    /// Practices this job noted that `known` did not hold. Looked up once per practice of
+    /// each file: a fast hasher (see [`FastMap`]).
     info: FastMap<String, Arc<Info>>,
     /// The practice of the last fact row: a file's rows come grouped by practice, so this
     /// spares a lookup per row.
     current: Arc<Info>,
-    quarantine: Vec<Quarantined>,
-    files: Batcher,
-    built_at: DateTime<Utc>,
+    /// The files read, in order, for the `files` table and the quarantine.
+    files: Vec<FileRead>,
     table_failures: Vec<QualityResult>,
-    aliases: Aliases,
 }
 
-/// What a month is built with besides its files.
-pub(crate) struct MonthContext<'a> {
-    pub(crate) targets: &'a Targets,
-    pub(crate) handle: &'a Handle,
-    /// The threads the month's sinks encode on, when the month has cores to itself.
-    pub(crate) writers: Option<&'a WriterThreads>,
+/// The practices the map and the practice totals file named: read first, then shared by
+/// every job of the month.
+#[derive(Debug, Default, Clone)]
+struct Known {
+    map: HashMap<String, PracticeAttrs>,
+    info: FastMap<String, Arc<Info>>,
+}
+
+/// A file read (or kept unused), as the `files` table records it.
+struct FileRead {
+    label: String,
+    family: Family,
+    sha: String,
+    used: bool,
+    stats: FileStats,
+}
+
+/// What a month is built with besides its files; each of its jobs takes a copy.
+#[derive(Clone)]
+pub(crate) struct MonthContext {
+    pub(crate) targets: Arc<Targets>,
+    pub(crate) handle: Handle,
     pub(crate) built_at: DateTime<Utc>,
     /// The user's aliases, with an empty record of use.
     pub(crate) aliases: Aliases,
 }
 
-/// Builds `month` from `inputs` (chosen files) and records `unused` files as such.
-pub(crate) fn build_month(
-    month: Month,
-    inputs: &[InputFile],
-    unused: &[(String, Family, String)],
-    with: MonthContext<'_>,
-) -> Result<MonthBuilt, MonthError> {
-    let MonthContext {
-        targets,
-        handle,
-        writers,
-        built_at,
-        aliases,
-    } = with;
-    let mut b = Builder {
-        month,
-        date: month.first_day(),
-        handle,
-        writers,
-        agg: Aggregates::default(),
-        info: FastMap::default(),
-        current: Arc::default(),
-        quarantine: Vec::new(),
-        files: Batcher::new(FILES),
-        built_at,
-        table_failures: Vec::new(),
-        aliases,
-    };
-    let delta_err = |source| MonthError::Delta { month, source };
-    let by = |f: &'static [Family]| inputs.iter().filter(move |i| f.contains(&i.family));
-    for input in by(&[Family::Map]) {
-        b.read_map(input)?;
+impl Builder {
+    fn new(month: Month, with: MonthContext, known: Arc<Known>) -> Builder {
+        Builder {
+            month,
+            date: month.first_day(),
+            with,
+            known,
+            agg: Aggregates::default(),
+            info: FastMap::default(),
+            current: Arc::default(),
+            files: Vec::new(),
+            table_failures: Vec::new(),
+        }
     }
-    for input in by(&[Family::PracticeTotals]) {
-        b.read_totals(input)?;
+
+    /// The practice's attributes noted so far, by this job or before the jobs began.
+    fn known_info(&self, code: &str) -> Option<&Arc<Info>> {
+        self.info.get(code).or_else(|| self.known.info.get(code))
     }
-    let mut adds = Vec::new();
-    let quinary = by(&[Family::Quinary, Family::LegacyQuinary]).collect::<Vec<_>>();
-    let orgs = Some(&targets.org_quinary);
-    adds.extend(
-        b.read_ages(&quinary, FACT_QUINARY, &targets.quinary, orgs)
-            .map_err(|e| e.at(month))?,
-    );
-    let single = by(&[
-        Family::SingleAgeMale,
-        Family::SingleAgeFemale,
-        Family::LegacySingleAge,
-    ])
-    .collect::<Vec<_>>();
-    adds.extend(
-        b.read_ages(&single, FACT_SINGLE_AGE, &targets.single, None)
-            .map_err(|e| e.at(month))?,
-    );
-    let regions = by(&[Family::SingleAgeRegions]).collect::<Vec<_>>();
-    let read = b.read_regions(&regions, &targets.org_single);
-    adds.push(b.own_table(FACT_ORG_SINGLE_AGE, read, month)?);
-    let lsoa = by(&[Family::Lsoa, Family::LegacyLsoa]).collect::<Vec<_>>();
-    let read = b.read_lsoa(&lsoa, &targets.lsoa);
-    adds.push(b.own_table(FACT_LSOA, read, month)?);
-    adds.push(b.write_practices(&targets.practices).map_err(delta_err)?);
-    for (name, family, sha) in unused {
-        b.record_file(name, *family, sha, false, &FileStats::default());
+
+    /// The practice's attributes in the month's map.
+    fn mapped(&self, code: &str) -> Option<&PracticeAttrs> {
+        self.agg.map.get(code).or_else(|| self.known.map.get(code))
     }
-    b.note_missing(inputs);
-    Ok(MonthBuilt {
-        adds,
-        aggregates: b.agg,
-        files: b.files.finish(),
-        quarantine: b.quarantine,
-        table_failures: b.table_failures,
-    })
+
+    /// Takes in a later job's reading (see [`Aggregates::absorb`]).
+    fn absorb(&mut self, part: Builder) {
+        self.agg.absorb(part.agg);
+        for (code, info) in part.info {
+            self.info.entry(code).or_insert(info);
+        }
+        self.files.extend(part.files);
+        self.table_failures.extend(part.table_failures);
+    }
 }
 
 /// A failure inside a reading step: a format error or a Delta error.
@@ -255,18 +242,18 @@ impl From<FormatError> for StepError {
     }
 }
 
-impl Builder<'_> {
+impl Builder {
     fn ctx(&self, family: Family) -> FileContext {
         FileContext {
             month: self.month,
             family,
-            aliases: self.aliases.clone(),
+            aliases: self.with.aliases.clone(),
         }
     }
 
     /// A sink for the month's rows of `def`, a table of `targets`.
     fn sink(&self, def: TableDef, table: &deltalake::DeltaTable) -> Result<Sink, DeltaError> {
-        Sink::new(def, table, self.date, self.handle, self.writers)
+        Sink::new(def, table, self.date, &self.with.handle)
     }
 
     fn fmt_err(&self, source: FormatError) -> MonthError {
@@ -371,7 +358,7 @@ impl Builder<'_> {
         let mut sink = self.sink(def, table)?;
         let mut org_sink = orgs.map(|t| self.sink(FACT_ORG_QUINARY, t)).transpose()?;
         let mut agg = AgeAgg::default();
-        agg.expect_codes(self.info.len());
+        agg.expect_codes(self.known.info.len().max(self.known.map.len()));
         let mut org_agg = AgeAgg::for_orgs();
         let mut org_totals = Vec::new();
         for input in inputs {
@@ -487,11 +474,7 @@ impl Builder<'_> {
         let new_practice = self.current.attrs.code != row.code;
         if new_practice {
             self.note_row_attrs(row, AttributesFrom::AgeFile);
-            self.current = self
-                .info
-                .get(row.code.as_ref())
-                .cloned()
-                .unwrap_or_default();
+            self.current = self.known_info(&row.code).cloned().unwrap_or_default();
         }
         if new_practice || !sink.in_run() {
             sink.start_run(self.run_values(&row.code, file, sha));
@@ -533,14 +516,14 @@ impl Builder<'_> {
 
     /// Remembers what a row says of its practice, unless the map already said it.
     fn note_row_attrs(&mut self, row: &CountRow<'_>, from: AttributesFrom) {
-        if row.level != OrgLevel::Practice || self.info.contains_key(row.code.as_ref()) {
+        if row.level != OrgLevel::Practice || self.known_info(&row.code).is_some() {
             return;
         }
         if let Some(sub) = &row.sub_icb {
             let code = row.code.to_string();
             self.agg.row_sub_icb.insert(code, sub.to_string());
         }
-        let info = match self.agg.map.get(row.code.as_ref()) {
+        let info = match self.mapped(&row.code) {
             Some(attrs) => Info {
                 attrs: attrs.clone(),
                 from: AttributesFrom::Map,
@@ -726,27 +709,13 @@ impl Builder<'_> {
         used: bool,
         stats: &FileStats,
     ) {
-        self.quarantine.extend(stats.quarantined.iter().cloned());
-        self.agg
-            .file_stats
-            .push((label.to_string(), family, stats.clone()));
-        let family_name = serde_json::to_value(family)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
-        self.files.push(&[
-            Val::Ts(self.built_at),
-            Val::Date(self.date),
-            Val::Text(Some(label)),
-            Val::Text(Some(sha)),
-            Val::Text(Some(&family_name)),
-            Val::Bool(used),
-            Val::Int(stats.rows_read as i64),
-            Val::Int(stats.rows_leaf as i64),
-            Val::Int(stats.rows_zero as i64),
-            Val::Int(stats.rows_subtotal as i64),
-            Val::Int(stats.rows_quarantined as i64),
-        ]);
+        self.files.push(FileRead {
+            label: label.to_string(),
+            family,
+            sha: sha.to_string(),
+            used,
+            stats: stats.clone(),
+        });
     }
 
     fn note_missing(&mut self, inputs: &[InputFile]) {
