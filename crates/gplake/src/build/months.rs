@@ -98,12 +98,12 @@ pub(super) async fn build_months(
             });
             Ok(report)
         })
-        // A month's files are read by as many jobs as there are month threads, taken in turn
-        // from one queue: the next month's head waits behind this month's jobs, so at most
-        // one month is read at a time, and a month thread that finishes its last job of a
-        // month starts the next month's. One month more is open, its bronze hashed, and one
-        // committing, on other threads.
-        .buffer_unordered(3)
+        // A month's files are read by jobs on every month thread, taken in turn from one
+        // queue: the next month's head waits behind this month's jobs, so one month is read
+        // at a time, and a month thread that finishes its last job of a month starts the
+        // next month's. One month more is open: committed, or its bronze hashed, on other
+        // threads.
+        .buffer_unordered(2)
         .collect()
         .await;
     for r in results {
@@ -233,7 +233,9 @@ async fn build_one(
     let committed = !blocked.month;
     let mut tables = Vec::new();
     let mut quarantined = 0;
-    if let Some(built) = built {
+    if let Some(mut built) = built {
+        // The evidence has been judged: its sums are not held while the month commits.
+        drop(std::mem::take(&mut built.aggregates));
         quarantined = built.quarantine.len();
         tables = commit_month(lake, &open, month, built, &blocked, at).await?;
     }

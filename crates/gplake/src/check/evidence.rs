@@ -220,15 +220,18 @@ struct Running {
     suppressed: FastMap<(u32, SexKey), u64>,
 }
 
-/// The line each (code id, sex, age) key was first read on: a dense table of 128 age slots
-/// per code and sex, as code ids are small and consecutive. That is 1.5 kB a code, 10 MB for
-/// 6,500 practices, where a hashed index of the 1.2 million keys of a month's single-age
-/// files took about 36 MB and 5 % of a build's time. Open bands, and lines past `u32`, go to
+/// The line each (code id, sex, age) key was first read on: per sex, a dense table of 128
+/// age slots per code, as code ids are small and consecutive. That is 0.5 kB a code and sex,
+/// 3.3 MB for 6,500 practices' rows of one sex, where a hashed index of the 1.2 million keys
+/// of a month's single-age files took about 36 MB and 5 % of a build's time; a sex no row
+/// has takes nothing (a single-age file holds one). Open bands, and lines past `u32`, go to
 /// a map.
 #[derive(Debug, Default)]
 struct KeyLines {
-    /// Line + 1 per slot; 0 where the key has not been read.
-    lines: Vec<u32>,
+    /// Per sex, line + 1 per slot; 0 where the key has not been read.
+    lines: [Vec<u32>; 3],
+    /// The codes to size each sex's table for at its first row.
+    codes: usize,
     other: FastMap<(u32, SexKey, AgeKey), u64>,
 }
 
@@ -239,15 +242,19 @@ impl KeyLines {
     /// the key was first read on.
     fn first_line(&mut self, id: u32, sex: SexKey, age: AgeKey, line: u64) -> Option<u64> {
         let key = (id, sex, age);
-        let Some(slot) = KeyLines::slot(id, sex, age) else {
+        let Some(slot) = KeyLines::slot(id, age) else {
             return self.other_first_line(key, line);
         };
-        if self.lines.len() <= slot {
-            self.lines.resize((id as usize + 1) * 3 * AGE_SLOTS, 0);
+        let lines = &mut self.lines[sex as usize];
+        if lines.len() <= slot {
+            // Sized once for the codes expected: grown by doubling, the old and the new
+            // table would be held at once.
+            lines.reserve_exact((self.codes * AGE_SLOTS).saturating_sub(lines.len()));
+            lines.resize((id as usize + 1) * AGE_SLOTS, 0);
         }
-        match (self.lines[slot], u32::try_from(line + 1)) {
+        match (lines[slot], u32::try_from(line + 1)) {
             (0, Ok(stored)) if self.other.is_empty() || !self.other.contains_key(&key) => {
-                self.lines[slot] = stored;
+                lines[slot] = stored;
                 None
             }
             (0, _) => self.other_first_line(key, line),
@@ -265,15 +272,16 @@ impl KeyLines {
         }
     }
 
-    /// The key's place in the table: ALL, the years 0–95 and the 20 bands each have one.
-    fn slot(id: u32, sex: SexKey, age: AgeKey) -> Option<usize> {
+    /// The key's place in its sex's table: ALL, the years 0–95 and the 20 bands each have
+    /// one.
+    fn slot(id: u32, age: AgeKey) -> Option<usize> {
         let age = match age {
             AgeKey::All => 0,
             AgeKey::Year(year) if year <= 95 => 1 + usize::from(year),
             AgeKey::Band(band) if band < crate::formats::values::BANDS => 97 + usize::from(band),
             _ => return None,
         };
-        Some((id as usize * 3 + sex as usize) * AGE_SLOTS + age)
+        Some(id as usize * AGE_SLOTS + age)
     }
 }
 
@@ -336,8 +344,7 @@ impl AgeAgg {
     /// Sizes the key index for `codes` practices at once: grown a code at a time, it
     /// doubled to twice its size and held the old and the new table while copying.
     pub(crate) fn expect_codes(&mut self, codes: usize) {
-        let lines = &mut self.running.keys.lines;
-        lines.reserve_exact((codes * 3 * AGE_SLOTS).saturating_sub(lines.len()));
+        self.running.keys.codes = codes;
     }
 
     /// Turns the running sums into the maps the rules read, by code, and frees the per-row
