@@ -474,6 +474,74 @@ async fn duplicate_keys_are_named() {
     .await;
 }
 
+/// The data files under a table's folder, committed or not.
+fn parquet_files(dir: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.path() {
+            p if p.is_dir() => parquet_files(&p),
+            p => usize::from(p.extension().is_some_and(|x| x == "parquet")),
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn a_key_in_both_single_age_files_is_named_as_one_reader_would_name_it() {
+    // A female row at the end of the male file. The two files are read at once, apart; they
+    // then share a sex, so they are read again in turn, in the release's order (the female
+    // file first here), and the male file's row is the repeat, as when one thread read them.
+    // Neither reading leaves a data file behind.
+    let tamper = |name: &str, s: String| {
+        if name == "gp-reg-pat-prac-sing-age-male.csv" {
+            let line = s.lines().find(|l| l.contains(",MALE,95+,")).unwrap();
+            let female = line.replace(",MALE,", ",FEMALE,");
+            s + &female + "\r\n"
+        } else {
+            s
+        }
+    };
+    let (dir, lake) = local_lake();
+    let good = tampered_source(|_, s| s);
+    full_sync(
+        &lake,
+        &Source::Dir(good.path().into()),
+        "2021-01",
+        "2021-01",
+    )
+    .await
+    .unwrap();
+    let table = dir
+        .path()
+        .join("silver/fact_gp_registered_patients_single_age");
+    let files_before = parquet_files(&table);
+    let before = single_age_total(&lake, (2021, 1)).await;
+    let bad = tampered_source(tamper);
+    let report = full_sync(&lake, &Source::Dir(bad.path().into()), "2021-01", "2021-01")
+        .await
+        .unwrap();
+    let build = report.build.unwrap();
+    assert!(build.gate_failed(), "{build:?}");
+    let failures = build.months[0].failures.join("\n");
+    for fragment in [
+        "gp-reg-pat-prac-sing-age-male.csv line",
+        "FEMALE age 95+ appears more than once",
+    ] {
+        assert!(
+            failures.contains(fragment),
+            "expected '{fragment}' in:\n{failures}"
+        );
+    }
+    assert_eq!(single_age_total(&lake, (2021, 1)).await, before);
+    assert_eq!(
+        parquet_files(&table),
+        files_before,
+        "no data file left behind"
+    );
+}
+
 #[tokio::test]
 async fn an_extract_date_of_another_month_is_named() {
     let tamper = |name: &str, s: String| {

@@ -38,6 +38,8 @@ enum Kind {
 /// One job: some of a month's files, read on whichever month thread is free.
 pub(crate) struct Job {
     kind: Kind,
+    /// Where its first file is in the month's files: one thread reads them in that order.
+    order: usize,
     inputs: Vec<InputFile>,
     builder: Builder,
 }
@@ -45,8 +47,8 @@ pub(crate) struct Job {
 /// What a job read: its data files (or why it could not), and its sums and records.
 pub(crate) struct Part {
     kind: Kind,
-    /// The female single-age file's part, read after the male file's by one thread.
-    female: bool,
+    /// Where its first file is in the month's files ([`Job::order`]).
+    order: usize,
     read: Result<Vec<(TableDef, Vec<Add>)>, StepError>,
     builder: Builder,
 }
@@ -83,21 +85,22 @@ impl Head {
                 .cloned()
                 .collect();
             if kind == Kind::SingleAge && is_male_and_female(&family) {
-                jobs.extend(family.into_iter().map(|i| self.job(kind, vec![i])));
+                jobs.extend(family.into_iter().map(|i| self.job(kind, vec![i], inputs)));
             } else {
                 // A family without files is still a job: it records its sums as absent.
-                jobs.push(self.job(kind, family));
+                jobs.push(self.job(kind, family, inputs));
             }
         }
         jobs.sort_by_key(|j| std::cmp::Reverse(j.size()));
         jobs
     }
 
-    fn job(&self, kind: Kind, inputs: Vec<InputFile>) -> Job {
+    fn job(&self, kind: Kind, files: Vec<InputFile>, inputs: &[InputFile]) -> Job {
         let b = &self.builder;
         Job {
             kind,
-            inputs,
+            order: order_of(&files, inputs),
+            inputs: files,
             builder: Builder::new(b.month, b.with.clone(), Arc::clone(&b.known)),
         }
     }
@@ -116,6 +119,15 @@ impl Kind {
             Kind::Lsoa => &[Family::Lsoa, Family::LegacyLsoa],
         }
     }
+}
+
+/// Where the first of `files` is among the month's `inputs`.
+fn order_of(files: &[InputFile], inputs: &[InputFile]) -> usize {
+    let first = files.first().map(|f| &f.name);
+    inputs
+        .iter()
+        .position(|i| Some(&i.name) == first)
+        .unwrap_or(usize::MAX)
 }
 
 /// One male and one female single-age file, nothing else: the pair read apart.
@@ -137,10 +149,10 @@ impl Job {
     pub(crate) fn run(self) -> Part {
         let Job {
             kind,
+            order,
             inputs,
             mut builder,
         } = self;
-        let female = inputs.iter().all(|i| i.family == Family::SingleAgeFemale);
         let inputs: Vec<&InputFile> = inputs.iter().collect();
         let targets = Arc::clone(&builder.with.targets);
         let read = match kind {
@@ -160,7 +172,7 @@ impl Job {
         };
         Part {
             kind,
-            female: female && !inputs.is_empty(),
+            order,
             read,
             builder,
         }
@@ -229,18 +241,18 @@ fn single_age_whole(
     inputs: &[InputFile],
     discarded: &mut Vec<(TableDef, Vec<Add>)>,
 ) -> Vec<Part> {
-    parts.sort_by_key(|p| (p.kind, p.female));
+    parts.sort_by_key(|p| (p.kind, p.order));
     let pair: Vec<usize> = (0..parts.len())
         .filter(|&i| parts[i].kind == Kind::SingleAge)
         .collect();
-    let [male, female] = pair[..] else {
+    let [one, other] = pair[..] else {
         return parts;
     };
-    let apart = parts[male].read.is_ok()
-        && parts[female].read.is_ok()
-        && !(parts[male].builder.agg.single).shares_a_sex(&parts[female].builder.agg.single);
-    let second = parts.remove(female);
-    let first = &mut parts[male];
+    let apart = parts[one].read.is_ok()
+        && parts[other].read.is_ok()
+        && !(parts[one].builder.agg.single).shares_a_sex(&parts[other].builder.agg.single);
+    let second = parts.remove(other);
+    let first = &mut parts[one];
     if apart {
         join_pair(first, second);
         return parts;
@@ -251,13 +263,13 @@ fn single_age_whole(
     parts
 }
 
-/// The female file's part taken into the male file's: one part of the family.
+/// The second file's part taken into the first's: one part of the family.
 fn join_pair(first: &mut Part, second: Part) {
     let Part {
         read, mut builder, ..
     } = second;
-    let female = std::mem::take(&mut builder.agg.single);
-    first.builder.agg.single.absorb(female);
+    let sums = std::mem::take(&mut builder.agg.single);
+    first.builder.agg.single.absorb(sums);
     first.builder.absorb(builder);
     if let (Ok(adds), Ok(more)) = (&mut first.read, read) {
         for (def, files) in more {
@@ -278,6 +290,7 @@ fn again(head: &Builder, inputs: &[InputFile]) -> Part {
         .collect();
     Job {
         kind: Kind::SingleAge,
+        order: order_of(&family, inputs),
         inputs: family,
         builder: Builder::new(head.month, head.with.clone(), Arc::clone(&head.known)),
     }
