@@ -98,11 +98,10 @@ pub(super) async fn build_months(
             });
             Ok(report)
         })
-        // A month's files are read by jobs on every month thread, taken in turn from one
-        // queue: the next month's head waits behind this month's jobs, so one month is read
-        // at a time, and a month thread that finishes its last job of a month starts the
-        // next month's. One month more is open: committed, or its bronze hashed, on other
-        // threads.
+        // A month's files are read by jobs on every month thread, the earliest month's jobs
+        // first: one month is read at a time, and a month thread that has no job of it left
+        // starts the next month's. One month more is open: committed, or its bronze
+        // hashed, on other threads.
         .buffer_unordered(2)
         .collect()
         .await;
@@ -378,23 +377,22 @@ async fn build_silver(
     let read = Arc::clone(&inputs);
     let head = open
         .workers
-        .run(move || read_head(month, &read, with))
+        .run(month, move || read_head(month, &read, with))
         .await;
     let head = match head.ok_or_else(panicked)? {
         Ok(head) => head,
         Err(e) => return Ok(Err(e)),
     };
-    // Every job is queued at once, in order, before the next month's head.
     let jobs = head
         .jobs(&inputs)
         .into_iter()
-        .map(|job| open.workers.run(move || job.run()));
+        .map(|job| open.workers.run(month, move || job.run()));
     let parts: Option<Vec<Part>> = futures::future::join_all(jobs).await.into_iter().collect();
     let parts = parts.ok_or_else(panicked)?;
     let unused = plan.unused.clone();
     let built = open
         .workers
-        .run(move || finish(head, parts, &unused, &inputs))
+        .run(month, move || finish(head, parts, &unused, &inputs))
         .await;
     Ok(built.ok_or_else(panicked)?)
 }
