@@ -100,9 +100,10 @@ pub(super) async fn build_months(
         })
         // A month's files are read by jobs on every month thread, the earliest month's jobs
         // first: one month is read at a time, and a month thread that has no job of it left
-        // starts the next month's. One month more is open: committed, or its bronze
-        // hashed, on other threads.
-        .buffer_unordered(2)
+        // starts the next month's. Two months more are open, on other threads: the one
+        // before committing, the one after hashing its bronze (with one, the threads waited
+        // on the hashing: a 12-month build took 8 % longer).
+        .buffer_unordered(3)
         .collect()
         .await;
     for r in results {
