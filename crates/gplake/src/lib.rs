@@ -36,8 +36,9 @@
 //!
 //! # Runtime
 //! Drive the library from a multi-thread Tokio runtime such as [`runtime()`], as the CLI and
-//! the Python package do. Each month's build runs on a month thread of its own that waits on the runtime for
-//! its I/O, and checks and derived tables work on the runtime's threads; on a
+//! the Python package do. A month's files are read by jobs on the build's month threads (one
+//! per core), which wait on the runtime for their I/O, and checks and derived tables work on
+//! the runtime's threads; on a
 //! current-thread runtime one thread does all of that and polls every connection, and while
 //! it is busy a connection the store closed can go unnoticed and be reused, failing the next
 //! request.

@@ -176,6 +176,13 @@ mod tests {
             Some(7),
             "the threads carry on"
         );
+        // The hook runs after a job has handed back its result: wait for the last one's.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while JOBS_DONE.load(std::sync::atomic::Ordering::SeqCst) < 22
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
         assert_eq!(
             JOBS_DONE.load(std::sync::atomic::Ordering::SeqCst),
             22,
