@@ -334,7 +334,20 @@ fn tampered_source(tamper: impl Fn(&str, String) -> String) -> tempfile::TempDir
 /// Syncs a good January 2021, then a tampered one: the month must be kept out with a
 /// message containing every `expected` fragment, and the good silver must stay.
 async fn kept_out_with(tamper: impl Fn(&str, String) -> String, expected: &[&str]) {
-    let (_dir, lake) = local_lake();
+    let (_dir, lake) = good_january().await;
+    let before = month_total(&lake, "2021-01-01").await;
+    let failures = kept_out_failures(&lake, tamper, expected).await;
+    assert!(failures.lines().all(|l| !l.is_empty()));
+    assert_eq!(
+        month_total(&lake, "2021-01-01").await,
+        before,
+        "previous silver untouched"
+    );
+}
+
+/// A lake holding a good January 2021.
+async fn good_january() -> (tempfile::TempDir, Lake) {
+    let (dir, lake) = local_lake();
     let good = tampered_source(|_, s| s);
     full_sync(
         &lake,
@@ -344,9 +357,18 @@ async fn kept_out_with(tamper: impl Fn(&str, String) -> String, expected: &[&str
     )
     .await
     .unwrap();
-    let before = month_total(&lake, "2021-01-01").await;
+    (dir, lake)
+}
+
+/// Syncs a tampered January 2021: the month must be kept out with a message containing every
+/// `expected` fragment; returns the month's failures.
+async fn kept_out_failures(
+    lake: &Lake,
+    tamper: impl Fn(&str, String) -> String,
+    expected: &[&str],
+) -> String {
     let bad = tampered_source(tamper);
-    let report = full_sync(&lake, &Source::Dir(bad.path().into()), "2021-01", "2021-01")
+    let report = full_sync(lake, &Source::Dir(bad.path().into()), "2021-01", "2021-01")
         .await
         .unwrap();
     let build = report.build.unwrap();
@@ -358,12 +380,7 @@ async fn kept_out_with(tamper: impl Fn(&str, String) -> String, expected: &[&str
             "expected '{fragment}' in:\n{failures}"
         );
     }
-    assert!(failures.lines().all(|l| !l.is_empty()));
-    assert_eq!(
-        month_total(&lake, "2021-01-01").await,
-        before,
-        "previous silver untouched"
-    );
+    failures
 }
 
 fn edit_line(text: &str, line: usize, f: impl Fn(&str) -> String) -> String {
@@ -503,37 +520,17 @@ async fn a_key_in_both_single_age_files_is_named_as_one_reader_would_name_it() {
             s
         }
     };
-    let (dir, lake) = local_lake();
-    let good = tampered_source(|_, s| s);
-    full_sync(
-        &lake,
-        &Source::Dir(good.path().into()),
-        "2021-01",
-        "2021-01",
-    )
-    .await
-    .unwrap();
+    let (dir, lake) = good_january().await;
     let table = dir
         .path()
         .join("silver/fact_gp_registered_patients_single_age");
     let files_before = parquet_files(&table);
     let before = single_age_total(&lake, (2021, 1)).await;
-    let bad = tampered_source(tamper);
-    let report = full_sync(&lake, &Source::Dir(bad.path().into()), "2021-01", "2021-01")
-        .await
-        .unwrap();
-    let build = report.build.unwrap();
-    assert!(build.gate_failed(), "{build:?}");
-    let failures = build.months[0].failures.join("\n");
-    for fragment in [
+    let expected = [
         "gp-reg-pat-prac-sing-age-male.csv line",
         "FEMALE age 95+ appears more than once",
-    ] {
-        assert!(
-            failures.contains(fragment),
-            "expected '{fragment}' in:\n{failures}"
-        );
-    }
+    ];
+    kept_out_failures(&lake, tamper, &expected).await;
     assert_eq!(single_age_total(&lake, (2021, 1)).await, before);
     assert_eq!(
         parquet_files(&table),

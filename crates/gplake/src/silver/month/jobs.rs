@@ -78,35 +78,41 @@ impl Head {
     /// single-age files are read apart.
     pub(crate) fn jobs(&self, inputs: &[InputFile]) -> Vec<Job> {
         let mut jobs = Vec::new();
+        let b = &self.builder;
         for kind in [Kind::Quinary, Kind::SingleAge, Kind::Regions, Kind::Lsoa] {
-            let family: Vec<InputFile> = inputs
-                .iter()
-                .filter(|i| kind.families().contains(&i.family))
-                .cloned()
-                .collect();
+            let family = kind.files(inputs);
             if kind == Kind::SingleAge && is_male_and_female(&family) {
-                jobs.extend(family.into_iter().map(|i| self.job(kind, vec![i], inputs)));
+                jobs.extend(family.into_iter().map(|i| job(b, kind, vec![i], inputs)));
             } else {
                 // A family without files is still a job: it records its sums as absent.
-                jobs.push(self.job(kind, family, inputs));
+                jobs.push(job(b, kind, family, inputs));
             }
         }
         jobs.sort_by_key(|j| std::cmp::Reverse(j.size()));
         jobs
     }
+}
 
-    fn job(&self, kind: Kind, files: Vec<InputFile>, inputs: &[InputFile]) -> Job {
-        let b = &self.builder;
-        Job {
-            kind,
-            order: order_of(&files, inputs),
-            inputs: files,
-            builder: Builder::new(b.month, b.with.clone(), Arc::clone(&b.known)),
-        }
+/// A job reading `files` (some of the month's `inputs`) with what the head `b` read.
+fn job(b: &Builder, kind: Kind, files: Vec<InputFile>, inputs: &[InputFile]) -> Job {
+    Job {
+        kind,
+        order: order_of(&files, inputs),
+        inputs: files,
+        builder: Builder::new(b.month, b.with.clone(), Arc::clone(&b.known)),
     }
 }
 
 impl Kind {
+    /// The month's files of this kind's families, in the month's order.
+    fn files(self, inputs: &[InputFile]) -> Vec<InputFile> {
+        inputs
+            .iter()
+            .filter(|i| self.families().contains(&i.family))
+            .cloned()
+            .collect()
+    }
+
     fn families(self) -> &'static [Family] {
         match self {
             Kind::Quinary => &[Family::Quinary, Family::LegacyQuinary],
@@ -283,18 +289,7 @@ fn join_pair(first: &mut Part, second: Part) {
 
 /// The single-age files read again, one after the other, by one job.
 fn again(head: &Builder, inputs: &[InputFile]) -> Part {
-    let family: Vec<InputFile> = inputs
-        .iter()
-        .filter(|i| Kind::SingleAge.families().contains(&i.family))
-        .cloned()
-        .collect();
-    Job {
-        kind: Kind::SingleAge,
-        order: order_of(&family, inputs),
-        inputs: family,
-        builder: Builder::new(head.month, head.with.clone(), Arc::clone(&head.known)),
-    }
-    .run()
+    job(head, Kind::SingleAge, Kind::SingleAge.files(inputs), inputs).run()
 }
 
 /// The `files` table's rows for the month and the rows quarantined, in reading order; the
