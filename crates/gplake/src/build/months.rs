@@ -70,8 +70,10 @@ pub(super) async fn build_months(
     options: &BuildOptions,
 ) -> Result<BuildReport, Error> {
     let mut report = BuildReport::default();
+    let started = std::time::Instant::now();
     let aliases = super::aliases::in_force(lake).await?;
     let todo = plan_months(lake, options, &aliases, &mut report).await?;
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "months: planned");
     if todo.is_empty() {
         return Ok(report);
     }
@@ -83,6 +85,10 @@ pub(super) async fn build_months(
         open_tables(lake, options, jobs)
             .await
             .map_err(BuildError::from)?,
+    );
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "months: tables open"
     );
     let at = clock.now();
     options.emit(super::BuildEvent::Planned { months: todo.len() });

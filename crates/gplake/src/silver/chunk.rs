@@ -276,10 +276,29 @@ fn put_header(out: &mut Vec<u8>, mut header: u64) {
     }
 }
 
+/// Compresses a page with this thread's compressor: a compressor made per page allocated and
+/// cleared its tables each time (a fresh megabyte or more, faulted in page by page).
 fn compress(data: &[u8], level: ZstdLevel) -> Result<bytes::Bytes> {
-    zstd::bulk::compress(data, level.compression_level())
-        .map(bytes::Bytes::from)
-        .map_err(|e| ParquetError::External(Box::new(e)))
+    thread_local! {
+        static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let level = level.compression_level();
+    let external = |e: std::io::Error| ParquetError::External(Box::new(e));
+    COMPRESSOR.with_borrow_mut(|kept| {
+        let compressor = match kept {
+            Some((at, compressor)) if *at == level => compressor,
+            _ => {
+                &mut kept
+                    .insert((level, zstd::bulk::Compressor::new(level).map_err(external)?))
+                    .1
+            }
+        };
+        compressor
+            .compress(data)
+            .map(bytes::Bytes::from)
+            .map_err(external)
+    })
 }
 
 #[cfg(test)]
