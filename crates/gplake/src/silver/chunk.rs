@@ -286,14 +286,10 @@ fn compress(data: &[u8], level: ZstdLevel) -> Result<bytes::Bytes> {
     let level = level.compression_level();
     let external = |e: std::io::Error| ParquetError::External(Box::new(e));
     COMPRESSOR.with_borrow_mut(|kept| {
-        let compressor = match kept {
-            Some((at, compressor)) if *at == level => compressor,
-            _ => {
-                &mut kept
-                    .insert((level, zstd::bulk::Compressor::new(level).map_err(external)?))
-                    .1
-            }
-        };
+        if kept.as_ref().is_none_or(|(made_at, _)| *made_at != level) {
+            *kept = Some((level, zstd::bulk::Compressor::new(level).map_err(external)?));
+        }
+        let (_, compressor) = kept.as_mut().expect("made above");
         compressor
             .compress(data)
             .map(bytes::Bytes::from)
