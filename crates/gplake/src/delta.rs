@@ -52,16 +52,14 @@ fn err(def: &TableDef) -> impl Fn(DeltaTableError) -> DeltaError + '_ {
 
 /// Opens `def` on the lake, creating it (with comments and properties) if it does not exist.
 pub(crate) async fn open_or_create(lake: &Lake, def: &TableDef) -> Result<DeltaTable, DeltaError> {
-    let mut table = unloaded(lake, def)?;
-    if exists(lake, def).await? {
-        table.load().await.map_err(err(def))?;
+    if let Some(table) = load(lake, def, None).await? {
         return Ok(table);
     }
     let configuration: HashMap<String, Option<String>> = PROPERTIES
         .iter()
         .map(|(k, v)| (k.to_string(), Some(v.to_string())))
         .collect();
-    let created = table
+    let created = unloaded(lake, def)?
         .create()
         .with_table_name(def.name)
         .with_comment(def.comment)
@@ -74,23 +72,16 @@ pub(crate) async fn open_or_create(lake: &Lake, def: &TableDef) -> Result<DeltaT
     match created {
         Ok(t) => Ok(t),
         // Another process created it first: use theirs.
-        Err(_) if exists(lake, def).await? => {
-            let mut table = unloaded(lake, def)?;
-            table.load().await.map_err(err(def))?;
-            Ok(table)
-        }
-        Err(e) => Err(err(def)(e)),
+        Err(e) => match load(lake, def, None).await? {
+            Some(table) => Ok(table),
+            None => Err(err(def)(e)),
+        },
     }
 }
 
 /// Opens `def` if it exists.
 pub(crate) async fn open(lake: &Lake, def: &TableDef) -> Result<Option<DeltaTable>, DeltaError> {
-    if !exists(lake, def).await? {
-        return Ok(None);
-    }
-    let mut table = unloaded(lake, def)?;
-    table.load().await.map_err(err(def))?;
-    Ok(Some(table))
+    load(lake, def, None).await
 }
 
 /// Opens `def` as it was at `version` (`None`: latest), if it exists.
@@ -99,15 +90,80 @@ pub(crate) async fn open_version(
     def: &TableDef,
     version: Option<u64>,
 ) -> Result<Option<DeltaTable>, DeltaError> {
-    let Some(version) = version else {
-        return open(lake, def).await;
-    };
-    if !exists(lake, def).await? {
+    load(lake, def, version).await
+}
+
+/// Reads `def` at `version` (`None`: the latest), or `None` when it has no log. A listing
+/// failure is an error, never "absent": reading an unreachable table as empty could
+/// overwrite what it holds. A table this lake has read before is brought forward from
+/// there, reading only the commits since: a full read parses the statistics of every data
+/// file in the log again (~0.15 ms a file, a month's sync opens each table several times).
+async fn load(
+    lake: &Lake,
+    def: &TableDef,
+    version: Option<u64>,
+) -> Result<Option<DeltaTable>, DeltaError> {
+    let log = Path::from(format!("{}/_delta_log", def.path));
+    let listed = lake.list(&log).await.map_err(store_err(def))?;
+    if listed.is_empty() {
         return Ok(None);
     }
-    let mut table = unloaded(lake, def)?;
-    table.load_version(version).await.map_err(err(def))?;
+    let mut table = match Known::find(lake, def, &listed) {
+        Some(known) => known,
+        None => unloaded(lake, def)?,
+    };
+    // Both read from scratch when the table is past `version`.
+    let loaded = match version {
+        Some(version) => table.load_version(version).await,
+        None => table.load().await,
+    };
+    loaded.map_err(err(def))?;
+    Known::remember(lake, def, &table, &listed);
     Ok(Some(table))
+}
+
+/// A table as this lake last read it, and the commit file it was read at.
+#[derive(Clone)]
+struct Known {
+    table: DeltaTable,
+    commit: deltalake::ObjectMeta,
+}
+
+impl Known {
+    fn key(def: &TableDef) -> String {
+        format!("delta:{}", def.path)
+    }
+
+    /// The table last read, if the log still holds the very commit file it was read at: a
+    /// table deleted and made again has another file of that version, or none.
+    fn find(lake: &Lake, def: &TableDef, listed: &[deltalake::ObjectMeta]) -> Option<DeltaTable> {
+        let known = lake.kept::<Known>(&Self::key(def))?;
+        let same = |o: &&deltalake::ObjectMeta| {
+            o.location == known.commit.location
+                && o.last_modified == known.commit.last_modified
+                && o.size == known.commit.size
+                && o.e_tag == known.commit.e_tag
+        };
+        listed.iter().find(same).map(|_| known.table)
+    }
+
+    /// Keeps `table` unless a later version of it is known.
+    fn remember(lake: &Lake, def: &TableDef, table: &DeltaTable, listed: &[deltalake::ObjectMeta]) {
+        let Some(version) = table.version() else {
+            return;
+        };
+        if Self::find(lake, def, listed).is_some_and(|known| known.version() > Some(version)) {
+            return;
+        }
+        let commit = listed.iter().find(|o| commit_version(o) == Some(version));
+        if let Some(commit) = commit {
+            let known = Known {
+                table: table.clone(),
+                commit: commit.clone(),
+            };
+            lake.keep(&Self::key(def), known);
+        }
+    }
 }
 
 /// Opens `def` as it was at `at`; `None` when the table did not exist yet.
@@ -622,4 +678,71 @@ pub(crate) fn int_column(batch: &RecordBatch, i: usize) -> deltalake::arrow::arr
     });
     cast.as_primitive::<deltalake::arrow::datatypes::Int64Type>()
         .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::QUALITY;
+    use crate::check::{QualityResult, Rule, Severity};
+
+    fn results(n: usize) -> Vec<RecordBatch> {
+        let results: Vec<QualityResult> = (0..n)
+            .map(|i| {
+                QualityResult::pass(None, Rule::MonthOverMonth, Severity::Warning, i.to_string())
+            })
+            .collect();
+        vec![crate::build::record::quality_batch(
+            &results,
+            chrono::Utc::now(),
+        )]
+    }
+
+    fn rows(table: &DeltaTable) -> i64 {
+        let adds = table.snapshot().unwrap().log_data();
+        adds.iter()
+            .map(|f| f.num_records().unwrap_or(0) as i64)
+            .sum()
+    }
+
+    #[tokio::test]
+    async fn a_table_read_again_is_brought_forward_from_what_this_lake_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        append(&lake, &QUALITY, results(2)).await.unwrap();
+        assert_eq!(
+            open(&lake, &QUALITY).await.unwrap().unwrap().version(),
+            Some(1)
+        );
+        // Another process commits: this lake sees its commit, and reads old versions.
+        let other = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        append(&other, &QUALITY, results(3)).await.unwrap();
+        let latest = open(&lake, &QUALITY).await.unwrap().unwrap();
+        assert_eq!((latest.version(), rows(&latest)), (Some(2), 5));
+        let old = open_version(&lake, &QUALITY, Some(1))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((old.version(), rows(&old)), (Some(1), 2));
+        let again = open(&lake, &QUALITY).await.unwrap().unwrap();
+        assert_eq!((again.version(), rows(&again)), (Some(2), 5));
+    }
+
+    #[tokio::test]
+    async fn a_table_deleted_and_made_again_is_read_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        append(&lake, &QUALITY, results(2)).await.unwrap();
+        append(&lake, &QUALITY, results(2)).await.unwrap();
+        let before = open(&lake, &QUALITY).await.unwrap().unwrap();
+        assert_eq!((before.version(), rows(&before)), (Some(2), 4));
+        std::fs::remove_dir_all(dir.path().join(QUALITY.path)).unwrap();
+        // Made again up to the same version, with other rows: the lake must not keep its
+        // reading of the table that was deleted.
+        append(&lake, &QUALITY, results(1)).await.unwrap();
+        let other = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        append(&other, &QUALITY, results(1)).await.unwrap();
+        let after = open(&lake, &QUALITY).await.unwrap().unwrap();
+        assert_eq!((after.version(), rows(&after)), (Some(2), 2));
+    }
 }

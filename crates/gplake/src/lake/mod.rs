@@ -175,7 +175,15 @@ pub struct Lake {
     endpoint: String,
     /// Whether the store was found to honour conditional writes.
     probed: Arc<tokio::sync::OnceCell<()>>,
+    /// What other modules keep for as long as the lake is open, by key (the Delta tables
+    /// already read, so that opening one again reads only the commits since).
+    kept: Arc<Kept>,
 }
+
+/// Values kept for a lake's lifetime, one per key, shared by the lake's clones. Typed by
+/// the module that keeps them, so the lake knows nothing of what they are.
+#[derive(Default)]
+struct Kept(std::sync::Mutex<std::collections::HashMap<String, Box<dyn std::any::Any + Send>>>);
 
 impl std::fmt::Debug for Lake {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -273,7 +281,20 @@ impl Lake {
             multipart: opened.multipart,
             endpoint: opened.endpoint,
             probed: Arc::new(tokio::sync::OnceCell::new()),
+            kept: Arc::default(),
         })
+    }
+
+    /// A clone of the value kept under `key`, if one of type `T` is.
+    pub(crate) fn kept<T: Clone + 'static>(&self, key: &str) -> Option<T> {
+        let kept = self.kept.0.lock().unwrap_or_else(|e| e.into_inner());
+        kept.get(key)?.downcast_ref::<T>().cloned()
+    }
+
+    /// Keeps `value` under `key` for the lake's lifetime, in place of what was there.
+    pub(crate) fn keep<T: Send + 'static>(&self, key: &str, value: T) {
+        let mut kept = self.kept.0.lock().unwrap_or_else(|e| e.into_inner());
+        kept.insert(key.to_string(), Box::new(value));
     }
 
     /// The URL the lake was opened from.

@@ -172,7 +172,6 @@ struct FileRead {
 /// What a month is built with besides its files; each of its jobs takes a copy.
 #[derive(Clone)]
 pub(crate) struct MonthContext {
-    pub(crate) targets: Arc<Targets>,
     pub(crate) handle: Handle,
     pub(crate) built_at: DateTime<Utc>,
     /// The user's aliases, with an empty record of use.

@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use deltalake::kernel::Add;
 
-use super::{Builder, FileRead, InputFile, Known, MonthBuilt, MonthContext, MonthError, StepError};
+use super::{
+    Builder, FileRead, InputFile, Known, MonthBuilt, MonthContext, MonthError, StepError, Targets,
+};
 use crate::batch::{Batcher, Val};
 use crate::catalog::{
     FACT_LSOA, FACT_ORG_SINGLE_AGE, FACT_QUINARY, FACT_SINGLE_AGE, FILES, TableDef,
@@ -42,6 +44,8 @@ pub(crate) struct Job {
     order: usize,
     inputs: Vec<InputFile>,
     builder: Builder,
+    /// The tables it writes data files for.
+    targets: Arc<Targets>,
 }
 
 /// What a job read: its data files (or why it could not), and its sums and records.
@@ -76,16 +80,20 @@ pub(crate) fn read_head(
 impl Head {
     /// The month's jobs, the largest first so the last to finish is a small one. The two
     /// single-age files are read apart.
-    pub(crate) fn jobs(&self, inputs: &[InputFile]) -> Vec<Job> {
+    pub(crate) fn jobs(&self, inputs: &[InputFile], targets: &Arc<Targets>) -> Vec<Job> {
         let mut jobs = Vec::new();
         let b = &self.builder;
         for kind in [Kind::Quinary, Kind::SingleAge, Kind::Regions, Kind::Lsoa] {
             let family = kind.files(inputs);
             if kind == Kind::SingleAge && is_male_and_female(&family) {
-                jobs.extend(family.into_iter().map(|i| job(b, kind, vec![i], inputs)));
+                jobs.extend(
+                    family
+                        .into_iter()
+                        .map(|i| job(b, kind, vec![i], inputs, targets)),
+                );
             } else {
                 // A family without files is still a job: it records its sums as absent.
-                jobs.push(job(b, kind, family, inputs));
+                jobs.push(job(b, kind, family, inputs, targets));
             }
         }
         jobs.sort_by_key(|j| std::cmp::Reverse(j.size()));
@@ -94,9 +102,16 @@ impl Head {
 }
 
 /// A job reading `files` (some of the month's `inputs`) with what the head `b` read.
-fn job(b: &Builder, kind: Kind, files: Vec<InputFile>, inputs: &[InputFile]) -> Job {
+fn job(
+    b: &Builder,
+    kind: Kind,
+    files: Vec<InputFile>,
+    inputs: &[InputFile],
+    targets: &Arc<Targets>,
+) -> Job {
     Job {
         kind,
+        targets: Arc::clone(targets),
         order: order_of(&files, inputs),
         inputs: files,
         builder: Builder::new(b.month, b.with.clone(), Arc::clone(&b.known)),
@@ -158,9 +173,9 @@ impl Job {
             order,
             inputs,
             mut builder,
+            targets,
         } = self;
         let inputs: Vec<&InputFile> = inputs.iter().collect();
-        let targets = Arc::clone(&builder.with.targets);
         let read = match kind {
             Kind::Quinary => builder.read_ages(
                 &inputs,
@@ -193,11 +208,12 @@ pub(crate) fn finish(
     parts: Vec<Part>,
     unused: &[(String, Family, String)],
     inputs: &[InputFile],
+    targets: &Arc<Targets>,
 ) -> Result<MonthBuilt, MonthError> {
     let Head { builder: mut b } = head;
     let month = b.month;
     let mut discarded = Vec::new();
-    let parts = single_age_whole(parts, &b, inputs, &mut discarded);
+    let parts = single_age_whole(parts, &b, targets, inputs, &mut discarded);
     let mut adds = Vec::new();
     for part in parts {
         match part.kind {
@@ -213,7 +229,6 @@ pub(crate) fn finish(
     let known = Arc::unwrap_or_clone(std::mem::take(&mut b.known));
     b.agg.map = known.map;
     b.info.extend(known.info);
-    let targets = Arc::clone(&b.with.targets);
     let practices = b.write_practices(&targets.practices);
     adds.push(practices.map_err(|source| MonthError::Delta { month, source })?);
     for (name, family, sha) in unused {
@@ -244,6 +259,7 @@ fn one(adds: Vec<(TableDef, Vec<Add>)>) -> (TableDef, Vec<Add>) {
 fn single_age_whole(
     mut parts: Vec<Part>,
     head: &Builder,
+    targets: &Arc<Targets>,
     inputs: &[InputFile],
     discarded: &mut Vec<(TableDef, Vec<Add>)>,
 ) -> Vec<Part> {
@@ -263,7 +279,10 @@ fn single_age_whole(
         join_pair(first, second);
         return parts;
     }
-    for part in [std::mem::replace(first, again(head, inputs)), second] {
+    for part in [
+        std::mem::replace(first, again(head, inputs, targets)),
+        second,
+    ] {
         discarded.extend(part.read.unwrap_or_default());
     }
     parts
@@ -288,8 +307,9 @@ fn join_pair(first: &mut Part, second: Part) {
 }
 
 /// The single-age files read again, one after the other, by one job.
-fn again(head: &Builder, inputs: &[InputFile]) -> Part {
-    job(head, Kind::SingleAge, Kind::SingleAge.files(inputs), inputs).run()
+fn again(head: &Builder, inputs: &[InputFile], targets: &Arc<Targets>) -> Part {
+    let files = Kind::SingleAge.files(inputs);
+    job(head, Kind::SingleAge, files, inputs, targets).run()
 }
 
 /// The `files` table's rows for the month and the rows quarantined, in reading order; the
