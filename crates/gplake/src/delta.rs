@@ -294,8 +294,18 @@ pub(crate) fn writer(table: &DeltaTable, def: &TableDef) -> Result<RecordBatchWr
     Ok(writer.with_writer_properties(parquet_properties(def)))
 }
 
+/// The tables every derivation reads across the whole history, a small file or two a month:
+/// written with Snappy, not zstd. The parquet crate's zstd codec makes a compressor and a
+/// decompressor for every column chunk it reads, which costs more than decoding these
+/// files' pages: about 20 ms of a 36-month lake's derivation that a 1-month lake's does
+/// not pay (a tenth of what the longer history adds to a monthly sync).
+const READ_WHOLE: [&str; 2] = [
+    crate::catalog::PRACTICE_SNAPSHOT.name,
+    crate::catalog::QUALITY.name,
+];
+
 /// How gplake writes Parquet: zstd at its fastest level (smaller than delta-rs's default
-/// Snappy for as little CPU), and statistics per column chunk only — the Delta log's
+/// Snappy for as little CPU; Snappy for [`READ_WHOLE`]), and statistics per column chunk only — the Delta log's
 /// data-skipping figures come from them; page-level ones cost time per value for no reader
 /// gplake's users run. The descriptive text columns ([`UNFILTERED`]) get none: a data file
 /// holds thousands of practices in code order, so the min and max of their names or
@@ -306,11 +316,14 @@ pub(crate) fn parquet_properties(def: &TableDef) -> WriterProperties {
 
 /// [`parquet_properties`], still to be added to.
 pub(crate) fn parquet_builder(def: &TableDef) -> WriterPropertiesBuilder {
+    let compression = if READ_WHOLE.contains(&def.name) {
+        Compression::SNAPPY
+    } else {
+        Compression::ZSTD(ZstdLevel::try_new(1).expect("a valid level"))
+    };
     let builder = WriterProperties::builder()
         .set_created_by(format!("gplake {}", env!("CARGO_PKG_VERSION")))
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(1).expect("a valid level"),
-        ))
+        .set_compression(compression)
         .set_statistics_enabled(EnabledStatistics::Chunk);
     def.columns
         .iter()
