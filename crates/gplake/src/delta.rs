@@ -696,19 +696,18 @@ pub(crate) fn int_column(batch: &RecordBatch, i: usize) -> deltalake::arrow::arr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::QUALITY;
-    use crate::check::{QualityResult, Rule, Severity};
+    use crate::batch::{Batcher, Val};
+    use crate::catalog::DIM_AGE_BAND as TABLE;
 
-    fn results(n: usize) -> Vec<RecordBatch> {
-        let results: Vec<QualityResult> = (0..n)
-            .map(|i| {
-                QualityResult::pass(None, Rule::MonthOverMonth, Severity::Warning, i.to_string())
-            })
-            .collect();
-        vec![crate::build::record::quality_batch(
-            &results,
-            chrono::Utc::now(),
-        )]
+    /// `n` rows of a small table (the age bands': any would do).
+    fn rows_of(n: usize) -> Vec<RecordBatch> {
+        let mut batch = Batcher::new(TABLE);
+        for i in 0..n {
+            let label = i.to_string();
+            let text = Val::Text(Some(&label));
+            batch.push(&[text, Val::Int(i as i64), text, text, Val::Int(i as i64)]);
+        }
+        vec![batch.finish()]
     }
 
     fn rows(table: &DeltaTable) -> i64 {
@@ -722,22 +721,19 @@ mod tests {
     async fn a_table_read_again_is_brought_forward_from_what_this_lake_read() {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
-        append(&lake, &QUALITY, results(2)).await.unwrap();
+        append(&lake, &TABLE, rows_of(2)).await.unwrap();
         assert_eq!(
-            open(&lake, &QUALITY).await.unwrap().unwrap().version(),
+            open(&lake, &TABLE).await.unwrap().unwrap().version(),
             Some(1)
         );
         // Another process commits: this lake sees its commit, and reads old versions.
         let other = Lake::open(dir.path().to_str().unwrap()).unwrap();
-        append(&other, &QUALITY, results(3)).await.unwrap();
-        let latest = open(&lake, &QUALITY).await.unwrap().unwrap();
+        append(&other, &TABLE, rows_of(3)).await.unwrap();
+        let latest = open(&lake, &TABLE).await.unwrap().unwrap();
         assert_eq!((latest.version(), rows(&latest)), (Some(2), 5));
-        let old = open_version(&lake, &QUALITY, Some(1))
-            .await
-            .unwrap()
-            .unwrap();
+        let old = open_version(&lake, &TABLE, Some(1)).await.unwrap().unwrap();
         assert_eq!((old.version(), rows(&old)), (Some(1), 2));
-        let again = open(&lake, &QUALITY).await.unwrap().unwrap();
+        let again = open(&lake, &TABLE).await.unwrap().unwrap();
         assert_eq!((again.version(), rows(&again)), (Some(2), 5));
     }
 
@@ -745,17 +741,17 @@ mod tests {
     async fn a_table_deleted_and_made_again_is_read_afresh() {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
-        append(&lake, &QUALITY, results(2)).await.unwrap();
-        append(&lake, &QUALITY, results(2)).await.unwrap();
-        let before = open(&lake, &QUALITY).await.unwrap().unwrap();
+        append(&lake, &TABLE, rows_of(2)).await.unwrap();
+        append(&lake, &TABLE, rows_of(2)).await.unwrap();
+        let before = open(&lake, &TABLE).await.unwrap().unwrap();
         assert_eq!((before.version(), rows(&before)), (Some(2), 4));
-        std::fs::remove_dir_all(dir.path().join(QUALITY.path)).unwrap();
+        std::fs::remove_dir_all(dir.path().join(TABLE.path)).unwrap();
         // Made again up to the same version, with other rows: the lake must not keep its
         // reading of the table that was deleted.
-        append(&lake, &QUALITY, results(1)).await.unwrap();
+        append(&lake, &TABLE, rows_of(1)).await.unwrap();
         let other = Lake::open(dir.path().to_str().unwrap()).unwrap();
-        append(&other, &QUALITY, results(1)).await.unwrap();
-        let after = open(&lake, &QUALITY).await.unwrap().unwrap();
+        append(&other, &TABLE, rows_of(1)).await.unwrap();
+        let after = open(&lake, &TABLE).await.unwrap().unwrap();
         assert_eq!((after.version(), rows(&after)), (Some(2), 2));
     }
 }

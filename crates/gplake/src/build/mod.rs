@@ -17,7 +17,7 @@ pub mod aliases;
 mod changes;
 pub mod derived;
 mod months;
-pub(crate) mod record;
+mod record;
 mod reissue;
 pub mod state;
 pub mod upgrade;
