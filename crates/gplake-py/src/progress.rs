@@ -35,6 +35,10 @@ struct State {
     /// Each download's expected and received bytes, by key: a retried download starts
     /// again from zero, and must not count twice.
     downloads: HashMap<String, (u64, u64)>,
+    /// How each stage left off, when the next began since the last report: reported first,
+    /// so the callback sees every stage the run went through however quickly it passed
+    /// (two small months fetched in less than the 100 ms between reports).
+    passed: Vec<SyncProgress>,
 }
 
 /// The state, shared between the run's event callbacks and the waiting thread.
@@ -62,7 +66,7 @@ impl Shared {
 
     /// Marks the run over.
     pub(crate) fn finish(&self) {
-        self.update(|state| state.shown.stage = "done");
+        self.update(|state| state.enter("done"));
     }
 
     /// Calls `callback` with the progress as a dict, when it changed since `last`.
@@ -72,22 +76,36 @@ impl Shared {
         callback: &Py<PyAny>,
         last: &mut Option<SyncProgress>,
     ) -> PyResult<()> {
-        let now = match self.0.lock() {
-            Ok(state) => state.shown.clone(),
+        let shown = match self.0.lock() {
+            Ok(mut state) => {
+                let mut shown = std::mem::take(&mut state.passed);
+                shown.push(state.shown.clone());
+                shown
+            }
             Err(_) => return Ok(()),
         };
-        if now.stage.is_empty() || last.as_ref() == Some(&now) {
-            return Ok(());
+        for now in shown {
+            if now.stage.is_empty() || last.as_ref() == Some(&now) {
+                continue;
+            }
+            callback.call1(py, (now.to_dict(py)?,))?;
+            *last = Some(now);
         }
-        callback.call1(py, (now.to_dict(py)?,))?;
-        *last = Some(now);
         Ok(())
     }
 }
 
 impl State {
+    /// Moves on to `stage`, keeping how the stage before left off for the next report.
+    fn enter(&mut self, stage: &'static str) {
+        if self.shown.stage != stage && !self.shown.stage.is_empty() {
+            self.passed.push(self.shown.clone());
+        }
+        self.shown.stage = stage;
+    }
+
     fn download(&mut self, event: ProgressEvent) {
-        self.shown.stage = "fetch";
+        self.enter("fetch");
         match event {
             ProgressEvent::Started { key, total } => {
                 let previous = self.downloads.insert(key, (total.unwrap_or(0), 0));
@@ -112,15 +130,15 @@ impl State {
     fn build(&mut self, event: BuildEvent) {
         match event {
             BuildEvent::Planned { months } => {
-                self.shown.stage = "build";
+                self.enter("build");
                 self.shown.months = months as u64;
             }
             BuildEvent::MonthDone { rows, .. } => {
-                self.shown.stage = "build";
+                self.enter("build");
                 self.shown.months_done += 1;
                 self.shown.rows += rows;
             }
-            BuildEvent::Deriving => self.shown.stage = "derive",
+            BuildEvent::Deriving => self.enter("derive"),
             _ => {}
         }
     }
