@@ -93,6 +93,11 @@ pub(crate) async fn open_version(
     load(lake, def, version).await
 }
 
+/// Where `def`'s Delta log is, on the lake.
+fn log_path(def: &TableDef) -> Path {
+    Path::from(format!("{}/_delta_log", def.path))
+}
+
 /// Reads `def` at `version` (`None`: the latest), or `None` when it has no log. A listing
 /// failure is an error, never "absent": reading an unreachable table as empty could
 /// overwrite what it holds. A table this lake has read before is brought forward from
@@ -103,7 +108,7 @@ async fn load(
     def: &TableDef,
     version: Option<u64>,
 ) -> Result<Option<DeltaTable>, DeltaError> {
-    let log = Path::from(format!("{}/_delta_log", def.path));
+    let log = log_path(def);
     let listed = lake.list(&log).await.map_err(store_err(def))?;
     if listed.is_empty() {
         return Ok(None);
@@ -175,7 +180,7 @@ pub(crate) async fn open_at(
     if !exists(lake, def).await? {
         return Ok(None);
     }
-    let log = Path::from(format!("{}/_delta_log", def.path));
+    let log = log_path(def);
     let commits = lake.list(&log).await.map_err(store_err(def))?;
     let earliest = commits
         .iter()
@@ -199,7 +204,7 @@ pub(crate) async fn open_at(
 /// The latest version of `def`, or `None` when it does not exist: the highest commit file
 /// in its log (one listing, no log replay: commits are create-only, so a file is a commit).
 pub(crate) async fn version(lake: &Lake, def: &TableDef) -> Result<Option<u64>, DeltaError> {
-    let log = Path::from(format!("{}/_delta_log", def.path));
+    let log = log_path(def);
     let objects = lake.list(&log).await.map_err(store_err(def))?;
     Ok(objects.iter().filter_map(commit_version).max())
 }
@@ -281,7 +286,7 @@ fn unloaded(lake: &Lake, def: &TableDef) -> Result<DeltaTable, DeltaError> {
 /// True when the table has a log. A listing failure is an error, never "absent": reading
 /// an unreachable table as empty could overwrite what it holds.
 async fn exists(lake: &Lake, def: &TableDef) -> Result<bool, DeltaError> {
-    let log = Path::from(format!("{}/_delta_log", def.path));
+    let log = log_path(def);
     lake.list(&log)
         .await
         .map(|l| !l.is_empty())
@@ -305,8 +310,8 @@ const READ_WHOLE: [&str; 2] = [
 ];
 
 /// How gplake writes Parquet: zstd at its fastest level (smaller than delta-rs's default
-/// Snappy for as little CPU; Snappy for [`READ_WHOLE`]), and statistics per column chunk only — the Delta log's
-/// data-skipping figures come from them; page-level ones cost time per value for no reader
+/// Snappy for as little CPU; Snappy for [`READ_WHOLE`]), and statistics per column chunk
+/// only — the Delta log's data-skipping figures come from them; page-level ones cost time per value for no reader
 /// gplake's users run. The descriptive text columns ([`UNFILTERED`]) get none: a data file
 /// holds thousands of practices in code order, so the min and max of their names or
 /// postcodes would prune nothing, and they cost a string comparison per value.

@@ -521,15 +521,15 @@ impl Sizes {
         // practice-month took four times as long to fill (a miss in memory per row).
         let mut known: BTreeMap<Month, HashMap<&str, i64, FixedState>> = BTreeMap::new();
         for r in &read {
-            let mut rows = (0..r.months.len()).filter_map(|i| Some((r.months[i]?, i)));
-            let Some((first, _)) = rows.clone().next() else {
-                continue;
-            };
-            let (mut month, mut sizes) = (first, known.remove(&first).unwrap_or_default());
-            for (m, i) in rows.by_ref() {
-                if m != month {
-                    known.insert(month, std::mem::take(&mut sizes));
-                    (month, sizes) = (m, known.remove(&m).unwrap_or_default());
+            let mut month = None;
+            let mut sizes = HashMap::default();
+            for (i, m) in r.months.iter().enumerate() {
+                let Some(m) = *m else { continue };
+                if month != Some(m) {
+                    if let Some(done) = month {
+                        known.insert(done, std::mem::take(&mut sizes));
+                    }
+                    (month, sizes) = (Some(m), known.remove(&m).unwrap_or_default());
                 }
                 let size = r.sizes.is_valid(i).then(|| r.sizes.value(i));
                 *totals.entry(m).or_insert(0) += size.unwrap_or(0);
@@ -537,7 +537,9 @@ impl Sizes {
                     sizes.insert(r.codes.value(i), size);
                 }
             }
-            known.insert(month, sizes);
+            if let Some(done) = month {
+                known.insert(done, sizes);
+            }
         }
         Sizes {
             totals,

@@ -74,7 +74,6 @@ pub(super) async fn read(
     session: &Session,
     extend: &Extend,
 ) -> Result<Prior, DeltaError> {
-    let clock = std::time::Instant::now();
     for def in [DIM_PRACTICE, DIM_ORGANISATION] {
         let version = extend.versions.get(def.name).copied();
         session.pin(lake, &def, version).await?;
@@ -95,7 +94,6 @@ pub(super) async fn read(
         session::collect(session, Some(&DIM_ORGANISATION), organisations),
         session::collect(session, Some(&PRACTICE_SNAPSHOT), &never_mapped),
     )?;
-    tracing::debug!(ms = clock.elapsed().as_millis() as u64, "dims: prior read");
     let codes = never_mapped.iter().flat_map(|b| {
         let codes = Text::of(b, 0);
         (0..b.num_rows()).filter_map(move |r| codes.get(r).map(str::to_string))
