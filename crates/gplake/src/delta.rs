@@ -312,9 +312,10 @@ const READ_WHOLE: [&str; 2] = [
 /// How gplake writes Parquet: zstd at its fastest level (smaller than delta-rs's default
 /// Snappy for as little CPU; Snappy for [`READ_WHOLE`]), and statistics per column chunk
 /// only — the Delta log's data-skipping figures come from them; page-level ones cost time
-/// per value for no reader gplake's users run. The descriptive text columns ([`UNFILTERED`]) get none: a data file
-/// holds thousands of practices in code order, so the min and max of their names or
-/// postcodes would prune nothing, and they cost a string comparison per value.
+/// per value for no reader gplake's users run. The descriptive text columns
+/// ([`UNFILTERED`]) get none: a data file holds thousands of practices in code order, so
+/// the min and max of their names or postcodes would prune nothing, and they cost a string
+/// comparison per value.
 pub(crate) fn parquet_properties(def: &TableDef) -> WriterProperties {
     parquet_builder(def).build()
 }
