@@ -11,7 +11,7 @@ use tokio::sync::Mutex;
 use super::BuildError;
 use super::record::{quality_batch, quarantine_batch, write_now};
 use super::reissue;
-use super::state::{BUILDER, MonthState, NationalFigure, SilverState, TableState};
+use super::state::{BUILDER, BronzeRead, MonthState, NationalFigure, SilverState, TableState};
 use super::{BuildOptions, BuildReport};
 use crate::catalog::{
     FACT_LSOA, FACT_ORG_QUINARY, FACT_ORG_SINGLE_AGE, FACT_QUINARY, FACT_SINGLE_AGE, FILES,
@@ -238,7 +238,11 @@ async fn build_one(
     let held = reissue::held_sizes(lake, month, previous.as_ref(), &fingerprint)
         .await
         .map_err(BuildError::from)?;
-    let built = build_silver(lake, opening, &plan, month, at, &aliases).await?;
+    let known = previous
+        .as_ref()
+        .map(|p| p.bronze.as_slice())
+        .unwrap_or_default();
+    let (built, bronze) = build_silver(lake, opening, &plan, month, at, &aliases, known).await?;
     // A month kept out for altered bronze is recorded as never current, so the build after
     // `fetch --verify` restores the bytes (the manifest unchanged) reads it again.
     let fingerprint = match &built {
@@ -290,6 +294,7 @@ async fn build_one(
         builder: BUILDER.to_string(),
         aliases_used: aliases.used(),
         aliases_in_force: aliases.entries().into_iter().collect(),
+        bronze,
     };
     state.write(lake).await?;
     crate::failpoint::point("state");
@@ -378,7 +383,8 @@ fn national_figure(agg: &Aggregates) -> NationalFigure {
     }
 }
 
-/// Reads the month's files into uncommitted data files, on a blocking thread.
+/// Reads the month's files into uncommitted data files, on a blocking thread; with the
+/// bronze files read and what proved them (`known`: what the month's last build recorded).
 async fn build_silver(
     lake: &Lake,
     opening: &Opening<'_>,
@@ -386,7 +392,8 @@ async fn build_silver(
     month: Month,
     at: DateTime<Utc>,
     aliases: &Aliases,
-) -> Result<Result<MonthBuilt, MonthError>, Error> {
+    known: &[BronzeRead],
+) -> Result<(Result<MonthBuilt, MonthError>, Vec<BronzeRead>), Error> {
     let started = std::time::Instant::now();
     let worker_err = |e: &dyn std::fmt::Display| BuildError::Worker {
         month,
@@ -394,10 +401,11 @@ async fn build_silver(
     };
     let tmp = tempfile::tempdir().map_err(|e| worker_err(&e))?;
     let limits = opening.options.limits;
-    let inputs = match open_bronze(lake, month, &plan.used, tmp.path(), limits).await? {
-        Ok(inputs) => inputs,
-        Err(altered) => return Ok(Err(altered)),
-    };
+    let (inputs, bronze) =
+        match open_bronze(lake, month, &plan.used, tmp.path(), limits, known).await? {
+            Ok(opened) => opened,
+            Err(altered) => return Ok((Err(altered), Vec::new())),
+        };
     tracing::debug!(%month, ms = started.elapsed().as_millis() as u64, "bronze unpacked");
     let with = MonthContext {
         handle: tokio::runtime::Handle::current(),
@@ -417,7 +425,7 @@ async fn build_silver(
     let (head, open) = (head.ok_or_else(panicked)?, open?);
     let head = match head {
         Ok(head) => head,
-        Err(e) => return Ok(Err(e)),
+        Err(e) => return Ok((Err(e), bronze)),
     };
     tracing::debug!(%month, ms = started.elapsed().as_millis() as u64, "head read");
     let jobs = head
@@ -433,7 +441,7 @@ async fn build_silver(
             finish(head, parts, &unused, &inputs, &targets)
         })
         .await;
-    Ok(built.ok_or_else(panicked)?)
+    Ok((built.ok_or_else(panicked)?, bronze))
 }
 
 /// The quality gate: the month's rules over its evidence, or the reason it could not be read.

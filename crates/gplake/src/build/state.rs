@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::formats::Aliases;
 use crate::lake::{Lake, LakeError};
 use crate::month::Month;
+pub use crate::silver::BronzeRead;
 
 /// Where a month's silver stands, for one table or the month as a whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +92,10 @@ pub struct MonthState {
     /// Every aliases entry in force when it was built.
     #[serde(default)]
     pub aliases_in_force: Vec<String>,
+    /// The bronze files read, with the hashes that proved them and the stamps that let the
+    /// next build of the month trust those hashes without reading every byte again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bronze: Vec<BronzeRead>,
 }
 
 /// The gplake writing states: a month built by another is rebuilt.

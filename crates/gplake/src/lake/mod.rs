@@ -21,9 +21,11 @@ use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, UpdateVersion};
 
+mod hashed;
 mod probe;
 mod upload;
 
+pub use hashed::{FileStamp, Hashed};
 pub use probe::PROBE_PATH;
 pub use upload::UPLOADS_DIR;
 
@@ -471,25 +473,35 @@ impl Lake {
     /// Opens an object to read as a local file, with the hex SHA-256 of the bytes that file
     /// holds, so a reader can prove they are the bytes a manifest records. On a local lake
     /// this is the lake's own file, read in place: gplake replaces objects by rename, never
-    /// in place, so the open file keeps the bytes that were hashed. Elsewhere the object is
-    /// streamed into a copy at `copy_to`, hashed as it lands.
+    /// in place, so the open file keeps the bytes that were hashed, and `known` (what an
+    /// earlier open returned) stands for them while the file's stamp is unchanged. Elsewhere
+    /// the object is streamed into a copy at `copy_to` and hashed.
     pub async fn open_hashed(
         &self,
         path: &Path,
         copy_to: &std::path::Path,
-    ) -> Result<(std::fs::File, String), LakeError> {
-        let local = match self.local_file(path) {
-            Some(file) => file,
+        known: Option<&Hashed>,
+    ) -> Result<(std::fs::File, Hashed), LakeError> {
+        let (local, known) = match self.local_file(path) {
+            Some(file) => (file, known.cloned()),
             None => {
                 self.download_to(path, copy_to).await?;
-                copy_to.to_path_buf()
+                (copy_to.to_path_buf(), None)
             }
         };
         let opened = local.clone();
-        tokio::task::spawn_blocking(move || open_and_hash(&opened))
+        let copied = !self.is_local();
+        tokio::task::spawn_blocking(move || hashed::open_and_hash(&opened, known.as_ref()))
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))
             .and_then(|r| r)
+            .map(|(file, mut hashed)| {
+                if copied {
+                    // A temporary copy's stamp says nothing about the object.
+                    hashed.stamp = None;
+                }
+                (file, hashed)
+            })
             .map_err(|source| LakeError::LocalIo {
                 file: local.display().to_string(),
                 source,
@@ -688,21 +700,4 @@ where
         multipart: Some(store),
         endpoint: format!("{endpoint} (bucket {bucket})"),
     })
-}
-
-/// Opens `local` and hashes every byte of it, leaving the file at its start.
-fn open_and_hash(local: &std::path::Path) -> std::io::Result<(std::fs::File, String)> {
-    use sha2::{Digest, Sha256};
-    use std::io::{Read, Seek};
-    let mut file = std::fs::File::open(local)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        match file.read(&mut buf)? {
-            0 => break,
-            n => hasher.update(&buf[..n]),
-        }
-    }
-    file.rewind()?;
-    Ok((file, hex::encode(hasher.finalize())))
 }

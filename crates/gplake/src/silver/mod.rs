@@ -13,7 +13,7 @@ pub(crate) mod runs;
 pub(crate) mod sink;
 
 use crate::fetch::Manifest;
-use crate::lake::{BRONZE_ROOT, Lake, LakeError};
+use crate::lake::{BRONZE_ROOT, Hashed, Lake, LakeError};
 use crate::month::Month;
 use month::{InputFile, MonthError};
 
@@ -52,31 +52,52 @@ pub(crate) async fn bronze_months(lake: &Lake) -> Result<Vec<Month>, LakeError> 
     Ok(months)
 }
 
+/// A bronze file a build read, and what proved its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BronzeRead {
+    /// Its path in the month's bronze folder.
+    pub path: String,
+    /// Its hash, and the stamp of the local file hashed.
+    #[serde(flatten)]
+    pub hashed: Hashed,
+}
+
 /// Opens the chosen bronze files of `month` to parse (in place on a local lake, else copied
 /// into `dir`), each proved to be the bytes its manifest records
-/// (`Err(MonthError::BronzeAltered)` names the first that is not).
+/// (`Err(MonthError::BronzeAltered)` names the first that is not). A file whose stamp is the
+/// one in `known` (the month's last build) is proved by the hash recorded with it.
 pub(crate) async fn open_bronze(
     lake: &Lake,
     month: Month,
     used: &[plan::Chosen],
     dir: &std::path::Path,
     limits: crate::formats::reader::InputLimits,
-) -> Result<Result<Vec<InputFile>, MonthError>, LakeError> {
+    known: &[BronzeRead],
+) -> Result<Result<(Vec<InputFile>, Vec<BronzeRead>), MonthError>, LakeError> {
     let mut inputs = Vec::new();
+    let mut reads = Vec::new();
     for (i, chosen) in used.iter().enumerate() {
         let path = chosen
             .path
             .split('/')
             .fold(Lake::bronze_month_dir(month), |p, part| p.join(part));
-        let (file, found) = lake.open_hashed(&path, &dir.join(format!("{i}"))).await?;
-        if found != chosen.sha256 {
+        let known = known.iter().find(|k| k.path == chosen.path);
+        let copy_to = dir.join(format!("{i}"));
+        let (file, hashed) = lake
+            .open_hashed(&path, &copy_to, known.map(|k| &k.hashed))
+            .await?;
+        if hashed.sha256 != chosen.sha256 {
             return Ok(Err(MonthError::BronzeAltered {
                 month,
                 file: chosen.name.clone(),
                 expected: chosen.sha256.clone(),
-                found,
+                found: hashed.sha256,
             }));
         }
+        reads.push(BronzeRead {
+            path: chosen.path.clone(),
+            hashed,
+        });
         inputs.push(InputFile {
             name: chosen.name.clone(),
             family: chosen.family,
@@ -86,5 +107,5 @@ pub(crate) async fn open_bronze(
             limits,
         });
     }
-    Ok(Ok(inputs))
+    Ok(Ok((inputs, reads)))
 }

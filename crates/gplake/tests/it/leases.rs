@@ -272,3 +272,66 @@ async fn altered_bronze_is_caught_and_restored(lake: Lake) {
     let again = crate::support::verify_sync(&lake, &source, "2024-05").await;
     assert_eq!(again.fetch.restored, 0);
 }
+
+/// A local file's hash is recorded with its stamp once the file has settled, so a rebuild
+/// need not read every byte again; a write in place (same size, the stamp's change time
+/// moved) is still caught.
+#[tokio::test]
+async fn a_recorded_hash_does_not_hide_bytes_written_in_place() {
+    let (_dir, lake) = local_lake();
+    let pop = Population::new(11, 8);
+    let mirror = Mirror::start(vec![release(&pop, (2024, 5)).unwrap()]);
+    let source = Source::parse(&mirror.series_url());
+    crate::support::full_sync(&lake, &source, "2024-05", "2024-05")
+        .await
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2100));
+    let options = gplake::BuildOptions {
+        months: vec![month()],
+        force: true,
+        ..gplake::BuildOptions::default()
+    };
+    let clock = crate::support::clock();
+    let rebuild = || gplake::build::build(&lake, &clock, &options);
+    assert!(rebuild().await.unwrap().months[0].committed);
+    let state = gplake::build::state::MonthState::read(&lake, month())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !state.bronze.is_empty() && state.bronze.iter().all(|b| b.hashed.stamp.is_some()),
+        "settled files have their stamps recorded: {:?}",
+        state.bronze
+    );
+    assert!(rebuild().await.unwrap().months[0].committed);
+    let again = gplake::build::state::MonthState::read(&lake, month())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        again.bronze, state.bronze,
+        "the same files, the same record"
+    );
+
+    let name = "gp-reg-pat-prac-sing-age-male.zip";
+    let local = lake
+        .local_file(&Lake::bronze_month_dir(month()).join(name))
+        .unwrap();
+    let mut bytes = std::fs::read(&local).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&local)
+        .unwrap();
+    std::io::Write::write_all(&mut file, &bytes).unwrap();
+    drop(file);
+    let report = rebuild().await.unwrap();
+    let failures = &report.months[0].failures;
+    assert!(!report.months[0].committed);
+    assert!(
+        failures.iter().any(|f| f.contains(name)
+            && f.contains("bronze holds other bytes than its manifest records")),
+        "{failures:?}"
+    );
+}
