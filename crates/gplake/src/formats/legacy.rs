@@ -3,10 +3,8 @@
 //! unpivoted into count rows; the totals become subtotal rows for the checks. These files
 //! carry no EXTRACT_DATE: the snapshot date comes from the release.
 
-use csv::ByteRecord;
-
 use super::columns::{Col, Header, WideColumn};
-use super::reader::{Records, raw_text};
+use super::reader::{Record, Records, raw_text};
 use super::values::{AgeKey, OrgLevel, SexKey, parse_count};
 use super::{CountRow, Family, FileContext, FileStats, FormatError, Quarantined};
 
@@ -39,7 +37,7 @@ pub(crate) fn parse_wide(
     .collect();
     let width = records.header.len();
     let mut stats = FileStats::for_header(records, ctx);
-    let mut record = ByteRecord::new();
+    let mut record = Record::new();
     while let Some(line) = records.next(&mut record)? {
         let field = |i: usize| super::reader::text(record.get(i).unwrap_or_default());
         let cells = ages.len() + totals.len();

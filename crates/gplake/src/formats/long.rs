@@ -2,13 +2,12 @@
 //! regions. One parser, because their shape is one shape: an organisation, a sex, an age or
 //! band, a count — only the age column and the presence of `ORG_TYPE` differ.
 
-use csv::ByteRecord;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use super::aliases::Aliases;
 use super::columns::{Col, Header};
-use super::reader::{Records, raw_text};
+use super::reader::{Record, Records, raw_text};
 use super::values::{OrgLevel, SexKey, parse_count};
 use super::{CountRow, Family, FileContext, FileStats, FormatError, Quarantined};
 
@@ -37,7 +36,7 @@ pub(crate) fn parse_counts(
     let layout = layout(records, ctx)?;
     let mut stats = FileStats::for_header(records, ctx);
     let mut dates = super::DateCheck::new(ctx.month);
-    let mut record = ByteRecord::new();
+    let mut record = Record::new();
     let mut unknown_levels: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let mut practice_rows = 0u64;
     while let Some(line) = records.next(&mut record)? {
@@ -91,7 +90,7 @@ pub(crate) fn parse_counts(
 }
 
 /// The `ORG_TYPE` of a row when it is a label gplake does not know (never `GP`).
-fn unknown_level(record: &ByteRecord, l: &Layout, aliases: &Aliases) -> Option<String> {
+fn unknown_level(record: &Record, l: &Layout, aliases: &Aliases) -> Option<String> {
     let text = super::reader::text(record.get(l.org_type?)?);
     aliases
         .org_level(&text)
@@ -122,7 +121,7 @@ fn layout(records: &Records<'_>, ctx: &FileContext) -> Result<Layout, FormatErro
 
 /// One record: `Ok(Ok(row))`, `Ok(Err(reason))` to quarantine, or `Err` to stop the file.
 fn row<'r>(
-    record: &'r ByteRecord,
+    record: &'r Record,
     l: &Layout,
     line: u64,
     file: &str,

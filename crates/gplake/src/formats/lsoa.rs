@@ -3,10 +3,8 @@
 //! (`Male Patients, Female Patients, All Patients`). Special codes (`NO2011`, `CLOSED`) and
 //! Welsh LSOAs are kept as published.
 
-use csv::ByteRecord;
-
 use super::columns::{Col, Header};
-use super::reader::{Records, raw_text};
+use super::reader::{Record, Records, raw_text};
 use super::values::{SexKey, parse_count};
 use super::{FileContext, FileStats, FormatError, LsoaRow, Quarantined};
 
@@ -47,7 +45,7 @@ pub(crate) fn parse_lsoa(
     let width = records.header.len();
     let mut dates = super::DateCheck::new(ctx.month);
     let mut stats = FileStats::for_header(records, ctx);
-    let mut record = ByteRecord::new();
+    let mut record = Record::new();
     while let Some(line) = records.next(&mut record)? {
         stats.rows_read += 1;
         let field = |i: usize| super::reader::text(record.get(i).unwrap_or_default()).into_owned();

@@ -1,10 +1,8 @@
 //! The map file (`gp-reg-pat-prac-map`): practice → PCN → sub-ICB → ICB → region, with names.
 //! CCG/STP-era and ICB-era headers resolve to the same columns; `SUPPLIER_NAME` (2026) is kept.
 
-use csv::ByteRecord;
-
 use super::columns::{Col, Header};
-use super::reader::{Records, raw_text};
+use super::reader::{Record, Records, raw_text};
 use super::{FileContext, FileStats, FormatError, PracticeAttrs, Quarantined};
 
 /// Reads every practice of a map file.
@@ -20,7 +18,7 @@ pub(crate) fn parse_map(
     let mut dates = super::DateCheck::new(ctx.month);
     let mut out = Vec::new();
     let mut stats = FileStats::for_header(records, ctx);
-    let mut record = ByteRecord::new();
+    let mut record = Record::new();
     while let Some(line) = records.next(&mut record)? {
         stats.rows_read += 1;
         if let Some(reason) = super::reader::width_problem(&record, width) {

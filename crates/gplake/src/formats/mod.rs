@@ -22,6 +22,7 @@ pub(crate) mod long;
 pub(crate) mod lsoa;
 pub(crate) mod map;
 pub(crate) mod reader;
+mod record;
 pub use reader::InputLimits;
 pub(crate) mod sniff;
 pub mod values;

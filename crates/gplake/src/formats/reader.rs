@@ -8,6 +8,8 @@ use std::borrow::Cow;
 use std::io::{Read, Seek};
 
 use super::FormatError;
+pub(crate) use super::record::Record;
+use super::record::{Lines, Split};
 
 /// What a bronze file may hold before reading it stops with an error naming the limit: far
 /// above any real release (the biggest real CSV is ~40 MB, its lines under 300 bytes, a ZIP
@@ -208,7 +210,7 @@ fn member_reader<'a, R: Read>(
 /// files never put line breaks inside fields, and the CSV reader's own count is off by one
 /// on CRLF files.
 pub(crate) struct Records<'a> {
-    reader: csv::Reader<&'a mut dyn Read>,
+    source: Source<'a>,
     line: u64,
     /// The file (and member) label, for messages.
     pub(crate) label: String,
@@ -218,64 +220,104 @@ pub(crate) struct Records<'a> {
     not_utf8: (u64, u64),
 }
 
+/// Where records come from: lines split at commas while no line needs the CSV reader,
+/// then the CSV reader to the end of the file.
+enum Source<'a> {
+    Plain(Lines<'a>),
+    Csv(csv::Reader<Box<dyn Read + 'a>>, csv::ByteRecord),
+    /// Only while the input moves from one to the other.
+    Moving,
+}
+
 impl<'a> Records<'a> {
     /// Reads the header of `input`.
     pub(crate) fn new(input: &'a mut dyn Read, label: &str) -> Result<Records<'a>, FormatError> {
-        // Read in 256 KiB at a time rather than 8 KiB: fewer calls into the file and the
-        // decompressor for the same bytes.
-        let mut reader = csv::ReaderBuilder::new()
-            .flexible(true)
-            .buffer_capacity(READ_BUFFER)
-            .from_reader(input);
-        let header = reader
-            .byte_headers()
-            .map_err(|e| csv_error(label, e, 1))?
-            .iter()
-            .map(|h| text(h).trim_start_matches('\u{feff}').trim().to_string())
-            .collect();
-        Ok(Records {
-            reader,
-            line: 1,
+        Records::buffered(input, label, READ_BUFFER)
+    }
+
+    /// Reads the header of `input`, read `buffer` bytes at a time.
+    fn buffered(
+        input: &'a mut dyn Read,
+        label: &str,
+        buffer: usize,
+    ) -> Result<Records<'a>, FormatError> {
+        let mut records = Records {
+            source: Source::Plain(Lines::new(input, buffer)),
+            line: 0,
             label: label.to_string(),
-            header,
+            header: Vec::new(),
             not_utf8: (0, 0),
-        })
+        };
+        let mut header = Record::new();
+        if records.read(&mut header)? {
+            records.header = header
+                .iter()
+                .map(|h| text(h).trim_start_matches('\u{feff}').trim().to_string())
+                .collect();
+        }
+        records.line = 1;
+        Ok(records)
     }
 
     /// The next record and its 1-based line number, or `None` at the end.
-    pub(crate) fn next(
-        &mut self,
-        record: &mut csv::ByteRecord,
-    ) -> Result<Option<u64>, FormatError> {
-        match self.reader.read_byte_record(record) {
-            Ok(true) => {
-                self.line += 1;
-                // csv's trim copies the whole record, so only a record that needs it pays.
-                if needs_trim(record) {
-                    record.trim();
-                }
-                // The publisher's files are ASCII: `is_ascii` settles them a word at a time.
-                let bytes = record.as_slice();
-                if !bytes.is_ascii() && std::str::from_utf8(bytes).is_err() {
-                    if self.not_utf8.0 == 0 {
-                        self.not_utf8.1 = self.line;
-                    }
-                    self.not_utf8.0 += 1;
-                }
-                Ok(Some(self.line))
+    pub(crate) fn next(&mut self, record: &mut Record) -> Result<Option<u64>, FormatError> {
+        if !self.read(record)? {
+            return Ok(None);
+        }
+        self.line += 1;
+        if record.needs_trim() {
+            record.trim();
+        }
+        // The publisher's files are ASCII: `is_ascii` settles them a word at a time.
+        let bytes = record.as_slice();
+        if !bytes.is_ascii() && std::str::from_utf8(bytes).is_err() {
+            if self.not_utf8.0 == 0 {
+                self.not_utf8.1 = self.line;
             }
-            Ok(false) => Ok(None),
-            Err(e) => Err(csv_error(&self.label, e, self.line + 1)),
+            self.not_utf8.0 += 1;
+        }
+        Ok(Some(self.line))
+    }
+
+    /// Reads the next record as it stands in the file (blank lines skipped, as the CSV
+    /// reader skips them): false at the end.
+    fn read(&mut self, record: &mut Record) -> Result<bool, FormatError> {
+        loop {
+            let line = self.line + 1;
+            let split = match &mut self.source {
+                Source::Csv(reader, read) => {
+                    let more = reader.read_byte_record(read);
+                    let more = more.map_err(|e| csv_error(&self.label, e, line))?;
+                    record.set_from(read);
+                    return Ok(more);
+                }
+                Source::Plain(lines) => lines.split(record),
+                Source::Moving => return Ok(false),
+            };
+            match split.map_err(|e| csv_error(&self.label, e.into(), line))? {
+                Split::Record => return Ok(true),
+                Split::Blank => continue,
+                Split::End => return Ok(false),
+                Split::NeedsCsv => self.hand_to_csv(),
+            }
         }
     }
-}
 
-/// True when a field starts or ends with ASCII whitespace (what `ByteRecord::trim` removes).
-fn needs_trim(record: &csv::ByteRecord) -> bool {
-    record.iter().any(|field| {
-        field.first().is_some_and(u8::is_ascii_whitespace)
-            || field.last().is_some_and(u8::is_ascii_whitespace)
-    })
+    /// Hands the rest of the file, from the line just found, to the CSV reader.
+    fn hand_to_csv(&mut self) {
+        let Source::Plain(lines) = std::mem::replace(&mut self.source, Source::Moving) else {
+            return;
+        };
+        let input: Box<dyn Read + 'a> = Box::new(lines.into_rest());
+        // Read in 256 KiB at a time rather than 8 KiB: fewer calls into the file and the
+        // decompressor for the same bytes.
+        let reader = csv::ReaderBuilder::new()
+            .flexible(true)
+            .has_headers(false)
+            .buffer_capacity(READ_BUFFER)
+            .from_reader(input);
+        self.source = Source::Csv(reader, csv::ByteRecord::new());
+    }
 }
 
 impl Records<'_> {
@@ -300,7 +342,7 @@ fn csv_error(label: &str, e: csv::Error, line: u64) -> FormatError {
 }
 
 /// The record as text, for quarantine.
-pub(crate) fn raw_text(record: &csv::ByteRecord) -> String {
+pub(crate) fn raw_text(record: &Record) -> String {
     record
         .iter()
         .map(|f| text(f).into_owned())
@@ -310,7 +352,7 @@ pub(crate) fn raw_text(record: &csv::ByteRecord) -> String {
 
 /// Why a record does not fit its header — fewer or more fields — or `None` when it fits.
 /// Either way a field could have shifted into another column, so the row is not read.
-pub(crate) fn width_problem(record: &csv::ByteRecord, width: usize) -> Option<String> {
+pub(crate) fn width_problem(record: &Record, width: usize) -> Option<String> {
     let kind = match record.len() {
         n if n < width => "short",
         n if n > width => "long",
@@ -454,6 +496,78 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("a line longer than 1048576 bytes"), "{err}");
+    }
+
+    /// A header, and each record's line and fields.
+    type Parsed = (Vec<String>, Vec<(u64, Vec<Vec<u8>>)>);
+
+    /// Header, then each record's line and fields, as the CSV reader alone reads them
+    /// (how every file was read before the plain-line splitter).
+    fn by_csv_alone(bytes: &[u8]) -> Parsed {
+        let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(bytes);
+        let header = reader
+            .byte_headers()
+            .unwrap()
+            .iter()
+            .map(|h| text(h).trim_start_matches('\u{feff}').trim().to_string())
+            .collect();
+        let mut rows = Vec::new();
+        let mut record = csv::ByteRecord::new();
+        let mut line = 1;
+        while reader.read_byte_record(&mut record).unwrap() {
+            line += 1;
+            record.trim();
+            rows.push((line, record.iter().map(<[u8]>::to_vec).collect()));
+        }
+        (header, rows)
+    }
+
+    fn by_records(bytes: &[u8], buffer: usize) -> Parsed {
+        let mut input: &[u8] = bytes;
+        let mut records = Records::buffered(&mut input, "f.csv", buffer).unwrap();
+        let mut rows = Vec::new();
+        let mut record = Record::new();
+        while let Some(line) = records.next(&mut record).unwrap() {
+            rows.push((line, record.iter().map(<[u8]>::to_vec).collect()));
+        }
+        (records.header.clone(), rows)
+    }
+
+    #[test]
+    fn plain_lines_and_the_csv_fallback_read_as_the_csv_reader_does() {
+        let cases: [&[u8]; 9] = [
+            b"A,B\n1,2\n3,4\n",
+            b"A,B\r\n1,2\r\n3,4",
+            b"\xef\xbb\xbfA, B \n 1 ,2\n\n\n3,4,5\n6\n",
+            b"A,B\n1,2\n\"x,y\",3\n4,5\n",
+            b"\"A\",B\n1,2\n",
+            b"A,B\r1,2\r3,4\r\n5,6\n",
+            b"A,B\n1,\"a\"\"b\"\n,\n",
+            b"",
+            b"\n\nA\n\r\n1\n",
+        ];
+        for case in cases {
+            for buffer in [1, 2, 3, 5, 64, READ_BUFFER] {
+                assert_eq!(
+                    by_records(case, buffer),
+                    by_csv_alone(case),
+                    "{:?} read {buffer} bytes at a time",
+                    String::from_utf8_lossy(case)
+                );
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        #[test]
+        fn any_bytes_read_as_the_csv_reader_reads_them(
+            bytes in proptest::collection::vec(
+                proptest::sample::select(b"a1 ,\"\r\n\t\xe9".to_vec()), 0..200),
+            buffer in 1usize..40,
+        ) {
+            proptest::prop_assert_eq!(by_records(&bytes, buffer), by_csv_alone(&bytes));
+        }
     }
 
     #[test]
