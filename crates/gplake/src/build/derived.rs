@@ -58,6 +58,11 @@ pub struct Record {
     /// later months alone (absent from records written before dims could be extended).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dims_through: Option<NaiveDate>,
+    /// The practices without a month from a map up to `dims_through`, which extending the
+    /// dims needs (absent from records written before they were recorded: then read from
+    /// the snapshot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub never_mapped: Option<BTreeSet<String>>,
 }
 
 /// What bringing the derived tables in step did.
@@ -202,6 +207,7 @@ async fn derive(lake: &Lake, at: DateTime<Utc>) -> Result<Derived, DeltaError> {
     let Organisations {
         mut outputs,
         dims_through,
+        never_mapped,
         geography_kept,
         org_months_written,
     } = organisations;
@@ -211,6 +217,7 @@ async fn derive(lake: &Lake, at: DateTime<Utc>) -> Result<Derived, DeltaError> {
         outputs,
         at: Some(at),
         dims_through,
+        never_mapped,
     };
     write(lake, &record)
         .await
@@ -272,6 +279,7 @@ async fn organisation_chain(
     Ok(Organisations {
         outputs,
         dims_through: dims.through,
+        never_mapped: dims.never_mapped,
         geography_kept: org.geography_kept,
         org_months_written: org.months.map(|m| m.into_iter().collect()),
     })
@@ -283,6 +291,8 @@ struct Organisations {
     outputs: BTreeMap<String, u64>,
     /// The latest month the dims describe.
     dims_through: Option<NaiveDate>,
+    /// The practices never mapped up to `dims_through`.
+    never_mapped: Option<BTreeSet<String>>,
     /// True when the restated figures of months already summed were kept.
     geography_kept: bool,
     /// The months of `org_population_monthly` written (`None`: all).
@@ -392,6 +402,7 @@ fn extended_dims(
         through,
         months: snapshot_changed.clone(),
         versions,
+        never_mapped: record.never_mapped.clone(),
     })
 }
 

@@ -74,6 +74,9 @@ pub(crate) struct Extend {
     pub(crate) months: BTreeSet<NaiveDate>,
     /// Each dimension's current version, which holds them.
     pub(crate) versions: BTreeMap<String, u64>,
+    /// The practices without a month from a map up to `through`, as recorded with the
+    /// versions (`None`: not recorded, found from the snapshot).
+    pub(crate) never_mapped: Option<BTreeSet<String>>,
 }
 
 /// What bringing the dims up to date did.
@@ -83,6 +86,9 @@ pub(crate) struct Rebuilt {
     pub(crate) versions: BTreeMap<String, u64>,
     /// The latest month the dims describe (`None` when `practice_snapshot` is empty).
     pub(crate) through: Option<NaiveDate>,
+    /// The practices without a month from a map up to `through`: what a later extension
+    /// needs of the months before it, so that it need not scan them.
+    pub(crate) never_mapped: Option<BTreeSet<String>>,
 }
 
 /// The dims as derived, to be written.
@@ -109,7 +115,7 @@ pub(crate) async fn rebuild(
         None => (session::months(session, &PRACTICE_SNAPSHOT).await?, None),
     };
     tracing::debug!(ms = clock.elapsed().as_millis() as u64, "dims: read");
-    let dims = span_by_span(session, &months, prior).await?;
+    let (dims, never_mapped) = span_by_span(session, &months, prior).await?;
     tracing::debug!(ms = clock.elapsed().as_millis() as u64, "dims: versions");
     let age_bands = extend.and_then(|e| e.versions.get(DIM_AGE_BAND.name).copied());
     let mut versions = BTreeMap::new();
@@ -134,6 +140,7 @@ pub(crate) async fn rebuild(
     Ok(Rebuilt {
         versions,
         through: dims.through.map(Month::first_day),
+        never_mapped,
     })
 }
 
@@ -146,6 +153,7 @@ async fn keep(lake: &Lake, session: &Session, extend: &Extend) -> Result<Rebuilt
     Ok(Rebuilt {
         versions: extend.versions.clone(),
         through: Some(extend.through),
+        never_mapped: extend.never_mapped.clone(),
     })
 }
 
@@ -155,12 +163,13 @@ async fn keep(lake: &Lake, session: &Session, extend: &Extend) -> Result<Rebuilt
 /// the versions, not the whole history's.
 const SPAN: usize = 12;
 
-/// The dims of `prior` (none when `None`) extended by `months`, a span at a time.
+/// The dims of `prior` (none when `None`) extended by `months`, a span at a time, and the
+/// practices never mapped up to their last month.
 async fn span_by_span(
     session: &Session,
     months: &BTreeSet<NaiveDate>,
     mut prior: Option<Prior>,
-) -> Result<Dims, DeltaError> {
+) -> Result<(Dims, Option<BTreeSet<String>>), DeltaError> {
     let months: Vec<NaiveDate> = months.iter().copied().collect();
     let mut dims = None;
     for span in months.chunks(SPAN) {
@@ -178,7 +187,8 @@ async fn span_by_span(
         dims = Some(span_dims);
         prior = next;
     }
-    Ok(dims.unwrap_or_else(|| dims_of(&[], None)))
+    let never_mapped = prior.map(Prior::into_never_mapped);
+    Ok((dims.unwrap_or_else(|| dims_of(&[], None)), never_mapped))
 }
 
 /// The snapshot's practice-months of `months`.

@@ -68,7 +68,8 @@ impl Versions {
 }
 
 /// Reads the dims at the versions `extend` names, and which practices were never mapped up
-/// to its month; pins the dims in the session at those versions.
+/// to its month (as recorded, else from the snapshot); pins the dims in the session at
+/// those versions.
 pub(super) async fn read(
     lake: &Lake,
     session: &Session,
@@ -83,27 +84,37 @@ pub(super) async fn read(
         ATTRS.join(", ")
     );
     let organisations = "SELECT org_type, org_code, org_name, ons_code, parent_code, valid_from, valid_to FROM dim_organisation ORDER BY org_type, org_code, valid_from";
-    let never_mapped = format!(
-        "SELECT practice_code FROM practice_snapshot WHERE snapshot_date <= DATE '{}' GROUP BY practice_code HAVING MAX(CASE WHEN attributes_from = 'map' THEN 1 ELSE 0 END) = 0",
-        extend.through
-    );
     // Queries, not table opens: run at once, none holds a thread of the blocking pool while
     // it waits (see `BLOCKING_THREADS`).
     let (practices, organisations, never_mapped) = futures::try_join!(
         session::collect(session, Some(&DIM_PRACTICE), &practices),
         session::collect(session, Some(&DIM_ORGANISATION), organisations),
-        session::collect(session, Some(&PRACTICE_SNAPSHOT), &never_mapped),
+        never_mapped(session, extend),
     )?;
-    let codes = never_mapped.iter().flat_map(|b| {
-        let codes = Text::of(b, 0);
-        (0..b.num_rows()).filter_map(move |r| codes.get(r).map(str::to_string))
-    });
     Ok(Prior::new(
         Month::of(extend.through),
         &practices,
         &organisations,
-        codes.collect(),
+        never_mapped,
     ))
+}
+
+/// The practices without a month from a map up to `extend`'s month: as recorded with the
+/// dims, or (for dims recorded without them) from every month of the snapshot.
+async fn never_mapped(session: &Session, extend: &Extend) -> Result<HashSet<String>, DeltaError> {
+    if let Some(recorded) = &extend.never_mapped {
+        return Ok(recorded.iter().cloned().collect());
+    }
+    let sql = format!(
+        "SELECT practice_code FROM practice_snapshot WHERE snapshot_date <= DATE '{}' GROUP BY practice_code HAVING MAX(CASE WHEN attributes_from = 'map' THEN 1 ELSE 0 END) = 0",
+        extend.through
+    );
+    let batches = session::collect(session, Some(&PRACTICE_SNAPSHOT), &sql).await?;
+    let codes = batches.iter().flat_map(|b| {
+        let codes = Text::of(b, 0);
+        (0..b.num_rows()).filter_map(move |r| codes.get(r).map(str::to_string))
+    });
+    Ok(codes.collect())
 }
 
 /// The practices never mapped up to the end of `seen` (later than `prior`): those of
@@ -133,6 +144,11 @@ pub(super) fn never_mapped_after(prior: Option<&Prior>, seen: &[Seen]) -> HashSe
 }
 
 impl Prior {
+    /// The practices never mapped up to `through`, in order.
+    pub(super) fn into_never_mapped(self) -> std::collections::BTreeSet<String> {
+        self.never_mapped.into_iter().collect()
+    }
+
     /// The practices with versions.
     fn codes(&self) -> HashSet<&str> {
         let rows = self

@@ -393,6 +393,65 @@ async fn dims_extended_by_later_months_equal_a_whole_derivation() {
     assert!(!extended(revised.unwrap()), "a revised earlier month");
 }
 
+/// The practices never mapped are recorded with the dims, so that adding a month need not
+/// scan every month before it for them; a month that maps them takes them off the record,
+/// and the extended dims still equal a whole derivation's.
+#[tokio::test]
+async fn practices_never_mapped_are_recorded_and_extended_dims_equal_a_whole_derivation() {
+    let pop = Population::new(38, 8);
+    let mut unmapped = release(&pop, (2024, 1)).unwrap();
+    unmapped
+        .files
+        .retain(|f| f.name != "gp-reg-pat-prac-map.csv");
+    let mirror = Mirror::start(vec![unmapped]);
+    let source = Source::parse(&mirror.series_url());
+    let (_dir, lake) = local_lake();
+    full_sync(&lake, &source, "2024-01", "2024-02")
+        .await
+        .unwrap();
+    let practices = rows(
+        &lake,
+        "SELECT COUNT(DISTINCT practice_code) FROM practice_snapshot",
+    )
+    .await;
+    let recorded = || async {
+        let bytes = lake
+            .get_bytes(&Path::from("_meta/derived.json"))
+            .await
+            .unwrap()
+            .unwrap();
+        let record: gplake::build::derived::Record = serde_json::from_slice(&bytes).unwrap();
+        record.never_mapped.map(|n| n.len().to_string())
+    };
+    assert_eq!(
+        recorded().await,
+        Some(practices[0].clone()),
+        "none mapped in January"
+    );
+
+    mirror.publish(release(&pop, (2024, 2)).unwrap());
+    let report = full_sync(&lake, &source, "2024-01", "2024-02")
+        .await
+        .unwrap();
+    assert!(report.build.unwrap().derived.dims_extended);
+    assert_eq!(
+        recorded().await,
+        Some("0".to_string()),
+        "February's map names them all"
+    );
+    let dims = [
+        "SELECT * FROM dim_practice ORDER BY practice_code, valid_from",
+        "SELECT * FROM dim_organisation ORDER BY org_type, org_code, valid_from",
+    ];
+    let got = [rows(&lake, dims[0]).await, rows(&lake, dims[1]).await];
+    let count: usize = practices[0].parse().unwrap();
+    assert!(got[0].len() >= count, "{got:?}");
+    rederive_whole(&lake).await;
+    for (sql, got) in dims.iter().zip(got) {
+        assert_eq!(got, rows(&lake, sql).await, "{sql}");
+    }
+}
+
 /// The data files `practice_list_size_monthly` is in now, from its log; each is written
 /// as gplake writes Parquet (zstd), whether whole or a month at a time.
 fn list_size_files(lake: &gplake::Lake) -> usize {
