@@ -549,6 +549,41 @@ async fn save(
     Ok(version)
 }
 
+/// Rewrites `def`'s data files into one (or as few as its size needs) when it has more than
+/// `more_than`, in one commit that changes no row: readers, time travel and the tables
+/// derived from it see the same rows. The new version, or `None` when there were too few.
+pub(crate) async fn compact(
+    lake: &Lake,
+    def: &TableDef,
+    more_than: usize,
+) -> Result<Option<u64>, DeltaError> {
+    let Some(table) = open(lake, def).await? else {
+        return Ok(None);
+    };
+    let files = table.snapshot().map_err(err(def))?.log_data().num_files();
+    if files <= more_than {
+        return Ok(None);
+    }
+    let (table, metrics) = table
+        .optimize()
+        .with_writer_properties(parquet_properties(def))
+        .with_commit_properties(commit_properties())
+        .with_max_concurrent_tasks(1)
+        .await
+        .map_err(err(def))?;
+    let version = table.version().unwrap_or(0);
+    checkpoint_on_schedule(&table, def, version).await;
+    tracing::debug!(
+        table = def.name,
+        files,
+        removed = metrics.num_files_removed,
+        added = metrics.num_files_added,
+        version,
+        "compacted"
+    );
+    Ok(Some(version))
+}
+
 /// How gplake commits: checkpoints on gplake's own schedule ([`CHECKPOINT_EVERY`]), and log
 /// entries removed only by `gplake vacuum`, with the same retention as the data files, so
 /// time travel reaches back exactly as far as the retention says.
@@ -721,6 +756,27 @@ mod tests {
         adds.iter()
             .map(|f| f.num_records().unwrap_or(0) as i64)
             .sum()
+    }
+
+    #[tokio::test]
+    async fn a_table_past_its_file_count_is_compacted_into_one_file_with_the_same_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        assert_eq!(compact(&lake, &TABLE, 3).await.unwrap(), None, "no table");
+        for n in 1..=3 {
+            append(&lake, &TABLE, rows_of(n)).await.unwrap();
+        }
+        assert_eq!(compact(&lake, &TABLE, 3).await.unwrap(), None, "3 files");
+        append(&lake, &TABLE, rows_of(4)).await.unwrap();
+        let before = open(&lake, &TABLE).await.unwrap().unwrap();
+        let files = |t: &DeltaTable| t.snapshot().unwrap().log_data().num_files();
+        assert_eq!((files(&before), rows(&before)), (4, 10));
+        assert_eq!(compact(&lake, &TABLE, 3).await.unwrap(), Some(5));
+        let after = open(&lake, &TABLE).await.unwrap().unwrap();
+        assert_eq!((files(&after), rows(&after)), (1, 10));
+        // Time travel still reads the files as they were.
+        let old = open_version(&lake, &TABLE, Some(4)).await.unwrap().unwrap();
+        assert_eq!((files(&old), rows(&old)), (4, 10));
     }
 
     #[tokio::test]

@@ -246,6 +246,7 @@ async fn practice_chain(
         Some(v) => v,
         None => delta::version(lake, &QUALITY).await?.unwrap_or(0),
     };
+    let quality = compact_quality(lake).await.unwrap_or(quality);
     tracing::debug!(
         ms = clock.elapsed().as_millis() as u64,
         "derived: series checks"
@@ -257,6 +258,23 @@ async fn practice_chain(
     session.hold(&QUALITY).await?;
     let list_sizes = list_sizes::rebuild(lake, session, kept).await?;
     Ok((series, quality, list_sizes))
+}
+
+/// `quality` gains a file or two with every build and derivation, and every derivation
+/// reads all of it (the list sizes' flags): past this many files it is rewritten as one.
+const QUALITY_FILES: usize = 32;
+
+/// Compacts `quality` when it has grown past [`QUALITY_FILES`]: the version then, or `None`
+/// when it was not compacted. Best effort: a failed compaction (a concurrent writer won the
+/// commit, say) leaves the table as it was, and the derivation reads that.
+async fn compact_quality(lake: &Lake) -> Option<u64> {
+    match delta::compact(lake, &QUALITY, QUALITY_FILES).await {
+        Ok(version) => version,
+        Err(e) => {
+            tracing::warn!("quality not compacted (it stays as it was): {e}");
+            None
+        }
+    }
 }
 
 /// The dims, then the organisation figures that name and restate by them.

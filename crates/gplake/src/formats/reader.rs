@@ -1,7 +1,8 @@
 //! Streaming CSV records out of a bronze file, CSV or ZIP, with line numbers.
 //!
-//! Records are read one at a time (`csv::ByteRecord`), fields trimmed, a UTF-8 BOM dropped,
-//! CRLF and LF alike. ZIP members are read in name order, each decompressed as a stream and
+//! Records are read one at a time into a [`Record`] (plain lines split here, the rest of a
+//! file from its first quoted or CR-only line by the `csv` crate, with the same result),
+//! fields trimmed, a UTF-8 BOM dropped, CRLF and LF alike. ZIP members are read in name order, each decompressed as a stream and
 //! bounded in size so a hostile archive cannot fill the disk or memory.
 
 use std::borrow::Cow;

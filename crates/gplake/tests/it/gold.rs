@@ -455,8 +455,18 @@ async fn practices_never_mapped_are_recorded_and_extended_dims_equal_a_whole_der
 /// The data files `practice_list_size_monthly` is in now, from its log; each is written
 /// as gplake writes Parquet (zstd), whether whole or a month at a time.
 fn list_size_files(lake: &gplake::Lake) -> usize {
+    let live = live_files(lake, "gold/practice_list_size_monthly");
+    assert!(
+        live.iter().all(|p| p.ends_with(".zstd.parquet")),
+        "{live:?}"
+    );
+    live.len()
+}
+
+/// The data files of the table at `path` now, from its log.
+fn live_files(lake: &gplake::Lake, path: &str) -> std::collections::BTreeSet<String> {
     let log = lake
-        .local_file(&Path::from("gold/practice_list_size_monthly/_delta_log"))
+        .local_file(&Path::from(format!("{path}/_delta_log")))
         .unwrap();
     let mut entries: Vec<_> = std::fs::read_dir(log)
         .unwrap()
@@ -476,11 +486,41 @@ fn list_size_files(lake: &gplake::Lake) -> usize {
             }
         }
     }
+    live
+}
+
+/// `quality` gains files with every build and derivation, and every derivation reads all
+/// of it: past 32 files the derivation rewrites it as one, and no row is lost or repeated.
+#[tokio::test]
+async fn quality_is_compacted_past_its_file_count_and_keeps_every_row() {
+    let pop = Population::new(39, 8);
+    let months = [(2024, 1), (2024, 2), (2024, 3)];
+    let mirror = Mirror::start(months.iter().map(|&m| release(&pop, m).unwrap()).collect());
+    let source = Source::parse(&mirror.series_url());
+    let (_dir, lake) = local_lake();
+    full_sync(&lake, &source, "2024-01", "2024-03")
+        .await
+        .unwrap();
+    let count = "SELECT COUNT(*) FROM quality";
+    let rows_now = || async { rows(&lake, count).await[0].parse::<i64>().unwrap() };
+    let (mut counts, mut files) = (vec![rows_now().await], vec![]);
+    files.push(live_files(&lake, "_meta/quality").len());
+    let force = gplake::BuildOptions {
+        force: true,
+        ..gplake::BuildOptions::default()
+    };
+    for _ in 0..9 {
+        gplake::build(&lake, &clock(), &force).await.unwrap();
+        counts.push(rows_now().await);
+        files.push(live_files(&lake, "_meta/quality").len());
+    }
+    let added: Vec<i64> = counts.windows(2).map(|w| w[1] - w[0]).collect();
     assert!(
-        live.iter().all(|p| p.ends_with(".zstd.parquet")),
-        "{live:?}"
+        added[0] > 0 && added.iter().all(|a| *a == added[0]),
+        "every rebuild adds the same rows: {added:?}"
     );
-    live.len()
+    assert!(files.contains(&1), "compacted: {files:?}");
+    assert!(files.iter().all(|f| *f <= 36), "{files:?}");
 }
 
 /// Derives the dims and gold again keeping nothing, as after a lost record.
