@@ -482,15 +482,14 @@ impl Lake {
         copy_to: &std::path::Path,
         known: Option<&Hashed>,
     ) -> Result<(std::fs::File, Hashed), LakeError> {
-        let (local, known) = match self.local_file(path) {
-            Some(file) => (file, known.cloned()),
+        let (local, known, copied) = match self.local_file(path) {
+            Some(file) => (file, known.cloned(), false),
             None => {
                 self.download_to(path, copy_to).await?;
-                (copy_to.to_path_buf(), None)
+                (copy_to.to_path_buf(), None, true)
             }
         };
         let opened = local.clone();
-        let copied = !self.is_local();
         tokio::task::spawn_blocking(move || hashed::open_and_hash(&opened, known.as_ref()))
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))
