@@ -177,11 +177,13 @@ fn hash(bytes: &[u8]) -> u64 {
     h.finish()
 }
 
-/// Drops what differs between two equal runs: times, and the Delta versions of commits.
+/// Drops what differs between two equal runs: times, the Delta versions of commits, and the
+/// stamps of local bronze files.
 fn strip_times(json: &mut serde_json::Value) {
     match json {
         serde_json::Value::Object(map) => {
-            map.retain(|k, _| !k.ends_with("_at") && k != "version");
+            // A bronze file's stamp (inode and times) is this lake's, like the times.
+            map.retain(|k, _| !k.ends_with("_at") && k != "version" && k != "stamp");
             map.values_mut().for_each(strip_times);
         }
         serde_json::Value::Array(items) => items.iter_mut().for_each(strip_times),
