@@ -503,8 +503,8 @@ async fn quality_is_compacted_past_its_file_count_and_keeps_every_row() {
         .unwrap();
     let count = "SELECT COUNT(*) FROM quality";
     let rows_now = || async { rows(&lake, count).await[0].parse::<i64>().unwrap() };
-    let (mut counts, mut files) = (vec![rows_now().await], vec![]);
-    files.push(live_files(&lake, "_meta/quality").len());
+    let files_now = || live_files(&lake, "_meta/quality").len();
+    let (mut counts, mut files) = (vec![rows_now().await], vec![files_now()]);
     let force = gplake::BuildOptions {
         force: true,
         ..gplake::BuildOptions::default()
@@ -512,7 +512,7 @@ async fn quality_is_compacted_past_its_file_count_and_keeps_every_row() {
     for _ in 0..9 {
         gplake::build(&lake, &clock(), &force).await.unwrap();
         counts.push(rows_now().await);
-        files.push(live_files(&lake, "_meta/quality").len());
+        files.push(files_now());
     }
     let added: Vec<i64> = counts.windows(2).map(|w| w[1] - w[0]).collect();
     assert!(

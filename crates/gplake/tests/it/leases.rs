@@ -293,25 +293,18 @@ async fn a_recorded_hash_does_not_hide_bytes_written_in_place() {
     };
     let clock = crate::support::clock();
     let rebuild = || gplake::build::build(&lake, &clock, &options);
+    let recorded = || async {
+        let state = gplake::build::state::MonthState::read(&lake, month()).await;
+        state.unwrap().unwrap().bronze
+    };
     assert!(rebuild().await.unwrap().months[0].committed);
-    let state = gplake::build::state::MonthState::read(&lake, month())
-        .await
-        .unwrap()
-        .unwrap();
+    let bronze = recorded().await;
     assert!(
-        !state.bronze.is_empty() && state.bronze.iter().all(|b| b.hashed.stamp.is_some()),
-        "settled files have their stamps recorded: {:?}",
-        state.bronze
+        !bronze.is_empty() && bronze.iter().all(|b| b.hashed.stamp.is_some()),
+        "settled files have their stamps recorded: {bronze:?}"
     );
     assert!(rebuild().await.unwrap().months[0].committed);
-    let again = gplake::build::state::MonthState::read(&lake, month())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        again.bronze, state.bronze,
-        "the same files, the same record"
-    );
+    assert_eq!(recorded().await, bronze, "the same files, the same record");
 
     let name = "gp-reg-pat-prac-sing-age-male.zip";
     let local = lake
