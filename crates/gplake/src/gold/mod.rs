@@ -53,13 +53,18 @@ WHERE org_code IS NOT NULL"
 /// gold's previous version (`{kept}`), which summed the very same facts. Gold reads them
 /// twice (as rows, and beside each `as_published` sum), so they are selected once and held
 /// as [`PUBLISHED_NOW`]: DataFusion inlines a CTE at each use, which summed them twice.
+///
+/// `{quinary}` admits the months without single-age organisation rows, as a list of dates
+/// worked out beforehand: as a `NOT IN` subquery it became a null-aware anti join, which
+/// DataFusion builds from its left side, every quinary organisation row of the span (26 of
+/// a 36-month derivation's 56 MB heap peak).
 const PUBLISHED: &str = "
 WITH pub_rows AS (
   SELECT snapshot_date, org_type, org_code, sex, registered_population FROM fact_org_registered_patients_single_age
   WHERE {fresh}
   UNION ALL
   SELECT snapshot_date, org_type, org_code, sex, registered_population FROM fact_org_registered_patients
-  WHERE {fresh} AND snapshot_date NOT IN (SELECT DISTINCT snapshot_date FROM fact_org_registered_patients_single_age WHERE {fresh})),
+  WHERE {fresh} AND {quinary}),
 summed_published AS (
   SELECT snapshot_date, 'published' AS basis, org_type, org_code,
          SUM(registered_population) AS registered_population,
@@ -76,12 +81,22 @@ const PUBLISHED_NOW: &str = "published_now";
 
 /// The publisher's figures of the months of `span`: summed from the facts for those whose
 /// facts changed since gold's previous version (all when `changed` is `None`), kept for
-/// the others.
-fn published_sql(changed: Option<&BTreeSet<NaiveDate>>, span: &BTreeSet<NaiveDate>) -> String {
+/// the others. `single_age` holds the months with organisation single-age rows.
+fn published_sql(
+    changed: Option<&BTreeSet<NaiveDate>>,
+    span: &BTreeSet<NaiveDate>,
+    single_age: &BTreeSet<NaiveDate>,
+) -> String {
     let (fresh, kept) = month_filters(changed, span);
+    let single_age: BTreeSet<NaiveDate> = single_age.intersection(span).copied().collect();
+    let quinary = match single_age.is_empty() {
+        true => "TRUE".to_string(),
+        false => format!("snapshot_date NOT IN ({})", date_list(&single_age)),
+    };
     PUBLISHED
         .replace("{fresh}", &fresh)
         .replace("{kept}", &kept)
+        .replace("{quinary}", &quinary)
 }
 
 /// SQL conditions on `snapshot_date`, within the months of `span`: the months to sum again
@@ -349,6 +364,7 @@ async fn write_org_populations(
 ) -> Result<(u64, Option<BTreeSet<NaiveDate>>), DeltaError> {
     let def = ORG_POPULATION;
     let clock = std::time::Instant::now();
+    let single_age = &session::months(session, &FACT_ORG_SINGLE_AGE).await?;
     if let Some(kept) = kept
         && geography == Geography::Kept
         && rows_kept(session, kept).await?
@@ -359,7 +375,7 @@ async fn write_org_populations(
             .union(&kept.snapshot_changed)
             .copied()
             .collect();
-        let select = |span| select_span(session, Some(kept), geography, span);
+        let select = |span| select_span(session, Some(kept), geography, single_age, span);
         if let Some((version, months)) = write_months(&mut table, def, changed, select).await? {
             let ms = clock.elapsed().as_millis() as u64;
             tracing::debug!(
@@ -372,10 +388,9 @@ async fn write_org_populations(
         }
     }
     let mut months = session::months(session, &PRACTICE_SNAPSHOT).await?;
-    for facts in [FACT_ORG_SINGLE_AGE, FACT_ORG_QUINARY] {
-        months.extend(session::months(session, &facts).await?);
-    }
-    let select = |span| select_span(session, kept, geography, span);
+    months.extend(single_age);
+    months.extend(session::months(session, &FACT_ORG_QUINARY).await?);
+    let select = |span| select_span(session, kept, geography, single_age, span);
     let version = write_whole(lake, def, &months, select).await?;
     let ms = clock.elapsed().as_millis() as u64;
     tracing::debug!(table = def.name, ms, "gold: written");
@@ -383,15 +398,17 @@ async fn write_org_populations(
 }
 
 /// The organisation figures of the months of `span`, with the publisher's figures of those
-/// months held for the query's two reads of them.
+/// months held for the query's two reads of them; `single_age` holds the months with
+/// organisation single-age rows.
 async fn select_span(
     session: &Session,
     kept: Option<&Kept>,
     geography: Geography,
+    single_age: &BTreeSet<NaiveDate>,
     span: BTreeSet<NaiveDate>,
 ) -> Result<Vec<RecordBatch>, DeltaError> {
     let def = ORG_POPULATION;
-    let published = published_sql(kept.map(|k| &k.changed), &span);
+    let published = published_sql(kept.map(|k| &k.changed), &span, single_age);
     session.hold_as(&def, PUBLISHED_NOW, &published).await?;
     select(session, &def, &org_population_sql(kept, geography, &span)).await
 }
