@@ -56,7 +56,7 @@ pub(crate) struct AgeAgg {
     pub(crate) all_rows: FastMap<(String, SexKey), u64>,
     /// Σ leaf counts per practice × sex × 5-year band (single years summed into bands), for
     /// the single-age = quinary gate. Practice rows only.
-    pub(crate) bands: FastMap<String, BandSums>,
+    pub(crate) bands: Bands,
     /// The first band of an open top band (`85+`), when the files use one.
     pub(crate) open_band: Option<u8>,
     /// Masked cells per practice × sex (pre-2017 wide files): their sums cannot be verified.
@@ -144,6 +144,66 @@ impl BandSums {
     }
 }
 
+/// Band sums by practice code, kept in the table they were summed in, indexed by the id
+/// each code was given as rows streamed in: copied into a map by code, a month's two
+/// families' 13,000 sums of 0.5 kB were held twice while copying, and the copies took a
+/// quarter of a 12-month build's heap at its peak (three months open at once).
+#[derive(Debug, Default)]
+pub(crate) struct Bands {
+    codes: Codes,
+    /// Indexed by code id.
+    sums: Vec<BandSums>,
+}
+
+impl Bands {
+    /// The sums of a practice, when a leaf row of it was read.
+    pub(crate) fn get(&self, code: &str) -> Option<&BandSums> {
+        let id = *self.codes.ids.get(code)?;
+        self.sums.get(id as usize).filter(|sums| !sums.is_empty())
+    }
+
+    /// Every practice with sums, with its sums.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &BandSums)> {
+        self.sums
+            .iter()
+            .zip(&self.codes.names)
+            .filter(|(sums, _)| !sums.is_empty())
+            .map(|(sums, code)| (code.as_str(), sums))
+    }
+
+    /// True when no practice has sums.
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
+
+    /// Adds `sums` to the practice's.
+    fn merge(&mut self, code: &str, sums: &BandSums) {
+        let id = self.codes.lookup(code);
+        by_id(&mut self.sums, id).merge(sums);
+    }
+
+    /// Takes in `other`'s sums, whole when this has none.
+    fn absorb(&mut self, other: Bands) {
+        if self.sums.is_empty() {
+            *self = other;
+            return;
+        }
+        for (code, sums) in other.iter() {
+            self.merge(code, sums);
+        }
+    }
+
+    /// Bands from `top` on summed into `top`: an open top band (`85+`) against single years.
+    pub(crate) fn folded(&self, top: u8) -> Bands {
+        let mut out = Bands::default();
+        for (code, sums) in self.iter() {
+            out.merge(code, &sums.folded(top));
+        }
+        out
+    }
+}
+
 /// The entry of code `id` in a table indexed by code id, grown to hold it.
 fn by_id<T: Default + Clone>(table: &mut Vec<T>, id: u32) -> &mut T {
     let i = id as usize;
@@ -220,37 +280,43 @@ struct Running {
     suppressed: FastMap<(u32, SexKey), u64>,
 }
 
-/// The line each (code id, sex, age) key was first read on: per sex, a dense table of 128
-/// age slots per code, as code ids are small and consecutive. That is 0.5 kB a code and sex,
-/// 3.3 MB for 6,500 practices' rows of one sex, where a hashed index of the 1.2 million keys
-/// of a month's single-age files took about 36 MB and 5 % of a build's time; a sex no row
-/// has takes nothing (a single-age file holds one). Open bands, and lines past `u32`, go to
-/// a map.
+/// The line each (code id, sex, age) key was first read on: per kind of age (ALL, single
+/// year, 5-year band) and sex, a dense table with a slot per age of that kind for each code,
+/// as code ids are small and consecutive. A table is made at its first row, so a family
+/// pays only for the keys its files can have: a quinary file's 5-year bands take 20 slots a
+/// code and sex (0.5 MB for 6,500 practices), a single-age file's years 96 (2.5 MB). One
+/// 128-slot table per sex, whatever the ages, took 10 MB for a quinary file; a hashed index
+/// of a month's 1.2 million single-age keys took about 36 MB and 5 % of a build's time.
+/// Open bands, years past 95 and lines past `u32` go to a map.
 #[derive(Debug, Default)]
 struct KeyLines {
-    /// Per sex, line + 1 per slot; 0 where the key has not been read.
-    lines: [Vec<u32>; 3],
-    /// The codes to size each sex's table for at its first row.
+    /// Per kind of age ([`KeyLines::slot`]), then sex: line + 1 per slot; 0 where the key
+    /// has not been read.
+    lines: [[Vec<u32>; 3]; 3],
+    /// The codes to size each table for at its first row.
     codes: usize,
     other: FastMap<(u32, SexKey, AgeKey), u64>,
 }
 
-const AGE_SLOTS: usize = 128;
+/// Slots a code takes in the tables of each kind of age: ALL, the years 0–95, the bands.
+const AGE_SLOTS: [usize; 3] = [1, 96, crate::formats::values::BANDS as usize];
 
 impl KeyLines {
     /// Records `line` for the key and returns `None` the first time; afterwards, the line
     /// the key was first read on.
     fn first_line(&mut self, id: u32, sex: SexKey, age: AgeKey, line: u64) -> Option<u64> {
         let key = (id, sex, age);
-        let Some(slot) = KeyLines::slot(id, age) else {
+        let Some((kind, at)) = KeyLines::slot(age) else {
             return self.other_first_line(key, line);
         };
-        let lines = &mut self.lines[sex as usize];
+        let width = AGE_SLOTS[kind];
+        let slot = id as usize * width + at;
+        let lines = &mut self.lines[kind][sex as usize];
         if lines.len() <= slot {
             // Sized once for the codes expected: grown by doubling, the old and the new
             // table would be held at once.
-            lines.reserve_exact((self.codes * AGE_SLOTS).saturating_sub(lines.len()));
-            lines.resize((id as usize + 1) * AGE_SLOTS, 0);
+            lines.reserve_exact((self.codes * width).saturating_sub(lines.len()));
+            lines.resize((id as usize + 1) * width, 0);
         }
         match (lines[slot], u32::try_from(line + 1)) {
             (0, Ok(stored)) if self.other.is_empty() || !self.other.contains_key(&key) => {
@@ -272,16 +338,17 @@ impl KeyLines {
         }
     }
 
-    /// The key's place in its sex's table: ALL, the years 0–95 and the 20 bands each have
-    /// one.
-    fn slot(id: u32, age: AgeKey) -> Option<usize> {
-        let age = match age {
-            AgeKey::All => 0,
-            AgeKey::Year(year) if year <= 95 => 1 + usize::from(year),
-            AgeKey::Band(band) if band < crate::formats::values::BANDS => 97 + usize::from(band),
-            _ => return None,
-        };
-        Some(id as usize * AGE_SLOTS + age)
+    /// The key's kind of age (the index of its tables) and its slot among a code's slots
+    /// of that kind.
+    fn slot(age: AgeKey) -> Option<(usize, usize)> {
+        match age {
+            AgeKey::All => Some((0, 0)),
+            AgeKey::Year(year) if year <= 95 => Some((1, usize::from(year))),
+            AgeKey::Band(band) if band < crate::formats::values::BANDS => {
+                Some((2, usize::from(band)))
+            }
+            _ => None,
+        }
     }
 }
 
@@ -354,7 +421,6 @@ impl AgeAgg {
         let name = |id: u32| r.codes.name(id).to_string();
         // Sized once: growing by doubling holds the old and the new table at once.
         self.leaf.reserve(r.leaf.len() * 2);
-        self.bands.reserve(r.bands.len());
         self.all_rows.reserve(r.all_rows.len());
         // The id-indexed sums line up with the codes' names, id for id.
         for (by_sex, code) in r.leaf.into_iter().zip(&r.codes.names) {
@@ -366,17 +432,16 @@ impl AgeAgg {
                 *self.leaf.entry((code.clone(), sex)).or_default() += n;
             }
         }
-        for (sums, code) in r.bands.into_iter().zip(&r.codes.names) {
-            if !sums.is_empty() {
-                self.bands.entry(code.clone()).or_default().merge(&sums);
-            }
-        }
         for ((id, sex), n) in r.suppressed {
             *self.suppressed.entry((name(id), sex)).or_default() += n;
         }
         for ((id, sex), n) in r.all_rows {
             self.all_rows.insert((name(id), sex), n);
         }
+        self.bands.absorb(Bands {
+            codes: r.codes,
+            sums: r.bands,
+        });
     }
 
     /// True when this and `other` read rows of a common sex: a key could then be in both,
@@ -398,9 +463,7 @@ impl AgeAgg {
             *self.leaf.entry(key).or_default() += n;
         }
         self.all_rows.extend(other.all_rows);
-        for (code, sums) in other.bands {
-            self.bands.entry(code).or_default().merge(&sums);
-        }
+        self.bands.absorb(other.bands);
         self.open_band = match (self.open_band, other.open_band) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -610,9 +673,10 @@ mod tests {
             "the repeat is not summed"
         );
         assert_eq!(agg.leaf[&("B2".to_string(), m)], 1);
-        assert_eq!(agg.bands["A1"].get(m, 0), Some(10));
-        assert_eq!(agg.bands["A1"].get(m, 1), Some(5));
-        assert_eq!(agg.bands["A1"].get(m, 2), None);
+        let a1 = agg.bands.get("A1").expect("A1's bands");
+        assert_eq!(a1.get(m, 0), Some(10));
+        assert_eq!(a1.get(m, 1), Some(5));
+        assert_eq!(a1.get(m, 2), None);
         assert_eq!(agg.all_rows[&("A1".to_string(), m)], 15);
         assert_eq!(
             agg.duplicates,

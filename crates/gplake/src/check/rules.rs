@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::evidence::{AgeAgg, Aggregates, BandSums, FastMap};
+use super::evidence::{AgeAgg, Aggregates, BandSums};
 use super::{QualityResult, Rule, Severity};
 use crate::catalog::{FACT_ORG_QUINARY, FACT_ORG_SINGLE_AGE};
 use crate::formats::{Family, OrgLevel, SexKey};
@@ -375,14 +375,14 @@ fn single_age_matches_quinary(agg: &Aggregates, month: Month) -> Vec<QualityResu
     let (q, s) = match top {
         None => (&agg.quinary.bands, &agg.single.bands),
         Some(top) => {
-            folded = (fold(&agg.quinary.bands, top), fold(&agg.single.bands, top));
+            folded = (agg.quinary.bands.folded(top), agg.single.bands.folded(top));
             (&folded.0, &folded.1)
         }
     };
     // Masked cells exist only in the pre-2017 files: skip the lookups when there are none.
     let any_masked = !agg.quinary.suppressed.is_empty() || !agg.single.suppressed.is_empty();
-    let masked = |code: &String, sex: SexKey| {
-        let key = (code.clone(), sex);
+    let masked = |code: &str, sex: SexKey| {
+        let key = (code.to_string(), sex);
         any_masked
             && (agg.quinary.suppressed.contains_key(&key)
                 || agg.single.suppressed.contains_key(&key))
@@ -390,8 +390,9 @@ fn single_age_matches_quinary(agg: &Aggregates, month: Month) -> Vec<QualityResu
     let empty = &BandSums::EMPTY;
     // Every practice of either side once, then every key either side read.
     let codes = q
-        .keys()
-        .chain(s.keys().filter(|code| !q.contains_key(*code)));
+        .iter()
+        .chain(s.iter().filter(|(code, _)| q.get(code).is_none()))
+        .map(|(code, _)| code);
     let mut compared = 0usize;
     let mut differ = Vec::new();
     for code in codes {
@@ -423,14 +424,6 @@ fn single_age_matches_quinary(agg: &Aggregates, month: Month) -> Vec<QualityResu
         fails,
         format!("Σ single years = 5-year band for {compared} practice × sex × band"),
     )
-}
-
-/// Bands from `top` on summed into `top`.
-fn fold(bands: &FastMap<String, BandSums>, top: u8) -> FastMap<String, BandSums> {
-    bands
-        .iter()
-        .map(|(code, sums)| (code.clone(), sums.folded(top)))
-        .collect()
 }
 
 /// Σ practices = each published organisation row (sub-ICB, ICB, region, PCN). A mismatch
