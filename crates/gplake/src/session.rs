@@ -15,6 +15,7 @@ use deltalake::arrow::datatypes::{DataType, Date32Type};
 use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::datafusion::datasource::MemTable;
 use deltalake::datafusion::error::DataFusionError;
+use deltalake::datafusion::execution::SendableRecordBatchStream;
 use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use deltalake::datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -221,6 +222,23 @@ pub(crate) async fn collect(
         .await
         .map_err(e)?
         .collect()
+        .await
+        .map_err(e)
+}
+
+/// What `sql` selects, batch by batch as the query yields them.
+pub(crate) async fn stream(
+    session: &Session,
+    def: Option<&TableDef>,
+    sql: &str,
+) -> Result<SendableRecordBatchStream, DeltaError> {
+    let e = df_err(def);
+    session
+        .ctx
+        .sql(sql)
+        .await
+        .map_err(e)?
+        .execute_stream()
         .await
         .map_err(e)
 }

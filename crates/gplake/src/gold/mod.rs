@@ -8,7 +8,6 @@
 //! time ([`write_by_span`]). The build pipeline records which versions each was derived from.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use chrono::NaiveDate;
 use deltalake::arrow::array::AsArray;
@@ -23,6 +22,8 @@ use crate::delta::{self, DeltaError, FileSpan};
 use crate::lake::Lake;
 use crate::month::Month;
 use crate::session::{self, Session, date_list};
+use deltalake::datafusion::execution::SendableRecordBatchStream;
+use futures::StreamExt;
 
 pub(crate) mod list_sizes;
 
@@ -406,7 +407,7 @@ async fn select_span(
     geography: Geography,
     single_age: &BTreeSet<NaiveDate>,
     span: BTreeSet<NaiveDate>,
-) -> Result<Vec<RecordBatch>, DeltaError> {
+) -> Result<SendableRecordBatchStream, DeltaError> {
     let def = ORG_POPULATION;
     let published = published_sql(kept.map(|k| &k.changed), &span, single_age);
     session.hold_as(&def, PUBLISHED_NOW, &published).await?;
@@ -461,7 +462,7 @@ pub(crate) async fn write_months<F, Fut>(
 ) -> Result<Option<(u64, BTreeSet<NaiveDate>)>, DeltaError>
 where
     F: FnMut(BTreeSet<NaiveDate>) -> Fut,
-    Fut: std::future::Future<Output = Result<Vec<RecordBatch>, DeltaError>>,
+    Fut: std::future::Future<Output = Result<SendableRecordBatchStream, DeltaError>>,
 {
     let files = delta::file_spans(table, &def, "snapshot_date").await?;
     let total = files.len();
@@ -490,7 +491,7 @@ pub(crate) async fn write_whole<F, Fut>(
 ) -> Result<u64, DeltaError>
 where
     F: FnMut(BTreeSet<NaiveDate>) -> Fut,
-    Fut: std::future::Future<Output = Result<Vec<RecordBatch>, DeltaError>>,
+    Fut: std::future::Future<Output = Result<SendableRecordBatchStream, DeltaError>>,
 {
     if months.is_empty() {
         return delta::overwrite(lake, &def, Vec::new()).await;
@@ -502,9 +503,10 @@ where
 }
 
 /// Months gold derives in one query when it derives many. A query's memory follows its
-/// rows (DataFusion sorts and gathers them whole), so each span's rows are written before
-/// the next span's are selected: a derivation of the whole history holds twelve months' rows,
-/// not every month's.
+/// rows (DataFusion sorts them whole), so each span's rows are written before the next
+/// span's are selected: a derivation of the whole history holds twelve months' rows, not
+/// every month's. Each batch is written as the query yields it, never gathered: gathered
+/// and then cast to the table's types, a span's rows were held three times over.
 const SPAN: usize = 12;
 
 /// Writes what `select` gives for each span of `months` into new files of `table`, and
@@ -520,55 +522,71 @@ async fn write_by_span<F, Fut>(
 ) -> Result<u64, DeltaError>
 where
     F: FnMut(BTreeSet<NaiveDate>) -> Fut,
-    Fut: std::future::Future<Output = Result<Vec<RecordBatch>, DeltaError>>,
+    Fut: std::future::Future<Output = Result<SendableRecordBatchStream, DeltaError>>,
 {
     let mut writer = delta::writer(table, &def)?;
     let months: Vec<NaiveDate> = months.iter().copied().collect();
     for span in months.chunks(SPAN) {
-        for batch in select(span.iter().copied().collect()).await? {
+        let clock = std::time::Instant::now();
+        let mut batches = select(span.iter().copied().collect()).await?;
+        while let Some(batch) = batches.next().await {
+            let batch = conform(&def, batch.map_err(df_err(&def))?).map_err(arrow_err(&def))?;
             if batch.num_rows() > 0 {
                 delta::write(&mut writer, &def, batch).await?;
             }
         }
+        let ms = clock.elapsed().as_millis() as u64;
+        tracing::debug!(
+            table = def.name,
+            ms,
+            months = span.len(),
+            "gold: span written"
+        );
     }
     let added = delta::flush(&mut writer, &def).await?;
     delta::replace_with(table, &def, removed, added, predicate).await
 }
 
-/// What `sql` selects, in `def`'s exact schema.
+/// What `sql` selects, batch by batch ([`conform`] casts each to `def`'s exact schema).
 async fn select(
     session: &Session,
     def: &TableDef,
     sql: &str,
-) -> Result<Vec<RecordBatch>, DeltaError> {
-    let clock = std::time::Instant::now();
-    let batches = session::collect(session, Some(def), sql).await?;
-    let ms = clock.elapsed().as_millis() as u64;
-    tracing::debug!(table = def.name, ms, "gold: query");
-    conform(def, batches).map_err(|e| DeltaError {
-        table: def.name,
-        source: Box::new(e.into()),
-    })
+) -> Result<SendableRecordBatchStream, DeltaError> {
+    session::stream(session, Some(def), sql).await
 }
 
-/// Casts query output to the table's exact schema (types and nullability).
+/// Casts a batch of query output to the table's exact schema (types and nullability).
 fn conform(
     def: &TableDef,
-    batches: Vec<RecordBatch>,
-) -> Result<Vec<RecordBatch>, deltalake::arrow::error::ArrowError> {
+    batch: RecordBatch,
+) -> Result<RecordBatch, deltalake::arrow::error::ArrowError> {
     let schema = def.arrow_schema();
-    batches
-        .into_iter()
-        .map(|b| {
-            let columns = schema
-                .fields()
-                .iter()
-                .enumerate()
-                .map(|(i, f)| deltalake::arrow::compute::cast(b.column(i), f.data_type()))
-                .collect::<Result<Vec<_>, _>>()?;
-            RecordBatch::try_new(Arc::clone(&schema), columns)
-        })
-        .collect()
+    let columns = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| deltalake::arrow::compute::cast(batch.column(i), f.data_type()))
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(schema, columns)
+}
+
+/// A failed query, as a failure of `def`.
+fn df_err(def: &TableDef) -> impl Fn(deltalake::datafusion::error::DataFusionError) -> DeltaError {
+    let table = def.name;
+    move |e| DeltaError {
+        table,
+        source: Box::new(e.into()),
+    }
+}
+
+/// A batch that would not take `def`'s types, as a failure of `def`.
+fn arrow_err(def: &TableDef) -> impl Fn(deltalake::arrow::error::ArrowError) -> DeltaError {
+    let table = def.name;
+    move |e| DeltaError {
+        table,
+        source: Box::new(e.into()),
+    }
 }
 
 #[cfg(test)]
