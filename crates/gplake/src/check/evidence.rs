@@ -734,6 +734,32 @@ mod tests {
     }
 
     #[test]
+    fn band_sums_of_files_read_apart_meet_by_code_whatever_order_their_codes_came_in() {
+        let (m, f, p) = (SexKey::Male, SexKey::Female, OrgLevel::Practice);
+        let mut males = AgeAgg::default();
+        males.add(&count(p, "A1", m, AgeKey::Year(3), 10, 2), "m.csv");
+        males.add(&count(p, "B2", m, AgeKey::Year(6), 4, 3), "m.csv");
+        males.finish();
+        // The female file gives its codes in the other order, and one the male file lacks:
+        // its ids differ from the male file's.
+        let mut females = AgeAgg::default();
+        females.add(&count(p, "C3", f, AgeKey::Year(0), 1, 2), "f.csv");
+        females.add(&count(p, "B2", f, AgeKey::Year(7), 5, 3), "f.csv");
+        females.add(&count(p, "A1", f, AgeKey::All, 9, 4), "f.csv");
+        females.finish();
+        males.absorb(females);
+        let bands = |code: &str| males.bands.get(code).cloned().unwrap_or_default();
+        assert_eq!(bands("A1").get(m, 0), Some(10));
+        assert_eq!(bands("A1").get(f, 0), None, "an ALL row is not a leaf");
+        assert_eq!(bands("B2").get(m, 1), Some(4));
+        assert_eq!(bands("B2").get(f, 1), Some(5));
+        assert_eq!(bands("C3").get(f, 0), Some(1));
+        let codes: Vec<&str> = males.bands.iter().map(|(code, _)| code).collect();
+        assert_eq!(codes, ["A1", "B2", "C3"], "each code once");
+        assert!(males.bands.get("D4").is_none());
+    }
+
+    #[test]
     fn every_kind_of_key_is_seen_once_and_a_repeat_names_its_first_line() {
         use AgeKey::{Band, OpenBand, Year};
         use SexKey::{Female, Male};

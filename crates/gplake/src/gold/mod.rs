@@ -13,6 +13,8 @@ use chrono::NaiveDate;
 use deltalake::arrow::array::AsArray;
 use deltalake::arrow::datatypes::Int64Type;
 use deltalake::arrow::record_batch::RecordBatch;
+use deltalake::datafusion::execution::SendableRecordBatchStream;
+use futures::StreamExt;
 
 use crate::catalog::{
     DIM_ORGANISATION, DIM_PRACTICE, FACT_ORG_QUINARY, FACT_ORG_SINGLE_AGE, ORG_POPULATION,
@@ -22,8 +24,6 @@ use crate::delta::{self, DeltaError, FileSpan};
 use crate::lake::Lake;
 use crate::month::Month;
 use crate::session::{self, Session, date_list};
-use deltalake::datafusion::execution::SendableRecordBatchStream;
-use futures::StreamExt;
 
 pub(crate) mod list_sizes;
 
