@@ -95,7 +95,7 @@ where
         Err(e) => return usage_error(e, args.iter().any(|a| a == "--json")),
     };
     init_logging(&cli);
-    let runtime = gplake::runtime().expect("a tokio runtime starts");
+    let runtime = gplake::runtime_with(crate::memory::hooks()).expect("a tokio runtime starts");
     watch_interrupt(&runtime);
     match runtime.block_on(run_command(&cli)) {
         Ok(code) => code,

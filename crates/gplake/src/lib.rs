@@ -110,10 +110,53 @@ const BLOCKING_THREADS: usize = 8;
 /// of months; each of those threads keeps the memory it once allocated in its allocator's
 /// cache. Eight threads keep a local lake's I/O as fast and the memory flat.
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .max_blocking_threads(BLOCKING_THREADS)
-        .build()
+    runtime_with(None)
+}
+
+/// [`runtime`], whose threads hand back what they freed through `memory` (the allocator's
+/// hooks, see [`BuildOptions::memory`]) when they go idle.
+///
+/// An allocator such as mimalloc keeps a thread's freed pages until that thread allocates
+/// again or ends. The runtime's threads run the month phase's commits and the store's file
+/// operations, then sit idle while other threads work, so their pages stayed counted: a
+/// 36-month sync's derivation started from 39 MiB of anonymous memory against 11 MiB in a
+/// fresh process. So a worker that parks hands its pages back (at most every
+/// [`RELEASE_EVERY`]), and a blocking thread ends once idle for [`IDLE_THREAD_LIFE`] instead
+/// of tokio's 10 s. The 36-month sync then peaked at 177–183 MiB against 202–205 MiB, in
+/// the same time.
+pub fn runtime_with(memory: Option<MemoryHooks>) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all().max_blocking_threads(BLOCKING_THREADS);
+    if let Some(hooks) = memory {
+        builder
+            .thread_keep_alive(IDLE_THREAD_LIFE)
+            .on_thread_park(move || release_when_due(hooks.release));
+    }
+    builder.build()
+}
+
+/// How long a blocking thread stays idle before it ends, when the allocator's hooks are
+/// given.
+const IDLE_THREAD_LIFE: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// The least time between two hand-backs by one worker: a worker parks whenever it runs
+/// out of tasks, thousands of times a second in I/O-bound stretches.
+const RELEASE_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Calls `release` when this thread last did so [`RELEASE_EVERY`] ago or longer.
+fn release_when_due(release: fn()) {
+    thread_local! {
+        static LAST: std::cell::Cell<Option<std::time::Instant>> =
+            const { std::cell::Cell::new(None) };
+    }
+    let now = std::time::Instant::now();
+    let due = LAST
+        .get()
+        .is_none_or(|last| now.duration_since(last) >= RELEASE_EVERY);
+    if due {
+        LAST.set(Some(now));
+        release();
+    }
 }
 
 #[cfg(test)]
@@ -143,6 +186,36 @@ mod tests {
         assert!(
             (2..=super::BLOCKING_THREADS).contains(&threads),
             "{threads} blocking threads"
+        );
+    }
+
+    static RELEASES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    fn count_release() {
+        RELEASES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    #[test]
+    fn with_the_allocators_hooks_idle_workers_hand_memory_back_and_idle_blocking_threads_end() {
+        let hooks = crate::MemoryHooks {
+            release: count_release,
+            eager: |_| {},
+        };
+        let runtime = super::runtime_with(Some(hooks)).unwrap();
+        let blocking_thread = || {
+            runtime.block_on(async {
+                tokio::task::spawn_blocking(|| std::thread::current().id())
+                    .await
+                    .unwrap()
+            })
+        };
+        let first = blocking_thread();
+        // Idle ten times a blocking thread's life: the next task needs a new thread.
+        std::thread::sleep(super::IDLE_THREAD_LIFE * 10);
+        assert_ne!(first, blocking_thread(), "the idle blocking thread ended");
+        assert!(
+            RELEASES.load(std::sync::atomic::Ordering::SeqCst) > 0,
+            "a parked worker handed its memory back"
         );
     }
 }

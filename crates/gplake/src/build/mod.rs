@@ -90,7 +90,7 @@ pub struct BuildOptions {
 #[derive(Debug, Clone, Copy)]
 pub struct MemoryHooks {
     /// Hands back what the calling thread freed, now: called on a month thread after each
-    /// job of a month.
+    /// job of a month, and by a runtime worker going idle ([`crate::runtime_with`]).
     pub release: fn(),
     /// Hands back every freed page at once (`true`), or after the allocator's own delay
     /// (`false`, its setting). The build turns it on while it derives dims and gold: that
