@@ -122,7 +122,7 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 /// 36-month sync's derivation started from 39 MiB of anonymous memory against 11 MiB in a
 /// fresh process. So a worker that parks hands its pages back (at most every
 /// [`RELEASE_EVERY`]), and a blocking thread ends once idle for [`IDLE_THREAD_LIFE`] instead
-/// of tokio's 10 s. The 36-month sync then peaked at 177–183 MiB against 202–205 MiB, in
+/// of tokio's 10 s. The 36-month sync then peaked at 172–180 MiB against 193–199 MiB, in
 /// the same time.
 pub fn runtime_with(memory: Option<MemoryHooks>) -> std::io::Result<tokio::runtime::Runtime> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
