@@ -183,11 +183,11 @@ fn register_empty(ctx: &SessionContext, def: &TableDef, name: &str) -> Result<()
 }
 
 /// A DataFusion failure over `def`, as a Delta error naming the table.
-fn df_err(def: Option<&TableDef>) -> impl Fn(DataFusionError) -> DeltaError + Copy + '_ {
+pub(crate) fn df_err(def: Option<&TableDef>) -> impl Fn(DataFusionError) -> DeltaError + Copy + '_ {
     move |x| delta_err(def, x.into())
 }
 
-fn delta_err(def: Option<&TableDef>, source: DeltaTableError) -> DeltaError {
+pub(crate) fn delta_err(def: Option<&TableDef>, source: DeltaTableError) -> DeltaError {
     DeltaError {
         table: def.map(|d| d.name).unwrap_or("session"),
         source: Box::new(source),
@@ -215,15 +215,8 @@ pub(crate) async fn collect(
     def: Option<&TableDef>,
     sql: &str,
 ) -> Result<Vec<RecordBatch>, DeltaError> {
-    let e = df_err(def);
-    session
-        .ctx
-        .sql(sql)
-        .await
-        .map_err(e)?
-        .collect()
-        .await
-        .map_err(e)
+    let frame = session.ctx.sql(sql).await.map_err(df_err(def))?;
+    frame.collect().await.map_err(df_err(def))
 }
 
 /// What `sql` selects, batch by batch as the query yields them.
@@ -232,15 +225,8 @@ pub(crate) async fn stream(
     def: Option<&TableDef>,
     sql: &str,
 ) -> Result<SendableRecordBatchStream, DeltaError> {
-    let e = df_err(def);
-    session
-        .ctx
-        .sql(sql)
-        .await
-        .map_err(e)?
-        .execute_stream()
-        .await
-        .map_err(e)
+    let frame = session.ctx.sql(sql).await.map_err(df_err(def))?;
+    frame.execute_stream().await.map_err(df_err(def))
 }
 
 /// The months a month-partitioned table holds, as the session reads it.

@@ -60,7 +60,8 @@ async fn rebuild_whole(lake: &Lake, session: &Session) -> Result<u64, DeltaError
     let def = PRACTICE_LIST_SIZE;
     let clock = std::time::Instant::now();
     let months = session::months(session, &PRACTICE_SNAPSHOT).await?;
-    let select = |span| async move { super::select(session, &def, &sql(Some(&span))).await };
+    let select =
+        |span| async move { session::stream(session, Some(&def), &sql(Some(&span))).await };
     let version = super::write_whole(lake, def, &months, select).await?;
     tracing::debug!(
         ms = clock.elapsed().as_millis() as u64,
@@ -91,7 +92,8 @@ async fn rebuild_months(
         ms = clock.elapsed().as_millis() as u64,
         "list sizes: reflagged"
     );
-    let select = |span| async move { super::select(session, &def, &sql(Some(&span))).await };
+    let select =
+        |span| async move { session::stream(session, Some(&def), &sql(Some(&span))).await };
     let Some((version, months)) = super::write_months(&mut table, def, months, select).await?
     else {
         return Ok(None);

@@ -411,7 +411,8 @@ async fn select_span(
     let def = ORG_POPULATION;
     let published = published_sql(kept.map(|k| &k.changed), &span, single_age);
     session.hold_as(&def, PUBLISHED_NOW, &published).await?;
-    select(session, &def, &org_population_sql(kept, geography, &span)).await
+    let sql = org_population_sql(kept, geography, &span);
+    session::stream(session, Some(&def), &sql).await
 }
 
 /// A table in more files than this is written again whole, in one file: a reader opens
@@ -530,7 +531,7 @@ where
         let clock = std::time::Instant::now();
         let mut batches = select(span.iter().copied().collect()).await?;
         while let Some(batch) = batches.next().await {
-            let batch = conform(&def, batch.map_err(df_err(&def))?).map_err(arrow_err(&def))?;
+            let batch = conform(&def, batch.map_err(session::df_err(Some(&def)))?)?;
             if batch.num_rows() > 0 {
                 delta::write(&mut writer, &def, batch).await?;
             }
@@ -547,46 +548,18 @@ where
     delta::replace_with(table, &def, removed, added, predicate).await
 }
 
-/// What `sql` selects, batch by batch ([`conform`] casts each to `def`'s exact schema).
-async fn select(
-    session: &Session,
-    def: &TableDef,
-    sql: &str,
-) -> Result<SendableRecordBatchStream, DeltaError> {
-    session::stream(session, Some(def), sql).await
-}
-
 /// Casts a batch of query output to the table's exact schema (types and nullability).
-fn conform(
-    def: &TableDef,
-    batch: RecordBatch,
-) -> Result<RecordBatch, deltalake::arrow::error::ArrowError> {
+fn conform(def: &TableDef, batch: RecordBatch) -> Result<RecordBatch, DeltaError> {
     let schema = def.arrow_schema();
     let columns = schema
         .fields()
         .iter()
         .enumerate()
         .map(|(i, f)| deltalake::arrow::compute::cast(batch.column(i), f.data_type()))
-        .collect::<Result<Vec<_>, _>>()?;
-    RecordBatch::try_new(schema, columns)
-}
-
-/// A failed query, as a failure of `def`.
-fn df_err(def: &TableDef) -> impl Fn(deltalake::datafusion::error::DataFusionError) -> DeltaError {
-    let table = def.name;
-    move |e| DeltaError {
-        table,
-        source: Box::new(e.into()),
-    }
-}
-
-/// A batch that would not take `def`'s types, as a failure of `def`.
-fn arrow_err(def: &TableDef) -> impl Fn(deltalake::arrow::error::ArrowError) -> DeltaError {
-    let table = def.name;
-    move |e| DeltaError {
-        table,
-        source: Box::new(e.into()),
-    }
+        .collect::<Result<Vec<_>, _>>();
+    columns
+        .and_then(|columns| RecordBatch::try_new(schema, columns))
+        .map_err(|e| session::delta_err(Some(def), e.into()))
 }
 
 #[cfg(test)]
