@@ -71,39 +71,42 @@ pub(crate) struct AgeAgg {
 }
 
 /// One practice's leaf counts summed by sex and 5-year band, and which of those keys rows
-/// were read for (a key read with a zero count is still compared).
+/// were read for (a key read with a zero count is still compared). Leaf rows have a sex:
+/// males, then females.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct BandSums {
-    sums: [[u64; BANDS]; 3],
+    sums: [[u64; BANDS]; 2],
     /// One bit per band, per sex.
-    read: [u32; 3],
+    read: [u32; 2],
 }
 
 const BANDS: usize = crate::formats::values::BANDS as usize;
 
+/// The sexes band sums are kept for, in their order in [`BandSums`].
+const LEAF_SEXES: [SexKey; 2] = [SexKey::Male, SexKey::Female];
+
+/// Where a sex's sums sit in [`BandSums`]; `None` for persons (ALL rows are subtotals).
+fn leaf_sex(sex: SexKey) -> Option<usize> {
+    LEAF_SEXES.iter().position(|&s| s == sex)
+}
+
 impl BandSums {
     fn add(&mut self, sex: SexKey, band: u8, count: u64) {
-        let (sex, band) = (sex as usize, usize::from(band).min(BANDS - 1));
+        let Some(sex) = leaf_sex(sex) else {
+            return;
+        };
+        let band = usize::from(band).min(BANDS - 1);
         self.sums[sex][band] += count;
         self.read[sex] |= 1 << band;
     }
 
-    fn merge(&mut self, other: &BandSums) {
-        for sex in 0..3 {
-            for band in 0..BANDS {
-                self.sums[sex][band] += other.sums[sex][band];
-            }
-            self.read[sex] |= other.read[sex];
-        }
-    }
-
     fn is_empty(&self) -> bool {
-        self.read == [0; 3]
+        self.read == [0; 2]
     }
 
     /// The sum of a key, when a row was read for it.
     pub(crate) fn get(&self, sex: SexKey, band: u8) -> Option<u64> {
-        let (sex, band) = (sex as usize, usize::from(band));
+        let (sex, band) = (leaf_sex(sex)?, usize::from(band));
         (band < BANDS && self.read[sex] & (1 << band) != 0).then(|| self.sums[sex][band])
     }
 
@@ -117,10 +120,11 @@ impl BandSums {
         &'a self,
         other: &'a BandSums,
     ) -> impl Iterator<Item = (SexKey, u8)> + 'a {
-        [SexKey::All, SexKey::Male, SexKey::Female]
+        LEAF_SEXES
             .into_iter()
-            .flat_map(move |sex| {
-                let read = self.read[sex as usize] | other.read[sex as usize];
+            .enumerate()
+            .flat_map(move |(at, sex)| {
+                let read = self.read[at] | other.read[at];
                 (0..BANDS as u8)
                     .filter(move |band| read & (1 << band) != 0)
                     .map(move |band| (sex, band))
@@ -129,46 +133,93 @@ impl BandSums {
 
     /// No key read.
     pub(crate) const EMPTY: BandSums = BandSums {
-        sums: [[0; BANDS]; 3],
-        read: [0; 3],
+        sums: [[0; BANDS]; 2],
+        read: [0; 2],
     };
 
     /// Bands from `top` on summed into `top`: an open top band (`85+`) against single years.
     pub(crate) fn folded(&self, top: u8) -> BandSums {
         let mut out = BandSums::default();
         for (sex, band) in self.keys() {
-            let n = self.sums[sex as usize][usize::from(band)];
+            let n = self.get(sex, band).unwrap_or(0);
             out.add(sex, band.min(top), n);
         }
         out
     }
 }
 
-/// Band sums by practice code, kept in the table they were summed in, indexed by the id
+/// Band sums indexed by code id, one table per sex, each made at its sex's first row and
+/// sized once for the codes expected. A single-age file is of one sex, so it pays for one
+/// table: 160 bytes a practice, where one table of every sex's sums took 496, grown by
+/// doubling (a third of a 3-month sync's heap at its peak).
+#[derive(Debug, Default)]
+struct BandTable {
+    sums: [Vec<[u64; BANDS]>; 2],
+    read: [Vec<u32>; 2],
+}
+
+impl BandTable {
+    fn add(&mut self, id: u32, sex: SexKey, band: u8, count: u64, expected: usize) {
+        let Some(sex) = leaf_sex(sex) else {
+            return;
+        };
+        let band = usize::from(band).min(BANDS - 1);
+        by_id(&mut self.sums[sex], id, expected)[band] += count;
+        *by_id(&mut self.read[sex], id, expected) |= 1 << band;
+    }
+
+    /// The sums of code `id`.
+    fn get(&self, id: u32) -> BandSums {
+        let mut out = BandSums::EMPTY;
+        for sex in 0..LEAF_SEXES.len() {
+            let i = id as usize;
+            if let (Some(sums), Some(read)) = (self.sums[sex].get(i), self.read[sex].get(i)) {
+                out.sums[sex] = *sums;
+                out.read[sex] = *read;
+            }
+        }
+        out
+    }
+
+    fn merge(&mut self, id: u32, other: &BandSums, expected: usize) {
+        for sex in (0..LEAF_SEXES.len()).filter(|&sex| other.read[sex] != 0) {
+            let sums = by_id(&mut self.sums[sex], id, expected);
+            for band in 0..BANDS {
+                sums[band] += other.sums[sex][band];
+            }
+            *by_id(&mut self.read[sex], id, expected) |= other.read[sex];
+        }
+    }
+
+    /// One more than the greatest id with a slot in some table.
+    fn ids(&self) -> usize {
+        self.read.iter().map(Vec::len).max().unwrap_or(0)
+    }
+}
+
+/// Band sums by practice code, kept in the tables they were summed in, indexed by the id
 /// each code was given as rows streamed in: copied into a map by code, a month's two
 /// families' 13,000 sums of 0.5 kB were held twice while copying, and the copies took a
 /// quarter of a 12-month build's heap at its peak (three months open at once).
 #[derive(Debug, Default)]
 pub(crate) struct Bands {
     codes: Codes,
-    /// Indexed by code id.
-    sums: Vec<BandSums>,
+    table: BandTable,
 }
 
 impl Bands {
     /// The sums of a practice, when a leaf row of it was read.
-    pub(crate) fn get(&self, code: &str) -> Option<&BandSums> {
+    pub(crate) fn get(&self, code: &str) -> Option<BandSums> {
         let id = *self.codes.ids.get(code)?;
-        self.sums.get(id as usize).filter(|sums| !sums.is_empty())
+        Some(self.table.get(id)).filter(|sums| !sums.is_empty())
     }
 
     /// Every practice with sums, with its sums.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &BandSums)> {
-        self.sums
-            .iter()
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, BandSums)> {
+        (0..self.table.ids())
             .zip(&self.codes.names)
-            .filter(|(sums, _)| !sums.is_empty())
-            .map(|(sums, code)| (code.as_str(), sums))
+            .map(|(id, code)| (code.as_str(), self.table.get(id as u32)))
+            .filter(|(_, sums)| !sums.is_empty())
     }
 
     /// True when no practice has sums.
@@ -178,36 +229,41 @@ impl Bands {
     }
 
     /// Adds `sums` to the practice's.
-    fn merge(&mut self, code: &str, sums: &BandSums) {
+    fn merge(&mut self, code: &str, sums: &BandSums, expected: usize) {
         let id = self.codes.lookup(code);
-        by_id(&mut self.sums, id).merge(sums);
+        self.table.merge(id, sums, expected);
     }
 
     /// Takes in `other`'s sums, whole when this has none.
     fn absorb(&mut self, other: Bands) {
-        if self.sums.is_empty() {
+        if self.table.ids() == 0 {
             *self = other;
             return;
         }
+        let expected = self.codes.names.len().max(other.codes.names.len());
         for (code, sums) in other.iter() {
-            self.merge(code, sums);
+            self.merge(code, &sums, expected);
         }
     }
 
     /// Bands from `top` on summed into `top`: an open top band (`85+`) against single years.
     pub(crate) fn folded(&self, top: u8) -> Bands {
         let mut out = Bands::default();
+        let expected = self.codes.names.len();
         for (code, sums) in self.iter() {
-            out.merge(code, &sums.folded(top));
+            out.merge(code, &sums.folded(top), expected);
         }
         out
     }
 }
 
-/// The entry of code `id` in a table indexed by code id, grown to hold it.
-fn by_id<T: Default + Clone>(table: &mut Vec<T>, id: u32) -> &mut T {
+/// The entry of code `id` in a table indexed by code id, grown to hold it: at first to the
+/// `expected` codes at once, since grown by doubling the old and the new table are held
+/// at once while copying, and up to half the new one is never used.
+fn by_id<T: Default + Clone>(table: &mut Vec<T>, id: u32, expected: usize) -> &mut T {
     let i = id as usize;
     if table.len() <= i {
+        table.reserve_exact(expected.saturating_sub(table.len()));
         table.resize(i + 1, T::default());
     }
     &mut table[i]
@@ -276,7 +332,7 @@ struct Running {
     leaf: Vec<[Option<u64>; 3]>,
     all_rows: FastMap<(u32, SexKey), u64>,
     /// Indexed by code id: a month's 260,000 band sums without a hash apiece.
-    bands: Vec<BandSums>,
+    bands: BandTable,
     suppressed: FastMap<(u32, SexKey), u64>,
 }
 
@@ -400,9 +456,9 @@ impl AgeAgg {
                 self.open_band = Some(self.open_band.map_or(b, |o| o.min(b)));
             }
             if let (false, Some(band)) = (self.orgs, age.first_band()) {
-                by_id(&mut r.bands, id).add(sex, band, row.count);
+                r.bands.add(id, sex, band, row.count, r.keys.codes);
             }
-            *by_id(&mut r.leaf, id)[sex as usize].get_or_insert(0) += row.count;
+            *by_id(&mut r.leaf, id, r.keys.codes)[sex as usize].get_or_insert(0) += row.count;
         } else if age == AgeKey::All {
             r.all_rows.insert((id, sex), row.count);
         }
@@ -440,7 +496,7 @@ impl AgeAgg {
         }
         self.bands.absorb(Bands {
             codes: r.codes,
-            sums: r.bands,
+            table: r.bands,
         });
     }
 
@@ -728,8 +784,22 @@ mod tests {
         assert_eq!(folded.get(Female, 17), Some(2));
         assert_eq!(folded.get(Female, 18), None);
         assert_eq!(folded.get(Male, 0), Some(7));
-        a.merge(&b);
-        assert_eq!(a.get(Female, 18), Some(3));
+        // Met in a table, under one code id and beside another code's.
+        let mut table = BandTable::default();
+        table.merge(1, &a, 4);
+        table.merge(1, &b, 4);
+        table.add(3, Male, 2, 6, 4);
+        table.add(3, SexKey::All, 2, 9, 4);
+        let met = table.get(1);
+        assert_eq!(met.get(Female, 18), Some(3));
+        assert_eq!(met.get(Male, 1), Some(5));
+        assert_eq!(
+            table.get(3).keys().collect::<Vec<_>>(),
+            [(Male, 2)],
+            "ALL is no leaf"
+        );
+        assert!(table.get(0).is_empty() && table.get(9).is_empty());
+        assert_eq!(table.ids(), 4);
         assert!(!a.is_empty() && BandSums::EMPTY.is_empty());
     }
 
@@ -748,7 +818,7 @@ mod tests {
         females.add(&count(p, "A1", f, AgeKey::All, 9, 4), "f.csv");
         females.finish();
         males.absorb(females);
-        let bands = |code: &str| males.bands.get(code).cloned().unwrap_or_default();
+        let bands = |code: &str| males.bands.get(code).unwrap_or_default();
         assert_eq!(bands("A1").get(m, 0), Some(10));
         assert_eq!(bands("A1").get(f, 0), None, "an ALL row is not a leaf");
         assert_eq!(bands("B2").get(m, 1), Some(4));

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::evidence::{AgeAgg, Aggregates, BandSums};
+use super::evidence::{AgeAgg, Aggregates};
 use super::{QualityResult, Rule, Severity};
 use crate::catalog::{FACT_ORG_QUINARY, FACT_ORG_SINGLE_AGE};
 use crate::formats::{Family, OrgLevel, SexKey};
@@ -387,7 +387,6 @@ fn single_age_matches_quinary(agg: &Aggregates, month: Month) -> Vec<QualityResu
             && (agg.quinary.suppressed.contains_key(&key)
                 || agg.single.suppressed.contains_key(&key))
     };
-    let empty = &BandSums::EMPTY;
     // Every practice of either side once, then every key either side read.
     let codes = q
         .iter()
@@ -396,8 +395,11 @@ fn single_age_matches_quinary(agg: &Aggregates, month: Month) -> Vec<QualityResu
     let mut compared = 0usize;
     let mut differ = Vec::new();
     for code in codes {
-        let (qb, sb) = (q.get(code).unwrap_or(empty), s.get(code).unwrap_or(empty));
-        for (sex, band) in qb.keys_with(sb).filter(|(sex, _)| !masked(code, *sex)) {
+        let (qb, sb) = (
+            q.get(code).unwrap_or_default(),
+            s.get(code).unwrap_or_default(),
+        );
+        for (sex, band) in qb.keys_with(&sb).filter(|(sex, _)| !masked(code, *sex)) {
             compared += 1;
             let quinary = qb.get(sex, band).unwrap_or(0);
             let single = sb.get(sex, band).unwrap_or(0);
