@@ -184,8 +184,8 @@ impl BandTable {
     fn merge(&mut self, id: u32, other: &BandSums, expected: usize) {
         for sex in (0..LEAF_SEXES.len()).filter(|&sex| other.read[sex] != 0) {
             let sums = by_id(&mut self.sums[sex], id, expected);
-            for band in 0..BANDS {
-                sums[band] += other.sums[sex][band];
+            for (sum, n) in sums.iter_mut().zip(other.sums[sex]) {
+                *sum += n;
             }
             *by_id(&mut self.read[sex], id, expected) |= other.read[sex];
         }
