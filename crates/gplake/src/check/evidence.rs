@@ -464,8 +464,9 @@ impl AgeAgg {
         }
     }
 
-    /// Sizes the key index for `codes` practices at once: grown a code at a time, it
-    /// doubled to twice its size and held the old and the new table while copying.
+    /// Sizes the key index and the id-indexed sums for `codes` practices at once: grown a
+    /// code at a time, they doubled to twice their size and held the old and the new table
+    /// while copying.
     pub(crate) fn expect_codes(&mut self, codes: usize) {
         self.running.keys.codes = codes;
     }
@@ -801,6 +802,26 @@ mod tests {
         assert!(table.get(0).is_empty() && table.get(9).is_empty());
         assert_eq!(table.ids(), 4);
         assert!(!a.is_empty() && BandSums::EMPTY.is_empty());
+    }
+
+    #[test]
+    fn a_file_of_one_sex_makes_one_band_table_sized_once_for_the_codes_expected() {
+        let (m, p) = (SexKey::Male, OrgLevel::Practice);
+        let mut males = AgeAgg::default();
+        males.expect_codes(1000);
+        for (i, code) in ["A1", "B2", "C3"].into_iter().enumerate() {
+            males.add(
+                &count(p, code, m, AgeKey::Year(40), 7, i as u64 + 2),
+                "m.csv",
+            );
+        }
+        let bands = &males.running.bands;
+        assert!(bands.sums[0].capacity() >= 1000 && bands.sums[0].capacity() < 2000);
+        assert_eq!(bands.read[0].len(), 3);
+        assert_eq!(bands.sums[1].capacity(), 0, "no table for the sex not read");
+        assert_eq!(bands.read[1].capacity(), 0);
+        males.finish();
+        assert_eq!(males.bands.get("B2").unwrap().get(m, 8), Some(7));
     }
 
     #[test]
