@@ -43,6 +43,8 @@ pub(crate) struct SessionSpec {
     pub(crate) empty_if_missing: bool,
     /// Bytes the session's operators may hold before they spill or fail.
     pub(crate) memory_limit: Option<usize>,
+    /// Rows per batch its operators pass on (DataFusion's default when `None`).
+    pub(crate) batch_rows: Option<usize>,
 }
 
 /// An open session. Clones share it: what one pins, the others read.
@@ -149,16 +151,17 @@ pub(crate) async fn open(
 }
 
 fn context(spec: &SessionSpec) -> Result<SessionContext, DeltaTableError> {
+    let mut config = SessionConfig::new();
+    if let Some(rows) = spec.batch_rows {
+        config = config.with_batch_size(rows);
+    }
     let Some(limit) = spec.memory_limit else {
-        return Ok(SessionContext::new());
+        return Ok(SessionContext::new_with_config(config));
     };
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_limit(limit, 1.0)
         .build_arc()?;
-    Ok(SessionContext::new_with_config_rt(
-        SessionConfig::new(),
-        runtime,
-    ))
+    Ok(SessionContext::new_with_config_rt(config, runtime))
 }
 
 async fn register(
@@ -194,8 +197,14 @@ pub(crate) fn delta_err(def: Option<&TableDef>, source: DeltaTableError) -> Delt
     }
 }
 
+/// Rows per batch in gplake's own sessions. Their queries hold a span of practice-months
+/// (dims, list sizes) in batches that joins, sorts and the Parquet reader and writer each
+/// buffer: half DataFusion's 8,192 rows took a 36-month derivation's peak from 63-66 to
+/// 53-55 MiB of anonymous memory in the same time (0.94-0.98 s against 0.92-0.98 s).
+const INTERNAL_BATCH_ROWS: usize = 4096;
+
 /// A session for gplake's own readers (series checks, dims, gold): `tables` as pinned,
-/// missing ones empty, no memory limit.
+/// missing ones empty, no memory limit, [`INTERNAL_BATCH_ROWS`] to a batch.
 pub(crate) async fn internal(
     lake: &Lake,
     tables: &[TableDef],
@@ -205,6 +214,7 @@ pub(crate) async fn internal(
         pin,
         empty_if_missing: true,
         memory_limit: None,
+        batch_rows: Some(INTERNAL_BATCH_ROWS),
     };
     open(lake, tables, &spec).await
 }

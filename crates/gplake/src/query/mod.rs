@@ -145,6 +145,7 @@ async fn query_session(lake: &Lake, options: &QueryOptions) -> Result<SessionCon
         pin: options.as_of.clone(),
         empty_if_missing: false,
         memory_limit: Some(options.memory_limit),
+        batch_rows: None,
     };
     let session = session::open(lake, &LAKE_TABLES, &spec).await?;
     for extra in &options.extras {
