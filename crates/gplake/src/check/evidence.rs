@@ -3,6 +3,7 @@
 //! never reach back into how it was gathered.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use crate::formats::{AgeKey, CountRow, Family, FileStats, OrgLevel, PracticeAttrs, SexKey};
 
@@ -10,7 +11,7 @@ use crate::formats::{AgeKey, CountRow, Family, FileStats, OrgLevel, PracticeAttr
 #[derive(Debug, Default)]
 pub(crate) struct Aggregates {
     /// Practice attributes from the map (empty when the release has none).
-    pub(crate) map: HashMap<String, PracticeAttrs>,
+    pub(crate) map: HashMap<String, Arc<PracticeAttrs>>,
     pub(crate) has_map: bool,
     /// Practice totals file: code → (count, line).
     pub(crate) totals: HashMap<String, (u64, u64)>,
