@@ -199,8 +199,8 @@ pub(crate) fn delta_err(def: Option<&TableDef>, source: DeltaTableError) -> Delt
 
 /// Rows per batch in gplake's own sessions. Their queries hold a span of practice-months
 /// (dims, list sizes) in batches that joins, sorts and the Parquet reader and writer each
-/// buffer: half DataFusion's 8,192 rows took a 36-month derivation's peak from 63-66 to
-/// 53-55 MiB of anonymous memory in the same time (0.94-0.98 s against 0.92-0.98 s).
+/// buffer: half DataFusion's 8,192 rows took a 36-month derivation's peak from 63-67 to
+/// 52-59 MiB of anonymous memory in the same time (0.89-0.98 s against 0.91-0.98 s).
 const INTERNAL_BATCH_ROWS: usize = 4096;
 
 /// A session for gplake's own readers (series checks, dims, gold): `tables` as pinned,

@@ -91,12 +91,17 @@ fn leaf_sex(sex: SexKey) -> Option<usize> {
     LEAF_SEXES.iter().position(|&s| s == sex)
 }
 
+/// The sex and band slots a leaf key is summed in (an open top band in the last); `None`
+/// for persons.
+fn slot(sex: SexKey, band: u8) -> Option<(usize, usize)> {
+    Some((leaf_sex(sex)?, usize::from(band).min(BANDS - 1)))
+}
+
 impl BandSums {
     fn add(&mut self, sex: SexKey, band: u8, count: u64) {
-        let Some(sex) = leaf_sex(sex) else {
+        let Some((sex, band)) = slot(sex, band) else {
             return;
         };
-        let band = usize::from(band).min(BANDS - 1);
         self.sums[sex][band] += count;
         self.read[sex] |= 1 << band;
     }
@@ -161,19 +166,17 @@ struct BandTable {
 
 impl BandTable {
     fn add(&mut self, id: u32, sex: SexKey, band: u8, count: u64, expected: usize) {
-        let Some(sex) = leaf_sex(sex) else {
+        let Some((sex, band)) = slot(sex, band) else {
             return;
         };
-        let band = usize::from(band).min(BANDS - 1);
         by_id(&mut self.sums[sex], id, expected)[band] += count;
         *by_id(&mut self.read[sex], id, expected) |= 1 << band;
     }
 
     /// The sums of code `id`.
     fn get(&self, id: u32) -> BandSums {
-        let mut out = BandSums::EMPTY;
+        let (mut out, i) = (BandSums::EMPTY, id as usize);
         for sex in 0..LEAF_SEXES.len() {
-            let i = id as usize;
             if let (Some(sums), Some(read)) = (self.sums[sex].get(i), self.read[sex].get(i)) {
                 out.sums[sex] = *sums;
                 out.read[sex] = *read;

@@ -66,6 +66,16 @@ struct Info {
     from: AttributesFrom,
 }
 
+impl Info {
+    /// A practice's attributes as the month's map gives them.
+    fn mapped(attrs: Arc<PracticeAttrs>) -> Info {
+        Info {
+            attrs,
+            from: AttributesFrom::Map,
+        }
+    }
+}
+
 /// Which file gave a practice's name and organisations (`practice_snapshot.attributes_from`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 enum AttributesFrom {
@@ -530,10 +540,7 @@ impl Builder {
             self.agg.row_sub_icb.insert(code, sub.to_string());
         }
         let info = match mapped {
-            Some(attrs) => Info {
-                attrs,
-                from: AttributesFrom::Map,
-            },
+            Some(attrs) => Info::mapped(attrs),
             None => Info {
                 attrs: Arc::new(PracticeAttrs {
                     code: row.code.to_string(),
@@ -670,10 +677,7 @@ impl Builder {
         let mut sink = self.sink(PRACTICE_SNAPSHOT, table)?;
         for code in codes {
             let info = match self.agg.map.get(&code) {
-                Some(attrs) => Arc::new(Info {
-                    attrs: Arc::clone(attrs),
-                    from: AttributesFrom::Map,
-                }),
+                Some(attrs) => Arc::new(Info::mapped(Arc::clone(attrs))),
                 None => self.info.get(&code).cloned().unwrap_or_default(),
             };
             let a = &info.attrs;
