@@ -2,6 +2,7 @@
 //! by silver while the rows stream past. Plain data: the rules in this module read it and
 //! never reach back into how it was gathered.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -42,7 +43,10 @@ pub(crate) struct Aggregates {
 }
 
 /// Sums of one age file family (quinary or single-age), of its practice rows or (for
-/// [`AgeAgg::for_orgs`]) of its organisation rows.
+/// [`AgeAgg::for_orgs`]) of its organisation rows. Every sum is held by the small id its code
+/// was given as rows streamed in ([`Codes`]) and read by code through the methods below:
+/// rekeyed by code text once a family was read, the sums of the months in flight took a
+/// sixth of a sync's heap at its peak.
 #[derive(Debug, Default)]
 pub(crate) struct AgeAgg {
     pub(crate) present: bool,
@@ -51,24 +55,72 @@ pub(crate) struct AgeAgg {
     /// True when the files are the pre-2017 wide ones (their total columns are published).
     pub(crate) wide: bool,
     pub(crate) file: String,
-    /// Σ leaf counts per practice × sex.
-    pub(crate) leaf: FastMap<(String, SexKey), u64>,
-    /// Published ALL rows per practice × sex (sex ALL = persons).
-    pub(crate) all_rows: FastMap<(String, SexKey), u64>,
+    /// The codes read, each with the id the sums below are indexed by.
+    codes: Codes,
+    /// The codes to size the id-indexed sums for at once ([`AgeAgg::expect_codes`]).
+    expected: usize,
+    /// Σ leaf counts per code × sex.
+    leaf: BySex,
+    /// Published ALL rows per code × sex (sex ALL = persons).
+    all: BySex,
     /// Σ leaf counts per practice × sex × 5-year band (single years summed into bands), for
     /// the single-age = quinary gate. Practice rows only.
-    pub(crate) bands: Bands,
+    band_table: BandTable,
     /// The first band of an open top band (`85+`), when the files use one.
     pub(crate) open_band: Option<u8>,
-    /// Masked cells per practice × sex (pre-2017 wide files): their sums cannot be verified.
-    pub(crate) suppressed: FastMap<(String, SexKey), u64>,
-    /// The sums while rows still stream in, keyed by code id (see [`AgeAgg::finish`]).
-    running: Running,
+    /// Masked cells per code × sex (pre-2017 wide files): their sums cannot be verified.
+    masked: BySex,
+    /// Each key's first line while rows stream in, to name both lines of a repeated key;
+    /// freed by [`AgeAgg::finish`].
+    keys: KeyLines,
     /// Repeated keys: (file, practice, sex, age label, first line, repeated line).
     pub(crate) duplicates: Vec<(String, String, SexKey, String, u64, u64)>,
     /// The sexes rows were read for, one bit each ([`AgeAgg::absorb`] is exact when two
     /// aggregates share none).
     sexes: u8,
+}
+
+/// Counts per code × sex, indexed by code id, then by sex (`SexKey as usize`).
+#[derive(Debug, Default)]
+struct BySex {
+    rows: Vec<[Option<u64>; 3]>,
+    /// The keys with a count.
+    len: usize,
+}
+
+/// Every sex, in the order of its slot in [`BySex`].
+const SEXES: [SexKey; 3] = [SexKey::All, SexKey::Male, SexKey::Female];
+
+impl BySex {
+    fn get(&self, id: u32, sex: SexKey) -> Option<u64> {
+        self.rows.get(id as usize)?[sex as usize]
+    }
+
+    /// The count of a key, made 0 when it has none yet.
+    fn entry(&mut self, id: u32, sex: SexKey, expected: usize) -> &mut u64 {
+        let slot = &mut by_id(&mut self.rows, id, expected)[sex as usize];
+        if slot.is_none() {
+            self.len += 1;
+        }
+        slot.get_or_insert(0)
+    }
+
+    /// True when code `id` has a count for some sex.
+    fn has(&self, id: u32) -> bool {
+        self.rows
+            .get(id as usize)
+            .is_some_and(|row| row.iter().any(Option::is_some))
+    }
+
+    /// Every key with a count, by code id, then sex.
+    fn iter(&self) -> impl Iterator<Item = (u32, SexKey, u64)> + '_ {
+        self.rows.iter().enumerate().flat_map(|(id, row)| {
+            SEXES
+                .into_iter()
+                .zip(row)
+                .filter_map(move |(sex, n)| Some((id as u32, sex, (*n)?)))
+        })
+    }
 }
 
 /// One practice's leaf counts summed by sex and 5-year band, and which of those keys rows
@@ -158,7 +210,7 @@ impl BandSums {
 /// sized once for the codes expected. A single-age file is of one sex, so it pays for one
 /// table: 160 bytes a practice, where one table of every sex's sums took 496, grown by
 /// doubling (a third of a 3-month sync's heap at its peak).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct BandTable {
     sums: [Vec<[u64; BANDS]>; 2],
     read: [Vec<u32>; 2],
@@ -201,17 +253,15 @@ impl BandTable {
     }
 }
 
-/// Band sums by practice code, kept in the tables they were summed in, indexed by the id
-/// each code was given as rows streamed in: copied into a map by code, a month's two
-/// families' 13,000 sums of 0.5 kB were held twice while copying, and the copies took a
-/// quarter of a 12-month build's heap at its peak (three months open at once).
-#[derive(Debug, Default)]
-pub(crate) struct Bands {
-    codes: Codes,
-    table: BandTable,
+/// An aggregate's band sums read by practice code: its table with the codes its ids stand
+/// for, or a table folded from it ([`Bands::folded`]) under the same ids.
+#[derive(Debug)]
+pub(crate) struct Bands<'a> {
+    codes: &'a Codes,
+    table: Cow<'a, BandTable>,
 }
 
-impl Bands {
+impl<'a> Bands<'a> {
     /// The sums of a practice, when a leaf row of it was read.
     pub(crate) fn get(&self, code: &str) -> Option<BandSums> {
         let id = *self.codes.ids.get(code)?;
@@ -219,9 +269,10 @@ impl Bands {
     }
 
     /// Every practice with sums, with its sums.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, BandSums)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&'a str, BandSums)> + '_ {
+        let codes: &'a Codes = self.codes;
         (0..self.table.ids())
-            .zip(&self.codes.names)
+            .zip(&codes.names)
             .map(|(id, code)| (code.as_str(), self.table.get(id as u32)))
             .filter(|(_, sums)| !sums.is_empty())
     }
@@ -232,32 +283,16 @@ impl Bands {
         self.iter().next().is_none()
     }
 
-    /// Adds `sums` to the practice's.
-    fn merge(&mut self, code: &str, sums: &BandSums, expected: usize) {
-        let id = self.codes.lookup(code);
-        self.table.merge(id, sums, expected);
-    }
-
-    /// Takes in `other`'s sums, whole when this has none.
-    fn absorb(&mut self, other: Bands) {
-        if self.table.ids() == 0 {
-            *self = other;
-            return;
-        }
-        let expected = self.codes.names.len().max(other.codes.names.len());
-        for (code, sums) in other.iter() {
-            self.merge(code, &sums, expected);
-        }
-    }
-
     /// Bands from `top` on summed into `top`: an open top band (`85+`) against single years.
-    pub(crate) fn folded(&self, top: u8) -> Bands {
-        let mut out = Bands::default();
-        let expected = self.codes.names.len();
-        for (code, sums) in self.iter() {
-            out.merge(code, &sums.folded(top), expected);
+    pub(crate) fn folded(&self, top: u8) -> Bands<'a> {
+        let (mut table, ids) = (BandTable::default(), self.table.ids());
+        for id in (0..ids as u32).filter(|&id| !self.table.get(id).is_empty()) {
+            table.merge(id, &self.table.get(id).folded(top), ids);
         }
-        out
+        Bands {
+            codes: self.codes,
+            table: Cow::Owned(table),
+        }
     }
 }
 
@@ -324,20 +359,6 @@ impl Codes {
     fn name(&self, id: u32) -> &str {
         &self.names[id as usize]
     }
-}
-
-/// An aggregate's sums while rows stream in, by code id.
-#[derive(Debug, Default)]
-struct Running {
-    codes: Codes,
-    /// Each key's first line, to name both lines of a repeated key.
-    keys: KeyLines,
-    /// Indexed by code id, then sex: `None` until a leaf row of the key is read.
-    leaf: Vec<[Option<u64>; 3]>,
-    all_rows: FastMap<(u32, SexKey), u64>,
-    /// Indexed by code id: a month's 260,000 band sums without a hash apiece.
-    bands: BandTable,
-    suppressed: FastMap<(u32, SexKey), u64>,
 }
 
 /// The line each (code id, sex, age) key was first read on: per kind of age (ALL, single
@@ -430,29 +451,27 @@ impl AgeAgg {
         }
     }
 
-    /// Adds one row. Rows are summed under a small id per code, so a row costs no string
-    /// allocation; [`AgeAgg::finish`] hands the sums to the rules by code.
+    /// Adds one row, summed under its code's small id: a row costs no string allocation.
     pub(crate) fn add(&mut self, row: &CountRow<'_>, file: &str) {
         let practice = row.level == OrgLevel::Practice;
         if practice == self.orgs {
             return;
         }
         self.sexes |= 1 << row.sex as u8;
-        let r = &mut self.running;
         let id = if self.orgs {
-            r.codes.org_id(row.level, &row.code)
+            self.codes.org_id(row.level, &row.code)
         } else {
-            r.codes.id(&row.code)
+            self.codes.id(&row.code)
         };
-        let (sex, age) = (row.sex, row.age);
-        if let Some(first) = r.keys.first_line(id, sex, age, row.line) {
-            let code = r.codes.name(id).to_string();
+        let (sex, age, expected) = (row.sex, row.age, self.expected);
+        if let Some(first) = self.keys.first_line(id, sex, age, row.line) {
+            let code = self.codes.name(id).to_string();
             self.duplicates
                 .push((file.to_string(), code, sex, age.label(), first, row.line));
             return;
         }
         if row.suppressed {
-            *r.suppressed.entry((id, sex)).or_default() += 1;
+            *self.masked.entry(id, sex, expected) += 1;
             return;
         }
         if sex != SexKey::All && age != AgeKey::All {
@@ -460,11 +479,11 @@ impl AgeAgg {
                 self.open_band = Some(self.open_band.map_or(b, |o| o.min(b)));
             }
             if let (false, Some(band)) = (self.orgs, age.first_band()) {
-                r.bands.add(id, sex, band, row.count, r.keys.codes);
+                self.band_table.add(id, sex, band, row.count, expected);
             }
-            *by_id(&mut r.leaf, id, r.keys.codes)[sex as usize].get_or_insert(0) += row.count;
+            *self.leaf.entry(id, sex, expected) += row.count;
         } else if age == AgeKey::All {
-            r.all_rows.insert((id, sex), row.count);
+            *self.all.entry(id, sex, expected) = row.count;
         }
     }
 
@@ -472,37 +491,15 @@ impl AgeAgg {
     /// code at a time, they doubled to twice their size and held the old and the new table
     /// while copying.
     pub(crate) fn expect_codes(&mut self, codes: usize) {
-        self.running.keys.codes = codes;
+        self.expected = codes;
+        self.keys.codes = codes;
     }
 
-    /// Turns the running sums into the maps the rules read, by code, and frees the per-row
-    /// key index. Called once every file of the family has been read.
+    /// Frees the per-row key index. Called once every file of the family has been read:
+    /// the sums stay as they were summed, by code id.
     pub(crate) fn finish(&mut self) {
-        let r = std::mem::take(&mut self.running);
-        let name = |id: u32| r.codes.name(id).to_string();
-        // Sized once: growing by doubling holds the old and the new table at once.
-        self.leaf.reserve(r.leaf.len() * 2);
-        self.all_rows.reserve(r.all_rows.len());
-        // The id-indexed sums line up with the codes' names, id for id.
-        for (by_sex, code) in r.leaf.into_iter().zip(&r.codes.names) {
-            for (sex, n) in [SexKey::All, SexKey::Male, SexKey::Female]
-                .into_iter()
-                .zip(by_sex)
-                .filter_map(|(sex, n)| Some((sex, n?)))
-            {
-                *self.leaf.entry((code.clone(), sex)).or_default() += n;
-            }
-        }
-        for ((id, sex), n) in r.suppressed {
-            *self.suppressed.entry((name(id), sex)).or_default() += n;
-        }
-        for ((id, sex), n) in r.all_rows {
-            self.all_rows.insert((name(id), sex), n);
-        }
-        self.bands.absorb(Bands {
-            codes: r.codes,
-            table: r.bands,
-        });
+        self.keys = KeyLines::default();
+        self.codes.scratch = String::new();
     }
 
     /// True when this and `other` read rows of a common sex: a key could then be in both,
@@ -520,44 +517,105 @@ impl AgeAgg {
         self.wide = other.wide;
         self.file = other.file;
         self.sexes |= other.sexes;
-        for (key, n) in other.leaf {
-            *self.leaf.entry(key).or_default() += n;
-        }
-        self.all_rows.extend(other.all_rows);
-        self.bands.absorb(other.bands);
         self.open_band = match (self.open_band, other.open_band) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        for (key, n) in other.suppressed {
-            *self.suppressed.entry(key).or_default() += n;
-        }
         self.duplicates.extend(other.duplicates);
+        if self.codes.names.is_empty() {
+            self.codes = other.codes;
+            self.leaf = other.leaf;
+            self.all = other.all;
+            self.masked = other.masked;
+            self.band_table = other.band_table;
+            return;
+        }
+        let expected = self.codes.names.len().max(other.codes.names.len());
+        for (theirs, code) in (0u32..).zip(&other.codes.names) {
+            let id = self.codes.lookup(code);
+            for sex in SEXES {
+                if let Some(n) = other.leaf.get(theirs, sex) {
+                    *self.leaf.entry(id, sex, expected) += n;
+                }
+                if let Some(n) = other.all.get(theirs, sex) {
+                    *self.all.entry(id, sex, expected) = n;
+                }
+                if let Some(n) = other.masked.get(theirs, sex) {
+                    *self.masked.entry(id, sex, expected) += n;
+                }
+            }
+            let sums = other.band_table.get(theirs);
+            if !sums.is_empty() {
+                self.band_table.merge(id, &sums, expected);
+            }
+        }
+    }
+
+    fn id(&self, code: &str) -> Option<u32> {
+        self.codes.ids.get(code).copied()
+    }
+
+    /// Σ leaf counts of a code for one sex, when a leaf row of it was read.
+    pub(crate) fn leaf_sum(&self, code: &str, sex: SexKey) -> Option<u64> {
+        self.leaf.get(self.id(code)?, sex)
+    }
+
+    /// The published ALL row of a code for one sex (ALL: persons).
+    pub(crate) fn all_row(&self, code: &str, sex: SexKey) -> Option<u64> {
+        self.all.get(self.id(code)?, sex)
+    }
+
+    /// Every published ALL row: code, sex, count.
+    pub(crate) fn all_rows(&self) -> impl Iterator<Item = (&str, SexKey, u64)> {
+        self.all
+            .iter()
+            .map(|(id, sex, n)| (self.codes.name(id), sex, n))
+    }
+
+    /// How many ALL rows were read (one per code × sex).
+    pub(crate) fn all_row_count(&self) -> usize {
+        self.all.len
+    }
+
+    /// True when the code has masked cells for the sex: its sums cannot be verified.
+    pub(crate) fn is_masked(&self, code: &str, sex: SexKey) -> bool {
+        self.masked.len > 0
+            && self
+                .id(code)
+                .is_some_and(|id| self.masked.get(id, sex).is_some())
+    }
+
+    /// The code × sex keys with masked cells, and how many cells.
+    pub(crate) fn masked_cells(&self) -> (usize, u64) {
+        (self.masked.len, self.masked.iter().map(|(_, _, n)| n).sum())
+    }
+
+    /// The band sums, by practice code.
+    pub(crate) fn bands(&self) -> Bands<'_> {
+        Bands {
+            codes: &self.codes,
+            table: Cow::Borrowed(&self.band_table),
+        }
     }
 
     /// Σ leaf counts of a practice, both sexes.
     pub(crate) fn practice_total(&self, code: &str) -> u64 {
         [SexKey::Male, SexKey::Female]
-            .iter()
-            .map(|s| self.leaf.get(&(code.to_string(), *s)).copied().unwrap_or(0))
+            .into_iter()
+            .map(|sex| self.leaf_sum(code, sex).unwrap_or(0))
             .sum()
     }
 
     /// Σ leaf counts of a practice for one sex, when the family was read.
     pub(crate) fn sex_total(&self, code: &str, sex: SexKey) -> Option<u64> {
-        self.present.then(|| {
-            self.leaf
-                .get(&(code.to_string(), sex))
-                .copied()
-                .unwrap_or(0)
-        })
+        self.present.then(|| self.leaf_sum(code, sex).unwrap_or(0))
     }
 
-    /// Every practice with leaf rows.
+    /// Every practice with leaf rows, sorted.
     pub(crate) fn practices(&self) -> Vec<String> {
-        let mut codes: Vec<String> = self.leaf.keys().map(|(c, _)| c.clone()).collect();
+        let ids = (0..self.leaf.rows.len() as u32).filter(|&id| self.leaf.has(id));
+        let mut codes: Vec<String> = ids.map(|id| self.codes.name(id).to_string()).collect();
         codes.sort();
-        codes.dedup();
         codes
     }
 }
@@ -591,12 +649,11 @@ impl Aggregates {
         if let Some((count, _)) = self.totals.get(code) {
             return Some((*count, "practice_totals"));
         }
-        let persons = (code.to_string(), SexKey::All);
         for (agg, from) in [(&self.quinary, "quinary"), (&self.single, "single_age")] {
             if agg.wide
-                && let Some(count) = agg.all_rows.get(&persons)
+                && let Some(count) = agg.all_row(code, SexKey::All)
             {
-                return Some((*count, "wide_total"));
+                return Some((count, "wide_total"));
             }
             if agg.present && agg.has_practice(code) {
                 return Some((agg.practice_total(code), from));
@@ -616,7 +673,7 @@ impl Aggregates {
         self.practices.get_or_init(|| {
             let mut codes = self.quinary.practices();
             codes.extend(self.single.practices());
-            codes.extend(self.quinary.all_rows.keys().map(|k| k.0.clone()));
+            codes.extend(self.quinary.all_rows().map(|(code, _, _)| code.to_string()));
             codes.extend(self.totals.keys().cloned());
             codes.sort();
             codes.dedup();
@@ -657,7 +714,7 @@ impl Aggregates {
     /// columns before 2017), `None` when no age file gives them (never 0 for want of a file).
     pub(crate) fn by_sex(&self, code: &str) -> (Option<u64>, Option<u64>) {
         for agg in [&self.quinary, &self.single] {
-            let total = |sex| agg.all_rows.get(&(code.to_string(), sex)).copied();
+            let total = |sex| agg.all_row(code, sex);
             if agg.wide && total(SexKey::Male).is_some() {
                 return (total(SexKey::Male), total(SexKey::Female));
             }
@@ -675,10 +732,8 @@ impl Aggregates {
 impl AgeAgg {
     /// True when the files have rows (leaf or ALL) for the practice.
     pub(crate) fn has_practice(&self, code: &str) -> bool {
-        [SexKey::Male, SexKey::Female, SexKey::All].iter().any(|s| {
-            let key = (code.to_string(), *s);
-            self.leaf.contains_key(&key) || self.all_rows.contains_key(&key)
-        })
+        self.id(code)
+            .is_some_and(|id| self.leaf.has(id) || self.all.has(id))
     }
 }
 
@@ -688,7 +743,8 @@ mod tests {
 
     fn leaf(agg: &mut AgeAgg, code: &str, sex: SexKey, n: u64) {
         agg.present = true;
-        agg.leaf.insert((code.to_string(), sex), n);
+        let id = agg.codes.lookup(code);
+        *agg.leaf.entry(id, sex, 0) = n;
     }
 
     fn count(
@@ -728,17 +784,14 @@ mod tests {
             "f.csv",
         );
         agg.finish();
-        assert_eq!(
-            agg.leaf[&("A1".to_string(), m)],
-            15,
-            "the repeat is not summed"
-        );
-        assert_eq!(agg.leaf[&("B2".to_string(), m)], 1);
-        let a1 = agg.bands.get("A1").expect("A1's bands");
+        assert_eq!(agg.leaf_sum("A1", m), Some(15), "the repeat is not summed");
+        assert_eq!(agg.leaf_sum("B2", m), Some(1));
+        let a1 = agg.bands().get("A1").expect("A1's bands");
         assert_eq!(a1.get(m, 0), Some(10));
         assert_eq!(a1.get(m, 1), Some(5));
         assert_eq!(a1.get(m, 2), None);
-        assert_eq!(agg.all_rows[&("A1".to_string(), m)], 15);
+        assert_eq!(agg.all_row("A1", m), Some(15));
+        assert_eq!(agg.all_rows().collect::<Vec<_>>(), [("A1", m, 15)]);
         assert_eq!(
             agg.duplicates,
             vec![(
@@ -750,7 +803,8 @@ mod tests {
                 6
             )]
         );
-        assert_eq!(agg.leaf.len(), 2, "organisation rows are not a practice's");
+        assert_eq!(agg.leaf.len, 2, "organisation rows are not a practice's");
+        assert_eq!(agg.practices(), ["A1", "B2"]);
 
         let mut orgs = AgeAgg::for_orgs();
         orgs.add(
@@ -763,10 +817,10 @@ mod tests {
         );
         orgs.add(&count(p, "A1", m, AgeKey::Year(3), 10, 9), "r.csv");
         orgs.finish();
-        assert_eq!(orgs.leaf[&("ICB QHM".to_string(), m)], 4);
-        assert_eq!(orgs.leaf[&("SUB_ICB QHM".to_string(), m)], 6);
-        assert_eq!(orgs.leaf.len(), 2);
-        assert!(orgs.bands.is_empty(), "bands are kept for practices only");
+        assert_eq!(orgs.leaf_sum("ICB QHM", m), Some(4));
+        assert_eq!(orgs.leaf_sum("SUB_ICB QHM", m), Some(6));
+        assert_eq!(orgs.leaf.len, 2);
+        assert!(orgs.bands().is_empty(), "bands are kept for practices only");
     }
 
     #[test]
@@ -819,13 +873,13 @@ mod tests {
                 "m.csv",
             );
         }
-        let bands = &males.running.bands;
+        let bands = &males.band_table;
         assert!(bands.sums[0].capacity() >= 1000 && bands.sums[0].capacity() < 2000);
         assert_eq!(bands.read[0].len(), 3);
         assert_eq!(bands.sums[1].capacity(), 0, "no table for the sex not read");
         assert_eq!(bands.read[1].capacity(), 0);
         males.finish();
-        assert_eq!(males.bands.get("B2").unwrap().get(m, 8), Some(7));
+        assert_eq!(males.bands().get("B2").unwrap().get(m, 8), Some(7));
     }
 
     #[test]
@@ -843,15 +897,24 @@ mod tests {
         females.add(&count(p, "A1", f, AgeKey::All, 9, 4), "f.csv");
         females.finish();
         males.absorb(females);
-        let bands = |code: &str| males.bands.get(code).unwrap_or_default();
+        let bands = |code: &str| males.bands().get(code).unwrap_or_default();
         assert_eq!(bands("A1").get(m, 0), Some(10));
         assert_eq!(bands("A1").get(f, 0), None, "an ALL row is not a leaf");
         assert_eq!(bands("B2").get(m, 1), Some(4));
         assert_eq!(bands("B2").get(f, 1), Some(5));
         assert_eq!(bands("C3").get(f, 0), Some(1));
-        let codes: Vec<&str> = males.bands.iter().map(|(code, _)| code).collect();
+        let codes: Vec<&str> = males.bands().iter().map(|(code, _)| code).collect();
         assert_eq!(codes, ["A1", "B2", "C3"], "each code once");
-        assert!(males.bands.get("D4").is_none());
+        assert!(males.bands().get("D4").is_none());
+        // The other sums meet by code too, each read through the one code index.
+        assert_eq!(males.leaf_sum("B2", m), Some(4));
+        assert_eq!(males.leaf_sum("B2", f), Some(5));
+        assert_eq!(males.leaf_sum("C3", f), Some(1));
+        assert_eq!(males.leaf_sum("C3", m), None);
+        assert_eq!(males.all_row("A1", f), Some(9));
+        assert!(males.has_practice("C3") && !males.has_practice("D4"));
+        assert_eq!(males.practices(), ["A1", "B2", "C3"]);
+        assert_eq!(males.practice_total("B2"), 9);
     }
 
     #[test]
@@ -917,9 +980,8 @@ mod tests {
         assert_eq!(e.list_size("A1"), Some((101, "quinary")));
         assert_eq!(e.by_sex("A1"), (Some(41), Some(60)));
         e.quinary.wide = true;
-        e.quinary
-            .all_rows
-            .insert(("A1".to_string(), SexKey::All), 102);
+        let id = e.quinary.codes.lookup("A1");
+        *e.quinary.all.entry(id, SexKey::All, 0) = 102;
         assert_eq!(e.list_size("A1"), Some((102, "wide_total")));
         e.totals.insert("A1".to_string(), (103, 2));
         assert_eq!(e.list_size("A1"), Some((103, "practice_totals")));

@@ -30,7 +30,7 @@ pub(crate) fn month_rules(agg: &Aggregates, month: Month) -> Vec<QualityResult> 
         ("5-year", &agg.org_quinary, FACT_ORG_QUINARY.name),
         ("single-age", &agg.org_single, FACT_ORG_SINGLE_AGE.name),
     ] {
-        if a.present && !a.all_rows.is_empty() {
+        if a.present && a.all_row_count() > 0 {
             let own = unique_keys(a, month, name)
                 .into_iter()
                 .chain(leaves_sum_to_all(a, month, name))
@@ -197,20 +197,18 @@ fn unique_keys(a: &AgeAgg, month: Month, name: &str) -> Vec<QualityResult> {
 
 fn leaves_sum_to_all(a: &AgeAgg, month: Month, name: &str) -> Vec<QualityResult> {
     let mut fails = Vec::new();
-    let masked = |k: &(String, SexKey)| a.suppressed.contains_key(k);
     let rows = a
-        .all_rows
-        .iter()
-        .filter(|(k, _)| k.1 != SexKey::All && !masked(k));
-    for ((code, sex), published) in rows {
-        let sum = a.leaf.get(&(code.clone(), *sex)).copied().unwrap_or(0);
-        if sum != *published {
+        .all_rows()
+        .filter(|&(code, sex, _)| sex != SexKey::All && !a.is_masked(code, sex));
+    for (code, sex, published) in rows {
+        let sum = a.leaf_sum(code, sex).unwrap_or(0);
+        if sum != published {
             fails.push(QualityResult::fail(
                 Some(month),
                 Rule::BandsSumToAll,
                 Severity::Error,
                 code,
-                Some((*published, sum)),
+                Some((published, sum)),
                 format!(
                     "{name} {} {code} {}: ages sum to {sum}, the ALL row says {published}",
                     a.noun(),
@@ -226,9 +224,9 @@ fn leaves_sum_to_all(a: &AgeAgg, month: Month, name: &str) -> Vec<QualityResult>
         fails,
         format!(
             "{name}: Σ ages = ALL row for {} {} × sex{}",
-            a.all_rows.len(),
+            a.all_row_count(),
             a.noun(),
-            match (a.suppressed.len(), a.suppressed.values().sum::<u64>()) {
+            match a.masked_cells() {
                 (0, _) => String::new(),
                 (n, cells) => format!("; {n} not verifiable ({cells} suppressed cells)"),
             }
@@ -238,17 +236,17 @@ fn leaves_sum_to_all(a: &AgeAgg, month: Month, name: &str) -> Vec<QualityResult>
 
 fn male_plus_female(a: &AgeAgg, month: Month, name: &str) -> Vec<QualityResult> {
     let mut fails = Vec::new();
-    for ((code, _), persons) in a.all_rows.iter().filter(|((_, s), _)| *s == SexKey::All) {
-        let get = |s| a.all_rows.get(&(code.clone(), s)).copied();
+    for (code, _, persons) in a.all_rows().filter(|&(_, sex, _)| sex == SexKey::All) {
+        let get = |sex| a.all_row(code, sex);
         if let (Some(m), Some(f)) = (get(SexKey::Male), get(SexKey::Female))
-            && m + f != *persons
+            && m + f != persons
         {
             fails.push(QualityResult::fail(
                 Some(month),
                 Rule::MalePlusFemaleIsAll,
                 Severity::Error,
                 code,
-                Some((*persons, m + f)),
+                Some((persons, m + f)),
                 format!(
                     "{name} {} {code}: MALE {m} + FEMALE {f} ≠ ALL {persons}",
                     a.noun()
@@ -371,21 +369,15 @@ fn single_age_matches_quinary(agg: &Aggregates, month: Month) -> Vec<QualityResu
     }
     // An open top band (`85+`) is compared with the single years it spans.
     let top = agg.quinary.open_band.or(agg.single.open_band);
-    let folded;
     let (q, s) = match top {
-        None => (&agg.quinary.bands, &agg.single.bands),
-        Some(top) => {
-            folded = (agg.quinary.bands.folded(top), agg.single.bands.folded(top));
-            (&folded.0, &folded.1)
-        }
+        None => (agg.quinary.bands(), agg.single.bands()),
+        Some(top) => (
+            agg.quinary.bands().folded(top),
+            agg.single.bands().folded(top),
+        ),
     };
-    // Masked cells exist only in the pre-2017 files: skip the lookups when there are none.
-    let any_masked = !agg.quinary.suppressed.is_empty() || !agg.single.suppressed.is_empty();
     let masked = |code: &str, sex: SexKey| {
-        let key = (code.to_string(), sex);
-        any_masked
-            && (agg.quinary.suppressed.contains_key(&key)
-                || agg.single.suppressed.contains_key(&key))
+        agg.quinary.is_masked(code, sex) || agg.single.is_masked(code, sex)
     };
     // Every practice of either side once, then every key either side read.
     let codes = q
@@ -742,12 +734,7 @@ fn lsoa_matches_practices(agg: &Aggregates, month: Month) -> Vec<QualityResult> 
     for key in keys {
         let lsoa = agg.lsoa_leaf[key];
         let (code, sex, vintage) = key;
-        let practice = agg
-            .quinary
-            .leaf
-            .get(&(code.clone(), *sex))
-            .copied()
-            .unwrap_or(0);
+        let practice = agg.quinary.leaf_sum(code, *sex).unwrap_or(0);
         if lsoa != practice {
             let message = format!(
                 "practice {code} {}: {vintage} LSOA rows sum to {lsoa}, its age rows to {practice}",
