@@ -20,7 +20,6 @@ use deltalake::arrow::compute::cast;
 use deltalake::arrow::datatypes::{DataType, Date32Type};
 use deltalake::arrow::record_batch::RecordBatch;
 use foldhash::fast::FixedState;
-use futures::StreamExt;
 
 use crate::batch::{Batcher, Val};
 use crate::catalog::{DIM_AGE_BAND, DIM_ORGANISATION, DIM_PRACTICE, PRACTICE_SNAPSHOT};
@@ -175,10 +174,11 @@ async fn span_by_span(
     let mut dims = None;
     for span in months.chunks(SPAN) {
         let span: BTreeSet<NaiveDate> = span.iter().copied().collect();
-        let seen = gather(session, &span).await?;
+        let sql = snapshot_sql(&span);
+        let batches = session::collect(session, Some(&PRACTICE_SNAPSHOT), &sql).await?;
         // Off the runtime's workers: grouping is CPU, and a worker busy with it would hold
         // back the queries running beside it.
-        let (span_dims, next) = tokio::task::spawn_blocking(move || step(seen, prior))
+        let (span_dims, next) = tokio::task::spawn_blocking(move || step(&batches, prior))
             .await
             .map_err(|e| DeltaError {
                 table: DIM_PRACTICE.name,
@@ -189,17 +189,6 @@ async fn span_by_span(
     }
     let never_mapped = prior.map(Prior::into_never_mapped);
     Ok((dims.unwrap_or_else(|| dims_of(&[], None)), never_mapped))
-}
-
-/// The snapshot's practice-months of `months`, gathered as the query yields them.
-async fn gather(session: &Session, months: &BTreeSet<NaiveDate>) -> Result<Vec<Seen>, DeltaError> {
-    let sql = snapshot_sql(months);
-    let mut batches = session::stream(session, Some(&PRACTICE_SNAPSHOT), &sql).await?;
-    let mut gathered = Gathered::new(months.len());
-    while let Some(batch) = batches.next().await {
-        gathered.add(&batch.map_err(session::df_err(Some(&PRACTICE_SNAPSHOT)))?);
-    }
-    Ok(gathered.into_seen())
 }
 
 /// The snapshot's practice-months of `months`.
@@ -213,7 +202,8 @@ fn snapshot_sql(months: &BTreeSet<NaiveDate>) -> String {
 
 /// One span: the dims of `prior` extended by the span's rows, and those dims as the prior
 /// of the next span.
-fn step(seen: Vec<Seen>, prior: Option<Prior>) -> (Dims, Option<Prior>) {
+fn step(batches: &[RecordBatch], prior: Option<Prior>) -> (Dims, Option<Prior>) {
+    let seen = by_practice(batches);
     let dims = dims_from(&seen, prior.as_ref());
     let never_mapped = prior::never_mapped_after(prior.as_ref(), &seen);
     drop(prior);
@@ -254,96 +244,79 @@ fn dims_from(seen: &[Seen], prior: Option<&Prior>) -> Dims {
 }
 
 /// Every practice-month of the snapshot query's rows, in practice and month order.
+/// The rows are read month by month, each month's as the session holds them, so the
+/// attributes are read column by column as they lie in memory: read practice by practice,
+/// each of a row's values was a jump across the whole history's batches. No SQL sort of
+/// every column either.
 fn by_practice(batches: &[RecordBatch]) -> Vec<Seen> {
-    let mut gathered = Gathered::new(0);
-    for batch in batches {
-        gathered.add(batch);
-    }
-    gathered.into_seen()
-}
-
-/// The practice-months of the snapshot query's rows, gathered batch by batch as the query
-/// yields them, so that a span holds its practice-months (a few pointers each) and not its
-/// batches: twelve months' batches, sixteen text columns of views, took 27 MB, half the
-/// heap of a 36-month derivation at its peak. A practice's attributes rarely change, so
-/// consecutive months with the same ones share one `Arc`.
-struct Gathered {
-    ids: HashMap<Arc<str>, usize, FixedState>,
-    practices: Vec<Practice>,
-    /// The months each practice is expected in: room for that many, so no vector doubles.
-    months: usize,
-}
-
-impl Gathered {
-    fn new(months: usize) -> Gathered {
-        Gathered {
-            ids: HashMap::default(),
-            practices: Vec::new(),
-            months,
-        }
-    }
-
-    /// Takes in a batch's rows (rows without a month or a code are left out).
-    fn add(&mut self, batch: &RecordBatch) {
-        let cols = Columns::of(batch);
-        for row in 0..batch.num_rows() {
-            let (Some(month), Some(code)) = (cols.months[row], cols.text[0].get(row)) else {
-                continue;
-            };
-            let p = self.practice(code);
-            let value = |i: usize| cols.text[2 + i].get(row);
-            let attrs = match &p.last {
-                Some(last) if (0..ATTRS.len()).all(|i| last[i].as_deref() == value(i)) => {
-                    Arc::clone(last)
-                }
-                _ => Arc::new(
-                    (0..ATTRS.len())
-                        .map(|i| value(i).map(str::to_string))
-                        .collect(),
-                ),
-            };
-            p.months.push(Seen {
-                month,
-                code: Arc::clone(&p.code),
-                from_map: cols.text[1].get(row) == Some("map"),
-                attrs: Arc::clone(&attrs),
-            });
-            p.last = Some(attrs);
-        }
-    }
-
-    /// The practice of `code`, made at its first row.
-    fn practice(&mut self, code: &str) -> &mut Practice {
-        let id = match self.ids.get(code) {
-            Some(&id) => id,
-            None => {
-                let practice = Practice::new(code, self.months);
-                self.ids
-                    .insert(Arc::clone(&practice.code), self.practices.len());
-                self.practices.push(practice);
-                self.practices.len() - 1
-            }
+    let columns: Vec<Columns> = batches.iter().map(Columns::of).collect();
+    let mut ids: HashMap<&str, usize, FixedState> = HashMap::default();
+    let mut practices: Vec<Practice> = Vec::new();
+    let order = in_month_order(&columns);
+    // Most practices appear in every month: room for that many, so no vector doubles.
+    let months = order.chunk_by(|x, y| x.0 == y.0).count();
+    for (month, b, row) in order {
+        let cols = &columns[b];
+        let Some(code) = cols.text[0].get(row) else {
+            continue;
         };
-        &mut self.practices[id]
+        let id = *ids.entry(code).or_insert_with(|| {
+            practices.push(Practice::new(code, months));
+            practices.len() - 1
+        });
+        let p = &mut practices[id];
+        let value = |i: usize| cols.text[2 + i].get(row);
+        // Compared with the practice's previous row where it lies, not with the owned copy
+        // of its attributes: a practice sits at about the same row every month, so these
+        // reads follow the columns in order instead of jumping across the heap.
+        let attrs = match p.last.take() {
+            Some((l, pb, prow))
+                if (0..ATTRS.len()).all(|i| columns[pb].text[2 + i].get(prow) == value(i)) =>
+            {
+                l
+            }
+            _ => Arc::new(
+                (0..ATTRS.len())
+                    .map(|i| value(i).map(str::to_string))
+                    .collect(),
+            ),
+        };
+        p.months.push(Seen {
+            month,
+            code: Arc::clone(&p.code),
+            from_map: cols.text[1].get(row) == Some("map"),
+            attrs: Arc::clone(&attrs),
+        });
+        p.last = Some((attrs, b, row));
     }
-
-    /// The practice-months in practice and month order (a month's rows in the order read).
-    fn into_seen(self) -> Vec<Seen> {
-        let mut practices = self.practices;
-        practices.sort_unstable_by(|a, b| a.code.cmp(&b.code));
-        let mut out = Vec::with_capacity(practices.iter().map(|p| p.months.len()).sum());
-        for mut p in practices {
-            p.months.sort_by_key(|s| s.month);
-            out.extend(p.months);
-        }
-        out
+    practices.sort_unstable_by(|a, b| a.code.cmp(&b.code));
+    let mut out = Vec::with_capacity(practices.iter().map(|p| p.months.len()).sum());
+    for p in practices {
+        out.extend(p.months);
     }
+    out
 }
 
-/// One practice's months as read so far, and the attributes of the last one read.
+/// Every row with a month, as (month, batch, row): by month, and within a month in the
+/// order held (a stable sort).
+fn in_month_order(columns: &[Columns]) -> Vec<(Month, usize, usize)> {
+    let mut order: Vec<(Month, usize, usize)> = columns
+        .iter()
+        .enumerate()
+        .flat_map(|(b, cols)| {
+            let months = cols.months.iter().enumerate();
+            months.filter_map(move |(r, month)| Some(((*month)?, b, r)))
+        })
+        .collect();
+    order.sort_by_key(|(month, _, _)| *month);
+    order
+}
+
+/// One practice's months as read so far, and the attributes of the last one with the batch
+/// and row they were read from.
 struct Practice {
     code: Arc<str>,
-    last: Option<Arc<Attrs>>,
+    last: Option<(Arc<Attrs>, usize, usize)>,
     months: Vec<Seen>,
 }
 

@@ -267,7 +267,7 @@ mod tests {
     use deltalake::arrow::array::{ArrayRef, Date32Array, StringArray};
     use proptest::prelude::*;
 
-    use super::super::{ATTRS, by_practice, dims_of, step};
+    use super::super::{ATTRS, dims_of, step};
     use super::*;
 
     /// What one practice published in one month: from a map, and which of a few names,
@@ -388,7 +388,7 @@ mod tests {
             let (mut from, mut prior, mut last) = (0, None, None);
             for len in spans.into_iter().chain(std::iter::repeat(MONTHS)) {
                 let to = (from + len).min(MONTHS);
-                let (dims, next) = step(by_practice(&[snapshot(&history, from..to)]), prior);
+                let (dims, next) = step(&[snapshot(&history, from..to)], prior);
                 // A span without a practice-month leaves the dims as they were.
                 if dims.through.is_some() {
                     last = Some(dims);
