@@ -156,7 +156,10 @@ async fn dates(session: &Session, sql: &str) -> Result<BTreeSet<NaiveDate>, Delt
     Ok(months)
 }
 
-/// The list sizes of `months` (all when `None`).
+/// The list sizes of `months` (all when `None`), in the order the joins yield them: sorted
+/// by month and practice, a span's rows were held twice over (the 36-month derivation's
+/// peak), and what the order gave no reader needs (each file's months are told by its
+/// statistics, and a query orders what it asks for).
 fn sql(months: Option<&BTreeSet<NaiveDate>>) -> String {
     let (only, previous) = match months {
         None => (String::new(), String::new()),
@@ -184,8 +187,7 @@ SELECT t.snapshot_date, t.practice_code, t.practice_name, t.pcn_code, t.sub_icb_
 FROM t
 LEFT JOIN t p ON p.practice_code = t.practice_code AND p.snapshot_date = t.snapshot_date - INTERVAL '1 month' {previous}
 LEFT JOIN flags f ON f.snapshot_date = t.snapshot_date AND f.subject = t.practice_code
-{only}
-ORDER BY t.snapshot_date, t.practice_code",
+{only}",
         flags = flags_sql()
     )
 }

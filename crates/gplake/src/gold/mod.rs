@@ -136,7 +136,9 @@ fn span_filter(span: &BTreeSet<NaiveDate>) -> String {
 /// from gold's previous version. `latest_geography` depends on every month and the latest
 /// dims: the unchanged months' sums are kept when no practice moved, else summed again from
 /// the kept list sizes when there are some ([`Kept::list_sizes`]), else from the snapshot
-/// ([`Geography`]). Only the months of `span` are selected.
+/// ([`Geography`]). Only the months of `span` are selected, in the order the joins yield
+/// them: sorted, a span's rows were held twice over, for an order no reader needs (each
+/// file's months are told by its statistics, and a query orders what it asks for).
 fn org_population_sql(
     kept: Option<&Kept>,
     geography: Geography,
@@ -163,8 +165,7 @@ SELECT e.snapshot_date, e.basis, e.org_type, e.org_code, n.org_name, e.registere
        CASE WHEN e.basis = 'as_published' THEN e.registered_population - p.registered_population END AS difference_from_published
 FROM everything e
 LEFT JOIN names n ON n.org_type = e.org_type AND n.org_code = e.org_code
-LEFT JOIN {PUBLISHED_NOW} p ON e.basis = 'as_published' AND p.snapshot_date = e.snapshot_date AND p.org_type = e.org_type AND p.org_code = e.org_code
-ORDER BY e.snapshot_date, e.basis, e.org_type, e.org_code",
+LEFT JOIN {PUBLISHED_NOW} p ON e.basis = 'as_published' AND p.snapshot_date = e.snapshot_date AND p.org_type = e.org_type AND p.org_code = e.org_code",
         parts.join("\nUNION ALL\n")
     )
 }
@@ -504,7 +505,7 @@ where
 }
 
 /// Months gold derives in one query when it derives many. A query's memory follows its
-/// rows (DataFusion sorts them whole), so each span's rows are written before the next
+/// rows (its joins hold one side whole), so each span's rows are written before the next
 /// span's are selected: a derivation of the whole history holds twelve months' rows, not
 /// every month's. Each batch is written as the query yields it, never gathered: gathered
 /// and then cast to the table's types, a span's rows were held three times over.
