@@ -126,7 +126,35 @@ fn pick(sets: &[Vec<&ManifestFile>]) -> (usize, String, Option<String>) {
 }
 
 fn same_family(a: &ManifestFile, b: &ManifestFile) -> bool {
-    a.kind.family == b.kind.family && a.kind.lsoa_vintage == b.kind.lsoa_vintage
+    a.kind.family == b.kind.family
+        && a.kind.lsoa_vintage == b.kind.lsoa_vintage
+        && lsoa_part(a) == lsoa_part(b)
+}
+
+/// Which of a quarter's LSOA figures a file holds, by its name: `all`, `male` or `female`
+/// for one of the three CSVs the published ZIP holds (`gp-reg-pat-prac-lsoa-all.csv`,
+/// `-male.csv`, `-female.csv`), `None` for a file of all three (the ZIP itself) or one that
+/// is not LSOA. Unpacked into a folder or mirrored one by one, the three CSVs are parts of
+/// one set: taken for three sets, only the persons file was read, and its rows are
+/// subtotals, so the LSOA table got no row at all.
+fn lsoa_part(f: &ManifestFile) -> Option<&'static str> {
+    if f.kind.family != Family::Lsoa {
+        return None;
+    }
+    let name = f.original_name.to_ascii_lowercase();
+    let stem = name
+        .rsplit_once('.')
+        .map_or(name.as_str(), |(stem, _)| stem);
+    let tokens: Vec<&str> = stem.split(['-', '_', ' ']).collect();
+    let says = |word: &str| tokens.contains(&word) || tokens.contains(&format!("{word}s").as_str());
+    let parts: Vec<&'static str> = ["all", "male", "female"]
+        .into_iter()
+        .filter(|part| says(part))
+        .collect();
+    match parts.as_slice() {
+        [one] => Some(one),
+        _ => None,
+    }
 }
 
 fn version(f: &ManifestFile) -> u32 {
@@ -159,7 +187,9 @@ fn chosen_file(f: &ManifestFile) -> Chosen {
     }
 }
 
-/// A digest of the month's current bronze: a change means the month must be rebuilt.
+/// A digest of the month's current bronze and of the files its plan leaves unused: a
+/// change in either means the month must be rebuilt (a month whose files were all used
+/// keeps the digest it had before the unused ones were counted in).
 pub(crate) fn fingerprint(manifest: &Manifest) -> String {
     let mut parts: Vec<String> = manifest
         .files
@@ -173,6 +203,8 @@ pub(crate) fn fingerprint(manifest: &Manifest) -> String {
             format!("{}:{}{withdrawn}", f.name, f.current.sha256)
         })
         .collect();
+    let unused = choose(manifest).unused;
+    parts.extend(unused.iter().map(|(name, _, _)| format!("unused:{name}")));
     parts.sort();
     hex::encode(Sha256::digest(parts.join("\n").as_bytes()))
 }
@@ -220,6 +252,59 @@ mod tests {
 
     fn used(p: &Plan) -> Vec<&str> {
         p.used.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    #[test]
+    fn the_lsoa_csvs_of_a_quarter_unpacked_are_one_set_not_three() {
+        let lsoa = [
+            "gp-reg-pat-prac-lsoa-all.csv",
+            "gp-reg-pat-prac-lsoa-male.csv",
+            "gp-reg-pat-prac-lsoa-female.csv",
+        ];
+        let mut files = vec![file("gp-reg-pat-prac-all.csv", "")];
+        files.extend(lsoa.map(|name| file(name, "")));
+        let p = plan(files);
+        assert_eq!(used(&p)[1..], lsoa);
+        assert_eq!(p.source_set, "single set");
+        assert!(p.unused.is_empty() && p.unconfirmed.is_none());
+        // The published ZIP holds all three parts; a second ZIP of the same vintage is a
+        // second set, as before.
+        let zips = [
+            "gp-reg-pat-prac-lsoa-male-female-Jul-23.zip",
+            "gp-reg-pat-prac-lsoa-all-females-males.zip",
+        ];
+        let p = plan(zips.iter().map(|name| file(name, "")).collect());
+        assert_eq!(used(&p), [zips[0]]);
+        assert_eq!(p.unused.len(), 1);
+    }
+
+    #[test]
+    fn a_month_with_unused_files_is_fingerprinted_with_them() {
+        let month = |files: Vec<ManifestFile>| {
+            let mut m = Manifest::new(
+                crate::month::Month::new(2024, 4).unwrap(),
+                "https://digital.nhs.uk/x/april-2024",
+                chrono::DateTime::UNIX_EPOCH,
+            );
+            m.files = files;
+            m
+        };
+        let all_used = month(vec![file("gp-reg-pat-prac-all.csv", "")]);
+        let mut parts = vec![format!(
+            "gp-reg-pat-prac-all.csv:sha-gp-reg-pat-prac-all.csv"
+        )];
+        let digest = |parts: &[String]| hex::encode(Sha256::digest(parts.join("\n").as_bytes()));
+        assert_eq!(
+            fingerprint(&all_used),
+            digest(&parts),
+            "unchanged when all are used"
+        );
+        let second = file("gp-reg-pat-prac-all~2.csv", "");
+        let two_sets = month(vec![file("gp-reg-pat-prac-all.csv", ""), second]);
+        parts.push("gp-reg-pat-prac-all~2.csv:sha-gp-reg-pat-prac-all~2.csv".into());
+        parts.push("unused:gp-reg-pat-prac-all~2.csv".into());
+        parts.sort();
+        assert_eq!(fingerprint(&two_sets), digest(&parts));
     }
 
     #[test]
