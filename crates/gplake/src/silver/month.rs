@@ -23,7 +23,7 @@ use crate::check::{QualityResult, Rule, Severity};
 use crate::delta::DeltaError;
 use crate::formats::reader::{Records, each_csv};
 use crate::formats::{
-    AgeKey, Aliases, CountRow, Family, FileContext, FileStats, FormatError, LsoaRow, OrgLevel,
+    AgeKey, Aliases, CountRow, Family, FileContext, FileStats, FormatError, OrgLevel,
     PracticeAttrs, Quarantined, SexKey,
 };
 use crate::month::Month;
@@ -40,6 +40,7 @@ pub(crate) struct InputFile {
 }
 
 mod jobs;
+mod lsoa;
 
 pub(crate) use jobs::{Part, finish, read_head};
 
@@ -607,6 +608,7 @@ impl Builder {
         table: &deltalake::DeltaTable,
     ) -> Result<(TableDef, Vec<Add>), StepError> {
         let mut sink = self.sink(FACT_LSOA, table)?;
+        let mut keys = lsoa::LsoaKeys::default();
         for input in inputs {
             let ctx = self.ctx(input.family);
             let vintage = input.lsoa_vintage.unwrap_or(
@@ -616,47 +618,27 @@ impl Builder {
                     2011
                 },
             );
-            let mut rows: Vec<(String, LsoaRow)> = Vec::new();
             let mut results = Vec::new();
-            let read = each_csv(&input.file, &input.name, &input.limits, |label, reader| {
+            let mut failed: Option<DeltaError> = None;
+            let (agg, date) = (&mut self.agg, self.date);
+            each_csv(&input.file, &input.name, &input.limits, |label, reader| {
                 let mut records = Records::new(reader, label)?;
+                let file = lsoa::LsoaFile {
+                    date,
+                    label,
+                    sha256: &input.sha256,
+                    vintage,
+                };
                 let stats = crate::formats::lsoa::parse_lsoa(&mut records, &ctx, &mut |row| {
-                    rows.push((label.to_string(), row))
+                    if failed.is_none() {
+                        failed = lsoa::take(row, &file, &mut keys, agg, &mut sink).err();
+                    }
                 })?;
                 results.push((label.to_string(), stats));
                 Ok(())
-            });
-            read?;
-            let mut seen = HashMap::new();
-            for (label, row) in rows {
-                if row.sex == SexKey::All {
-                    continue;
-                }
-                let key = (row.practice.clone(), row.lsoa.clone(), row.sex, vintage);
-                if let Some(first) = seen.insert(key, row.line) {
-                    let dup = (row.practice.clone(), row.lsoa.clone(), first, row.line);
-                    self.agg.lsoa_dups.push(dup);
-                    continue;
-                }
-                *self
-                    .agg
-                    .lsoa_leaf
-                    .entry((row.practice.clone(), row.sex, vintage))
-                    .or_default() += row.count;
-                if row.count == 0 {
-                    continue;
-                }
-                sink.push(&[
-                    Val::Date(self.date),
-                    Val::Text(Some(&row.practice)),
-                    Val::Text(row.practice_name.as_deref()),
-                    Val::Text(Some(&row.lsoa)),
-                    Val::Int(i64::from(vintage)),
-                    Val::Text(Some(row.sex.label())),
-                    Val::Int(row.count as i64),
-                    Val::Text(Some(&label)),
-                    Val::Text(Some(&input.sha256)),
-                ])?;
+            })?;
+            if let Some(e) = failed {
+                return Err(e.into());
             }
             for (label, stats) in results {
                 self.record_file(&label, input.family, &input.sha256, true, &stats);
