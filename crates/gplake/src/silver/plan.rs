@@ -125,10 +125,14 @@ fn pick(sets: &[Vec<&ManifestFile>]) -> (usize, String, Option<String>) {
     (0, label, Some(warning))
 }
 
+/// True when the two files give the same figures: the same family (and LSOA vintage), and
+/// for LSOA the same part of the quarter's figures, a file of every part overlapping each.
 fn same_family(a: &ManifestFile, b: &ManifestFile) -> bool {
-    a.kind.family == b.kind.family
-        && a.kind.lsoa_vintage == b.kind.lsoa_vintage
-        && lsoa_part(a) == lsoa_part(b)
+    let parts_overlap = match (lsoa_part(a), lsoa_part(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    };
+    a.kind.family == b.kind.family && a.kind.lsoa_vintage == b.kind.lsoa_vintage && parts_overlap
 }
 
 /// Which of a quarter's LSOA figures a file holds, by its name: `all`, `male` or `female`
@@ -276,6 +280,25 @@ mod tests {
         let p = plan(zips.iter().map(|name| file(name, "")).collect());
         assert_eq!(used(&p), [zips[0]]);
         assert_eq!(p.unused.len(), 1);
+        // April 2024: the PDS set's CSVs unpacked beside the NHAIS set's ZIP. The ZIP holds
+        // every part, so it overlaps each CSV and belongs to the other set.
+        let mut files = vec![file("gp-reg-pat-prac-all.csv", "")];
+        files.extend(lsoa.map(|name| file(name, "")));
+        files.push(file("gp-reg-pat-prac-all~nhais.csv", "NHAIS totals"));
+        files.push(file(
+            "gp-reg-pat-prac-lsoa-male-female-Apr-24~nhais.zip",
+            "NHAIS LSOA",
+        ));
+        let p = plan(files);
+        assert_eq!(used(&p)[1..], lsoa);
+        let unused: Vec<&str> = p.unused.iter().map(|(name, _, _)| name.as_str()).collect();
+        assert_eq!(
+            unused,
+            [
+                "gp-reg-pat-prac-all~nhais.csv",
+                "gp-reg-pat-prac-lsoa-male-female-Apr-24~nhais.zip"
+            ]
+        );
     }
 
     #[test]
