@@ -4,7 +4,7 @@
 use gplake::Source;
 use gplake_testkit::{Population, fixtures, release};
 
-use crate::support::{bronze_bytes, local_lake, manifest, sync};
+use crate::support::{bronze_bytes, full_sync, local_lake, manifest, rows, sync};
 
 fn write(dir: &std::path::Path, relative: &str, bytes: &[u8]) {
     let path = dir.join(relative);
@@ -231,4 +231,60 @@ async fn a_symlink_loop_in_the_source_folder_is_an_error_naming_the_link() {
             .unwrap()
             .is_empty()
     );
+}
+
+/// A quarter's LSOA ZIP unpacked by hand gives three CSVs (persons, males, females): parts of
+/// one set, all read, not three sets of which only the persons file (subtotals) was read.
+/// In April 2024 the NHAIS set's LSOA ZIP lies beside them (in `nhais/`): it holds every
+/// part, so it belongs to the other set, and no LSOA key is read twice.
+#[tokio::test]
+async fn a_quarters_lsoa_csvs_unpacked_by_hand_are_all_read_once() {
+    let pop = Population::new(3, 8);
+    let src = tempfile::tempdir().unwrap();
+    let releases: Vec<_> = [(2024, 4), (2026, 4)]
+        .into_iter()
+        .map(|m| release(&pop, m).unwrap())
+        .collect();
+    gplake_testkit::write_releases(src.path(), &releases).unwrap();
+    for month in ["2024-04", "2026-04"] {
+        unpack_lsoa_zips(&src.path().join(month));
+    }
+    let (_dir, lake) = local_lake();
+    full_sync(&lake, &Source::Dir(src.path().into()), "2024-04", "2026-04")
+        .await
+        .unwrap();
+    let lsoa = "SELECT snapshot_date, SUM(registered_population) AS n, COUNT(DISTINCT sex) AS sexes
+        FROM fact_gp_registered_patients_lsoa GROUP BY snapshot_date";
+    let practices = "SELECT snapshot_date, SUM(registered_population) AS n FROM practice_snapshot
+        GROUP BY snapshot_date";
+    let sql = format!(
+        "SELECT CAST(p.snapshot_date AS VARCHAR), l.n = p.n, l.sexes FROM ({practices}) p
+         LEFT JOIN ({lsoa}) l ON l.snapshot_date = p.snapshot_date ORDER BY 1"
+    );
+    assert_eq!(
+        rows(&lake, &sql).await,
+        ["2024-04-01\ttrue\t2", "2026-04-01\ttrue\t2"]
+    );
+    let kept_out = "SELECT COUNT(*) FROM quality WHERE NOT passed AND severity = 'error'";
+    assert_eq!(rows(&lake, kept_out).await, ["0"]);
+}
+
+/// Replaces each LSOA ZIP directly in `folder` by its members, as a user unpacking it would.
+fn unpack_lsoa_zips(folder: &std::path::Path) {
+    for entry in std::fs::read_dir(folder).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if !(name.contains("lsoa") && name.ends_with(".zip")) {
+            continue;
+        }
+        let mut zip = zip::ZipArchive::new(std::fs::File::open(&path).unwrap()).unwrap();
+        for i in 0..zip.len() {
+            let mut member = zip.by_index(i).unwrap();
+            let name = member.name().unwrap().to_string();
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut member, &mut bytes).unwrap();
+            write(folder, &name, &bytes);
+        }
+        std::fs::remove_file(&path).unwrap();
+    }
 }
