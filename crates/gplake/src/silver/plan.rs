@@ -150,10 +150,11 @@ fn lsoa_part(f: &ManifestFile) -> Option<&'static str> {
         .rsplit_once('.')
         .map_or(name.as_str(), |(stem, _)| stem);
     let tokens: Vec<&str> = stem.split(['-', '_', ' ']).collect();
-    let says = |word: &str| tokens.contains(&word) || tokens.contains(&format!("{word}s").as_str());
+    let named =
+        |word: &str| tokens.contains(&word) || tokens.contains(&format!("{word}s").as_str());
     let parts: Vec<&'static str> = ["all", "male", "female"]
         .into_iter()
-        .filter(|part| says(part))
+        .filter(|part| named(part))
         .collect();
     match parts.as_slice() {
         [one] => Some(one),
