@@ -17,14 +17,28 @@ pub(super) struct LsoaFile<'a> {
     pub(super) vintage: u16,
 }
 
-/// The line each (practice, LSOA, sex, vintage) key was first read on, under small ids for
-/// the codes: about 20 bytes a key where four `String`s took 150.
+/// The line each (practice, LSOA, sex, vintage) key was first read on. A published file
+/// lists a practice's rows together, so the keys of the practice being read are looked up
+/// in a small map, and a practice's keys are set aside, sorted, once its run of rows ends:
+/// 16 bytes a key, where one map over the month's two million keys took 150 MiB (more
+/// while it grew). A practice whose rows come back later is checked against those too.
 #[derive(Default)]
 pub(super) struct LsoaKeys {
     practices: FastMap<String, u32>,
     lsoas: FastMap<String, u32>,
-    first: FastMap<(u32, u32, SexKey, u16), u64>,
+    run: Option<Run>,
+    closed: FastMap<(u32, u16), Box<[Key]>>,
 }
+
+/// The rows of one practice and vintage read one after another: each key's first line.
+struct Run {
+    practice: u32,
+    vintage: u16,
+    first: FastMap<(u32, SexKey), u64>,
+}
+
+/// A key of a run that ended, as (LSOA id, sex, first line).
+type Key = (u32, SexKey, u64);
 
 impl LsoaKeys {
     /// Records the row's key and returns `None` the first time; afterwards, the line the
@@ -32,13 +46,51 @@ impl LsoaKeys {
     fn first_line(&mut self, row: &LsoaRow, vintage: u16) -> Option<u64> {
         let practice = id(&mut self.practices, &row.practice);
         let lsoa = id(&mut self.lsoas, &row.lsoa);
-        match self.first.entry((practice, lsoa, row.sex, vintage)) {
-            std::collections::hash_map::Entry::Occupied(first) => Some(*first.get()),
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(row.line);
-                None
-            }
+        let run = self.run_of(practice, vintage);
+        if let Some(&line) = run.first.get(&(lsoa, row.sex)) {
+            return Some(line);
         }
+        if let Some(line) = self.closed_line(practice, vintage, lsoa, row.sex) {
+            return Some(line);
+        }
+        let run = self.run.as_mut().expect("a run was just started");
+        run.first.insert((lsoa, row.sex), row.line);
+        None
+    }
+
+    /// The run of `practice` and `vintage`, the previous run set aside when it is another.
+    fn run_of(&mut self, practice: u32, vintage: u16) -> &mut Run {
+        let same = |r: &Run| r.practice == practice && r.vintage == vintage;
+        if !self.run.as_ref().is_some_and(same) {
+            self.close_run();
+            self.run = Some(Run {
+                practice,
+                vintage,
+                first: FastMap::default(),
+            });
+        }
+        self.run.as_mut().expect("a run")
+    }
+
+    /// Sets the current run's keys aside, sorted, with any earlier ones of its practice.
+    fn close_run(&mut self) {
+        let Some(run) = self.run.take() else {
+            return;
+        };
+        let slot = self.closed.entry((run.practice, run.vintage)).or_default();
+        let mut keys: Vec<Key> = std::mem::take(slot).into_vec();
+        keys.extend(run.first.into_iter().map(|((l, s), line)| (l, s, line)));
+        keys.sort_unstable();
+        *slot = keys.into_boxed_slice();
+    }
+
+    /// The line a key of an earlier run of the practice was first read on.
+    fn closed_line(&self, practice: u32, vintage: u16, lsoa: u32, sex: SexKey) -> Option<u64> {
+        let keys = self.closed.get(&(practice, vintage))?;
+        let at = keys
+            .binary_search_by(|k| (k.0, k.1).cmp(&(lsoa, sex)))
+            .ok()?;
+        Some(keys[at].2)
     }
 }
 
@@ -121,5 +173,24 @@ mod tests {
             Some(2),
             "the first stays"
         );
+    }
+
+    #[test]
+    fn a_practice_whose_rows_come_back_later_is_checked_against_its_earlier_ones() {
+        let mut keys = LsoaKeys::default();
+        let (m, f) = (SexKey::Male, SexKey::Female);
+        assert_eq!(keys.first_line(&row("A1", "E01", m, 2), 2011), None);
+        assert_eq!(keys.first_line(&row("A1", "E02", m, 3), 2011), None);
+        assert_eq!(keys.first_line(&row("B2", "E01", m, 4), 2011), None);
+        assert_eq!(keys.first_line(&row("A1", "E03", m, 5), 2011), None);
+        // A1's first run was set aside when B2's began: its keys are still found.
+        assert_eq!(keys.first_line(&row("A1", "E02", m, 6), 2011), Some(3));
+        assert_eq!(keys.first_line(&row("C3", "E01", m, 7), 2011), None);
+        // A1's two runs, each set aside: both found, and other sexes and vintages apart.
+        assert_eq!(keys.first_line(&row("A1", "E03", m, 8), 2011), Some(5));
+        assert_eq!(keys.first_line(&row("A1", "E01", m, 9), 2011), Some(2));
+        assert_eq!(keys.first_line(&row("A1", "E01", f, 10), 2011), None);
+        assert_eq!(keys.first_line(&row("A1", "E01", m, 11), 2021), None);
+        assert_eq!(keys.first_line(&row("B2", "E01", m, 12), 2011), Some(4));
     }
 }
