@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::evidence::{AgeAgg, Aggregates};
 use super::{QualityResult, Rule, Severity};
-use crate::catalog::{FACT_ORG_QUINARY, FACT_ORG_SINGLE_AGE};
+use crate::catalog::{FACT_LSOA, FACT_ORG_QUINARY, FACT_ORG_SINGLE_AGE};
 use crate::formats::{Family, OrgLevel, SexKey};
 use crate::month::Month;
 
@@ -263,8 +263,10 @@ fn male_plus_female(a: &AgeAgg, month: Month, name: &str) -> Vec<QualityResult> 
     )
 }
 
+/// A repeated LSOA key: which of its rows is right is unknown. Only the LSOA file says it,
+/// so only the LSOA table's month is kept out; every other table is proved apart.
 fn lsoa_unique(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
-    repeated(
+    let results = repeated(
         month,
         agg.lsoa_dups.iter().map(|(code, lsoa, first, line)| {
             let message = format!(
@@ -272,7 +274,11 @@ fn lsoa_unique(agg: &Aggregates, month: Month) -> Vec<QualityResult> {
             );
             (code.as_str(), message)
         }),
-    )
+    );
+    results
+        .into_iter()
+        .map(|r| r.for_table(FACT_LSOA.name))
+        .collect()
 }
 
 /// A practice listed twice in the map or the totals file: which row is right is unknown.

@@ -350,6 +350,70 @@ async fn a_broken_lsoa_file_keeps_only_the_lsoa_table_out() {
 }
 
 #[tokio::test]
+async fn a_practice_coming_back_in_the_lsoa_file_with_a_repeated_row_keeps_only_the_lsoa_table_out()
+{
+    // The first practice's first male or female row again at the end of its member, after
+    // every other practice's rows: the repeat is found though the practice's run had ended.
+    let tamper = |name: &str, bytes: Vec<u8>| {
+        if name.starts_with(LSOA) {
+            repeat_first_lsoa_row(&bytes).0
+        } else {
+            bytes
+        }
+    };
+    let lsoa = release(&Population::new(21, 9), MONTH)
+        .unwrap()
+        .files
+        .into_iter()
+        .find(|f| f.name.starts_with(LSOA))
+        .unwrap();
+    let (_, repeated) = repeat_first_lsoa_row(&lsoa.bytes);
+    only_its_table_kept_out(tamper, "fact_gp_registered_patients_lsoa", &repeated).await;
+}
+
+/// The LSOA ZIP with its first member's first male or female row appended to that member;
+/// with what the failure must say of it: its practice, LSOA and first line.
+fn repeat_first_lsoa_row(zip: &[u8]) -> (Vec<u8>, String) {
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
+    let mut members = Vec::new();
+    for i in 0..archive.len() {
+        let mut member = archive.by_index(i).unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut member, &mut text).unwrap();
+        members.push((member.name().unwrap().to_string(), text));
+    }
+    let mut found = None;
+    for (_, text) in &mut members {
+        let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+        let at = |name: &str| header.iter().position(|h| *h == name).unwrap();
+        let (sex, code, lsoa) = (at("SEX"), at("PRACTICE_CODE"), at("LSOA_CODE"));
+        // A row without quotes (practice names may hold commas), so fields split on commas.
+        let row = text.lines().enumerate().skip(1).find(|(_, l)| {
+            let f: Vec<&str> = l.split(',').collect();
+            !l.contains('"') && (f[sex] == "MALE" || f[sex] == "FEMALE")
+        });
+        if let Some((i, line)) = row {
+            let f: Vec<&str> = line.split(',').collect();
+            found = Some(format!(
+                "practice {} LSOA {} appears more than once (first at line {})",
+                f[code],
+                f[lsoa],
+                i + 1
+            ));
+            let line = format!("{line}\r\n");
+            text.push_str(&line);
+            break;
+        }
+    }
+    let repeated = found.expect("a male or female LSOA row");
+    let members: Vec<(String, Vec<u8>)> = members
+        .into_iter()
+        .map(|(n, t)| (n, t.into_bytes()))
+        .collect();
+    (gplake_testkit::synth::zip_members(&members), repeated)
+}
+
+#[tokio::test]
 async fn a_broken_organisation_file_keeps_only_its_table_out() {
     let tamper = |name: &str, bytes: Vec<u8>| {
         if name == REGIONS {
