@@ -54,38 +54,25 @@ pub struct MonthReport {
     pub bytes_read: u64,
 }
 
-/// The tables a build commits to, opened once, each behind a lock so commits never
-/// interleave.
+/// The tables a build writes, opened once, each behind a lock so commits never interleave.
 struct Open {
+    targets: Arc<Targets>,
     commit: HashMap<&'static str, Mutex<deltalake::DeltaTable>>,
 }
 
 /// The tables a build writes, opened on first need: by whichever month needs them first,
-/// the others waiting for that open (an open that failed is tried again by the next). The
-/// tables a month's rows go to open first: its jobs start on them while those only its
-/// commit needs (quarantine, files, quality) still open.
+/// the others waiting for that open (an open that failed is tried again by the next).
 struct Opening<'a> {
     lake: &'a Lake,
     options: &'a BuildOptions,
-    targets: tokio::sync::OnceCell<Arc<Targets>>,
     cell: tokio::sync::OnceCell<Open>,
     /// The threads months' files are parsed and written on, a job at a time each.
     workers: super::workers::Workers,
 }
 
 impl Opening<'_> {
-    /// The tables a month's rows are written to.
-    async fn targets(&self) -> Result<&Arc<Targets>, Error> {
-        let open = self.targets.get_or_try_init(|| open_targets(self.lake));
-        Ok(open.await.map_err(BuildError::from)?)
-    }
-
-    /// Every table a month commits to.
     async fn get(&self) -> Result<&Open, Error> {
-        let targets = Arc::clone(self.targets().await?);
-        let open = self
-            .cell
-            .get_or_try_init(|| open_tables(self.lake, targets));
+        let open = self.cell.get_or_try_init(|| open_tables(self.lake));
         Ok(open.await.map_err(BuildError::from)?)
     }
 }
@@ -111,15 +98,14 @@ pub(super) async fn build_months(
     let opening = Opening {
         lake,
         options,
-        targets: tokio::sync::OnceCell::new(),
         cell: tokio::sync::OnceCell::new(),
         workers: super::workers::Workers::start(jobs, options.memory.map(|m| m.release)),
     };
     let at = clock.now();
     options.emit(super::BuildEvent::Planned { months: todo.len() });
     // The tables open while the first month's bronze is unpacked and its map and totals
-    // read (a 36-month lake's nine opens take 40-60 ms, as long as those): a month's jobs
-    // wait only for the six its rows go to, its commit for the others.
+    // read (a 36-month lake's nine opens take 40-60 ms, as long as those): a month waits for
+    // them only when its jobs start.
     let open_first = async {
         if opening.get().await.is_ok() {
             tracing::debug!(
@@ -193,67 +179,44 @@ async fn plan_months(
     Ok(todo)
 }
 
-/// Two at a time, one per core (a long history's open parses thousands of file statistics).
-/// Never many more: delta-rs's log replay holds a blocking thread while it waits on the
-/// store, and nine opens at once left none to serve them (the build hung).
-async fn open_each<const N: usize>(
-    lake: &Lake,
-    defs: [TableDef; N],
-) -> Result<Vec<deltalake::DeltaTable>, DeltaError> {
+async fn open_tables(lake: &Lake) -> Result<Open, DeltaError> {
     use futures::TryStreamExt;
-    futures::stream::iter(defs)
-        .map(|def| async move { delta::open_or_create(lake, &def).await })
-        .buffered(2)
-        .try_collect()
-        .await
-}
-
-/// The tables a month's rows are written to.
-async fn open_targets(lake: &Lake) -> Result<Arc<Targets>, DeltaError> {
-    const TARGETS: [TableDef; 6] = [
+    const COMMITTED: [TableDef; 8] = [
         FACT_QUINARY,
         FACT_SINGLE_AGE,
         FACT_LSOA,
         FACT_ORG_QUINARY,
         FACT_ORG_SINGLE_AGE,
         PRACTICE_SNAPSHOT,
+        QUARANTINE,
+        FILES,
     ];
-    let [quinary, single, lsoa, org_quinary, org_single, practices] = open_each(lake, TARGETS)
-        .await?
-        .try_into()
-        .map_err(|_| unreachable!("one table per definition"))?;
-    Ok(Arc::new(Targets {
-        quinary,
-        single,
-        lsoa,
-        practices,
-        org_quinary,
-        org_single,
-    }))
-}
-
-/// Every table a month commits to: the targets as opened, and the others.
-async fn open_tables(lake: &Lake, targets: Arc<Targets>) -> Result<Open, DeltaError> {
-    // `quality` is only made sure of: a month appends to it without holding it open.
-    let [quarantine, files, _quality] = open_each(lake, [QUARANTINE, FILES, QUALITY])
-        .await?
-        .try_into()
-        .map_err(|_| unreachable!("one table per definition"))?;
-    let t = &targets;
-    let commit: HashMap<&'static str, Mutex<deltalake::DeltaTable>> = [
-        (FACT_QUINARY.name, t.quinary.clone()),
-        (FACT_SINGLE_AGE.name, t.single.clone()),
-        (FACT_LSOA.name, t.lsoa.clone()),
-        (FACT_ORG_QUINARY.name, t.org_quinary.clone()),
-        (FACT_ORG_SINGLE_AGE.name, t.org_single.clone()),
-        (PRACTICE_SNAPSHOT.name, t.practices.clone()),
-        (QUARANTINE.name, quarantine),
-        (FILES.name, files),
-    ]
-    .into_iter()
-    .map(|(name, table)| (name, Mutex::new(table)))
-    .collect();
-    Ok(Open { commit })
+    // Two at a time, one per core (a long history's open parses thousands of file
+    // statistics). Never many more: delta-rs's log replay holds a blocking thread while it
+    // waits on the store, and nine opens at once left none to serve them (the build hung).
+    let opened: Vec<(&'static str, deltalake::DeltaTable)> =
+        futures::stream::iter(COMMITTED.into_iter().chain([QUALITY]))
+            .map(|def| async move { Ok((def.name, delta::open_or_create(lake, &def).await?)) })
+            .buffered(2)
+            .try_collect()
+            .await?;
+    let commit: HashMap<&'static str, Mutex<deltalake::DeltaTable>> = opened
+        .into_iter()
+        .filter(|(name, _)| *name != QUALITY.name)
+        .map(|(name, table)| (name, Mutex::new(table)))
+        .collect();
+    let targets = Targets {
+        quinary: commit[FACT_QUINARY.name].lock().await.clone(),
+        single: commit[FACT_SINGLE_AGE.name].lock().await.clone(),
+        lsoa: commit[FACT_LSOA.name].lock().await.clone(),
+        practices: commit[PRACTICE_SNAPSHOT.name].lock().await.clone(),
+        org_quinary: commit[FACT_ORG_QUINARY.name].lock().await.clone(),
+        org_single: commit[FACT_ORG_SINGLE_AGE.name].lock().await.clone(),
+    };
+    Ok(Open {
+        targets: Arc::new(targets),
+        commit,
+    })
 }
 
 /// Builds, gates, commits and records one month.
@@ -458,21 +421,21 @@ async fn build_silver(
     let workers = &opening.workers;
     // The map and totals need no table: read while the tables open.
     let head = workers.run(month, move || read_head(month, &read, with));
-    let (head, targets) = futures::join!(head, opening.targets());
-    let (head, targets) = (head.ok_or_else(panicked)?, targets?);
+    let (head, open) = futures::join!(head, opening.get());
+    let (head, open) = (head.ok_or_else(panicked)?, open?);
     let head = match head {
         Ok(head) => head,
         Err(e) => return Ok((Err(e), bronze)),
     };
     tracing::debug!(%month, ms = started.elapsed().as_millis() as u64, "head read");
     let jobs = head
-        .jobs(&inputs, targets)
+        .jobs(&inputs, &open.targets)
         .into_iter()
         .map(|job| workers.run(month, move || job.run()));
     let parts: Option<Vec<Part>> = futures::future::join_all(jobs).await.into_iter().collect();
     let parts = parts.ok_or_else(panicked)?;
     let unused = plan.unused.clone();
-    let targets = Arc::clone(targets);
+    let targets = Arc::clone(&open.targets);
     let built = workers
         .run(month, move || {
             finish(head, parts, &unused, &inputs, &targets)
