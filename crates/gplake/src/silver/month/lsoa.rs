@@ -19,26 +19,35 @@ pub(super) struct LsoaFile<'a> {
 
 /// The line each (practice, LSOA, sex, vintage) key was first read on. A published file
 /// lists a practice's rows together, so the keys of the practice being read are looked up
-/// in a small map, and a practice's keys are set aside, sorted, once its run of rows ends:
-/// 16 bytes a key, where one map over the month's two million keys took 150 MiB (more
-/// while it grew). A practice whose rows come back later is checked against those too.
+/// in a small map, and set aside, sorted, once its run of rows ends: 16 bytes a key, where
+/// one map over the month's two million keys took 150 MiB (more while it grew). A practice
+/// whose rows come back later (a file in another order) has its keys in a map again, for
+/// good: checked as exactly, at the map's cost, and never sorted twice.
 #[derive(Default)]
 pub(super) struct LsoaKeys {
     practices: FastMap<String, u32>,
     lsoas: FastMap<String, u32>,
     run: Option<Run>,
-    closed: FastMap<(u32, u16), Box<[Key]>>,
+    closed: FastMap<RunKey, Closed>,
 }
 
-/// The rows of one practice and vintage read one after another: each key's first line.
+/// Whose rows a run is: practice id, sex, vintage.
+type RunKey = (u32, SexKey, u16);
+
+/// The rows of one practice, sex and vintage read one after another: each LSOA's first line.
 struct Run {
-    practice: u32,
-    vintage: u16,
-    first: FastMap<(u32, SexKey), u64>,
+    key: RunKey,
+    first: FastMap<u32, u64>,
+    /// True when the practice's rows came back after another's: kept as a map.
+    came_back: bool,
 }
 
-/// A key of a run that ended, as (LSOA id, sex, first line).
-type Key = (u32, SexKey, u64);
+/// The keys of a run that ended: (LSOA id, first line), sorted; or, for a practice whose
+/// rows came back, the map itself.
+enum Closed {
+    Sorted(Box<[(u32, u64)]>),
+    Map(FastMap<u32, u64>),
+}
 
 impl LsoaKeys {
     /// Records the row's key and returns `None` the first time; afterwards, the line the
@@ -46,51 +55,48 @@ impl LsoaKeys {
     fn first_line(&mut self, row: &LsoaRow, vintage: u16) -> Option<u64> {
         let practice = id(&mut self.practices, &row.practice);
         let lsoa = id(&mut self.lsoas, &row.lsoa);
-        let run = self.run_of(practice, vintage);
-        if let Some(&line) = run.first.get(&(lsoa, row.sex)) {
-            return Some(line);
+        let run = self.run_of((practice, row.sex, vintage));
+        match run.first.entry(lsoa) {
+            std::collections::hash_map::Entry::Occupied(first) => Some(*first.get()),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(row.line);
+                None
+            }
         }
-        if let Some(line) = self.closed_line(practice, vintage, lsoa, row.sex) {
-            return Some(line);
-        }
-        let run = self.run.as_mut().expect("a run was just started");
-        run.first.insert((lsoa, row.sex), row.line);
-        None
     }
 
-    /// The run of `practice` and `vintage`, the previous run set aside when it is another.
-    fn run_of(&mut self, practice: u32, vintage: u16) -> &mut Run {
-        let same = |r: &Run| r.practice == practice && r.vintage == vintage;
-        if !self.run.as_ref().is_some_and(same) {
+    /// The run of `key`: the current one, or a new one holding what earlier runs of the
+    /// same key read (the current one set aside).
+    fn run_of(&mut self, key: RunKey) -> &mut Run {
+        if self.run.as_ref().is_none_or(|r| r.key != key) {
             self.close_run();
+            let (first, came_back) = match self.closed.remove(&key) {
+                None => (FastMap::default(), false),
+                Some(Closed::Sorted(keys)) => (keys.iter().copied().collect(), true),
+                Some(Closed::Map(first)) => (first, true),
+            };
             self.run = Some(Run {
-                practice,
-                vintage,
-                first: FastMap::default(),
+                key,
+                first,
+                came_back,
             });
         }
         self.run.as_mut().expect("a run")
     }
 
-    /// Sets the current run's keys aside, sorted, with any earlier ones of its practice.
+    /// Sets the current run's keys aside.
     fn close_run(&mut self) {
         let Some(run) = self.run.take() else {
             return;
         };
-        let slot = self.closed.entry((run.practice, run.vintage)).or_default();
-        let mut keys: Vec<Key> = std::mem::take(slot).into_vec();
-        keys.extend(run.first.into_iter().map(|((l, s), line)| (l, s, line)));
-        keys.sort_unstable();
-        *slot = keys.into_boxed_slice();
-    }
-
-    /// The line a key of an earlier run of the practice was first read on.
-    fn closed_line(&self, practice: u32, vintage: u16, lsoa: u32, sex: SexKey) -> Option<u64> {
-        let keys = self.closed.get(&(practice, vintage))?;
-        let at = keys
-            .binary_search_by(|k| (k.0, k.1).cmp(&(lsoa, sex)))
-            .ok()?;
-        Some(keys[at].2)
+        let closed = if run.came_back {
+            Closed::Map(run.first)
+        } else {
+            let mut keys: Vec<(u32, u64)> = run.first.into_iter().collect();
+            keys.sort_unstable();
+            Closed::Sorted(keys.into_boxed_slice())
+        };
+        self.closed.insert(run.key, closed);
     }
 }
 
@@ -192,5 +198,23 @@ mod tests {
         assert_eq!(keys.first_line(&row("A1", "E01", f, 10), 2011), None);
         assert_eq!(keys.first_line(&row("A1", "E01", m, 11), 2021), None);
         assert_eq!(keys.first_line(&row("B2", "E01", m, 12), 2011), Some(4));
+    }
+
+    #[test]
+    fn a_file_in_lsoa_order_is_checked_as_exactly() {
+        // Every row a run of its own: each practice comes back for every LSOA.
+        let mut keys = LsoaKeys::default();
+        let m = SexKey::Male;
+        let mut line = 1;
+        for lsoa in ["E01", "E02", "E03"] {
+            for practice in ["A1", "B2", "C3"] {
+                line += 1;
+                assert_eq!(keys.first_line(&row(practice, lsoa, m, line), 2011), None);
+            }
+        }
+        assert_eq!(keys.first_line(&row("B2", "E01", m, 11), 2011), Some(3));
+        assert_eq!(keys.first_line(&row("C3", "E03", m, 12), 2011), Some(10));
+        assert_eq!(keys.first_line(&row("A1", "E02", m, 13), 2011), Some(5));
+        assert_eq!(keys.first_line(&row("A1", "E04", m, 14), 2011), None);
     }
 }
