@@ -19,10 +19,10 @@ pub(super) struct LsoaFile<'a> {
 
 /// The line each (practice, LSOA, sex, vintage) key was first read on. A published file
 /// lists a practice's rows together, so the keys of the practice being read are looked up
-/// in a small map, and set aside, sorted, once its run of rows ends: 16 bytes a key, where
-/// one map over the month's two million keys took 150 MiB (more while it grew). A practice
-/// whose rows come back later (a file in another order) has its keys in a map again, for
-/// good: checked as exactly, at the map's cost, and never sorted twice.
+/// in a small map, and set aside as a plain list once its run of rows ends: 16 bytes a key,
+/// where one map over the month's two million keys took 150 MiB (more while it grew). A
+/// practice whose rows come back later (a file in another order) has its keys in a map
+/// again, for good: checked as exactly, at the map's cost, and never listed twice.
 #[derive(Default)]
 pub(super) struct LsoaKeys {
     practices: FastMap<String, u32>,
@@ -42,10 +42,10 @@ struct Run {
     came_back: bool,
 }
 
-/// The keys of a run that ended: (LSOA id, first line), sorted; or, for a practice whose
-/// rows came back, the map itself.
+/// The keys of a run that ended: (LSOA id, first line); or, for a practice whose rows came
+/// back, the map itself.
 enum Closed {
-    Sorted(Box<[(u32, u64)]>),
+    Listed(Box<[(u32, u64)]>),
     Map(FastMap<u32, u64>),
 }
 
@@ -72,7 +72,7 @@ impl LsoaKeys {
             self.close_run();
             let (first, came_back) = match self.closed.remove(&key) {
                 None => (FastMap::default(), false),
-                Some(Closed::Sorted(keys)) => (keys.iter().copied().collect(), true),
+                Some(Closed::Listed(keys)) => (keys.iter().copied().collect(), true),
                 Some(Closed::Map(first)) => (first, true),
             };
             self.run = Some(Run {
@@ -92,9 +92,7 @@ impl LsoaKeys {
         let closed = if run.came_back {
             Closed::Map(run.first)
         } else {
-            let mut keys: Vec<(u32, u64)> = run.first.into_iter().collect();
-            keys.sort_unstable();
-            Closed::Sorted(keys.into_boxed_slice())
+            Closed::Listed(run.first.into_iter().collect())
         };
         self.closed.insert(run.key, closed);
     }
