@@ -314,7 +314,7 @@ pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
 /// The codes one aggregate has seen, each given a small id the first time.
 #[derive(Debug, Default)]
-struct Codes {
+pub(crate) struct Codes {
     ids: FastMap<String, u32>,
     names: Vec<String>,
     /// `LEVEL code` of the organisation row being looked up, reused between rows.
@@ -324,7 +324,8 @@ struct Codes {
 }
 
 impl Codes {
-    fn id(&mut self, code: &str) -> u32 {
+    /// The id of `code`, given the first time it is seen.
+    pub(crate) fn id(&mut self, code: &str) -> u32 {
         // Files come grouped by practice: most rows are the last row's code again.
         if let Some(last) = self.last.filter(|&id| self.names[id as usize] == code) {
             return last;

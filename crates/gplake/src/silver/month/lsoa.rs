@@ -4,7 +4,7 @@
 //! `String`s a row for the repeat check) would have taken hundreds of MiB.
 
 use crate::batch::Val;
-use crate::check::evidence::{Aggregates, FastMap};
+use crate::check::evidence::{Aggregates, Codes, FastMap};
 use crate::delta::DeltaError;
 use crate::formats::{LsoaRow, SexKey};
 use crate::silver::sink::Sink;
@@ -25,8 +25,8 @@ pub(super) struct LsoaFile<'a> {
 /// again, for good: checked as exactly, at the map's cost, and never listed twice.
 #[derive(Default)]
 pub(super) struct LsoaKeys {
-    practices: FastMap<String, u32>,
-    lsoas: FastMap<String, u32>,
+    practices: Codes,
+    lsoas: Codes,
     run: Option<Run>,
     closed: FastMap<RunKey, Closed>,
 }
@@ -53,8 +53,8 @@ impl LsoaKeys {
     /// Records the row's key and returns `None` the first time; afterwards, the line the
     /// key was first read on.
     fn first_line(&mut self, row: &LsoaRow, vintage: u16) -> Option<u64> {
-        let practice = id(&mut self.practices, &row.practice);
-        let lsoa = id(&mut self.lsoas, &row.lsoa);
+        let practice = self.practices.id(&row.practice);
+        let lsoa = self.lsoas.id(&row.lsoa);
         let run = self.run_of((practice, row.sex, vintage));
         match run.first.entry(lsoa) {
             std::collections::hash_map::Entry::Occupied(first) => Some(*first.get()),
@@ -98,15 +98,6 @@ impl LsoaKeys {
     }
 }
 
-fn id(ids: &mut FastMap<String, u32>, code: &str) -> u32 {
-    if let Some(&id) = ids.get(code) {
-        return id;
-    }
-    let id = u32::try_from(ids.len()).expect("fewer than 4 billion codes");
-    ids.insert(code.to_string(), id);
-    id
-}
-
 /// Takes one row: persons rows are subtotals of the male and female ones and are left out;
 /// a repeated key is recorded (both lines) and not summed again; a zero count is summed
 /// (the check compares it) but not written.
@@ -125,23 +116,24 @@ pub(super) fn take(
             .push((row.practice, row.lsoa, first, row.line));
         return Ok(());
     }
-    *agg.lsoa_leaf
-        .entry((row.practice.clone(), row.sex, file.vintage))
-        .or_default() += row.count;
-    if row.count == 0 {
-        return Ok(());
+    if row.count > 0 {
+        sink.push(&[
+            Val::Date(file.date),
+            Val::Text(Some(&row.practice)),
+            Val::Text(row.practice_name.as_deref()),
+            Val::Text(Some(&row.lsoa)),
+            Val::Int(i64::from(file.vintage)),
+            Val::Text(Some(row.sex.label())),
+            Val::Int(row.count as i64),
+            Val::Text(Some(file.label)),
+            Val::Text(Some(file.sha256)),
+        ])?;
     }
-    sink.push(&[
-        Val::Date(file.date),
-        Val::Text(Some(&row.practice)),
-        Val::Text(row.practice_name.as_deref()),
-        Val::Text(Some(&row.lsoa)),
-        Val::Int(i64::from(file.vintage)),
-        Val::Text(Some(row.sex.label())),
-        Val::Int(row.count as i64),
-        Val::Text(Some(file.label)),
-        Val::Text(Some(file.sha256)),
-    ])
+    // Summed after writing, so the row's practice code moves into the key, not copied.
+    *agg.lsoa_leaf
+        .entry((row.practice, row.sex, file.vintage))
+        .or_default() += row.count;
+    Ok(())
 }
 
 #[cfg(test)]
