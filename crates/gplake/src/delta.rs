@@ -439,6 +439,60 @@ async fn commit(
     Ok(version)
 }
 
+/// Every data file of `table` as loaded, by the date of the month partition it is in
+/// (`None`: a file with no partition value).
+pub(crate) async fn files_by_month(
+    table: &DeltaTable,
+    def: &TableDef,
+) -> Result<std::collections::BTreeMap<Option<NaiveDate>, Vec<Path>>, DeltaError> {
+    let e = err(def);
+    let partition = def.partition.unwrap_or("snapshot_date");
+    let snapshot = table.snapshot().map_err(&e)?;
+    let files: Vec<(Option<NaiveDate>, Path)> = snapshot
+        .snapshot()
+        .file_views(table.log_store().as_ref(), None)
+        .map_ok(|f| {
+            let value = f.partition_values_map().get(partition).cloned().flatten();
+            let date = value.and_then(|v| NaiveDate::parse_from_str(&v, "%Y-%m-%d").ok());
+            (date, f.object_store_path())
+        })
+        .try_collect()
+        .await
+        .map_err(&e)?;
+    let mut by_month: std::collections::BTreeMap<_, Vec<Path>> = Default::default();
+    for (date, path) in files {
+        by_month.entry(date).or_default().push(path);
+    }
+    Ok(by_month)
+}
+
+/// The `columns` of one data file of `table`, read straight from the store: for gplake's
+/// own tables, written with neither deletion vectors nor column mapping, so the file's rows
+/// and names are the table's. A column the file lacks is left out of its batches.
+pub(crate) async fn read_file(
+    table: &DeltaTable,
+    def: &TableDef,
+    path: &Path,
+    columns: &[&str],
+) -> Result<Vec<RecordBatch>, DeltaError> {
+    use deltalake::parquet::arrow::ProjectionMask;
+    use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use object_store::ObjectStoreExt;
+    let e = err(def);
+    let store = table.log_store().object_store(None);
+    let got = store.get(path).await.map_err(|s| e(s.into()))?;
+    let bytes = got.bytes().await.map_err(|s| e(s.into()))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|p| e(p.into()))?;
+    let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
+    let reader = builder
+        .with_projection(mask)
+        .build()
+        .map_err(|p| e(p.into()))?;
+    reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|a| e(a.into()))
+}
+
 /// One data file of a table, and the dates its rows span in a date column as the log's
 /// statistics give them (`None` when they do not).
 pub(crate) struct FileSpan {

@@ -7,14 +7,11 @@
 //! gold, another run's overwrite) makes them *behind*, and the next build derives again.
 //! A derivation that loses a commit race re-reads and tries again, with backoff.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
-use deltalake::arrow::array::{Array, Int64Array, StringViewArray};
-use deltalake::arrow::record_batch::RecordBatch;
-use foldhash::fast::FixedState;
 use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 
@@ -26,13 +23,12 @@ use crate::catalog::{
     QUALITY, TableDef,
 };
 use crate::check::QualityResult;
-use crate::check::series::{Jump, over_series, practice_jumps};
+use crate::check::series::{over_series, practice_jumps};
 use crate::clock::Clock;
 use crate::delta::{self, DeltaError};
 use crate::error::Error;
 use crate::gold::list_sizes;
 use crate::lake::Lake;
-use crate::month::Month;
 use crate::session::{self, Pin, Session};
 
 const RECORD: &str = "_meta/derived.json";
@@ -192,7 +188,8 @@ async fn derive(lake: &Lake, at: DateTime<Utc>) -> Result<Derived, DeltaError> {
         session.clone(),
         keep.clone(),
     )));
-    let practices = practice_chain(lake, &session, at, keep.list_sizes.as_ref());
+    let snapshot = start.get(PRACTICE_SNAPSHOT.name).copied();
+    let practices = practice_chain(lake, &session, snapshot, at, keep.list_sizes.as_ref());
     let ((series, quality, list_sizes), organisations) = if keep.list_sizes.is_some() {
         (practices.await?, organisations.join().await?)
     } else {
@@ -232,16 +229,18 @@ async fn derive(lake: &Lake, at: DateTime<Utc>) -> Result<Derived, DeltaError> {
     })
 }
 
-/// The series checks, recorded in `quality`, then the list sizes flagged by them; returns
-/// the results, the version of `quality` read and that of the list sizes written.
+/// The series checks over `practice_snapshot` at `snapshot` (the version the session pins),
+/// recorded in `quality`, then the list sizes flagged by them; returns the results, the
+/// version of `quality` read and that of the list sizes written.
 async fn practice_chain(
     lake: &Lake,
     session: &Session,
+    snapshot: Option<u64>,
     at: DateTime<Utc>,
     kept: Option<&list_sizes::Kept>,
 ) -> Result<(Vec<QualityResult>, u64, list_sizes::Rebuilt), DeltaError> {
     let clock = std::time::Instant::now();
-    let series = series_in(session).await?;
+    let series = series_at(lake, snapshot).await?;
     let quality = match delta::append(lake, &QUALITY, vec![quality_batch(&series, at)]).await? {
         Some(v) => v,
         None => delta::version(lake, &QUALITY).await?.unwrap_or(0),
@@ -507,238 +506,8 @@ pub(crate) async fn series_results(lake: &Lake) -> Result<Vec<QualityResult>, Er
 
 /// Series rules over `practice_snapshot` at `version`: gaps, national moves, practice jumps.
 async fn series_at(lake: &Lake, version: Option<u64>) -> Result<Vec<QualityResult>, DeltaError> {
-    let mut pins = BTreeMap::new();
-    pins.extend(version.map(|v| (PRACTICE_SNAPSHOT.name.to_string(), v)));
-    let session = session::internal(lake, &[PRACTICE_SNAPSHOT], Pin::Versions(pins)).await?;
-    series_in(&session).await
-}
-
-/// Series rules over the session's `practice_snapshot`.
-async fn series_in(session: &Session) -> Result<Vec<QualityResult>, DeltaError> {
-    // Every month's sizes, read once, summed and paired here. As SQL (a group-by, and a
-    // self-join on the month before) the pairing cost 30 ms of a 36-month lake's derivation,
-    // mostly date arithmetic per row, on the core the dims need.
-    let sizes = session::collect(session, Some(&PRACTICE_SNAPSHOT), SIZES_SQL).await?;
-    let checked = tokio::task::spawn_blocking(move || {
-        let sizes = Sizes::of(&sizes);
-        let mut results = over_series(&sizes.totals.into_iter().collect::<Vec<_>>());
-        results.extend(practice_jumps(&sizes.jumps));
-        results
-    });
-    checked.await.map_err(|e| DeltaError {
-        table: PRACTICE_SNAPSHOT.name,
-        source: Box::new(deltalake::DeltaTableError::Generic(e.to_string())),
-    })
-}
-
-const SIZES_SQL: &str =
-    "SELECT snapshot_date, practice_code, registered_population FROM practice_snapshot";
-
-/// What the series rules read: each month's national total (0 for a month whose sizes are
-/// all null, as SQL's sum of them), and the practices whose list moved by more than 500
-/// patients and a fifth of the month before, by month and practice code.
-struct Sizes {
-    totals: BTreeMap<Month, i64>,
-    jumps: Vec<Jump>,
-}
-
-impl Sizes {
-    fn of(batches: &[RecordBatch]) -> Sizes {
-        let read: Vec<MonthSizes> = batches.iter().map(MonthSizes::of).collect();
-        let mut totals = BTreeMap::new();
-        // Each month's known sizes by practice, a table per month: one table of every
-        // practice-month took four times as long to fill (a miss in memory per row).
-        let mut known: BTreeMap<Month, HashMap<&str, i64, FixedState>> = BTreeMap::new();
-        for r in &read {
-            let mut month = None;
-            let mut sizes = HashMap::default();
-            for (i, m) in r.months.iter().enumerate() {
-                let Some(m) = *m else { continue };
-                if month != Some(m) {
-                    if let Some(done) = month {
-                        known.insert(done, std::mem::take(&mut sizes));
-                    }
-                    (month, sizes) = (Some(m), known.remove(&m).unwrap_or_default());
-                }
-                let size = r.sizes.is_valid(i).then(|| r.sizes.value(i));
-                *totals.entry(m).or_insert(0) += size.unwrap_or(0);
-                if let (Some(size), true) = (size, r.codes.is_valid(i)) {
-                    sizes.insert(r.codes.value(i), size);
-                }
-            }
-            if let Some(done) = month {
-                known.insert(done, sizes);
-            }
-        }
-        Sizes {
-            totals,
-            jumps: jumps(&known),
-        }
-    }
-}
-
-/// The practices whose list moved by more than 500 patients and a fifth of the month
-/// before, by month and practice code.
-fn jumps(known: &BTreeMap<Month, HashMap<&str, i64, FixedState>>) -> Vec<Jump> {
-    let mut jumps = Vec::new();
-    for (&month, sizes) in known {
-        let Some(before) = known.get(&month.prev()) else {
-            continue;
-        };
-        for (&code, &after) in sizes {
-            let Some(&before) = before.get(code) else {
-                continue;
-            };
-            let moved = (after - before).abs();
-            if moved > 500 && moved * 5 > before {
-                jumps.push(Jump {
-                    month,
-                    practice: code.to_string(),
-                    before,
-                    after,
-                });
-            }
-        }
-    }
-    jumps.sort_by(|a, b| (a.month, &a.practice).cmp(&(b.month, &b.practice)));
-    jumps
-}
-
-/// One batch of sizes: each row's month, practice code and size.
-struct MonthSizes {
-    months: Vec<Option<Month>>,
-    codes: StringViewArray,
-    sizes: Int64Array,
-}
-
-impl MonthSizes {
-    fn of(batch: &RecordBatch) -> MonthSizes {
-        use deltalake::arrow::array::AsArray;
-        use deltalake::arrow::compute::cast;
-        use deltalake::arrow::datatypes::{DataType, Date32Type};
-        let dates = cast(batch.column(0), &DataType::Date32).ok();
-        let dates = dates.as_ref().map(|d| d.as_primitive::<Date32Type>());
-        // A file holds one month: each date is made a month once.
-        let mut last: Option<(i32, Option<Month>)> = None;
-        let months = (0..batch.num_rows())
-            .map(|i| {
-                let day = dates.filter(|d| d.is_valid(i))?.value(i);
-                match last {
-                    Some((d, month)) if d == day => month,
-                    _ => {
-                        let month = Date32Type::to_naive_date_opt(day).map(Month::of);
-                        last = Some((day, month));
-                        month
-                    }
-                }
-            })
-            .collect();
-        let codes = cast(batch.column(1), &DataType::Utf8View)
-            .map(|c| c.as_string_view().clone())
-            .unwrap_or_else(|_| StringViewArray::new_null(batch.num_rows()));
-        MonthSizes {
-            months,
-            codes,
-            sizes: delta::int_column(batch, 2),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use deltalake::arrow::array::{Date32Array, StringArray};
-    use deltalake::arrow::datatypes::{DataType, Field, Schema};
-
-    use super::*;
-
-    /// A practice-month: (year, month), practice code, size.
-    type Row<'a> = (Option<(i32, u32)>, Option<&'a str>, Option<i64>);
-
-    fn batch(rows: &[Row]) -> RecordBatch {
-        let date =
-            |(y, m): (i32, u32)| crate::batch::days(NaiveDate::from_ymd_opt(y, m, 1).unwrap());
-        let schema = Schema::new(vec![
-            Field::new("snapshot_date", DataType::Date32, true),
-            Field::new("practice_code", DataType::Utf8, true),
-            Field::new("registered_population", DataType::Int64, true),
-        ]);
-        let columns: Vec<deltalake::arrow::array::ArrayRef> = vec![
-            Arc::new(Date32Array::from_iter(rows.iter().map(|r| r.0.map(date)))),
-            Arc::new(StringArray::from_iter(rows.iter().map(|r| r.1))),
-            Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.2))),
-        ];
-        RecordBatch::try_new(Arc::new(schema), columns).unwrap()
-    }
-
-    fn month(y: i32, m: u32) -> Month {
-        Month::of(NaiveDate::from_ymd_opt(y, m, 1).unwrap())
-    }
-
-    #[test]
-    fn the_series_pairs_each_practice_with_its_month_before_as_the_rule_says() {
-        let (jan, feb, mar, may) = (
-            Some((2024, 1)),
-            Some((2024, 2)),
-            Some((2024, 3)),
-            Some((2024, 5)),
-        );
-        // Months out of order and split across batches, as files are read.
-        let batches = [
-            batch(&[
-                (feb, Some("A"), Some(1501)),  // +501 on 1000: a jump
-                (feb, Some("B"), Some(1500)),  // +500: not more than 500
-                (feb, Some("C"), Some(11999)), // +1999 on 10000: not a fifth
-                (feb, Some("D"), Some(400)),   // -600 on 1000: a jump
-                (feb, None, Some(7)),          // no code: counted, never paired
-            ]),
-            batch(&[
-                (jan, Some("A"), Some(1000)),
-                (jan, Some("B"), Some(1000)),
-                (jan, Some("C"), Some(10000)),
-                (jan, Some("D"), Some(1000)),
-                (jan, Some("E"), None), // unknown size: pairs with nothing
-                (None, Some("A"), Some(99)), // no month: left out
-            ]),
-            batch(&[
-                (mar, Some("E"), Some(5000)),
-                (mar, Some("A"), None),
-                (may, Some("A"), Some(9000)), // April missing: no month before
-            ]),
-        ];
-        let sizes = Sizes::of(&batches);
-        let totals: Vec<(Month, i64)> = sizes.totals.into_iter().collect();
-        assert_eq!(
-            totals,
-            [
-                (month(2024, 1), 13000),
-                (month(2024, 2), 15407),
-                (month(2024, 3), 5000),
-                (month(2024, 5), 9000)
-            ]
-        );
-        let jumps: Vec<(Month, &str, i64, i64)> = sizes
-            .jumps
-            .iter()
-            .map(|j| (j.month, j.practice.as_str(), j.before, j.after))
-            .collect();
-        assert_eq!(
-            jumps,
-            [
-                (month(2024, 2), "A", 1000, 1501),
-                (month(2024, 2), "D", 1000, 400)
-            ]
-        );
-    }
-
-    #[test]
-    fn a_month_whose_sizes_are_all_unknown_totals_nothing_but_is_there() {
-        let sizes = Sizes::of(&[batch(&[(Some((2024, 1)), Some("A"), None)])]);
-        assert_eq!(
-            sizes.totals.into_iter().collect::<Vec<_>>(),
-            [(month(2024, 1), 0)]
-        );
-        assert!(sizes.jumps.is_empty());
-    }
+    let sizes = super::sizes::read(lake, version).await?;
+    let mut results = over_series(&sizes.totals.into_iter().collect::<Vec<_>>());
+    results.extend(practice_jumps(&sizes.jumps));
+    Ok(results)
 }

@@ -19,6 +19,7 @@ pub mod derived;
 mod months;
 mod record;
 mod reissue;
+mod sizes;
 pub mod state;
 pub mod upgrade;
 mod workers;

@@ -165,6 +165,34 @@ async fn practice_jumps_between_months_are_warned_about() {
     )
     .await;
     assert_eq!(stored, [jumps.len().to_string()]);
+    // The series rules read each month's files themselves: the same jumps and totals as
+    // the rules say in SQL over the table.
+    let by_sql = rows(
+        &lake,
+        "SELECT COUNT(*) FROM practice_snapshot a JOIN practice_snapshot b \
+        ON a.practice_code = b.practice_code AND b.snapshot_date = DATE '2026-04-01' \
+        WHERE a.snapshot_date = DATE '2026-03-01' \
+        AND abs(b.registered_population - a.registered_population) > 500 \
+        AND abs(b.registered_population - a.registered_population) * 5 > a.registered_population",
+    )
+    .await;
+    assert_eq!(by_sql, [jumps.len().to_string()]);
+    let totals = rows(
+        &lake,
+        "SELECT CAST(SUM(registered_population) AS VARCHAR) FROM practice_snapshot \
+        GROUP BY snapshot_date ORDER BY snapshot_date",
+    )
+    .await;
+    let moved = build
+        .series
+        .iter()
+        .find(|r| r.rule.as_str() == "month_over_month" && !r.passed)
+        .expect("two unrelated populations move the national total");
+    assert_eq!(
+        [moved.expected, moved.actual].map(|n| n.unwrap().to_string()),
+        [totals[0].clone(), totals[1].clone()],
+        "{moved:?}"
+    );
 }
 
 #[tokio::test]
