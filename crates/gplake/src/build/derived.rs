@@ -241,10 +241,18 @@ async fn practice_chain(
 ) -> Result<(Vec<QualityResult>, u64, list_sizes::Rebuilt), DeltaError> {
     let clock = std::time::Instant::now();
     let series = series_at(lake, snapshot).await?;
+    tracing::debug!(
+        ms = clock.elapsed().as_millis() as u64,
+        "derived: series read"
+    );
     let quality = match delta::append(lake, &QUALITY, vec![quality_batch(&series, at)]).await? {
         Some(v) => v,
         None => delta::version(lake, &QUALITY).await?.unwrap_or(0),
     };
+    tracing::debug!(
+        ms = clock.elapsed().as_millis() as u64,
+        "derived: series recorded"
+    );
     let quality = compact_quality(lake).await.unwrap_or(quality);
     tracing::debug!(
         ms = clock.elapsed().as_millis() as u64,
