@@ -578,29 +578,50 @@ pub(crate) async fn append(
     save(lake, def, batches, SaveMode::Append).await.map(Some)
 }
 
+/// Writes `batches` through gplake's own writer and commits them, after every current file's
+/// removal when `mode` overwrites. Not delta-rs's `write` operation: that plans a DataFusion
+/// query for every call, and a sync appends to `quality` once a month built (the month phase
+/// then touched the query engine's code and buffers for a few hundred rows).
 async fn save(
     lake: &Lake,
     def: &TableDef,
     batches: Vec<RecordBatch>,
     mode: SaveMode,
 ) -> Result<u64, DeltaError> {
-    let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
-    let table = open_or_create(lake, def).await?;
-    let batches = if batches.is_empty() {
-        vec![RecordBatch::new_empty(def.arrow_schema())]
-    } else {
-        batches
+    let mut table = open_or_create(lake, def).await?;
+    let mut writer = writer(&table, def)?;
+    for batch in batches.into_iter().filter(|b| b.num_rows() > 0) {
+        write(&mut writer, def, batch).await?;
+    }
+    let added = flush(&mut writer, def).await?;
+    let removed = match mode {
+        SaveMode::Overwrite => every_file(&table, def).await?,
+        _ => Vec::new(),
     };
-    let written = table
-        .write(batches)
-        .with_save_mode(mode)
-        .with_writer_properties(parquet_properties(def))
-        .with_commit_properties(commit_properties())
+    let actions: Vec<Action> = removed
+        .into_iter()
+        .map(Action::Remove)
+        .chain(added.into_iter().map(Action::Add))
+        .collect();
+    let operation = DeltaOperation::Write {
+        mode,
+        partition_by: def.partition.map(|p| vec![p.to_string()]),
+        predicate: None,
+    };
+    commit(&mut table, def, actions, operation).await
+}
+
+/// How a commit removes each data file of `table` as loaded.
+async fn every_file(table: &DeltaTable, def: &TableDef) -> Result<Vec<Remove>, DeltaError> {
+    let e = err(def);
+    let snapshot = table.snapshot().map_err(&e)?;
+    snapshot
+        .snapshot()
+        .file_views(table.log_store().as_ref(), None)
+        .map_ok(|f| f.remove_action(true))
+        .try_collect()
         .await
-        .map_err(err(def))?;
-    let version = written.version().unwrap_or(0) as u64;
-    checkpoint_on_schedule(&written, def, version).await;
-    Ok(version)
+        .map_err(&e)
 }
 
 /// Rewrites `def`'s data files into one (or as few as its size needs) when it has more than
