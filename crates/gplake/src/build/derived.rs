@@ -183,12 +183,13 @@ async fn derive(lake: &Lake, at: DateTime<Utc>) -> Result<Derived, DeltaError> {
         ms = clock.elapsed().as_millis() as u64,
         "derived: session open"
     );
+    let snapshot = start.get(PRACTICE_SNAPSHOT.name).copied();
     let organisations = Abortable(tokio::spawn(organisation_chain(
         lake.clone(),
         session.clone(),
+        snapshot,
         keep.clone(),
     )));
-    let snapshot = start.get(PRACTICE_SNAPSHOT.name).copied();
     let practices = practice_chain(lake, &session, snapshot, at, keep.list_sizes.as_ref());
     let ((series, quality, list_sizes), organisations) = if keep.list_sizes.is_some() {
         (practices.await?, organisations.join().await?)
@@ -288,10 +289,11 @@ async fn compact_quality(lake: &Lake) -> Option<u64> {
 async fn organisation_chain(
     lake: Lake,
     session: Session,
+    snapshot: Option<u64>,
     keep: Keep,
 ) -> Result<Organisations, DeltaError> {
     let clock = std::time::Instant::now();
-    let dims = crate::dims::rebuild(&lake, &session, keep.dims.as_ref()).await?;
+    let dims = crate::dims::rebuild(&lake, &session, snapshot, keep.dims.as_ref()).await?;
     tracing::debug!(
         ms = clock.elapsed().as_millis() as u64,
         extended = keep.dims.is_some(),

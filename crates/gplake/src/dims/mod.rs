@@ -27,7 +27,7 @@ use crate::delta::{self, DeltaError};
 use crate::formats::values::{band_label, year_label};
 use crate::lake::Lake;
 use crate::month::Month;
-use crate::session::{self, Session, date_list};
+use crate::session::Session;
 
 mod prior;
 
@@ -104,18 +104,20 @@ struct Dims {
 pub(crate) async fn rebuild(
     lake: &Lake,
     session: &Session,
+    snapshot: Option<u64>,
     extend: Option<&Extend>,
 ) -> Result<Rebuilt, DeltaError> {
     if let Some(e) = extend.filter(|e| e.months.is_empty()) {
         return keep(lake, session, e).await;
     }
     let clock = std::time::Instant::now();
+    let snapshot = Snapshot::open(lake, snapshot).await?;
     let (months, prior) = match extend {
         Some(e) => (e.months.clone(), Some(prior::read(lake, session, e).await?)),
-        None => (session::months(session, &PRACTICE_SNAPSHOT).await?, None),
+        None => (snapshot.months(), None),
     };
     tracing::debug!(ms = clock.elapsed().as_millis() as u64, "dims: read");
-    let (dims, never_mapped) = span_by_span(session, &months, prior).await?;
+    let (dims, never_mapped) = span_by_span(&snapshot, &months, prior).await?;
     tracing::debug!(ms = clock.elapsed().as_millis() as u64, "dims: versions");
     let age_bands = extend.and_then(|e| e.versions.get(DIM_AGE_BAND.name).copied());
     let mut versions = BTreeMap::new();
@@ -163,10 +165,84 @@ async fn keep(lake: &Lake, session: &Session, extend: &Extend) -> Result<Rebuilt
 /// the versions, not the whole history's.
 const SPAN: usize = 12;
 
+/// The columns of `practice_snapshot` the dims read, after its month.
+fn snapshot_columns() -> impl Iterator<Item = &'static str> {
+    ["practice_code", "attributes_from"]
+        .into_iter()
+        .chain(ATTRS)
+}
+
+/// `practice_snapshot` as the derivation pins it, read a month's files at a time straight
+/// from the store: no query is planned for it, and a month's rows are read as its files
+/// hold them, text as text (a span's rows through DataFusion were held as views, sixteen
+/// bytes a value beside the text).
+struct Snapshot {
+    table: Option<deltalake::DeltaTable>,
+    files: BTreeMap<Option<NaiveDate>, Vec<object_store::path::Path>>,
+}
+
+impl Snapshot {
+    /// The table at `version` (none to read when `None`).
+    async fn open(lake: &Lake, version: Option<u64>) -> Result<Snapshot, DeltaError> {
+        let table = match version {
+            Some(v) => delta::open_version(lake, &PRACTICE_SNAPSHOT, Some(v)).await?,
+            None => None,
+        };
+        let files = match &table {
+            Some(t) => delta::files_by_month(t, &PRACTICE_SNAPSHOT).await?,
+            None => BTreeMap::new(),
+        };
+        Ok(Snapshot { table, files })
+    }
+
+    /// The months it holds.
+    fn months(&self) -> BTreeSet<NaiveDate> {
+        self.files.keys().filter_map(|d| *d).collect()
+    }
+
+    /// The rows of `months`: the month's date, then [`snapshot_columns`].
+    async fn read(&self, months: &BTreeSet<NaiveDate>) -> Result<Vec<RecordBatch>, DeltaError> {
+        let Some(table) = &self.table else {
+            return Ok(Vec::new());
+        };
+        let columns: Vec<&str> = snapshot_columns().collect();
+        let mut out = Vec::new();
+        for date in months {
+            for file in self.files.get(&Some(*date)).into_iter().flatten() {
+                for batch in delta::read_file(table, &PRACTICE_SNAPSHOT, file, &columns).await? {
+                    out.push(dated(*date, &batch));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A column of `date`, then `batch`'s [`snapshot_columns`] (a column the file lacks is all
+/// null, as the table reads it).
+fn dated(date: NaiveDate, batch: &RecordBatch) -> RecordBatch {
+    use deltalake::arrow::array::new_null_array;
+    use deltalake::arrow::datatypes::{Field, Schema};
+    let rows = batch.num_rows();
+    let day = crate::batch::days(date);
+    let mut fields = vec![Field::new("snapshot_date", DataType::Date32, true)];
+    let mut columns: Vec<ArrayRef> = vec![Arc::new(Date32Array::from(vec![day; rows]))];
+    for name in snapshot_columns() {
+        let column = batch
+            .column_by_name(name)
+            .cloned()
+            .unwrap_or_else(|| new_null_array(&DataType::Utf8, rows));
+        fields.push(Field::new(name, column.data_type().clone(), true));
+        columns.push(column);
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .expect("columns of one length, typed as they are")
+}
+
 /// The dims of `prior` (none when `None`) extended by `months`, a span at a time, and the
 /// practices never mapped up to their last month.
 async fn span_by_span(
-    session: &Session,
+    snapshot: &Snapshot,
     months: &BTreeSet<NaiveDate>,
     mut prior: Option<Prior>,
 ) -> Result<(Dims, Option<BTreeSet<String>>), DeltaError> {
@@ -174,8 +250,7 @@ async fn span_by_span(
     let mut dims = None;
     for span in months.chunks(SPAN) {
         let span: BTreeSet<NaiveDate> = span.iter().copied().collect();
-        let sql = snapshot_sql(&span);
-        let batches = session::collect(session, Some(&PRACTICE_SNAPSHOT), &sql).await?;
+        let batches = snapshot.read(&span).await?;
         // Off the runtime's workers: grouping is CPU, and a worker busy with it would hold
         // back the queries running beside it.
         let (span_dims, next) = tokio::task::spawn_blocking(move || step(&batches, prior))
@@ -189,15 +264,6 @@ async fn span_by_span(
     }
     let never_mapped = prior.map(Prior::into_never_mapped);
     Ok((dims.unwrap_or_else(|| dims_of(&[], None)), never_mapped))
-}
-
-/// The snapshot's practice-months of `months`.
-fn snapshot_sql(months: &BTreeSet<NaiveDate>) -> String {
-    format!(
-        "SELECT snapshot_date, practice_code, attributes_from, {} FROM practice_snapshot WHERE snapshot_date IN ({})",
-        ATTRS.join(", "),
-        date_list(months)
-    )
 }
 
 /// One span: the dims of `prior` extended by the span's rows, and those dims as the prior
