@@ -448,6 +448,13 @@ pub(crate) async fn files_by_month(
     let e = err(def);
     let partition = def.partition.unwrap_or("snapshot_date");
     let snapshot = table.snapshot().map_err(&e)?;
+    let protocol = serde_json::to_value(snapshot.protocol()).unwrap_or_default();
+    if !files_read_as_they_are(&protocol) {
+        return Err(e(DeltaTableError::Generic(format!(
+            "its protocol ({protocol}) allows deletion vectors or column mapping, which \
+             gplake never writes: a tool other than gplake changed it"
+        ))));
+    }
     let files: Vec<(Option<NaiveDate>, Path)> = snapshot
         .snapshot()
         .file_views(table.log_store().as_ref(), None)
@@ -464,6 +471,12 @@ pub(crate) async fn files_by_month(
         by_month.entry(date).or_default().push(path);
     }
     Ok(by_month)
+}
+
+/// True when a table's data files hold its rows and names as they are: reader version 1,
+/// which allows neither deletion vectors nor column mapping (both need version 2 or 3).
+fn files_read_as_they_are(protocol: &serde_json::Value) -> bool {
+    protocol.get("minReaderVersion").and_then(|v| v.as_i64()) == Some(1)
 }
 
 /// The `columns` of one data file of `table`, read straight from the store: for gplake's
@@ -814,6 +827,30 @@ mod tests {
     use super::*;
     use crate::batch::{Batcher, Val};
     use crate::catalog::DIM_AGE_BAND as TABLE;
+
+    #[test]
+    fn only_files_a_reader_needs_nothing_else_for_are_read_directly() {
+        let protocol = |json: &str| serde_json::from_str::<serde_json::Value>(json).unwrap();
+        assert!(files_read_as_they_are(&protocol(
+            r#"{"minReaderVersion":1,"minWriterVersion":2}"#
+        )));
+        for other in [
+            r#"{"minReaderVersion":2,"minWriterVersion":5}"#,
+            r#"{"minReaderVersion":3,"minWriterVersion":7,"readerFeatures":["deletionVectors"]}"#,
+            r#"{}"#,
+        ] {
+            assert!(!files_read_as_they_are(&protocol(other)), "{other}");
+        }
+    }
+
+    #[tokio::test]
+    async fn gplakes_own_tables_are_read_directly() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        let table = open_or_create(&lake, &TABLE).await.unwrap();
+        let protocol = serde_json::to_value(table.snapshot().unwrap().protocol()).unwrap();
+        assert!(files_read_as_they_are(&protocol), "{protocol}");
+    }
 
     /// `n` rows of a small table (the age bands': any would do).
     fn rows_of(n: usize) -> Vec<RecordBatch> {
