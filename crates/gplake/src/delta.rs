@@ -439,12 +439,62 @@ async fn commit(
     Ok(version)
 }
 
-/// Every data file of `table` as loaded, by the date of the month partition it is in
-/// (`None`: a file with no partition value).
-pub(crate) async fn files_by_month(
+/// A month-partitioned table's data files at one version, by month, read straight from the
+/// store a month at a time (the series checks and the dims: no query planned, and only the
+/// months asked for held).
+pub(crate) struct MonthFiles {
+    table: DeltaTable,
+    def: TableDef,
+    /// The files of each month's partition (files with no partition value are never read).
+    files: std::collections::BTreeMap<NaiveDate, Vec<Path>>,
+}
+
+impl MonthFiles {
+    /// `def` at `version`; `None` when there is no version to read or no table.
+    pub(crate) async fn open(
+        lake: &Lake,
+        def: &TableDef,
+        version: Option<u64>,
+    ) -> Result<Option<MonthFiles>, DeltaError> {
+        let Some(version) = version else {
+            return Ok(None);
+        };
+        let Some(table) = open_version(lake, def, Some(version)).await? else {
+            return Ok(None);
+        };
+        let files = files_by_month(&table, def).await?;
+        Ok(Some(MonthFiles {
+            table,
+            def: *def,
+            files,
+        }))
+    }
+
+    /// The months whose partitions hold files, in order.
+    pub(crate) fn months(&self) -> impl Iterator<Item = NaiveDate> + '_ {
+        self.files.keys().copied()
+    }
+
+    /// The `columns` of every file of `month`'s partition (a column a file lacks is left out
+    /// of its batches).
+    pub(crate) async fn read(
+        &self,
+        month: NaiveDate,
+        columns: &[&str],
+    ) -> Result<Vec<RecordBatch>, DeltaError> {
+        let mut batches = Vec::new();
+        for file in self.files.get(&month).into_iter().flatten() {
+            batches.extend(read_file(&self.table, &self.def, file, columns).await?);
+        }
+        Ok(batches)
+    }
+}
+
+/// Every data file of `table` as loaded, by the date of the month partition it is in.
+async fn files_by_month(
     table: &DeltaTable,
     def: &TableDef,
-) -> Result<std::collections::BTreeMap<Option<NaiveDate>, Vec<Path>>, DeltaError> {
+) -> Result<std::collections::BTreeMap<NaiveDate, Vec<Path>>, DeltaError> {
     let e = err(def);
     let partition = def.partition.unwrap_or("snapshot_date");
     let snapshot = table.snapshot().map_err(&e)?;
@@ -468,7 +518,10 @@ pub(crate) async fn files_by_month(
         .map_err(&e)?;
     let mut by_month: std::collections::BTreeMap<_, Vec<Path>> = Default::default();
     for (date, path) in files {
-        by_month.entry(date).or_default().push(path);
+        // A file with no partition value holds rows of no month, which no reader asks for.
+        if let Some(date) = date {
+            by_month.entry(date).or_default().push(path);
+        }
     }
     Ok(by_month)
 }
@@ -482,7 +535,7 @@ fn files_read_as_they_are(protocol: &serde_json::Value) -> bool {
 /// The `columns` of one data file of `table`, read straight from the store: for gplake's
 /// own tables, written with neither deletion vectors nor column mapping, so the file's rows
 /// and names are the table's. A column the file lacks is left out of its batches.
-pub(crate) async fn read_file(
+async fn read_file(
     table: &DeltaTable,
     def: &TableDef,
     path: &Path,
@@ -556,17 +609,18 @@ pub(crate) async fn replace_with(
     added: Vec<Add>,
     predicate: Option<String>,
 ) -> Result<u64, DeltaError> {
-    let actions: Vec<Action> = removed
-        .into_iter()
-        .map(Action::Remove)
-        .chain(added.into_iter().map(Action::Add))
-        .collect();
     let operation = DeltaOperation::Write {
         mode: SaveMode::Overwrite,
         partition_by: None,
         predicate,
     };
-    commit(table, def, actions, operation).await
+    commit(table, def, replacing(removed, added), operation).await
+}
+
+/// The actions of a commit that removes `removed` and adds `added`.
+fn replacing(removed: Vec<Remove>, added: Vec<Add>) -> Vec<Action> {
+    let removed = removed.into_iter().map(Action::Remove);
+    removed.chain(added.into_iter().map(Action::Add)).collect()
 }
 
 /// Replaces the whole table with `batches` in one commit.
@@ -611,17 +665,12 @@ async fn save(
         SaveMode::Overwrite => every_file(&table, def).await?,
         _ => Vec::new(),
     };
-    let actions: Vec<Action> = removed
-        .into_iter()
-        .map(Action::Remove)
-        .chain(added.into_iter().map(Action::Add))
-        .collect();
     let operation = DeltaOperation::Write {
         mode,
         partition_by: def.partition.map(|p| vec![p.to_string()]),
         predicate: None,
     };
-    commit(&mut table, def, actions, operation).await
+    commit(&mut table, def, replacing(removed, added), operation).await
 }
 
 /// How a commit removes each data file of `table` as loaded.

@@ -15,7 +15,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use crate::catalog::PRACTICE_SNAPSHOT;
 use crate::check::series::Jump;
-use crate::delta::{self, DeltaError};
+use crate::delta::{DeltaError, MonthFiles};
 use crate::lake::Lake;
 use crate::month::Month;
 
@@ -42,29 +42,15 @@ pub(super) struct Sizes {
 /// The sizes of `practice_snapshot` at `version` (none when there is no version to read).
 pub(super) async fn read(lake: &Lake, version: Option<u64>) -> Result<Sizes, DeltaError> {
     let mut folding = Folding::default();
-    let Some(version) = version else {
+    let Some(files) = MonthFiles::open(lake, &PRACTICE_SNAPSHOT, version).await? else {
         return Ok(folding.finish());
     };
-    let Some(table) = delta::open_version(lake, &PRACTICE_SNAPSHOT, Some(version)).await? else {
-        return Ok(folding.finish());
-    };
-    let by_month = delta::files_by_month(&table, &PRACTICE_SNAPSHOT).await?;
-    // Files with no partition date hold rows of no month, which no rule reads.
-    let months = by_month
-        .into_iter()
-        .filter_map(|(date, files)| Some((Month::of(date?), files)));
-    let table = &table;
-    let mut read = futures::stream::iter(months)
-        .map(|(month, files)| async move {
-            let mut batches = Vec::new();
-            for file in &files {
-                batches.extend(delta::read_file(table, &PRACTICE_SNAPSHOT, file, &COLUMNS).await?);
-            }
-            Ok::<_, DeltaError>((month, batches))
-        })
+    let files = &files;
+    let mut read = futures::stream::iter(files.months())
+        .map(|date| async move { Ok::<_, DeltaError>((date, files.read(date, &COLUMNS).await?)) })
         .buffered(MONTHS_AHEAD);
-    while let Some((month, batches)) = read.try_next().await? {
-        folding.add(month, &batches);
+    while let Some((date, batches)) = read.try_next().await? {
+        folding.add(Month::of(date), &batches);
     }
     Ok(folding.finish())
 }

@@ -23,7 +23,7 @@ use foldhash::fast::FixedState;
 
 use crate::batch::{Batcher, Val};
 use crate::catalog::{DIM_AGE_BAND, DIM_ORGANISATION, DIM_PRACTICE, PRACTICE_SNAPSHOT};
-use crate::delta::{self, DeltaError};
+use crate::delta::{self, DeltaError, MonthFiles};
 use crate::formats::values::{band_label, year_label};
 use crate::lake::Lake;
 use crate::month::Month;
@@ -175,44 +175,32 @@ fn snapshot_columns() -> impl Iterator<Item = &'static str> {
 /// `practice_snapshot` as the derivation pins it, read a month's files at a time straight
 /// from the store: no query is planned for it, and a month's rows are read as its files
 /// hold them, text as text (a span's rows through DataFusion were held as views, sixteen
-/// bytes a value beside the text).
-struct Snapshot {
-    table: Option<deltalake::DeltaTable>,
-    files: BTreeMap<Option<NaiveDate>, Vec<object_store::path::Path>>,
-}
+/// bytes a value beside the text). `None`: no table to read.
+struct Snapshot(Option<MonthFiles>);
 
 impl Snapshot {
     /// The table at `version` (none to read when `None`).
     async fn open(lake: &Lake, version: Option<u64>) -> Result<Snapshot, DeltaError> {
-        let table = match version {
-            Some(v) => delta::open_version(lake, &PRACTICE_SNAPSHOT, Some(v)).await?,
-            None => None,
-        };
-        let files = match &table {
-            Some(t) => delta::files_by_month(t, &PRACTICE_SNAPSHOT).await?,
-            None => BTreeMap::new(),
-        };
-        Ok(Snapshot { table, files })
+        Ok(Snapshot(
+            MonthFiles::open(lake, &PRACTICE_SNAPSHOT, version).await?,
+        ))
     }
 
     /// The months it holds.
     fn months(&self) -> BTreeSet<NaiveDate> {
-        self.files.keys().filter_map(|d| *d).collect()
+        self.0.iter().flat_map(MonthFiles::months).collect()
     }
 
     /// The rows of `months`: the month's date, then [`snapshot_columns`].
     async fn read(&self, months: &BTreeSet<NaiveDate>) -> Result<Vec<RecordBatch>, DeltaError> {
-        let Some(table) = &self.table else {
+        let Some(files) = &self.0 else {
             return Ok(Vec::new());
         };
         let columns: Vec<&str> = snapshot_columns().collect();
         let mut out = Vec::new();
         for date in months {
-            for file in self.files.get(&Some(*date)).into_iter().flatten() {
-                for batch in delta::read_file(table, &PRACTICE_SNAPSHOT, file, &columns).await? {
-                    out.push(dated(*date, &batch));
-                }
-            }
+            let batches = files.read(*date, &columns).await?;
+            out.extend(batches.iter().map(|batch| dated(*date, batch)));
         }
         Ok(out)
     }
