@@ -233,7 +233,7 @@ async fn build_one(
     let plan = plan::choose(&manifest);
     tracing::info!(%month, files = plan.used.len(), unused = plan.unused.len(),
         source_set = %plan.source_set, "building");
-    let fingerprint = plan::fingerprint(&manifest);
+    let fingerprint = plan::fingerprint_of(&manifest, &plan);
     let previous = MonthState::read(lake, month).await?;
     let held = reissue::held_sizes(lake, month, previous.as_ref(), &fingerprint)
         .await

@@ -196,6 +196,11 @@ fn chosen_file(f: &ManifestFile) -> Chosen {
 /// change in either means the month must be rebuilt (a month whose files were all used
 /// keeps the digest it had before the unused ones were counted in).
 pub(crate) fn fingerprint(manifest: &Manifest) -> String {
+    fingerprint_of(manifest, &choose(manifest))
+}
+
+/// [`fingerprint`], with the plan already chosen for `manifest`.
+pub(crate) fn fingerprint_of(manifest: &Manifest, plan: &Plan) -> String {
     let mut parts: Vec<String> = manifest
         .files
         .iter()
@@ -208,8 +213,11 @@ pub(crate) fn fingerprint(manifest: &Manifest) -> String {
             format!("{}:{}{withdrawn}", f.name, f.current.sha256)
         })
         .collect();
-    let unused = choose(manifest).unused;
-    parts.extend(unused.iter().map(|(name, _, _)| format!("unused:{name}")));
+    parts.extend(
+        plan.unused
+            .iter()
+            .map(|(name, _, _)| format!("unused:{name}")),
+    );
     parts.sort();
     hex::encode(Sha256::digest(parts.join("\n").as_bytes()))
 }
