@@ -196,7 +196,13 @@ async fn open_tables(lake: &Lake) -> Result<Open, DeltaError> {
     // waits on the store, and nine opens at once left none to serve them (the build hung).
     let opened: Vec<(&'static str, deltalake::DeltaTable)> =
         futures::stream::iter(COMMITTED.into_iter().chain([QUALITY]))
-            .map(|def| async move { Ok((def.name, delta::open_or_create(lake, &def).await?)) })
+            .map(|def| async move {
+                let clock = std::time::Instant::now();
+                let table = delta::open_or_create(lake, &def).await?;
+                let ms = clock.elapsed().as_millis() as u64;
+                tracing::debug!(table = def.name, ms, "months: table open");
+                Ok((def.name, table))
+            })
             .buffered(2)
             .try_collect()
             .await?;
