@@ -264,7 +264,7 @@ async fn practice_chain(
     // A small table in many small files (one per build): the list sizes' flags read it
     // several times over, so it is decoded once.
     session.hold(&QUALITY).await?;
-    let list_sizes = list_sizes::rebuild(lake, session, kept).await?;
+    let list_sizes = list_sizes::rebuild(lake, session, snapshot, kept).await?;
     Ok((series, quality, list_sizes))
 }
 

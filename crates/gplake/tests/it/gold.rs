@@ -688,3 +688,70 @@ async fn a_history_longer_than_a_span_is_derived_in_spans_that_join_up() {
         "every month, in every span"
     );
 }
+
+/// The list sizes as SQL defines them over `practice_snapshot` and `quality`: what gold
+/// derived through DataFusion before it made them a month at a time in Rust.
+const LIST_SIZES_BY_SQL: &str = "
+WITH t AS (SELECT * FROM practice_snapshot WHERE registered_population IS NOT NULL),
+series AS (SELECT * FROM quality WHERE rule IN ('missing_months', 'month_over_month', 'practice_month_over_month')),
+latest AS (SELECT snapshot_date, MAX(checked_at) AS at FROM quality WHERE snapshot_date IS NOT NULL
+           AND rule NOT IN (SELECT rule FROM series) GROUP BY snapshot_date),
+failed AS (
+  SELECT q.snapshot_date, q.subject, q.rule FROM quality q JOIN latest l ON q.snapshot_date = l.snapshot_date AND q.checked_at = l.at
+  WHERE NOT q.passed AND q.subject IS NOT NULL AND q.rule NOT IN (SELECT rule FROM series)
+  UNION ALL
+  SELECT snapshot_date, subject, rule FROM series
+  WHERE NOT passed AND subject IS NOT NULL AND checked_at = (SELECT MAX(checked_at) FROM series)),
+flags AS (SELECT snapshot_date, subject, array_to_string(array_sort(array_agg(DISTINCT rule)), ',') AS flags
+          FROM failed GROUP BY snapshot_date, subject)
+SELECT t.snapshot_date, t.practice_code, t.practice_name, t.pcn_code, t.sub_icb_code, t.icb_code, t.region_code,
+       t.registered_population, t.male, t.female, t.total_from,
+       t.registered_population - p.registered_population AS change_from_last_month, f.flags AS quality_flags
+FROM t
+LEFT JOIN t p ON p.practice_code = t.practice_code AND p.snapshot_date = t.snapshot_date - INTERVAL '1 month'
+LEFT JOIN flags f ON f.snapshot_date = t.snapshot_date AND f.subject = t.practice_code";
+
+#[tokio::test]
+async fn list_sizes_equal_their_definition_in_sql_column_by_column() {
+    // A gap (no February), and two unrelated populations in March and April: changes that
+    // are NULL after the gap and large after it, and practices flagged by the series checks
+    // beside those flagged by their month's checks (small_practice).
+    let (a, b) = (Population::new(41, 8), Population::new(42, 8));
+    let mirror = Mirror::start(vec![
+        release(&a, (2026, 1)).unwrap(),
+        release(&a, (2026, 3)).unwrap(),
+        release(&b, (2026, 4)).unwrap(),
+    ]);
+    let (_dir, lake) = local_lake();
+    full_sync(
+        &lake,
+        &Source::parse(&mirror.series_url()),
+        "2026-01",
+        "2026-04",
+    )
+    .await
+    .unwrap();
+    let order = "ORDER BY snapshot_date, practice_code";
+    let made = rows(
+        &lake,
+        &format!("SELECT * FROM practice_list_size_monthly {order}"),
+    )
+    .await;
+    let by_sql = rows(
+        &lake,
+        &format!("SELECT * FROM ({LIST_SIZES_BY_SQL}) {order}"),
+    )
+    .await;
+    assert!(made.len() > 8, "{made:?}");
+    assert_eq!(made, by_sql);
+    let count =
+        |what: &str| format!("SELECT COUNT(*) FROM practice_list_size_monthly WHERE {what}");
+    let after_gap = "snapshot_date = DATE '2026-03-01' AND change_from_last_month IS NOT NULL";
+    assert_eq!(rows(&lake, &count(after_gap)).await, ["0"], "no February");
+    let changed = "snapshot_date = DATE '2026-04-01' AND change_from_last_month IS NOT NULL";
+    assert_ne!(rows(&lake, &count(changed)).await, ["0"]);
+    for rule in ["small_practice", "practice_month_over_month"] {
+        let flagged = format!("quality_flags LIKE '%{rule}%'");
+        assert_ne!(rows(&lake, &count(&flagged)).await, ["0"], "{rule}");
+    }
+}
