@@ -192,6 +192,10 @@ const FROM_SNAPSHOT: [&str; 10] = [
     "total_from",
 ];
 
+/// Where the practice code and the list size are in the list sizes' columns.
+const CODE: usize = 1;
+const SIZE: usize = 7;
+
 /// The columns a month's sizes are read from, for the change of the month after.
 const SIZES: [&str; 2] = ["practice_code", "registered_population"];
 
@@ -237,7 +241,7 @@ impl<'a> Snapshot<'a> {
         for batch in self.read(month, &FROM_SNAPSHOT).await? {
             let batch = list_sizes_of(&batch, month, before, flags)
                 .map_err(|a| session::delta_err(Some(&def), a.into()))?;
-            sizes.extend(sizes_of(&batch, 1, 7));
+            sizes.extend(sizes_of(&batch, CODE, SIZE));
             made.push(batch);
         }
         let batch = concat_batches(&def.arrow_schema(), &made)
@@ -316,14 +320,14 @@ fn list_sizes_of(
     for (i, name) in FROM_SNAPSHOT.iter().enumerate() {
         columns.push(column(name, i + 1)?);
     }
-    let known = is_not_null(&columns[7])?;
+    let known = is_not_null(&columns[SIZE])?;
     let mut columns = columns
         .iter()
         .map(|c| filter(c, &known))
         .collect::<Result<Vec<ArrayRef>, _>>()?;
     let (codes, sizes) = (
-        columns[1].as_string::<i32>(),
-        columns[7].as_primitive::<Int64Type>(),
+        columns[CODE].as_string::<i32>(),
+        columns[SIZE].as_primitive::<Int64Type>(),
     );
     let change: Int64Array = (0..codes.len())
         .map(|i| Some(sizes.value(i) - before.get(codes.value(i))?))
