@@ -400,9 +400,10 @@ async fn write_org_populations(
 
 /// Months of organisation figures selected by one query. Each query holds its months'
 /// practice-months and their sums, and what it holds is kept by the allocator in pages
-/// partly used long after: by four months, a 36-month derivation's figures peaked at
-/// 38-39 MiB of anonymous memory, against 53-56 by twelve (and 47-51 by six), for 0.2 s
-/// more (nine queries, not three).
+/// partly used long after: by four months, a 36-month lake's figures derived alone peaked
+/// at 38-39 MiB of anonymous memory, against 53-56 by twelve (and 47-51 by six), for 0.2 s
+/// more (nine queries, not three). Within a whole sync the gain is smaller than the spread
+/// from run to run.
 const ORG_QUERY_MONTHS: usize = 4;
 
 /// The organisation figures of the months of `span`, [`ORG_QUERY_MONTHS`] at a time, each
