@@ -459,34 +459,36 @@ async fn from_checkpoint(table: &DeltaTable, version: u64) -> Result<DeltaTable,
 }
 
 /// A month-partitioned table's data files at one version, by month, read straight from the
-/// store a month at a time (the series checks and the dims: no query planned, and only the
-/// months asked for held).
+/// store a month at a time (the series checks, the dims and the list sizes: no query
+/// planned, and only the months asked for held). With no version or no table to read, it
+/// holds no month.
 pub(crate) struct MonthFiles {
-    table: DeltaTable,
+    table: Option<DeltaTable>,
     def: TableDef,
     /// The files of each month's partition (files with no partition value are never read).
     files: std::collections::BTreeMap<NaiveDate, Vec<Path>>,
 }
 
 impl MonthFiles {
-    /// `def` at `version`; `None` when there is no version to read or no table.
+    /// `def` at `version` (no month when `None`, or when there is no table).
     pub(crate) async fn open(
         lake: &Lake,
         def: &TableDef,
         version: Option<u64>,
-    ) -> Result<Option<MonthFiles>, DeltaError> {
-        let Some(version) = version else {
-            return Ok(None);
+    ) -> Result<MonthFiles, DeltaError> {
+        let table = match version {
+            Some(version) => open_version(lake, def, Some(version)).await?,
+            None => None,
         };
-        let Some(table) = open_version(lake, def, Some(version)).await? else {
-            return Ok(None);
+        let files = match &table {
+            Some(table) => files_by_month(table, def).await?,
+            None => Default::default(),
         };
-        let files = files_by_month(&table, def).await?;
-        Ok(Some(MonthFiles {
+        Ok(MonthFiles {
             table,
             def: *def,
             files,
-        }))
+        })
     }
 
     /// The months whose partitions hold files, in order.
@@ -495,15 +497,18 @@ impl MonthFiles {
     }
 
     /// The `columns` of every file of `month`'s partition (a column a file lacks is left out
-    /// of its batches).
+    /// of its batches; none when the table does not hold the month).
     pub(crate) async fn read(
         &self,
         month: NaiveDate,
         columns: &[&str],
     ) -> Result<Vec<RecordBatch>, DeltaError> {
         let mut batches = Vec::new();
+        let Some(table) = &self.table else {
+            return Ok(batches);
+        };
         for file in self.files.get(&month).into_iter().flatten() {
-            batches.extend(read_file(&self.table, &self.def, file, columns).await?);
+            batches.extend(read_file(table, &self.def, file, columns).await?);
         }
         Ok(batches)
     }

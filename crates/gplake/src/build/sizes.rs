@@ -42,10 +42,7 @@ pub(super) struct Sizes {
 /// The sizes of `practice_snapshot` at `version` (none when there is no version to read).
 pub(super) async fn read(lake: &Lake, version: Option<u64>) -> Result<Sizes, DeltaError> {
     let mut folding = Folding::default();
-    let Some(files) = MonthFiles::open(lake, &PRACTICE_SNAPSHOT, version).await? else {
-        return Ok(folding.finish());
-    };
-    let files = &files;
+    let files = &MonthFiles::open(lake, &PRACTICE_SNAPSHOT, version).await?;
     let mut read = futures::stream::iter(files.months())
         .map(|date| async move { Ok::<_, DeltaError>((date, files.read(date, &COLUMNS).await?)) })
         .buffered(MONTHS_AHEAD);

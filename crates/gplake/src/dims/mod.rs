@@ -175,8 +175,8 @@ fn snapshot_columns() -> impl Iterator<Item = &'static str> {
 /// `practice_snapshot` as the derivation pins it, read a month's files at a time straight
 /// from the store: no query is planned for it, and a month's rows are read as its files
 /// hold them, text as text (a span's rows through DataFusion were held as views, sixteen
-/// bytes a value beside the text). `None`: no table to read.
-struct Snapshot(Option<MonthFiles>);
+/// bytes a value beside the text).
+struct Snapshot(MonthFiles);
 
 impl Snapshot {
     /// The table at `version` (none to read when `None`).
@@ -188,18 +188,15 @@ impl Snapshot {
 
     /// The months it holds.
     fn months(&self) -> BTreeSet<NaiveDate> {
-        self.0.iter().flat_map(MonthFiles::months).collect()
+        self.0.months().collect()
     }
 
     /// The rows of `months`: the month's date, then [`snapshot_columns`].
     async fn read(&self, months: &BTreeSet<NaiveDate>) -> Result<Vec<RecordBatch>, DeltaError> {
-        let Some(files) = &self.0 else {
-            return Ok(Vec::new());
-        };
         let columns: Vec<&str> = snapshot_columns().collect();
         let mut out = Vec::new();
         for date in months {
-            let batches = files.read(*date, &columns).await?;
+            let batches = self.0.read(*date, &columns).await?;
             out.extend(batches.iter().map(|batch| dated(*date, batch)));
         }
         Ok(out)

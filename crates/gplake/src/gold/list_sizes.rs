@@ -56,8 +56,7 @@ pub(crate) async fn rebuild(
     snapshot: Option<u64>,
     kept: Option<&Kept>,
 ) -> Result<Rebuilt, DeltaError> {
-    let snapshot = MonthFiles::open(lake, &PRACTICE_SNAPSHOT, snapshot).await?;
-    let snapshot = Snapshot(snapshot.as_ref());
+    let snapshot = &MonthFiles::open(lake, &PRACTICE_SNAPSHOT, snapshot).await?;
     if let Some(kept) = kept
         && let Some(rebuilt) = rebuild_months(lake, session, snapshot, kept).await?
     {
@@ -75,12 +74,12 @@ pub(crate) async fn rebuild(
 async fn rebuild_whole(
     lake: &Lake,
     session: &Session,
-    snapshot: Snapshot<'_>,
+    snapshot: &MonthFiles,
 ) -> Result<u64, DeltaError> {
     let def = PRACTICE_LIST_SIZE;
     let clock = std::time::Instant::now();
-    let months = snapshot.months();
-    let select = |span| snapshot.list_sizes(session, span);
+    let months = snapshot.months().collect();
+    let select = |span| list_sizes(snapshot, session, span);
     let version = super::write_whole(lake, def, &months, select).await?;
     tracing::debug!(
         ms = clock.elapsed().as_millis() as u64,
@@ -94,7 +93,7 @@ async fn rebuild_whole(
 async fn rebuild_months(
     lake: &Lake,
     session: &Session,
-    snapshot: Snapshot<'_>,
+    snapshot: &MonthFiles,
     kept: &Kept,
 ) -> Result<Option<Rebuilt>, DeltaError> {
     let def = PRACTICE_LIST_SIZE;
@@ -103,13 +102,13 @@ async fn rebuild_months(
         return Ok(None);
     };
     session.pin(lake, &def, Some(kept.version)).await?;
-    let mut months = with_following(&kept.snapshot_changed, &snapshot.months());
+    let mut months = with_following(&kept.snapshot_changed, &snapshot.months().collect());
     months.extend(reflagged(session).await?);
     tracing::debug!(
         ms = clock.elapsed().as_millis() as u64,
         "list sizes: reflagged"
     );
-    let select = |span| snapshot.list_sizes(session, span);
+    let select = |span| list_sizes(snapshot, session, span);
     let Some((version, months)) = super::write_months(&mut table, def, months, select).await?
     else {
         return Ok(None);
@@ -172,11 +171,6 @@ async fn dates(session: &Session, sql: &str) -> Result<BTreeSet<NaiveDate>, Delt
     Ok(months)
 }
 
-/// `practice_snapshot` at the version the session pins, read a month's files at a time
-/// (nothing to read when `None`).
-#[derive(Clone, Copy)]
-struct Snapshot<'a>(Option<&'a MonthFiles>);
-
 /// The columns of `practice_snapshot` a list size is made of, in the list sizes' order
 /// after the month.
 const FROM_SNAPSHOT: [&str; 10] = [
@@ -205,73 +199,55 @@ type Sizes = HashMap<Box<str>, i64, FixedState>;
 /// Each practice's quality flags in a month, by practice code.
 type Flags = HashMap<Box<str>, Box<str>, FixedState>;
 
-impl<'a> Snapshot<'a> {
-    /// The months it holds.
-    fn months(&self) -> BTreeSet<NaiveDate> {
-        self.0.iter().flat_map(|f| f.months()).collect()
-    }
+/// The list sizes of the months of `span` from `snapshot` (the version the session pins), a
+/// batch a month in month order.
+async fn list_sizes<'a>(
+    snapshot: &'a MonthFiles,
+    session: &Session,
+    span: BTreeSet<NaiveDate>,
+) -> Result<impl Stream<Item = Result<RecordBatch, DeltaError>> + use<'a>, DeltaError> {
+    let rows = Rows {
+        flags: flags_of(session, &span).await?,
+        snapshot,
+        months: span.into_iter(),
+        before: None,
+    };
+    Ok(futures::stream::try_unfold(rows, |mut rows| async move {
+        Ok(rows.next().await?.map(|batch| (batch, rows)))
+    }))
+}
 
-    /// The list sizes of the months of `span`, a batch a month in month order.
-    async fn list_sizes(
-        self,
-        session: &Session,
-        span: BTreeSet<NaiveDate>,
-    ) -> Result<impl Stream<Item = Result<RecordBatch, DeltaError>> + use<'a>, DeltaError> {
-        let rows = Rows {
-            flags: flags_of(session, &span).await?,
-            snapshot: self,
-            months: span.into_iter(),
-            before: None,
-        };
-        Ok(futures::stream::try_unfold(rows, |mut rows| async move {
-            Ok(rows.next().await?.map(|batch| (batch, rows)))
-        }))
-    }
-
-    /// The rows of `month`, as [`list_sizes_of`] makes them from its files, and its sizes.
-    async fn month(
-        &self,
-        month: NaiveDate,
-        before: &Sizes,
-        flags: &Flags,
-    ) -> Result<(RecordBatch, Sizes), DeltaError> {
-        let def = PRACTICE_LIST_SIZE;
-        let mut sizes = Sizes::default();
-        let mut made = Vec::new();
-        for batch in self.read(month, &FROM_SNAPSHOT).await? {
-            let batch = list_sizes_of(&batch, month, before, flags)
-                .map_err(|a| session::delta_err(Some(&def), a.into()))?;
-            sizes.extend(sizes_of(&batch, CODE, SIZE));
-            made.push(batch);
-        }
-        let batch = concat_batches(&def.arrow_schema(), &made)
+/// The rows of `month`, as [`list_sizes_of`] makes them from its files, and its sizes.
+async fn month_rows(
+    snapshot: &MonthFiles,
+    month: NaiveDate,
+    before: &Sizes,
+    flags: &Flags,
+) -> Result<(RecordBatch, Sizes), DeltaError> {
+    let def = PRACTICE_LIST_SIZE;
+    let mut sizes = Sizes::default();
+    let mut made = Vec::new();
+    for batch in snapshot.read(month, &FROM_SNAPSHOT).await? {
+        let batch = list_sizes_of(&batch, month, before, flags)
             .map_err(|a| session::delta_err(Some(&def), a.into()))?;
-        Ok((batch, sizes))
+        sizes.extend(sizes_of(&batch, CODE, SIZE));
+        made.push(batch);
     }
+    let batch = concat_batches(&def.arrow_schema(), &made)
+        .map_err(|a| session::delta_err(Some(&def), a.into()))?;
+    Ok((batch, sizes))
+}
 
-    /// Each practice's known size in `month` (none when the table does not hold it).
-    async fn sizes(&self, month: NaiveDate) -> Result<Sizes, DeltaError> {
-        let batches = self.read(month, &SIZES).await?;
-        Ok(batches.iter().flat_map(|b| sizes_of(b, 0, 1)).collect())
-    }
-
-    /// The `columns` of `month`'s files (none when the table does not hold it).
-    async fn read(
-        &self,
-        month: NaiveDate,
-        columns: &[&str],
-    ) -> Result<Vec<RecordBatch>, DeltaError> {
-        match self.0 {
-            Some(files) => files.read(month, columns).await,
-            None => Ok(Vec::new()),
-        }
-    }
+/// Each practice's known size in `month` (none when the table does not hold it).
+async fn month_sizes(snapshot: &MonthFiles, month: NaiveDate) -> Result<Sizes, DeltaError> {
+    let batches = snapshot.read(month, &SIZES).await?;
+    Ok(batches.iter().flat_map(|b| sizes_of(b, 0, 1)).collect())
 }
 
 /// The list sizes of a span's months being made, a month at a time in month order: what is
 /// held is the month before's sizes and the span's flags.
 struct Rows<'a> {
-    snapshot: Snapshot<'a>,
+    snapshot: &'a MonthFiles,
     months: std::collections::btree_set::IntoIter<NaiveDate>,
     flags: HashMap<NaiveDate, Flags>,
     /// The month made last, and its sizes.
@@ -287,10 +263,10 @@ impl Rows<'_> {
         let previous = Month::of(month).prev().first_day();
         let before = match self.before.take() {
             Some((date, sizes)) if date == previous => sizes,
-            _ => self.snapshot.sizes(previous).await?,
+            _ => month_sizes(self.snapshot, previous).await?,
         };
         let flags = self.flags.remove(&month).unwrap_or_default();
-        let (batch, sizes) = self.snapshot.month(month, &before, &flags).await?;
+        let (batch, sizes) = month_rows(self.snapshot, month, &before, &flags).await?;
         self.before = Some((month, sizes));
         Ok(Some(batch))
     }
@@ -316,7 +292,11 @@ fn list_sizes_of(
             None => Ok(deltalake::arrow::array::new_null_array(to, rows)),
         }
     };
-    let mut columns: Vec<ArrayRef> = vec![Arc::new(Date32Array::from(vec![days(month); rows]))];
+    let mut columns: Vec<ArrayRef> =
+        vec![Arc::new(Date32Array::from(vec![
+            crate::batch::days(month);
+            rows
+        ]))];
     for (i, name) in FROM_SNAPSHOT.iter().enumerate() {
         columns.push(column(name, i + 1)?);
     }
@@ -351,12 +331,6 @@ fn sizes_of(batch: &RecordBatch, code: usize, size: usize) -> Vec<(Box<str>, i64
         .filter(|&i| codes.is_valid(i) && sizes.is_valid(i))
         .map(|i| (codes.value(i).into(), sizes.value(i)))
         .collect()
-}
-
-/// `date` as Arrow's `Date32`: days since 1970-01-01.
-fn days(date: NaiveDate) -> i32 {
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
-    (date - epoch).num_days() as i32
 }
 
 /// The flags of the months of `span`, by month and practice.
