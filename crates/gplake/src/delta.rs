@@ -295,8 +295,17 @@ async fn exists(lake: &Lake, def: &TableDef) -> Result<bool, DeltaError> {
 
 /// A writer of data files for `table` (nothing is visible until committed).
 pub(crate) fn writer(table: &DeltaTable, def: &TableDef) -> Result<RecordBatchWriter, DeltaError> {
+    writer_with(table, def, parquet_properties(def))
+}
+
+/// [`writer`], with the Parquet `properties` given.
+pub(crate) fn writer_with(
+    table: &DeltaTable,
+    def: &TableDef,
+    properties: WriterProperties,
+) -> Result<RecordBatchWriter, DeltaError> {
     let writer = RecordBatchWriter::for_table(table).map_err(err(def))?;
-    Ok(writer.with_writer_properties(parquet_properties(def)))
+    Ok(writer.with_writer_properties(properties))
 }
 
 /// The tables every derivation reads across the whole history, a small file or two a month:
