@@ -400,13 +400,13 @@ async fn write_org_populations(
 
 /// Months of organisation figures selected by one query. Each query holds its months'
 /// practice-months and their sums (hash joins' build sides and groupings: 5.5 of the 19.5 MB
-/// live at a 36-month derivation's organisation figures, by four months), and what it holds
-/// is kept by the allocator in pages partly used long after, so a query holds what a
-/// 1-month lake's does. By one, with [`ROW_GROUP_ROWS`], a 36-month sync's gold steps
-/// peaked at 30-36 MiB of anonymous memory in five syncs of six, against 33-47 by four, at
-/// a cost: each query is planned afresh (about 25 ms), and a 36-month derivation took 1.95 s
-/// against 1.13. A sync that adds a month queries that month alone either way.
-const ORG_QUERY_MONTHS: usize = 1;
+/// live at a 36-month derivation's organisation figures), and what it holds is kept by the
+/// allocator in pages partly used long after: by four months, a 36-month lake's figures
+/// derived alone peaked at 38-39 MiB of anonymous memory, against 53-56 by twelve. By one,
+/// each query planned afresh cost about 25 ms (a 36-month derivation 1.95 s against 1.13,
+/// the 12-month build 4.4 s against 4.0) for a gain in whole syncs no larger than their
+/// spread, so four it stays.
+const ORG_QUERY_MONTHS: usize = 4;
 
 /// The organisation figures of the months of `span`, [`ORG_QUERY_MONTHS`] at a time, each
 /// query run only once the one before has yielded its last row; `single_age` holds the
@@ -545,8 +545,8 @@ const SPAN: usize = 12;
 /// Rows in a row group of gold's files: about a month's (6,500 practices, or 4,200
 /// organisation figures). The Parquet writer holds a row group's columns uncompressed
 /// until it ends, and by its default (a million rows) a span's whole file's were held: 2.3
-/// of the 19.5 MB live at a 36-month derivation's organisation figures, five times a 1-month
-/// lake's.
+/// of the 19.5 MB live at a 36-month derivation's organisation figures, twelve months'
+/// columns where a 1-month lake's file holds one month's.
 const ROW_GROUP_ROWS: usize = 8192;
 
 /// Writes what `select` gives for each span of `months` into new files of `table`, and
