@@ -240,7 +240,7 @@ async fn span_by_span(
         let span: BTreeSet<NaiveDate> = span.iter().copied().collect();
         let batches = snapshot.read(&span).await?;
         // On the runtime's worker, though grouping is CPU: a span's practice-months are the
-        // derivation's largest transient (about 50 MB at 12 months), and on a blocking
+        // derivation's largest transient (about 50 MB by twelve months), and on a blocking
         // thread, which ends once idle, the allocator kept pages of it that later steps did
         // not reuse (36-month syncs: gold's steps at 44-48 MiB anon against 35-42, and
         // `block_in_place` as the blocking thread). A whole derivation runs its chains one at

@@ -23,6 +23,7 @@ use deltalake::arrow::record_batch::RecordBatch;
 use foldhash::fast::FixedState;
 use futures::Stream;
 
+use crate::batch::days;
 use crate::catalog::{PRACTICE_LIST_SIZE, PRACTICE_SNAPSHOT};
 use crate::check::series::SERIES_RULES;
 use crate::delta::{self, DeltaError, MonthFiles};
@@ -292,11 +293,7 @@ fn list_sizes_of(
             None => Ok(deltalake::arrow::array::new_null_array(to, rows)),
         }
     };
-    let mut columns: Vec<ArrayRef> =
-        vec![Arc::new(Date32Array::from(vec![
-            crate::batch::days(month);
-            rows
-        ]))];
+    let mut columns: Vec<ArrayRef> = vec![Arc::new(Date32Array::from(vec![days(month); rows]))];
     for (i, name) in FROM_SNAPSHOT.iter().enumerate() {
         columns.push(column(name, i + 1)?);
     }
