@@ -9,13 +9,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use deltalake::DeltaTableError;
-use deltalake::arrow::array::AsArray;
-use deltalake::arrow::compute::cast;
-use deltalake::arrow::datatypes::{DataType, Date32Type};
 use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::datafusion::datasource::MemTable;
 use deltalake::datafusion::error::DataFusionError;
-use deltalake::datafusion::execution::SendableRecordBatchStream;
 use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use deltalake::datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -83,13 +79,6 @@ impl Session {
         }
     }
 
-    /// Registers `def` empty, in place of what was registered under its name.
-    pub(crate) fn empty(&self, def: &TableDef) -> Result<(), DeltaError> {
-        let e = df_err(Some(def));
-        self.ctx.deregister_table(def.name).map_err(e)?;
-        register_empty(&self.ctx, def, def.name)
-    }
-
     /// Runs `sql` once and holds what it selects in memory as table `name`, for a query
     /// that reads it more than once (`def` names the table being derived, for errors).
     pub(crate) async fn hold_as(
@@ -110,14 +99,6 @@ impl Session {
         self.ctx.deregister_table(name).map_err(e)?;
         self.ctx.register_table(name, held.into_view()).map_err(e)?;
         Ok(())
-    }
-
-    /// Drops what [`Session::hold_as`] held under `name`.
-    pub(crate) fn forget(&self, def: &TableDef, name: &str) -> Result<(), DeltaError> {
-        self.ctx
-            .deregister_table(name)
-            .map(drop)
-            .map_err(df_err(Some(def)))
     }
 
     /// Holds `def` in memory as registered, so that the session's later queries decode its
@@ -227,37 +208,6 @@ pub(crate) async fn collect(
 ) -> Result<Vec<RecordBatch>, DeltaError> {
     let frame = session.ctx.sql(sql).await.map_err(df_err(def))?;
     frame.collect().await.map_err(df_err(def))
-}
-
-/// What `sql` selects, batch by batch as the query yields them.
-pub(crate) async fn stream(
-    session: &Session,
-    def: Option<&TableDef>,
-    sql: &str,
-) -> Result<SendableRecordBatchStream, DeltaError> {
-    let frame = session.ctx.sql(sql).await.map_err(df_err(def))?;
-    frame.execute_stream().await.map_err(df_err(def))
-}
-
-/// The months a month-partitioned table holds, as the session reads it.
-pub(crate) async fn months(
-    session: &Session,
-    def: &TableDef,
-) -> Result<BTreeSet<NaiveDate>, DeltaError> {
-    let column = def.partition.unwrap_or("snapshot_date");
-    let sql = format!(
-        "SELECT DISTINCT {column} FROM {} WHERE {column} IS NOT NULL",
-        def.name
-    );
-    let batches = collect(session, Some(def), &sql).await?;
-    let mut months = BTreeSet::new();
-    for b in &batches {
-        let dates =
-            cast(b.column(0), &DataType::Date32).map_err(|e| delta_err(Some(def), e.into()))?;
-        let dates = dates.as_primitive::<Date32Type>();
-        months.extend((0..dates.len()).filter_map(|r| dates.value_as_date(r)));
-    }
-    Ok(months)
 }
 
 /// `DATE '…'` literals, comma-separated, for `snapshot_date IN (…)`.

@@ -71,13 +71,6 @@ pub struct DerivedReport {
     /// The series results, when they were computed and recorded.
     #[serde(skip)]
     pub series: Option<Vec<QualityResult>>,
-    /// The months whose published organisation figures the last derivation summed again
-    /// from the facts, the others being kept from gold; `None` when it summed every month.
-    pub org_months_summed: Option<Vec<NaiveDate>>,
-    /// The months whose `as_published` organisation figures the last derivation summed again
-    /// from `practice_snapshot`, the others being kept from gold; `None` when it summed every
-    /// month.
-    pub as_published_months_summed: Option<Vec<NaiveDate>>,
     /// The months whose list sizes the last derivation derived again, the others being kept
     /// from gold; `None` when it derived every month.
     pub list_size_months_derived: Option<Vec<NaiveDate>>,
@@ -87,9 +80,9 @@ pub struct DerivedReport {
     /// True when the last derivation kept the latest-geography figures of the months it did
     /// not sum again: no practice's organisations changed in the months the dims gained.
     pub geography_kept: bool,
-    /// The months whose organisation figures the last derivation wrote, the files of the
-    /// others being kept as they were (their restated figures and names still current);
-    /// `None` when it wrote the table whole.
+    /// The months whose organisation figures the last derivation made again from the facts
+    /// and `practice_snapshot` and wrote, the files of the others being kept as they were
+    /// (their restated figures and names still current); `None` when it made every month.
     pub org_months_written: Option<Vec<NaiveDate>>,
 }
 
@@ -136,12 +129,6 @@ pub(crate) async fn bring_in_step(lake: &Lake, clock: &dyn Clock) -> Result<Deri
                 report.dims_extended = keep.dims.is_some();
                 report.geography_kept = geography_kept;
                 report.series = Some(series);
-                report.org_months_summed = keep
-                    .org
-                    .as_ref()
-                    .map(|k| k.changed.iter().copied().collect());
-                report.as_published_months_summed =
-                    keep.org.map(|k| k.snapshot_changed.into_iter().collect());
                 report.list_size_months_derived = list_size_months;
             }
             Err(e) if delta::is_conflict(&e) => tracing::info!("derived tables: {e}; retrying"),
@@ -187,7 +174,7 @@ async fn derive(lake: &Lake, at: DateTime<Utc>) -> Result<Derived, DeltaError> {
     let organisations = Abortable(tokio::spawn(organisation_chain(
         lake.clone(),
         session.clone(),
-        snapshot,
+        sources.clone(),
         keep.clone(),
     )));
     let practices = practice_chain(lake, &session, snapshot, at, keep.list_sizes.as_ref());
@@ -285,13 +272,15 @@ async fn compact_quality(lake: &Lake) -> Option<u64> {
     }
 }
 
-/// The dims, then the organisation figures that name and restate by them.
+/// The dims, then the organisation figures that name and restate by them, from the sources
+/// at `versions` (by table name, as the session pins them).
 async fn organisation_chain(
     lake: Lake,
     session: Session,
-    snapshot: Option<u64>,
+    versions: BTreeMap<String, u64>,
     keep: Keep,
 ) -> Result<Organisations, DeltaError> {
+    let snapshot = versions.get(PRACTICE_SNAPSHOT.name).copied();
     let clock = std::time::Instant::now();
     let dims = crate::dims::rebuild(&lake, &session, snapshot, keep.dims.as_ref()).await?;
     tracing::debug!(
@@ -300,7 +289,8 @@ async fn organisation_chain(
         "derived: dims"
     );
     crate::failpoint::point("dims");
-    let org = crate::gold::rebuild_org_populations(&lake, &session, keep.org.as_ref()).await?;
+    let org =
+        crate::gold::rebuild_org_populations(&lake, &session, &versions, keep.org.as_ref()).await?;
     let mut outputs = dims.versions;
     outputs.insert(ORG_POPULATION.name.to_string(), org.version);
     Ok(Organisations {
@@ -392,15 +382,12 @@ async fn keep(lake: &Lake, now: &BTreeMap<String, u64>) -> Result<Keep, DeltaErr
     });
     let dims = extended_dims(&record, &snapshot_changed, current);
     let org = match current(&ORG_POPULATION) {
-        Some(version) => {
-            let list_sizes = list_sizes.as_ref().map(|k| k.version);
-            kept_org(lake, &record, now, version, snapshot_changed, list_sizes)
-                .await?
-                .map(|org| crate::gold::Kept {
-                    geography_through: dims.as_ref().map(|d| d.through),
-                    ..org
-                })
-        }
+        Some(version) => kept_org(lake, &record, now, version, snapshot_changed)
+            .await?
+            .map(|org| crate::gold::Kept {
+                geography_through: dims.as_ref().map(|d| d.through),
+                ..org
+            }),
         None => None,
     };
     Ok(Keep {
@@ -433,16 +420,14 @@ fn extended_dims(
     })
 }
 
-/// What the organisation figures at `version` may keep, reading unchanged months from the
-/// list sizes at `list_sizes` when kept too: `None` when the log cannot tell which months of
-/// the organisation facts changed.
+/// What the organisation figures at `version` may keep: `None` when the log cannot tell
+/// which months of the organisation facts changed.
 async fn kept_org(
     lake: &Lake,
     record: &Record,
     now: &BTreeMap<String, u64>,
     version: u64,
     snapshot_changed: BTreeSet<NaiveDate>,
-    list_sizes: Option<u64>,
 ) -> Result<Option<crate::gold::Kept>, DeltaError> {
     let mut changed = BTreeSet::new();
     for def in [FACT_ORG_QUINARY, FACT_ORG_SINGLE_AGE] {
@@ -455,7 +440,6 @@ async fn kept_org(
         version,
         changed,
         snapshot_changed,
-        list_sizes,
         geography_through: None,
     }))
 }

@@ -226,10 +226,22 @@ async fn list_sizes_come_from_the_published_totals_whatever_files_a_month_has() 
         snapshot[0].ends_with("\tNULL\tpractice_totals"),
         "{snapshot:?}"
     );
+    // The organisation figures of such a month give no split by sex either, and every
+    // month's equal their definition.
+    let order = "ORDER BY snapshot_date, basis, org_type, org_code";
+    let made = rows(
+        &lake,
+        &format!("SELECT * FROM org_population_monthly {order}"),
+    )
+    .await;
+    let by_sql = format!("SELECT * FROM ({}) {order}", org_figures_by_sql());
+    assert_eq!(made, rows(&lake, &by_sql).await);
+    let unsplit = "SELECT COUNT(*) FROM org_population_monthly WHERE basis <> 'published' AND male IS NULL AND snapshot_date = DATE '2021-01-01'";
+    assert_ne!(rows(&lake, unsplit).await, ["0"]);
 }
 
 #[tokio::test]
-async fn org_figures_are_summed_again_only_for_changed_months_and_equal_a_whole_derivation() {
+async fn org_figures_are_made_again_only_for_changed_months_and_equal_a_whole_derivation() {
     let pop = Population::new(33, 8);
     let mirror = Mirror::start(
         [(2026, 2), (2026, 3), (2026, 4)]
@@ -238,18 +250,7 @@ async fn org_figures_are_summed_again_only_for_changed_months_and_equal_a_whole_
             .collect(),
     );
     let source = Source::parse(&mirror.series_url());
-    let summed = |report: gplake::SyncReport| {
-        let derived = report.build.unwrap().derived;
-        let (published, as_published) = (
-            derived.org_months_summed,
-            derived.as_published_months_summed,
-        );
-        assert_eq!(
-            published, as_published,
-            "both follow the month that changed"
-        );
-        published
-    };
+    let written = |report: gplake::SyncReport| report.build.unwrap().derived.org_months_written;
     let day = |d: &str| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
     let list_sizes = |report: &gplake::SyncReport| {
         let build = report.build.as_ref().unwrap();
@@ -260,7 +261,7 @@ async fn org_figures_are_summed_again_only_for_changed_months_and_equal_a_whole_
         .await
         .unwrap();
     assert_eq!(list_sizes(&first), None, "a first derivation derives all");
-    assert_eq!(summed(first), None, "a first derivation sums every month");
+    assert_eq!(written(first), None, "a first derivation makes every month");
     let files = |lake: &gplake::Lake| list_size_files(lake);
     assert_eq!(files(&lake), 1);
 
@@ -274,10 +275,10 @@ async fn org_figures_are_summed_again_only_for_changed_months_and_equal_a_whole_
         2,
         "May's list sizes are added in a file of their own"
     );
-    assert_eq!(summed(added), Some(vec![day("2026-05-01")]));
+    assert_eq!(written(added), Some(vec![day("2026-05-01")]));
 
-    // March republished with other figures: March alone is summed again, and the list
-    // sizes of March and April (its change from March) are derived again.
+    // March republished with other figures: the list sizes of March and April (its change
+    // from March) are derived again, and the organisation figures whole.
     let other = Population::new(34, 8);
     mirror.publish(release(&other, (2026, 3)).unwrap());
     let revised = full_sync(&lake, &source, "2026-02", "2026-05")
@@ -288,7 +289,11 @@ async fn org_figures_are_summed_again_only_for_changed_months_and_equal_a_whole_
         Some(["2026-02-01", "2026-03-01", "2026-04-01"].map(day).to_vec()),
         "the file holding February to April is written again"
     );
-    assert_eq!(summed(revised), Some(vec![day("2026-03-01")]));
+    assert_eq!(
+        written(revised),
+        None,
+        "March changed under the dims, which are derived again: every month is made again"
+    );
     let march = rows(&lake, "SELECT SUM(registered_population) FROM org_population_monthly WHERE snapshot_date = DATE '2026-03-01' AND basis = 'published' AND org_type = 'REGION'").await;
     let england: u64 = other
         .practices((2026, 3))
@@ -753,5 +758,111 @@ async fn list_sizes_equal_their_definition_in_sql_column_by_column() {
     for rule in ["small_practice", "practice_month_over_month"] {
         let flagged = format!("quality_flags LIKE '%{rule}%'");
         assert_ne!(rows(&lake, &count(&flagged)).await, ["0"], "{rule}");
+    }
+}
+
+/// Practice figures summed at every organisation level (grouping sets), on one basis.
+fn org_sums_by_sql(basis: &str, rows: &str) -> String {
+    format!(
+        "SELECT * FROM (
+  SELECT snapshot_date, '{basis}' AS basis,
+         CASE WHEN grouping(pcn_code) = 0 THEN 'PCN' WHEN grouping(sub_icb_code) = 0 THEN 'SUB_ICB'
+              WHEN grouping(icb_code) = 0 THEN 'ICB' ELSE 'REGION' END AS org_type,
+         COALESCE(pcn_code, sub_icb_code, icb_code, region_code) AS org_code,
+         SUM(registered_population) AS registered_population,
+         CASE WHEN COUNT(male) = COUNT(*) THEN SUM(male) END AS male,
+         CASE WHEN COUNT(female) = COUNT(*) THEN SUM(female) END AS female
+  FROM ({rows}) r
+  GROUP BY GROUPING SETS ((snapshot_date, pcn_code), (snapshot_date, sub_icb_code),
+                          (snapshot_date, icb_code), (snapshot_date, region_code)))
+WHERE org_code IS NOT NULL"
+    )
+}
+
+/// The organisation figures as SQL defines them over the organisation facts,
+/// `practice_snapshot` and the dims: what gold selected through DataFusion before it made
+/// them a month at a time in Rust.
+fn org_figures_by_sql() -> String {
+    let as_published = org_sums_by_sql(
+        "as_published",
+        "SELECT snapshot_date, pcn_code, sub_icb_code, icb_code, region_code, registered_population, male, female FROM sized",
+    );
+    let restated = org_sums_by_sql(
+        "latest_geography",
+        "SELECT s.snapshot_date, cur.pcn_code, cur.sub_icb_code, cur.icb_code, cur.region_code, s.registered_population, s.male, s.female FROM sized s JOIN cur ON cur.practice_code = s.practice_code",
+    );
+    format!(
+        "WITH last AS (SELECT practice_code, MAX(valid_from) AS vf FROM dim_practice GROUP BY practice_code),
+cur AS (SELECT d.* FROM dim_practice d JOIN last ON last.practice_code = d.practice_code AND last.vf = d.valid_from),
+lastorg AS (SELECT org_type, org_code, MAX(valid_from) AS vf FROM dim_organisation GROUP BY org_type, org_code),
+names AS (SELECT o.* FROM dim_organisation o JOIN lastorg l ON l.org_type = o.org_type AND l.org_code = o.org_code AND l.vf = o.valid_from),
+pub_rows AS (
+  SELECT snapshot_date, org_type, org_code, sex, registered_population FROM fact_org_registered_patients_single_age
+  UNION ALL
+  SELECT snapshot_date, org_type, org_code, sex, registered_population FROM fact_org_registered_patients
+  WHERE snapshot_date NOT IN (SELECT DISTINCT snapshot_date FROM fact_org_registered_patients_single_age)),
+published AS (
+  SELECT snapshot_date, 'published' AS basis, org_type, org_code,
+         SUM(registered_population) AS registered_population,
+         SUM(CASE WHEN sex = 'MALE' THEN registered_population ELSE 0 END) AS male,
+         SUM(CASE WHEN sex = 'FEMALE' THEN registered_population ELSE 0 END) AS female
+  FROM pub_rows GROUP BY snapshot_date, org_type, org_code),
+sized AS (SELECT * FROM practice_snapshot WHERE registered_population IS NOT NULL),
+everything AS (SELECT * FROM published UNION ALL {as_published} UNION ALL {restated})
+SELECT e.snapshot_date, e.basis, e.org_type, e.org_code, n.org_name, e.registered_population, e.male, e.female,
+       CASE WHEN e.basis = 'as_published' THEN e.registered_population - p.registered_population END AS difference_from_published
+FROM everything e
+LEFT JOIN names n ON n.org_type = e.org_type AND n.org_code = e.org_code
+LEFT JOIN published p ON e.basis = 'as_published' AND p.snapshot_date = e.snapshot_date AND p.org_type = e.org_type AND p.org_code = e.org_code"
+    )
+}
+
+#[tokio::test]
+async fn org_figures_equal_their_definition_in_sql_column_by_column() {
+    // Every grain of the publisher's figures: January 2017's wide files (no organisation
+    // rows, no split by sex), quinary organisation rows (April 2019), then single-age ones
+    // (from May 2019). Synced in two steps, so that the second derivation writes only the
+    // months it adds, and then derived again whole.
+    let pop = Population::new(43, 8);
+    let months = [(2017, 1), (2019, 4), (2019, 5), (2019, 6)];
+    let mirror = Mirror::start(months.iter().map(|&m| release(&pop, m).unwrap()).collect());
+    let source = Source::parse(&mirror.series_url());
+    let (_dir, lake) = local_lake();
+    let order = "ORDER BY snapshot_date, basis, org_type, org_code";
+    let made = || format!("SELECT * FROM org_population_monthly {order}");
+    let by_sql = format!("SELECT * FROM ({}) {order}", org_figures_by_sql());
+    full_sync(&lake, &source, "2017-01", "2019-05")
+        .await
+        .unwrap();
+    let report = full_sync(&lake, &source, "2017-01", "2019-06")
+        .await
+        .unwrap();
+    let written = report.build.unwrap().derived.org_months_written;
+    let written = written.map(|m| m.iter().map(|d| d.to_string()).collect::<Vec<_>>());
+    assert_eq!(written, Some(vec!["2019-06-01".to_string()]));
+    let incremental = rows(&lake, &made()).await;
+    assert_eq!(incremental, rows(&lake, &by_sql).await);
+    rederive_whole(&lake).await;
+    assert_eq!(incremental, rows(&lake, &made()).await);
+    let count = |what: &str| format!("SELECT COUNT(*) FROM org_population_monthly WHERE {what}");
+    for (what, why) in [
+        (
+            "basis = 'published' AND snapshot_date = DATE '2019-04-01'",
+            "quinary rows",
+        ),
+        (
+            "basis = 'published' AND snapshot_date = DATE '2019-06-01'",
+            "single-age rows",
+        ),
+        (
+            "basis = 'as_published' AND difference_from_published IS NOT NULL",
+            "differences",
+        ),
+        (
+            "basis = 'as_published' AND snapshot_date = DATE '2017-01-01'",
+            "a month of wide files",
+        ),
+    ] {
+        assert_ne!(rows(&lake, &count(what)).await, ["0"], "{why}");
     }
 }
