@@ -29,7 +29,7 @@ use crate::check::series::SERIES_RULES;
 use crate::delta::{self, DeltaError, MonthFiles};
 use crate::lake::Lake;
 use crate::month::Month;
-use crate::session::{self, Session, date_list};
+use crate::session::{self, Session};
 
 /// What the list sizes' current version may keep.
 #[derive(Debug, Clone)]
@@ -58,12 +58,13 @@ pub(crate) async fn rebuild(
     kept: Option<&Kept>,
 ) -> Result<Rebuilt, DeltaError> {
     let snapshot = &MonthFiles::open(lake, &PRACTICE_SNAPSHOT, snapshot).await?;
+    let flags = &flags(session).await?;
     if let Some(kept) = kept
-        && let Some(rebuilt) = rebuild_months(lake, session, snapshot, kept).await?
+        && let Some(rebuilt) = rebuild_months(lake, session, snapshot, flags, kept).await?
     {
         return Ok(rebuilt);
     }
-    let version = rebuild_whole(lake, session, snapshot).await?;
+    let version = rebuild_whole(lake, snapshot, flags).await?;
     Ok(Rebuilt {
         version,
         months: None,
@@ -74,13 +75,13 @@ pub(crate) async fn rebuild(
 /// table's in one commit; returns the version written.
 async fn rebuild_whole(
     lake: &Lake,
-    session: &Session,
     snapshot: &MonthFiles,
+    flags: &MonthFlags,
 ) -> Result<u64, DeltaError> {
     let def = PRACTICE_LIST_SIZE;
     let clock = std::time::Instant::now();
     let months = snapshot.months().collect();
-    let select = |span| list_sizes(snapshot, session, span);
+    let select = |span| async move { Ok(list_sizes(snapshot, flags, span)) };
     let version = super::write_whole(lake, def, &months, select).await?;
     tracing::debug!(
         ms = clock.elapsed().as_millis() as u64,
@@ -95,6 +96,7 @@ async fn rebuild_months(
     lake: &Lake,
     session: &Session,
     snapshot: &MonthFiles,
+    flags: &MonthFlags,
     kept: &Kept,
 ) -> Result<Option<Rebuilt>, DeltaError> {
     let def = PRACTICE_LIST_SIZE;
@@ -104,12 +106,12 @@ async fn rebuild_months(
     };
     session.pin(lake, &def, Some(kept.version)).await?;
     let mut months = with_following(&kept.snapshot_changed, &snapshot.months().collect());
-    months.extend(reflagged(session).await?);
+    months.extend(reflagged(session, flags).await?);
     tracing::debug!(
         ms = clock.elapsed().as_millis() as u64,
         "list sizes: reflagged"
     );
-    let select = |span| list_sizes(snapshot, session, span);
+    let select = |span| async move { Ok(list_sizes(snapshot, flags, span)) };
     let Some((version, months)) = super::write_months(&mut table, def, months, select).await?
     else {
         return Ok(None);
@@ -141,35 +143,82 @@ fn with_following(
 /// The months in which some practice's flags now differ from those the kept version holds
 /// (a month checked again, or the series checks' new results). Read against the kept rows
 /// themselves, not the snapshot's practice-months: the two are the same in every month
-/// whose snapshot is unchanged, and the others are derived again whatever this says. One
-/// file to read, not one per month of the history.
-async fn reflagged(session: &Session) -> Result<BTreeSet<NaiveDate>, DeltaError> {
-    dates(session, &reflag_sql()).await
-}
-
-fn reflag_sql() -> String {
-    format!(
-        "WITH {}
-SELECT DISTINCT CAST(b.snapshot_date AS VARCHAR) FROM practice_list_size_monthly b
-LEFT JOIN flags f ON f.snapshot_date = b.snapshot_date AND f.subject = b.practice_code
-WHERE f.flags IS DISTINCT FROM b.quality_flags",
-        flags_sql()
-    )
-}
-
-/// The dates (as text) in the first column of what `sql` selects.
-async fn dates(session: &Session, sql: &str) -> Result<BTreeSet<NaiveDate>, DeltaError> {
-    let batches = session::collect(session, Some(&PRACTICE_LIST_SIZE), sql).await?;
+/// whose snapshot is unchanged, and the others are derived again whatever this says. Only
+/// the kept rows with flags are read, and those of the practices `flags` flags: a few
+/// hundred rows, not the whole history's.
+async fn reflagged(
+    session: &Session,
+    flags: &MonthFlags,
+) -> Result<BTreeSet<NaiveDate>, DeltaError> {
     let mut months = BTreeSet::new();
-    for b in &batches {
-        let dates = delta::text_column(b, 0);
-        months.extend(
-            (0..b.num_rows())
-                .filter(|&i| !dates.is_null(i))
-                .filter_map(|i| NaiveDate::parse_from_str(dates.value(i), "%Y-%m-%d").ok()),
-        );
+    let mut seen: BTreeSet<(NaiveDate, &str)> = BTreeSet::new();
+    let flagged = "SELECT CAST(snapshot_date AS VARCHAR), practice_code, quality_flags FROM practice_list_size_monthly WHERE quality_flags IS NOT NULL";
+    for batch in session::collect(session, Some(&PRACTICE_LIST_SIZE), flagged).await? {
+        let (dates, codes, held) = (text(&batch, 0), text(&batch, 1), text(&batch, 2));
+        for i in (0..batch.num_rows()).filter(|&i| codes.is_valid(i) && held.is_valid(i)) {
+            let Some(date) = date_of(&dates, i) else {
+                continue;
+            };
+            let now = flags.get(&date).and_then(|f| f.get(codes.value(i)));
+            match now {
+                Some(now) if now.as_ref() == held.value(i) => {
+                    let code = flags[&date].get_key_value(codes.value(i)).map(|(k, _)| k);
+                    seen.extend(code.map(|c| (date, c.as_ref())));
+                }
+                _ => drop(months.insert(date)),
+            }
+        }
+    }
+    let unseen: BTreeSet<(NaiveDate, &str)> = flags
+        .iter()
+        .flat_map(|(date, f)| f.keys().map(|code| (*date, code.as_ref())))
+        .filter(|key| !seen.contains(key))
+        .collect();
+    months.extend(unflagged_rows(session, &unseen).await?);
+    Ok(months)
+}
+
+/// The months of `wanted` (month and practice) whose kept rows hold no flags.
+async fn unflagged_rows(
+    session: &Session,
+    wanted: &BTreeSet<(NaiveDate, &str)>,
+) -> Result<BTreeSet<NaiveDate>, DeltaError> {
+    let mut months = BTreeSet::new();
+    if wanted.is_empty() {
+        return Ok(months);
+    }
+    let codes: BTreeSet<String> = wanted
+        .iter()
+        .map(|(_, code)| format!("'{}'", code.replace('\'', "''")))
+        .collect();
+    let codes: Vec<String> = codes.into_iter().collect();
+    let sql = format!(
+        "SELECT CAST(snapshot_date AS VARCHAR), practice_code FROM practice_list_size_monthly WHERE quality_flags IS NULL AND practice_code IN ({})",
+        codes.join(", ")
+    );
+    for batch in session::collect(session, Some(&PRACTICE_LIST_SIZE), &sql).await? {
+        let (dates, found) = (text(&batch, 0), text(&batch, 1));
+        for i in (0..batch.num_rows()).filter(|&i| found.is_valid(i)) {
+            let Some(date) = date_of(&dates, i) else {
+                continue;
+            };
+            if wanted.contains(&(date, found.value(i))) {
+                months.insert(date);
+            }
+        }
     }
     Ok(months)
+}
+
+/// Row `i` of `dates` (dates as text) as a date.
+fn date_of(dates: &StringArray, i: usize) -> Option<NaiveDate> {
+    let text = dates.is_valid(i).then(|| dates.value(i))?;
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
+}
+
+/// Column `i` of `batch` as text.
+fn text(batch: &RecordBatch, i: usize) -> StringArray {
+    delta::text_column(batch, i)
 }
 
 /// The columns of `practice_snapshot` a list size is made of, in the list sizes' order
@@ -200,22 +249,22 @@ type Sizes = HashMap<Box<str>, i64, FixedState>;
 /// Each practice's quality flags in a month, by practice code.
 type Flags = HashMap<Box<str>, Box<str>, FixedState>;
 
-/// The list sizes of the months of `span` from `snapshot` (the version the session pins), a
-/// batch a month in month order.
-async fn list_sizes<'a>(
+/// The list sizes of the months of `span` from `snapshot` (the version the session pins)
+/// and `flags`, a batch a month in month order.
+fn list_sizes<'a>(
     snapshot: &'a MonthFiles,
-    session: &Session,
+    flags: &'a MonthFlags,
     span: BTreeSet<NaiveDate>,
-) -> Result<impl Stream<Item = Result<RecordBatch, DeltaError>> + use<'a>, DeltaError> {
+) -> impl Stream<Item = Result<RecordBatch, DeltaError>> + use<'a> {
     let rows = Rows {
-        flags: flags_of(session, &span).await?,
+        flags,
         snapshot,
         months: span.into_iter(),
         before: None,
     };
-    Ok(futures::stream::try_unfold(rows, |mut rows| async move {
+    futures::stream::try_unfold(rows, |mut rows| async move {
         Ok(rows.next().await?.map(|batch| (batch, rows)))
-    }))
+    })
 }
 
 /// The rows of `month`, as [`list_sizes_of`] makes them from its files, and its sizes.
@@ -223,7 +272,7 @@ async fn month_rows(
     snapshot: &MonthFiles,
     month: NaiveDate,
     before: &Sizes,
-    flags: &Flags,
+    flags: Option<&Flags>,
 ) -> Result<(RecordBatch, Sizes), DeltaError> {
     let def = PRACTICE_LIST_SIZE;
     let mut sizes = Sizes::default();
@@ -246,11 +295,11 @@ async fn month_sizes(snapshot: &MonthFiles, month: NaiveDate) -> Result<Sizes, D
 }
 
 /// The list sizes of a span's months being made, a month at a time in month order: what is
-/// held is the month before's sizes and the span's flags.
+/// held is the month before's sizes.
 struct Rows<'a> {
     snapshot: &'a MonthFiles,
     months: std::collections::btree_set::IntoIter<NaiveDate>,
-    flags: HashMap<NaiveDate, Flags>,
+    flags: &'a MonthFlags,
     /// The month made last, and its sizes.
     before: Option<(NaiveDate, Sizes)>,
 }
@@ -266,8 +315,8 @@ impl Rows<'_> {
             Some((date, sizes)) if date == previous => sizes,
             _ => month_sizes(self.snapshot, previous).await?,
         };
-        let flags = self.flags.remove(&month).unwrap_or_default();
-        let (batch, sizes) = month_rows(self.snapshot, month, &before, &flags).await?;
+        let flags = self.flags.get(&month);
+        let (batch, sizes) = month_rows(self.snapshot, month, &before, flags).await?;
         self.before = Some((month, sizes));
         Ok(Some(batch))
     }
@@ -281,7 +330,7 @@ fn list_sizes_of(
     batch: &RecordBatch,
     month: NaiveDate,
     before: &Sizes,
-    flags: &Flags,
+    flags: Option<&Flags>,
 ) -> Result<RecordBatch, ArrowError> {
     let def = PRACTICE_LIST_SIZE;
     let schema = def.arrow_schema();
@@ -310,7 +359,7 @@ fn list_sizes_of(
         .map(|i| Some(sizes.value(i) - before.get(codes.value(i))?))
         .collect();
     let flagged: StringArray = (0..codes.len())
-        .map(|i| flags.get(codes.value(i)).map(|f| f.as_ref()))
+        .map(|i| flags?.get(codes.value(i)).map(|f| f.as_ref()))
         .collect();
     columns.push(Arc::new(change));
     columns.push(Arc::new(flagged));
@@ -330,57 +379,94 @@ fn sizes_of(batch: &RecordBatch, code: usize, size: usize) -> Vec<(Box<str>, i64
         .collect()
 }
 
-/// The flags of the months of `span`, by month and practice.
-async fn flags_of(
-    session: &Session,
-    span: &BTreeSet<NaiveDate>,
-) -> Result<HashMap<NaiveDate, Flags>, DeltaError> {
-    let sql = format!(
-        "WITH {} SELECT CAST(snapshot_date AS VARCHAR), subject, flags FROM flags WHERE snapshot_date IN ({})",
-        flags_sql(),
-        date_list(span)
-    );
-    let mut by_month: HashMap<NaiveDate, Flags> = HashMap::new();
-    for batch in session::collect(session, Some(&PRACTICE_LIST_SIZE), &sql).await? {
-        let (dates, subjects, flags) = (
-            delta::text_column(&batch, 0),
-            delta::text_column(&batch, 1),
-            delta::text_column(&batch, 2),
-        );
-        for i in (0..batch.num_rows()).filter(|&i| flags.is_valid(i) && subjects.is_valid(i)) {
-            let Ok(date) = NaiveDate::parse_from_str(dates.value(i), "%Y-%m-%d") else {
-                continue;
-            };
-            by_month
-                .entry(date)
-                .or_default()
-                .insert(subjects.value(i).into(), flags.value(i).into());
+/// Each month's flags, by practice.
+type MonthFlags = HashMap<NaiveDate, Flags>;
+
+/// One row of `quality`, as the flags read it.
+#[derive(Debug, Clone, Copy)]
+struct Checked<'b> {
+    date: Option<NaiveDate>,
+    subject: Option<&'b str>,
+    rule: &'b str,
+    passed: bool,
+    at: i64,
+}
+
+/// Every month's flags, by practice: the rules each practice failed in its month's latest
+/// build and in the latest series checks (recorded apart, at another time), comma-separated
+/// in order. Read from `quality` as the session holds it, a few thousand rows, and worked
+/// out here: as SQL (the latest checks per month joined back, then an aggregate of sorted
+/// rule names) it was planned once per span of list sizes.
+async fn flags(session: &Session) -> Result<MonthFlags, DeltaError> {
+    let sql =
+        "SELECT CAST(snapshot_date AS VARCHAR), subject, rule, passed, checked_at FROM quality";
+    let batches = session::collect(session, Some(&PRACTICE_LIST_SIZE), sql).await?;
+    let columns: Vec<_> = batches
+        .iter()
+        .map(|b| {
+            let passed = b.column(3).as_boolean_opt().cloned();
+            (
+                text(b, 0),
+                text(b, 1),
+                text(b, 2),
+                passed,
+                delta::int_column(b, 4),
+            )
+        })
+        .collect();
+    let rows = columns
+        .iter()
+        .flat_map(|(dates, subjects, rules, passed, at)| {
+            (0..dates.len())
+                .filter(|&i| rules.is_valid(i) && at.is_valid(i))
+                .map(move |i| Checked {
+                    date: date_of(dates, i),
+                    subject: subjects.is_valid(i).then(|| subjects.value(i)),
+                    rule: rules.value(i),
+                    passed: passed.as_ref().is_none_or(|p| !p.is_valid(i) || p.value(i)),
+                    at: at.value(i),
+                })
+        });
+    Ok(failed_in_latest(rows))
+}
+
+/// The flags `rows` give: each practice-month's rules failed in the latest checks of its
+/// month, and in the latest series checks.
+fn failed_in_latest<'b>(rows: impl Iterator<Item = Checked<'b>> + Clone) -> MonthFlags {
+    let series = |rule: &str| SERIES_RULES.iter().any(|r| r.as_str() == rule);
+    let mut latest: HashMap<NaiveDate, i64> = HashMap::new();
+    let mut last_series = None;
+    for row in rows.clone() {
+        if series(row.rule) {
+            last_series = last_series.max(Some(row.at));
+        } else if let Some(date) = row.date {
+            let at = latest.entry(date).or_insert(row.at);
+            *at = (*at).max(row.at);
         }
     }
-    Ok(by_month)
+    let mut failed: HashMap<NaiveDate, HashMap<&str, BTreeSet<&str>>> = HashMap::new();
+    for row in rows.filter(|r| !r.passed) {
+        let (Some(date), Some(subject)) = (row.date, row.subject) else {
+            continue;
+        };
+        let current = match series(row.rule) {
+            true => last_series == Some(row.at),
+            false => latest.get(&date) == Some(&row.at),
+        };
+        if current {
+            let rules = failed.entry(date).or_default().entry(subject).or_default();
+            rules.insert(row.rule);
+        }
+    }
+    let joined = |rules: BTreeSet<&str>| rules.into_iter().collect::<Vec<_>>().join(",");
+    failed
+        .into_iter()
+        .map(|(date, by)| {
+            let by = by.into_iter().map(|(s, r)| (s.into(), joined(r).into()));
+            (date, by.collect())
+        })
+        .collect()
 }
-
-/// `flags`: per month and subject, the rules it failed in its month's latest build and in
-/// the latest series checks (recorded apart, at another time), comma-separated in order.
-fn flags_sql() -> String {
-    let series: Vec<String> = SERIES_RULES
-        .iter()
-        .map(|r| format!("'{}'", r.as_str()))
-        .collect();
-    FLAGS.replace("{series}", &series.join(", "))
-}
-
-const FLAGS: &str = "latest AS (SELECT snapshot_date, MAX(checked_at) AS at FROM quality WHERE snapshot_date IS NOT NULL AND rule NOT IN ({series}) GROUP BY snapshot_date),
-last_series AS (SELECT MAX(checked_at) AS at FROM quality WHERE rule IN ({series})),
-current AS (
-  SELECT q.snapshot_date, q.subject, q.rule FROM quality q JOIN latest l ON q.snapshot_date = l.snapshot_date AND q.checked_at = l.at
-  WHERE NOT q.passed AND q.subject IS NOT NULL AND q.rule NOT IN ({series})
-  UNION ALL
-  SELECT q.snapshot_date, q.subject, q.rule FROM quality q JOIN last_series s ON q.checked_at = s.at
-  WHERE NOT q.passed AND q.subject IS NOT NULL AND q.rule IN ({series})),
-flags AS (
-  SELECT snapshot_date, subject, array_to_string(array_sort(array_agg(DISTINCT rule)), ',') AS flags
-  FROM current GROUP BY snapshot_date, subject)";
 
 #[cfg(test)]
 mod tests {
@@ -388,6 +474,47 @@ mod tests {
 
     fn day(text: &str) -> NaiveDate {
         NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn flags_are_the_rules_failed_in_the_latest_checks_of_the_month_and_of_the_series() {
+        let (jan, feb) = (Some(day("2026-01-01")), Some(day("2026-02-01")));
+        let row = |date, subject, rule, passed, at| Checked {
+            date,
+            subject,
+            rule,
+            passed,
+            at,
+        };
+        let rows = vec![
+            // January built twice: only the second build's failures count.
+            row(jan, Some("P1"), "small_practice", false, 1),
+            row(jan, Some("P1"), "unique_keys", false, 5),
+            row(jan, Some("P1"), "bands_sum_to_all", false, 5),
+            row(jan, Some("P2"), "unique_keys", true, 5),
+            row(jan, None, "national_total", false, 5),
+            // February built once, and its checks passed.
+            row(feb, Some("P1"), "small_practice", true, 3),
+            // The series checks, recorded twice: only the latest count, whenever the month
+            // was built.
+            row(feb, Some("P2"), "practice_month_over_month", false, 4),
+            row(feb, Some("P1"), "practice_month_over_month", false, 9),
+            row(jan, Some("P1"), "practice_month_over_month", false, 9),
+        ];
+        let flags = failed_in_latest(rows.into_iter());
+        let of = |date: Option<NaiveDate>, code: &str| {
+            flags
+                .get(&date.unwrap())
+                .and_then(|f| f.get(code))
+                .map(|f| f.to_string())
+        };
+        assert_eq!(
+            of(jan, "P1").as_deref(),
+            Some("bands_sum_to_all,practice_month_over_month,unique_keys")
+        );
+        assert_eq!(of(jan, "P2"), None);
+        assert_eq!(of(feb, "P1").as_deref(), Some("practice_month_over_month"));
+        assert_eq!(of(feb, "P2"), None, "an earlier series check");
     }
 
     #[test]
