@@ -521,6 +521,25 @@ impl MonthFiles {
         }
         Ok(batches)
     }
+
+    /// [`MonthFiles::read`], a batch at a time: each batch is handed to `each` as it is
+    /// decoded and let go after, for a month too large to hold decoded whole.
+    pub(crate) async fn for_each(
+        &self,
+        month: NaiveDate,
+        columns: &[&str],
+        mut each: impl FnMut(&RecordBatch),
+    ) -> Result<(), DeltaError> {
+        let Some(table) = &self.table else {
+            return Ok(());
+        };
+        for file in self.files.get(&month).into_iter().flatten() {
+            for batch in file_batches(table, &self.def, file, columns).await? {
+                each(&batch.map_err(|a| err(&self.def)(a.into()))?);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Every data file of `table` as loaded, by the date of the month partition it is in.
@@ -574,6 +593,20 @@ async fn read_file(
     path: &Path,
     columns: &[&str],
 ) -> Result<Vec<RecordBatch>, DeltaError> {
+    let reader = file_batches(table, def, path, columns).await?;
+    reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|a| err(def)(a.into()))
+}
+
+/// The `columns` of one data file of `table`, decoded a batch at a time as they are asked
+/// for (the file's bytes are held until then).
+async fn file_batches(
+    table: &DeltaTable,
+    def: &TableDef,
+    path: &Path,
+    columns: &[&str],
+) -> Result<deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReader, DeltaError> {
     use deltalake::parquet::arrow::ProjectionMask;
     use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use object_store::ObjectStoreExt;
@@ -583,13 +616,10 @@ async fn read_file(
     let bytes = got.bytes().await.map_err(|s| e(s.into()))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|p| e(p.into()))?;
     let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
-    let reader = builder
+    builder
         .with_projection(mask)
         .build()
-        .map_err(|p| e(p.into()))?;
-    reader
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|a| e(a.into()))
+        .map_err(|p| e(p.into()))
 }
 
 /// One data file of a table, and the dates its rows span in a date column as the log's
