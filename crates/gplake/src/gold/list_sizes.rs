@@ -144,8 +144,8 @@ fn with_following(
 /// (a month checked again, or the series checks' new results). Read against the kept rows
 /// themselves, not the snapshot's practice-months: the two are the same in every month
 /// whose snapshot is unchanged, and the others are derived again whatever this says. Only
-/// the kept rows with flags are read, and those of the practices `flags` flags: a few
-/// hundred rows, not the whole history's.
+/// the kept rows with flags are read, and the unflagged rows of the practices `flags`
+/// flags, not the whole history's rows.
 async fn reflagged(
     session: &Session,
     flags: &MonthFlags,
@@ -159,13 +159,16 @@ async fn reflagged(
             let Some(date) = date_of(&dates, i) else {
                 continue;
             };
-            let now = flags.get(&date).and_then(|f| f.get(codes.value(i)));
-            match now {
-                Some(now) if now.as_ref() == held.value(i) => {
-                    let code = flags[&date].get_key_value(codes.value(i)).map(|(k, _)| k);
-                    seen.extend(code.map(|c| (date, c.as_ref())));
+            match flags
+                .get(&date)
+                .and_then(|f| f.get_key_value(codes.value(i)))
+            {
+                Some((code, now)) if now.as_ref() == held.value(i) => {
+                    seen.insert((date, code.as_ref()));
                 }
-                _ => drop(months.insert(date)),
+                _ => {
+                    months.insert(date);
+                }
             }
         }
     }

@@ -4,7 +4,7 @@
 //! practices and organisations (about 6,500 and 1,250), not the history's: the figures were
 //! selected by SQL a span of months at a time, whose joins and groupings held 5.5 of a
 //! 36-month derivation's 19.5 MB live at its peak, and each query cost about 25 ms to plan.
-//! Their definition in SQL stands in the tests (`org_figures_equal_their_definition_in_sql`).
+//! Their definition in SQL stands in the tests, which the rows must equal column by column.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -121,9 +121,9 @@ impl Sources {
     }
 }
 
-/// The publisher's rows of `batch` added to `sums`, by organisation. A file's rows come
-/// by organisation, so each run of one organisation's rows is summed before it is looked up,
-/// and its key made once.
+/// The publisher's rows of `batch` added to `sums`, by organisation. The files list an
+/// organisation's rows together, so each run of one organisation's rows is summed before it
+/// is looked up, and its key made once (rows in any other order are summed all the same).
 fn add_published(sums: &mut BTreeMap<OrgKey, Sum>, batch: &RecordBatch) {
     let [types, codes, sexes] = ["org_type", "org_code", "sex"].map(|c| text(batch, c));
     let counts = int(batch, "registered_population");
