@@ -913,35 +913,53 @@ impl deltalake::operations::vacuum::Clock for At {
 
 /// Column `i` of `batch` as text (DataFusion may hand back views or dictionaries).
 pub(crate) fn text_column(batch: &RecordBatch, i: usize) -> deltalake::arrow::array::StringArray {
-    use deltalake::arrow::array::AsArray;
-    let cast = deltalake::arrow::compute::cast(
-        batch.column(i),
-        &deltalake::arrow::datatypes::DataType::Utf8,
-    )
-    .unwrap_or_else(|_| {
-        deltalake::arrow::array::new_null_array(
-            &deltalake::arrow::datatypes::DataType::Utf8,
-            batch.num_rows(),
-        )
-    });
-    cast.as_string::<i32>().clone()
+    as_text(Some(batch.column(i)), batch.num_rows())
 }
 
 /// Column `i` of `batch` as 64-bit integers.
 pub(crate) fn int_column(batch: &RecordBatch, i: usize) -> deltalake::arrow::array::Int64Array {
+    as_int(Some(batch.column(i)), batch.num_rows())
+}
+
+/// Column `name` of `batch` as text; all null when the batch lacks it (a data file written
+/// before the column was added).
+pub(crate) fn text_named(batch: &RecordBatch, name: &str) -> deltalake::arrow::array::StringArray {
+    as_text(batch.column_by_name(name), batch.num_rows())
+}
+
+/// Column `name` of `batch` as 64-bit integers; all null when the batch lacks it.
+pub(crate) fn int_named(batch: &RecordBatch, name: &str) -> deltalake::arrow::array::Int64Array {
+    as_int(batch.column_by_name(name), batch.num_rows())
+}
+
+fn as_text(
+    column: Option<&deltalake::arrow::array::ArrayRef>,
+    rows: usize,
+) -> deltalake::arrow::array::StringArray {
     use deltalake::arrow::array::AsArray;
-    let cast = deltalake::arrow::compute::cast(
-        batch.column(i),
-        &deltalake::arrow::datatypes::DataType::Int64,
-    )
-    .unwrap_or_else(|_| {
-        deltalake::arrow::array::new_null_array(
-            &deltalake::arrow::datatypes::DataType::Int64,
-            batch.num_rows(),
-        )
-    });
+    let cast = cast_or_null(column, &deltalake::arrow::datatypes::DataType::Utf8, rows);
+    cast.as_string::<i32>().clone()
+}
+
+fn as_int(
+    column: Option<&deltalake::arrow::array::ArrayRef>,
+    rows: usize,
+) -> deltalake::arrow::array::Int64Array {
+    use deltalake::arrow::array::AsArray;
+    let cast = cast_or_null(column, &deltalake::arrow::datatypes::DataType::Int64, rows);
     cast.as_primitive::<deltalake::arrow::datatypes::Int64Type>()
         .clone()
+}
+
+/// `column` cast to `to`; all null when it is missing or will not cast.
+fn cast_or_null(
+    column: Option<&deltalake::arrow::array::ArrayRef>,
+    to: &deltalake::arrow::datatypes::DataType,
+    rows: usize,
+) -> deltalake::arrow::array::ArrayRef {
+    column
+        .and_then(|c| deltalake::arrow::compute::cast(c, to).ok())
+        .unwrap_or_else(|| deltalake::arrow::array::new_null_array(to, rows))
 }
 
 #[cfg(test)]

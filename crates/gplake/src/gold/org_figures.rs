@@ -10,17 +10,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use deltalake::arrow::array::{
-    Array, ArrayRef, AsArray, Date32Array, Int64Array, StringArray, new_null_array,
-};
-use deltalake::arrow::compute::cast;
-use deltalake::arrow::datatypes::{DataType, Int64Type};
+use deltalake::arrow::array::{Array, ArrayRef, Date32Array, Int64Array, StringArray};
 use deltalake::arrow::record_batch::RecordBatch;
 use futures::Stream;
 
 use crate::batch::days;
 use crate::catalog::{FACT_ORG_QUINARY, FACT_ORG_SINGLE_AGE, ORG_POPULATION, PRACTICE_SNAPSHOT};
-use crate::delta::{DeltaError, MonthFiles};
+use crate::delta::{DeltaError, MonthFiles, int_named as int, text_named as text};
 use crate::lake::Lake;
 use crate::session::{self, Session};
 
@@ -375,25 +371,6 @@ impl Rows {
         ];
         RecordBatch::try_new(ORG_POPULATION.arrow_schema(), columns)
     }
-}
-
-/// Column `name` of `batch` as text (all null when the file lacks it).
-fn text(batch: &RecordBatch, name: &str) -> StringArray {
-    let column = by_name(batch, name, &DataType::Utf8);
-    column.as_string::<i32>().clone()
-}
-
-/// Column `name` of `batch` as 64-bit integers (all null when the file lacks it).
-fn int(batch: &RecordBatch, name: &str) -> Int64Array {
-    let column = by_name(batch, name, &DataType::Int64);
-    column.as_primitive::<Int64Type>().clone()
-}
-
-fn by_name(batch: &RecordBatch, name: &str, to: &DataType) -> ArrayRef {
-    batch
-        .column_by_name(name)
-        .and_then(|c| cast(c, to).ok())
-        .unwrap_or_else(|| new_null_array(to, batch.num_rows()))
 }
 
 /// Row `i` of `texts`, owned (`None` when null).
