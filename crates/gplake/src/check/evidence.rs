@@ -434,16 +434,22 @@ fn code_text<'a>(text: &'a str, ends: &[usize], id: u32) -> &'a str {
 /// The line each (code id, sex, age) key was first read on: per kind of age (ALL, single
 /// year, 5-year band) and sex, a dense table with a slot per age of that kind for each code,
 /// as code ids are small and consecutive. A table is made at its first row, so a family
-/// pays only for the keys its files can have: a quinary file's 5-year bands take 20 slots a
-/// code and sex (0.5 MB for 6,500 practices), a single-age file's years 96 (2.5 MB). One
-/// 128-slot table per sex, whatever the ages, took 10 MB for a quinary file; a hashed index
-/// of a month's 1.2 million single-age keys took about 36 MB and 5 % of a build's time.
-/// Open bands, years past 95 and lines past `u32` go to a map.
+/// pays only for the keys its files can have. A slot holds the key's line as a byte, its
+/// distance from its code's first line in the table: a file lists a practice's rows
+/// together, so a single-age file's 96 years take 96 bytes a code and sex (0.6 MB for
+/// 6,500 practices, where a 4-byte line a slot took 2.5 MB, held for each single-age file
+/// being read). One 128-slot table per sex, whatever the ages, took 10 MB for a quinary
+/// file; a hashed index of a month's 1.2 million single-age keys took about 36 MB and 5 % of
+/// a build's time. Open bands, years past 95, lines past `u32` and lines too far from their
+/// code's first (a file in another order) go to a map: exact, at the map's cost.
 #[derive(Debug, Default)]
 struct KeyLines {
-    /// Per kind of age ([`KeyLines::slot`]), then sex: line + 1 per slot; 0 where the key
-    /// has not been read.
-    lines: [[Vec<u32>; 3]; 3],
+    /// Per kind of age ([`KeyLines::slot`]), then sex, per code: the line + 1 of its first
+    /// key in the table; 0 before it.
+    firsts: [[Vec<u32>; 3]; 3],
+    /// Per kind of age, then sex, per slot: the key's line less its code's first + 1; 0
+    /// where the key has not been read.
+    lines: [[Vec<u8>; 3]; 3],
     /// The codes to size each table for at its first row.
     codes: usize,
     other: FastMap<(u32, SexKey, AgeKey), u64>,
@@ -460,22 +466,31 @@ impl KeyLines {
         let Some((kind, at)) = KeyLines::slot(age) else {
             return self.other_first_line(key, line);
         };
-        let width = AGE_SLOTS[kind];
-        let slot = id as usize * width + at;
+        let (width, codes) = (AGE_SLOTS[kind], self.codes);
+        let first = by_id(&mut self.firsts[kind][sex as usize], id, codes);
+        if *first == 0 {
+            *first = u32::try_from(line + 1).unwrap_or(0);
+        }
+        let first = u64::from(*first);
         let lines = &mut self.lines[kind][sex as usize];
+        let slot = id as usize * width + at;
         if lines.len() <= slot {
             // Sized once for the codes expected: grown by doubling, the old and the new
             // table would be held at once.
-            lines.reserve_exact((self.codes * width).saturating_sub(lines.len()));
+            lines.reserve_exact((codes * width).saturating_sub(lines.len()));
             lines.resize((id as usize + 1) * width, 0);
         }
-        match (lines[slot], u32::try_from(line + 1)) {
-            (0, Ok(stored)) if self.other.is_empty() || !self.other.contains_key(&key) => {
-                lines[slot] = stored;
+        let near = (line + 1)
+            .checked_sub(first)
+            .and_then(|apart| u8::try_from(apart + 1).ok())
+            .filter(|_| first != 0);
+        match (lines[slot], near) {
+            (0, Some(near)) if self.other.is_empty() || !self.other.contains_key(&key) => {
+                lines[slot] = near;
                 None
             }
             (0, _) => self.other_first_line(key, line),
-            (seen, _) => Some(u64::from(seen - 1)),
+            (seen, _) => Some(first - 1 + u64::from(seen - 1)),
         }
     }
 
@@ -1085,6 +1100,34 @@ mod tests {
             "past u32, kept whole"
         );
         assert_eq!(keys.first_line(2, Female, Year(4), far + 1), None);
+    }
+
+    #[test]
+    fn keys_far_from_their_codes_first_line_are_kept_whole() {
+        use AgeKey::Year;
+        use SexKey::Male;
+        let mut keys = KeyLines::default();
+        assert_eq!(keys.first_line(5, Male, Year(1), 100), None);
+        assert_eq!(
+            keys.first_line(5, Male, Year(3), 354),
+            None,
+            "254 apart: a byte"
+        );
+        assert_eq!(
+            keys.first_line(5, Male, Year(2), 400),
+            None,
+            "300 apart: the map"
+        );
+        assert_eq!(
+            keys.first_line(5, Male, Year(4), 90),
+            None,
+            "before the first"
+        );
+        assert_eq!(keys.first_line(5, Male, Year(2), 1000), Some(400));
+        assert_eq!(keys.first_line(5, Male, Year(1), 1001), Some(100));
+        assert_eq!(keys.first_line(5, Male, Year(3), 1002), Some(354));
+        assert_eq!(keys.first_line(5, Male, Year(4), 1003), Some(90));
+        assert_eq!(keys.other.len(), 2, "only the far keys in the map");
     }
 
     #[test]
