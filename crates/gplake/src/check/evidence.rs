@@ -344,8 +344,8 @@ pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
 /// The codes one aggregate has seen, each given a small id the first time. Each code's
 /// text is held once, in one buffer, and found by its hash: a map from `String` to id
-/// beside a list of `String`s held every code twice, about 100 bytes a code, and took
-/// 5 MB of a month's 35,000 LSOA codes.
+/// beside a list of `String`s held every code twice, about 100 bytes a code (5 MB for the
+/// LSOA codes of the bench's LSOA month).
 #[derive(Debug, Default)]
 pub(crate) struct Codes {
     /// Every code's text, one after another: code `id` ends at `ends[id]`.
