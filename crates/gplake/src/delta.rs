@@ -513,12 +513,8 @@ impl MonthFiles {
         columns: &[&str],
     ) -> Result<Vec<RecordBatch>, DeltaError> {
         let mut batches = Vec::new();
-        let Some(table) = &self.table else {
-            return Ok(batches);
-        };
-        for file in self.files.get(&month).into_iter().flatten() {
-            batches.extend(read_file(table, &self.def, file, columns).await?);
-        }
+        self.for_each(month, columns, |batch| batches.push(batch.clone()))
+            .await?;
         Ok(batches)
     }
 
@@ -582,21 +578,6 @@ async fn files_by_month(
 /// which allows neither deletion vectors nor column mapping (both need version 2 or 3).
 fn files_read_as_they_are(protocol: &serde_json::Value) -> bool {
     protocol.get("minReaderVersion").and_then(|v| v.as_i64()) == Some(1)
-}
-
-/// The `columns` of one data file of `table`, read straight from the store: for gplake's
-/// own tables, written with neither deletion vectors nor column mapping, so the file's rows
-/// and names are the table's. A column the file lacks is left out of its batches.
-async fn read_file(
-    table: &DeltaTable,
-    def: &TableDef,
-    path: &Path,
-    columns: &[&str],
-) -> Result<Vec<RecordBatch>, DeltaError> {
-    let reader = file_batches(table, def, path, columns).await?;
-    reader
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|a| err(def)(a.into()))
 }
 
 /// The `columns` of one data file of `table`, decoded a batch at a time as they are asked

@@ -218,7 +218,7 @@ impl BandSums {
 struct BandTable {
     sums: [Vec<[u32; BANDS]>; 2],
     read: [Vec<u32>; 2],
-    /// Sums past `u32::MAX`, by (code id, sex slot, band); their slot holds `u32::MAX`.
+    /// Sums from `u32::MAX` on, by (code id, sex slot, band); their slot holds `u32::MAX`.
     wide: FastMap<(u32, u8, u8), u64>,
 }
 
@@ -233,16 +233,15 @@ impl BandTable {
     fn add_at(&mut self, id: u32, sex: usize, band: usize, count: u64, expected: usize) {
         *by_id(&mut self.read[sex], id, expected) |= 1 << band;
         let narrow = &mut by_id(&mut self.sums[sex], id, expected)[band];
-        let key = (id, sex as u8, band as u8);
-        let sum = match self.wide.get(&key) {
-            Some(wide) => wide + count,
-            None => u64::from(*narrow) + count,
-        };
+        let sum = match *narrow {
+            u32::MAX => wide_sum(&self.wide, id, sex, band),
+            held => u64::from(held),
+        } + count;
         match u32::try_from(sum) {
-            Ok(fits) if !self.wide.contains_key(&key) => *narrow = fits,
+            Ok(fits) if fits < u32::MAX => *narrow = fits,
             _ => {
                 *narrow = u32::MAX;
-                self.wide.insert(key, sum);
+                self.wide.insert((id, sex as u8, band as u8), sum);
             }
         }
     }
@@ -254,7 +253,7 @@ impl BandTable {
             if let (Some(sums), Some(read)) = (self.sums[sex].get(i), self.read[sex].get(i)) {
                 for (band, (out, &narrow)) in out.sums[sex].iter_mut().zip(sums).enumerate() {
                     *out = match narrow {
-                        u32::MAX => self.wide_sum(id, sex, band),
+                        u32::MAX => wide_sum(&self.wide, id, sex, band),
                         _ => u64::from(narrow),
                     };
                 }
@@ -262,11 +261,6 @@ impl BandTable {
             }
         }
         out
-    }
-
-    fn wide_sum(&self, id: u32, sex: usize, band: usize) -> u64 {
-        let key = (id, sex as u8, band as u8);
-        self.wide.get(&key).copied().unwrap_or(u64::from(u32::MAX))
     }
 
     fn merge(&mut self, id: u32, other: &BandSums, expected: usize) {
@@ -281,6 +275,12 @@ impl BandTable {
     fn ids(&self) -> usize {
         self.read.iter().map(Vec::len).max().unwrap_or(0)
     }
+}
+
+/// A band's sum held whole in [`BandTable`]'s `wide`, its slot holding `u32::MAX`.
+fn wide_sum(wide: &FastMap<(u32, u8, u8), u64>, id: u32, sex: usize, band: usize) -> u64 {
+    let key = (id, sex as u8, band as u8);
+    wide.get(&key).copied().unwrap_or(u64::from(u32::MAX))
 }
 
 /// An aggregate's band sums read by practice code: its table with the codes its ids stand
@@ -374,12 +374,16 @@ impl Codes {
 
     /// The id of `code`, when it was seen.
     pub(crate) fn get(&self, code: &str) -> Option<u32> {
-        let hash = self.hasher.hash_one(code);
+        self.find(self.hasher.hash_one(code), code)
+    }
+
+    fn find(&self, hash: u64, code: &str) -> Option<u32> {
         self.ids.find(hash, |&id| self.name(id) == code).copied()
     }
 
     fn lookup(&mut self, code: &str) -> u32 {
-        if let Some(id) = self.get(code) {
+        let hash = self.hasher.hash_one(code);
+        if let Some(id) = self.find(hash, code) {
             return id;
         }
         let id = u32::try_from(self.ends.len()).expect("fewer than 4 billion codes");
@@ -393,7 +397,7 @@ impl Codes {
             ..
         } = self;
         let name = |id: &u32| code_text(text, ends, *id);
-        ids.insert_unique(hasher.hash_one(code), id, |id| hasher.hash_one(name(id)));
+        ids.insert_unique(hash, id, |id| hasher.hash_one(name(id)));
         id
     }
 

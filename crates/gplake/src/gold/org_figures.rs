@@ -141,15 +141,9 @@ fn absorb(sums: &mut BTreeMap<OrgKey, Sum>, run: Option<((&str, &str), Sum)>) {
     let Some(((org_type, code), run)) = run else {
         return;
     };
-    let sum = sums
-        .entry((org_type.into(), code.into()))
-        .or_insert_with(Sum::published);
-    sum.population = match (sum.population, run.population) {
-        (Some(a), Some(b)) => Some(a + b),
-        (a, b) => a.or(b),
-    };
-    sum.male = sum.male.zip(run.male).map(|(a, b)| a + b);
-    sum.female = sum.female.zip(run.female).map(|(a, b)| a + b);
+    sums.entry((org_type.into(), code.into()))
+        .or_insert_with(Sum::published)
+        .add_rows(&run);
 }
 
 /// A practice-month with a known list size, as `practice_snapshot` gives it.
@@ -199,6 +193,17 @@ impl Sum {
             Some("FEMALE") => self.female = self.female.map(|f| f + count),
             _ => {}
         }
+    }
+
+    /// Another sum of the publisher's rows of the same organisation, as if its rows were
+    /// added here.
+    fn add_rows(&mut self, rows: &Sum) {
+        self.population = match (self.population, rows.population) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+        self.male = self.male.zip(rows.male).map(|(a, b)| a + b);
+        self.female = self.female.zip(rows.female).map(|(a, b)| a + b);
     }
 
     /// A practice's list size and its split by sex (lost for the whole organisation when
