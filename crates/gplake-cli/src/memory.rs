@@ -54,11 +54,10 @@ static DELAY: std::sync::OnceLock<std::ffi::c_long> = std::sync::OnceLock::new()
 #[cfg(feature = "mimalloc")]
 fn eager(on: bool) {
     // SAFETY: mimalloc's options take no pointers and may be read and set at any time.
-    unsafe {
-        let delay = *DELAY.get_or_init(|| mi_option_get(PURGE_DELAY));
-        if on {
-            collect();
-        }
-        mi_option_set(PURGE_DELAY, if on { 0 } else { delay });
+    let delay = *DELAY.get_or_init(|| unsafe { mi_option_get(PURGE_DELAY) });
+    if on {
+        collect();
     }
+    // SAFETY: as above.
+    unsafe { mi_option_set(PURGE_DELAY, if on { 0 } else { delay }) };
 }
