@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use super::aliases::Aliases;
 use super::columns::{Col, Header};
 use super::reader::{Record, Records, raw_text};
-use super::values::{OrgLevel, SexKey, parse_count};
+use super::values::{AgeKey, OrgLevel, SexKey, parse_count, plain_count};
 use super::{CountRow, Family, FileContext, FileStats, FormatError, Quarantined};
 
 /// Where the columns of a long file are.
@@ -37,25 +37,32 @@ pub(crate) fn parse_counts(
     let mut stats = FileStats::for_header(records, ctx);
     let mut dates = super::DateCheck::new(ctx.month);
     let mut record = Record::new();
+    let mut repeats = Repeats::default();
     let mut unknown_levels: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let mut practice_rows = 0u64;
     while let Some(line) = records.next(&mut record)? {
         stats.rows_read += 1;
-        if let Some(label) = unknown_level(&record, &layout, &ctx.aliases) {
+        // A row too short to have its ORG_TYPE is read as a practice's, and `row` sets it
+        // aside for its width.
+        let level = match layout.org_type.and_then(|i| record.get(i)) {
+            Some(org_type) => repeats.org_level(org_type, &ctx.aliases),
+            None => Some(OrgLevel::Practice),
+        };
+        let Some(level) = level else {
             // An organisation row of a kind gplake does not know: it cannot change a practice
             // figure, so it is set aside (and its level left unreconciled), with a warning.
             stats.rows_subtotal += 1;
+            let org_type = record.get(layout.org_type.unwrap_or_default());
+            let label = super::reader::text(org_type.unwrap_or_default());
+            let label = label.trim().to_string();
             unknown_levels.entry(label).or_insert((line, 0)).1 += 1;
             continue;
-        }
-        match row(
-            &record,
-            &layout,
+        };
+        let at = Position {
             line,
-            &records.label,
-            &mut dates,
-            &ctx.aliases,
-        )? {
+            file: &records.label,
+        };
+        match row(&record, level, &layout, at, &mut dates, &mut repeats, ctx)? {
             Ok(row) => {
                 practice_rows += u64::from(row.level == OrgLevel::Practice);
                 stats.tally(&row);
@@ -89,13 +96,48 @@ pub(crate) fn parse_counts(
     Ok(stats)
 }
 
-/// The `ORG_TYPE` of a row when it is a label gplake does not know (never `GP`).
-fn unknown_level(record: &Record, l: &Layout, aliases: &Aliases) -> Option<String> {
-    let text = super::reader::text(record.get(l.org_type?)?);
-    aliases
-        .org_level(&text)
-        .is_none()
-        .then(|| text.trim().to_string())
+/// The parsed values of the fields a file repeats row after row, by their last spelling:
+/// ORG_TYPE and SEX keep one spelling for dozens to millions of rows, and trimming and
+/// comparing each against every known spelling, a million rows a file, was a tenth of a build.
+#[derive(Default)]
+struct Repeats {
+    org_type: Option<(Vec<u8>, Option<OrgLevel>)>,
+    sex: Option<(Vec<u8>, Option<SexKey>)>,
+}
+
+impl Repeats {
+    /// The level an `ORG_TYPE` names; `None` for a label gplake does not know.
+    fn org_level(&mut self, bytes: &[u8], aliases: &Aliases) -> Option<OrgLevel> {
+        last_or(&mut self.org_type, bytes, |text| aliases.org_level(text))
+    }
+
+    fn sex(&mut self, bytes: &[u8]) -> Option<SexKey> {
+        last_or(&mut self.sex, bytes, SexKey::parse)
+    }
+}
+
+/// `parse(bytes)`, or the value kept in `last` when `bytes` are the spelling it was parsed
+/// from.
+fn last_or<T: Copy>(
+    last: &mut Option<(Vec<u8>, T)>,
+    bytes: &[u8],
+    parse: impl FnOnce(&str) -> T,
+) -> T {
+    match last {
+        Some((spelling, value)) if spelling.as_slice() == bytes => *value,
+        _ => {
+            let value = parse(&super::reader::text(bytes));
+            *last = Some((bytes.to_vec(), value));
+            value
+        }
+    }
+}
+
+/// Where a row is, for messages.
+#[derive(Clone, Copy)]
+struct Position<'a> {
+    line: u64,
+    file: &'a str,
 }
 
 fn layout(records: &Records<'_>, ctx: &FileContext) -> Result<Layout, FormatError> {
@@ -119,26 +161,27 @@ fn layout(records: &Records<'_>, ctx: &FileContext) -> Result<Layout, FormatErro
     })
 }
 
-/// One record: `Ok(Ok(row))`, `Ok(Err(reason))` to quarantine, or `Err` to stop the file.
+/// One record of `level`: `Ok(Ok(row))`, `Ok(Err(reason))` to quarantine, or `Err` to
+/// stop the file.
 fn row<'r>(
     record: &'r Record,
+    level: OrgLevel,
     l: &Layout,
-    line: u64,
-    file: &str,
+    at: Position<'_>,
     dates: &mut super::DateCheck,
-    aliases: &Aliases,
+    repeats: &mut Repeats,
+    ctx: &FileContext,
 ) -> Result<Result<CountRow<'r>, String>, FormatError> {
     if let Some(reason) = super::reader::width_problem(record, l.width) {
         return Ok(Err(reason));
     }
+    let bytes = |i: usize| record.get(i).unwrap_or_default();
     // The publisher's records are ASCII: checked once whole, their fields are sliced as
     // text rather than each checked again.
     let whole = std::str::from_utf8(record.as_slice()).ok();
     let in_whole = |i: usize| whole?.get(record.range(i)?);
-    let field = |i: usize| {
-        in_whole(i)
-            .unwrap_or_else(|| std::str::from_utf8(record.get(i).unwrap_or_default()).unwrap_or(""))
-    };
+    let field =
+        |i: usize| in_whole(i).unwrap_or_else(|| std::str::from_utf8(bytes(i)).unwrap_or(""));
     let opt = |i: Option<usize>| {
         let i = i?;
         let text = match in_whole(i) {
@@ -148,29 +191,22 @@ fn row<'r>(
         Some(text).filter(|v| !v.is_empty())
     };
     if let Some(i) = l.extract_date {
-        dates.check(field(i), file, line)?;
+        dates.check(field(i), at.file, at.line)?;
     }
     let unknown = |column: &str, value: &str| FormatError::UnknownValue {
-        file: file.to_string(),
-        line,
+        file: at.file.to_string(),
+        line: at.line,
         column: column.to_string(),
         value: value.to_string(),
     };
-    let level = match l.org_type {
-        Some(i) => aliases
-            .org_level(field(i))
-            .ok_or_else(|| unknown("ORG_TYPE", field(i)))?,
-        None => OrgLevel::Practice,
-    };
-    let sex = SexKey::parse(field(l.sex)).ok_or_else(|| unknown("SEX", field(l.sex)))?;
-    let age_text = field(l.age);
-    let age = if l.banded {
-        aliases.band(age_text)
-    } else {
-        aliases.year(age_text)
-    };
-    let age = age.ok_or_else(|| unknown(if l.banded { "AGE_GROUP_5" } else { "AGE" }, age_text))?;
-    let Some(count) = parse_count(field(l.count)) else {
+    let sex = repeats
+        .sex(bytes(l.sex))
+        .ok_or_else(|| unknown("SEX", field(l.sex)))?;
+    let age = age(bytes(l.age), l.banded, &ctx.aliases).ok_or_else(|| {
+        let column = if l.banded { "AGE_GROUP_5" } else { "AGE" };
+        unknown(column, field(l.age))
+    })?;
+    let Some(count) = plain_count(bytes(l.count)).or_else(|| parse_count(field(l.count))) else {
         return Ok(Err(format!(
             "column NUMBER_OF_PATIENTS: '{}' is not a non-negative whole number",
             field(l.count)
@@ -181,7 +217,7 @@ fn row<'r>(
         return Ok(Err("column ORG_CODE: empty".into()));
     }
     Ok(Ok(CountRow {
-        line,
+        line: at.line,
         level,
         code: Cow::Borrowed(code),
         ons: opt(l.ons),
@@ -193,4 +229,12 @@ fn row<'r>(
         count,
         suppressed: false,
     }))
+}
+
+/// An age or a band: a plain one read from its bytes, any other by the full parsers.
+fn age(bytes: &[u8], banded: bool, aliases: &Aliases) -> Option<AgeKey> {
+    match banded {
+        true => AgeKey::plain_band(bytes).or_else(|| aliases.band(&super::reader::text(bytes))),
+        false => AgeKey::plain_year(bytes).or_else(|| aliases.year(&super::reader::text(bytes))),
+    }
 }

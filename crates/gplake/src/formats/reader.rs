@@ -54,15 +54,15 @@ pub(crate) fn each_csv(
     if is_zip(&mut file).map_err(io)? {
         each_member(file, name, limits, each)
     } else {
-        let mut bounded = Bounded::new(file, u64::MAX, limits.max_line_bytes);
         each(
             name,
-            &mut std::io::BufReader::with_capacity(READ_BUFFER, &mut bounded),
+            &mut Bounded::new(file, u64::MAX, limits.max_line_bytes),
         )
     }
 }
 
-/// Bytes read from a file or a ZIP member at a time.
+/// Bytes read from a file or a ZIP member at a time, into the buffer of [`Records`] (or the
+/// CSV reader's) and no other: a buffered reader between them copied every byte once more.
 const READ_BUFFER: usize = 256 * 1024;
 
 /// A reader that fails — never cuts silently — past `left` bytes in all or `max_line` bytes
@@ -173,10 +173,9 @@ fn each_member(
         let entry = archive
             .by_index(index)
             .map_err(|e| zip_err(e.to_string()))?;
-        let mut bounded = member_reader(entry, limits);
         each(
             &format!("{name}!{member}"),
-            &mut std::io::BufReader::with_capacity(READ_BUFFER, &mut bounded),
+            &mut member_reader(entry, limits),
         )?;
     }
     Ok(())

@@ -161,6 +161,42 @@ impl AgeKey {
     pub fn band_of_year(age: u8) -> u8 {
         (age / 5).min(19)
     }
+
+    /// [`AgeKey::parse_year`] of a plain year, `0`…`94`, read from its bytes; `None` for
+    /// every other field, which the full parser then reads.
+    pub(crate) fn plain_year(bytes: &[u8]) -> Option<AgeKey> {
+        small_number(bytes).filter(|a| *a < 95).map(AgeKey::Year)
+    }
+
+    /// [`AgeKey::parse_band`] of a plain band, `0_4`…`90_94` (or `0-4`), read from its
+    /// bytes; `None` for every other field, which the full parser then reads.
+    pub(crate) fn plain_band(bytes: &[u8]) -> Option<AgeKey> {
+        let at = bytes.iter().position(|b| matches!(b, b'_' | b'-'))?;
+        let (from, to) = (small_number(&bytes[..at])?, small_number(&bytes[at + 1..])?);
+        (from % 5 == 0 && to == from + 4 && from < 95).then_some(AgeKey::Band(from / 5))
+    }
+}
+
+/// A number of one or two digits.
+fn small_number(bytes: &[u8]) -> Option<u8> {
+    let digit = |b: u8| b.is_ascii_digit().then(|| b - b'0');
+    match *bytes {
+        [d] => digit(d),
+        [tens, units] => Some(digit(tens)? * 10 + digit(units)?),
+        _ => None,
+    }
+}
+
+/// [`parse_count`] of a field of digits only, read from its bytes; `None` for every other
+/// field (a blank, a space, a sign, past `u64`), which [`parse_count`] then reads.
+pub(crate) fn plain_count(bytes: &[u8]) -> Option<u64> {
+    if bytes.is_empty() {
+        return None;
+    }
+    bytes.iter().try_fold(0u64, |n, &b| {
+        let digit = b.is_ascii_digit().then(|| u64::from(b - b'0'))?;
+        n.checked_mul(10)?.checked_add(digit)
+    })
 }
 
 /// An age in whole years: digits only (a zero-padded age is its number).
@@ -208,6 +244,59 @@ fn digits<T: std::str::FromStr>(text: &str) -> Option<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_plain_readings_agree_with_the_full_parsers() {
+        let mut fields: Vec<String> = (0..=120).map(|n| n.to_string()).collect();
+        fields.extend((0..=120).map(|n| format!("{n:02}")));
+        for from in 0..=100 {
+            for to in [from + 3, from + 4, from + 5] {
+                fields.push(format!("{from}_{to}"));
+                fields.push(format!("{from}-{to}"));
+            }
+        }
+        let odd = [
+            "",
+            " ",
+            "ALL",
+            "all",
+            "95+",
+            "85+",
+            "+5",
+            "-5",
+            "5_",
+            "_9",
+            "0__4",
+            "0_4 ",
+            " 7",
+            "007",
+            "1e3",
+            "18446744073709551615",
+            "18446744073709551616",
+            "99999999999999999999",
+            "12,5",
+            "½",
+        ];
+        fields.extend(odd.iter().map(|f| f.to_string()));
+        for field in &fields {
+            let bytes = field.as_bytes();
+            if let Some(plain) = AgeKey::plain_year(bytes) {
+                assert_eq!(AgeKey::parse_year(field), Some(plain), "{field:?}");
+            }
+            if let Some(plain) = AgeKey::plain_band(bytes) {
+                assert_eq!(AgeKey::parse_band(field), Some(plain), "{field:?}");
+            }
+            if let Some(plain) = plain_count(bytes) {
+                assert_eq!(parse_count(field), Some(plain), "{field:?}");
+            }
+        }
+        // The plain readings cover the spellings the publisher writes.
+        assert_eq!(AgeKey::plain_year(b"94"), Some(AgeKey::Year(94)));
+        assert_eq!(AgeKey::plain_band(b"90_94"), Some(AgeKey::Band(18)));
+        assert_eq!(AgeKey::plain_band(b"0-4"), Some(AgeKey::Band(0)));
+        assert_eq!(plain_count(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(plain_count(b"18446744073709551616"), None);
+    }
 
     #[test]
     fn values_as_published() {
