@@ -98,7 +98,8 @@ pub(crate) fn parse_counts(
 
 /// The parsed values of the fields a file repeats row after row, by their last spelling:
 /// ORG_TYPE and SEX keep one spelling for dozens to millions of rows, and trimming and
-/// comparing each against every known spelling, a million rows a file, was a tenth of a build.
+/// comparing each against every known spelling, twice for ORG_TYPE, took about 2.5 % of a
+/// build's CPU.
 #[derive(Default)]
 struct Repeats {
     org_type: Option<(Vec<u8>, Option<OrgLevel>)>,
