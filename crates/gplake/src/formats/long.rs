@@ -44,7 +44,8 @@ pub(crate) fn parse_counts(
         stats.rows_read += 1;
         // A row too short to have its ORG_TYPE is read as a practice's, and `row` sets it
         // aside for its width.
-        let level = match layout.org_type.and_then(|i| record.get(i)) {
+        let org_type = layout.org_type.and_then(|i| record.get(i));
+        let level = match org_type {
             Some(org_type) => repeats.org_level(org_type, &ctx.aliases),
             None => Some(OrgLevel::Practice),
         };
@@ -52,7 +53,6 @@ pub(crate) fn parse_counts(
             // An organisation row of a kind gplake does not know: it cannot change a practice
             // figure, so it is set aside (and its level left unreconciled), with a warning.
             stats.rows_subtotal += 1;
-            let org_type = record.get(layout.org_type.unwrap_or_default());
             let label = super::reader::text(org_type.unwrap_or_default());
             let label = label.trim().to_string();
             unknown_levels.entry(label).or_insert((line, 0)).1 += 1;
@@ -62,7 +62,15 @@ pub(crate) fn parse_counts(
             line,
             file: &records.label,
         };
-        match row(&record, level, &layout, at, &mut dates, &mut repeats, ctx)? {
+        match row(
+            &record,
+            level,
+            &layout,
+            at,
+            &mut dates,
+            &mut repeats,
+            &ctx.aliases,
+        )? {
             Ok(row) => {
                 practice_rows += u64::from(row.level == OrgLevel::Practice);
                 stats.tally(&row);
@@ -171,7 +179,7 @@ fn row<'r>(
     at: Position<'_>,
     dates: &mut super::DateCheck,
     repeats: &mut Repeats,
-    ctx: &FileContext,
+    aliases: &Aliases,
 ) -> Result<Result<CountRow<'r>, String>, FormatError> {
     if let Some(reason) = super::reader::width_problem(record, l.width) {
         return Ok(Err(reason));
@@ -203,7 +211,7 @@ fn row<'r>(
     let sex = repeats
         .sex(bytes(l.sex))
         .ok_or_else(|| unknown("SEX", field(l.sex)))?;
-    let age = age(bytes(l.age), l.banded, &ctx.aliases).ok_or_else(|| {
+    let age = age(bytes(l.age), l.banded, aliases).ok_or_else(|| {
         let column = if l.banded { "AGE_GROUP_5" } else { "AGE" };
         unknown(column, field(l.age))
     })?;

@@ -133,7 +133,11 @@ impl AgeKey {
             return Some(AgeKey::Band(19));
         }
         let (from, to) = t.split_once(['_', '-'])?;
-        let (from, to) = (parse_age(from)?, parse_age(to)?);
+        AgeKey::band_from_to(parse_age(from)?, parse_age(to)?)
+    }
+
+    /// The 5-year band `from`…`to`, when it is one (`90`…`94` the last; `95+` is apart).
+    fn band_from_to(from: u8, to: u8) -> Option<AgeKey> {
         (from % 5 == 0 && to == from + 4 && from < 95).then_some(AgeKey::Band(from / 5))
     }
 
@@ -172,8 +176,7 @@ impl AgeKey {
     /// bytes; `None` for every other field, which the full parser then reads.
     pub(crate) fn plain_band(bytes: &[u8]) -> Option<AgeKey> {
         let at = bytes.iter().position(|b| matches!(b, b'_' | b'-'))?;
-        let (from, to) = (small_number(&bytes[..at])?, small_number(&bytes[at + 1..])?);
-        (from % 5 == 0 && to == from + 4 && from < 95).then_some(AgeKey::Band(from / 5))
+        AgeKey::band_from_to(small_number(&bytes[..at])?, small_number(&bytes[at + 1..])?)
     }
 }
 
