@@ -138,7 +138,7 @@ impl AgeKey {
 
     /// The 5-year band `from`…`to`, when it is one (`90`…`94` the last; `95+` is apart).
     fn band_from_to(from: u8, to: u8) -> Option<AgeKey> {
-        (from % 5 == 0 && to == from + 4 && from < 95).then_some(AgeKey::Band(from / 5))
+        (from.is_multiple_of(5) && to == from + 4 && from < 95).then_some(AgeKey::Band(from / 5))
     }
 
     /// The label stored in silver: `ALL`, `0`…`94`, `95+`, `0-4`…`90-94`, `85+`.
