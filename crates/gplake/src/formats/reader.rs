@@ -527,9 +527,13 @@ mod tests {
         let mut records = Records::buffered(&mut input, "f.csv", buffer).unwrap();
         let mut rows = Vec::new();
         let mut record = Record::new();
+        let mut not_utf8 = 0;
         while let Some(line) = records.next(&mut record).unwrap() {
+            not_utf8 += u64::from(std::str::from_utf8(record.as_slice()).is_err());
             rows.push((line, record.iter().map(<[u8]>::to_vec).collect()));
         }
+        // Every record that is not UTF-8 is counted for the encoding note, and no other.
+        assert_eq!(records.not_utf8.0, not_utf8, "records counted as not UTF-8");
         (records.header.clone(), rows)
     }
 
@@ -563,7 +567,7 @@ mod tests {
         #[test]
         fn any_bytes_read_as_the_csv_reader_reads_them(
             bytes in proptest::collection::vec(
-                proptest::sample::select(b"a1 ,\"\r\n\t\xe9".to_vec()), 0..200),
+                proptest::sample::select(b"a1 ,\"\r\n\t\xe9\xc3\xa9".to_vec()), 0..200),
             buffer in 1usize..40,
         ) {
             proptest::prop_assert_eq!(by_records(&bytes, buffer), by_csv_alone(&bytes));
