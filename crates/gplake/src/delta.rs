@@ -538,6 +538,40 @@ impl MonthFiles {
     }
 }
 
+/// The `columns` of every data file of `def` at `version`, read straight from the store
+/// (none when `None`, or when there is no table): for a small table read once whole, where
+/// a query would plan a scan of its many small files for a few thousand rows.
+pub(crate) async fn read_whole(
+    lake: &Lake,
+    def: &TableDef,
+    version: Option<u64>,
+    columns: &[&str],
+) -> Result<Vec<RecordBatch>, DeltaError> {
+    let e = err(def);
+    let Some(version) = version else {
+        return Ok(Vec::new());
+    };
+    let Some(table) = open_version(lake, def, Some(version)).await? else {
+        return Ok(Vec::new());
+    };
+    let snapshot = table.snapshot().map_err(&e)?;
+    check_protocol(snapshot, def)?;
+    let files: Vec<Path> = snapshot
+        .snapshot()
+        .file_views(table.log_store().as_ref(), None)
+        .map_ok(|f| f.object_store_path())
+        .try_collect()
+        .await
+        .map_err(&e)?;
+    let mut batches = Vec::new();
+    for file in &files {
+        for batch in file_batches(&table, def, file, columns).await? {
+            batches.push(batch.map_err(|a| e(a.into()))?);
+        }
+    }
+    Ok(batches)
+}
+
 /// Every data file of `table` as loaded, by the date of the month partition it is in.
 async fn files_by_month(
     table: &DeltaTable,
@@ -546,13 +580,7 @@ async fn files_by_month(
     let e = err(def);
     let partition = def.partition.unwrap_or("snapshot_date");
     let snapshot = table.snapshot().map_err(&e)?;
-    let protocol = serde_json::to_value(snapshot.protocol()).unwrap_or_default();
-    if !files_read_as_they_are(&protocol) {
-        return Err(e(DeltaTableError::Generic(format!(
-            "its protocol ({protocol}) allows deletion vectors or column mapping, which \
-             gplake never writes: a tool other than gplake changed it"
-        ))));
-    }
+    check_protocol(snapshot, def)?;
     let files: Vec<(Option<NaiveDate>, Path)> = snapshot
         .snapshot()
         .file_views(table.log_store().as_ref(), None)
@@ -572,6 +600,22 @@ async fn files_by_month(
         }
     }
     Ok(by_month)
+}
+
+/// An error unless the table's data files hold its rows and names as they are, as gplake
+/// reads them.
+fn check_protocol(
+    snapshot: &deltalake::table::state::DeltaTableState,
+    def: &TableDef,
+) -> Result<(), DeltaError> {
+    let protocol = serde_json::to_value(snapshot.protocol()).unwrap_or_default();
+    if files_read_as_they_are(&protocol) {
+        return Ok(());
+    }
+    Err(err(def)(DeltaTableError::Generic(format!(
+        "its protocol ({protocol}) allows deletion vectors or column mapping, which \
+         gplake never writes: a tool other than gplake changed it"
+    ))))
 }
 
 /// True when a table's data files hold its rows and names as they are: reader version 1,

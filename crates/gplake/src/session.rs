@@ -78,35 +78,6 @@ impl Session {
             None => register_empty(&self.ctx, def, name),
         }
     }
-
-    /// Runs `sql` once and holds what it selects in memory as table `name`, for a query
-    /// that reads it more than once (`def` names the table being derived, for errors).
-    pub(crate) async fn hold_as(
-        &self,
-        def: &TableDef,
-        name: &str,
-        sql: &str,
-    ) -> Result<(), DeltaError> {
-        let e = df_err(Some(def));
-        let held = self
-            .ctx
-            .sql(sql)
-            .await
-            .map_err(e)?
-            .cache()
-            .await
-            .map_err(e)?;
-        self.ctx.deregister_table(name).map_err(e)?;
-        self.ctx.register_table(name, held.into_view()).map_err(e)?;
-        Ok(())
-    }
-
-    /// Holds `def` in memory as registered, so that the session's later queries decode its
-    /// files once between them rather than once each.
-    pub(crate) async fn hold(&self, def: &TableDef) -> Result<(), DeltaError> {
-        let all = format!("SELECT * FROM {}", def.name);
-        self.hold_as(def, def.name, &all).await
-    }
 }
 
 /// Opens a session with `tables` registered by name.

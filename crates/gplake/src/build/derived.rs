@@ -247,11 +247,8 @@ async fn practice_chain(
         "derived: series checks"
     );
     crate::failpoint::point("series");
-    session.pin(lake, &QUALITY, Some(quality)).await?;
-    // A small table in many small files (one per build): the list sizes' flags read it
-    // several times over, so it is decoded once.
-    session.hold(&QUALITY).await?;
-    let list_sizes = list_sizes::rebuild(lake, session, snapshot, kept).await?;
+    let versions = list_sizes::Sources { snapshot, quality };
+    let list_sizes = list_sizes::rebuild(lake, session, versions, kept).await?;
     Ok((series, quality, list_sizes))
 }
 

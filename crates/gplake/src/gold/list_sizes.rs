@@ -24,7 +24,7 @@ use foldhash::fast::FixedState;
 use futures::Stream;
 
 use crate::batch::days;
-use crate::catalog::{PRACTICE_LIST_SIZE, PRACTICE_SNAPSHOT};
+use crate::catalog::{PRACTICE_LIST_SIZE, PRACTICE_SNAPSHOT, QUALITY};
 use crate::check::series::SERIES_RULES;
 use crate::delta::{self, DeltaError, MonthFiles};
 use crate::lake::Lake;
@@ -40,6 +40,15 @@ pub(crate) struct Kept {
     pub(crate) snapshot_changed: BTreeSet<NaiveDate>,
 }
 
+/// The versions of the tables the list sizes are made from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sources {
+    /// `practice_snapshot`'s (the version the session pins; none to read when `None`).
+    pub(crate) snapshot: Option<u64>,
+    /// `quality`'s, with the latest series checks recorded.
+    pub(crate) quality: u64,
+}
+
 /// What rebuilding the list sizes did.
 #[derive(Debug, Clone)]
 pub(crate) struct Rebuilt {
@@ -50,15 +59,15 @@ pub(crate) struct Rebuilt {
 }
 
 /// Brings `practice_list_size_monthly` in step with `practice_snapshot` at `snapshot` (the
-/// version the session pins) and the session's `quality`, keeping what `kept` allows.
+/// version the session pins) and `quality` at `quality`, keeping what `kept` allows.
 pub(crate) async fn rebuild(
     lake: &Lake,
     session: &Session,
-    snapshot: Option<u64>,
+    versions: Sources,
     kept: Option<&Kept>,
 ) -> Result<Rebuilt, DeltaError> {
-    let snapshot = &MonthFiles::open(lake, &PRACTICE_SNAPSHOT, snapshot).await?;
-    let flags = &flags(session).await?;
+    let snapshot = &MonthFiles::open(lake, &PRACTICE_SNAPSHOT, versions.snapshot).await?;
+    let flags = &flags(lake, versions.quality).await?;
     if let Some(kept) = kept
         && let Some(rebuilt) = rebuild_months(lake, session, snapshot, flags, kept).await?
     {
@@ -382,6 +391,9 @@ fn sizes_of(batch: &RecordBatch, code: usize, size: usize) -> Vec<(Box<str>, i64
         .collect()
 }
 
+/// The columns of `quality` the flags are worked out from.
+const QUALITY_READ: [&str; 5] = ["snapshot_date", "subject", "rule", "passed", "checked_at"];
+
 /// Each month's flags, by practice.
 type MonthFlags = HashMap<NaiveDate, Flags>;
 
@@ -397,23 +409,25 @@ struct Checked<'b> {
 
 /// Every month's flags, by practice: the rules each practice failed in its month's latest
 /// build and in the latest series checks (recorded apart, at another time), comma-separated
-/// in order. Read from `quality` as the session holds it, a few thousand rows, and worked
-/// out here: as SQL (the latest checks per month joined back, then an aggregate of sorted
-/// rule names) it was planned once per span of list sizes.
-async fn flags(session: &Session) -> Result<MonthFlags, DeltaError> {
-    let sql =
-        "SELECT CAST(snapshot_date AS VARCHAR), subject, rule, passed, checked_at FROM quality";
-    let batches = session::collect(session, Some(&PRACTICE_LIST_SIZE), sql).await?;
+/// in order. Read from `quality` at `version` straight from its files, a few thousand rows,
+/// and worked out here: as SQL (the latest checks per month joined back, then an aggregate
+/// of sorted rule names) it was planned once per span of list sizes, and even a plain scan
+/// through the session planned one over the table's many small files (at 36 months it
+/// added 3-4 MiB to the derivation's peak, which the list sizes set).
+async fn flags(lake: &Lake, version: u64) -> Result<MonthFlags, DeltaError> {
+    let batches = delta::read_whole(lake, &QUALITY, Some(version), &QUALITY_READ).await?;
     let columns: Vec<_> = batches
         .iter()
         .map(|b| {
-            let passed = b.column(3).as_boolean_opt().cloned();
+            let passed = b
+                .column_by_name("passed")
+                .and_then(|p| p.as_boolean_opt().cloned());
             (
-                text(b, 0),
-                text(b, 1),
-                text(b, 2),
+                delta::text_named(b, "snapshot_date"),
+                delta::text_named(b, "subject"),
+                delta::text_named(b, "rule"),
                 passed,
-                delta::int_column(b, 4),
+                delta::int_named(b, "checked_at"),
             )
         })
         .collect();

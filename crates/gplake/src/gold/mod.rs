@@ -18,7 +18,7 @@ use futures::{Stream, StreamExt};
 
 use crate::catalog::{
     DIM_ORGANISATION, DIM_PRACTICE, FACT_ORG_QUINARY, FACT_ORG_SINGLE_AGE, ORG_POPULATION,
-    PRACTICE_SNAPSHOT, QUALITY, TableDef,
+    PRACTICE_SNAPSHOT, TableDef,
 };
 use crate::delta::{self, DeltaError, FileSpan};
 use crate::lake::Lake;
@@ -28,12 +28,12 @@ use crate::session::{self, Session, date_list};
 pub(crate) mod list_sizes;
 pub(crate) mod org_figures;
 
-/// The tables gold reads.
-pub(crate) const SOURCES: [TableDef; 6] = [
+/// The tables gold reads through the derivation's session (the list sizes read `quality`
+/// straight from its files).
+pub(crate) const SOURCES: [TableDef; 5] = [
     PRACTICE_SNAPSHOT,
     FACT_ORG_QUINARY,
     FACT_ORG_SINGLE_AGE,
-    QUALITY,
     DIM_PRACTICE,
     DIM_ORGANISATION,
 ];
