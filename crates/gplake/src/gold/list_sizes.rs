@@ -412,8 +412,7 @@ struct Checked<'b> {
 /// in order. Read from `quality` at `version` straight from its files, a few thousand rows,
 /// and worked out here: as SQL (the latest checks per month joined back, then an aggregate
 /// of sorted rule names) it was planned once per span of list sizes, and even a plain scan
-/// through the session planned one over the table's many small files (at 36 months it
-/// added 3-4 MiB to the derivation's peak, which the list sizes set).
+/// through the session planned one over the table's many small files, for rows read once.
 async fn flags(lake: &Lake, version: u64) -> Result<MonthFlags, DeltaError> {
     let batches = delta::read_whole(lake, &QUALITY, Some(version), &QUALITY_READ).await?;
     let columns: Vec<_> = batches
