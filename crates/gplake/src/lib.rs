@@ -32,7 +32,8 @@
 //! Shared below them all: [`catalog`] (every table's definition), `delta` (Delta table
 //! I/O), `session` (one DataFusion session over pinned table versions, for gold, dims,
 //! checks and query), [`lake`] (storage from a URL), [`layout`] (the lake's layout
-//! version), [`month`], [`clock`], `failpoint` (crash points for tests).
+//! version), `memory` (the allocator's hooks, and handing freed memory back between the
+//! derivation's steps), [`month`], [`clock`], `failpoint` (crash points for tests).
 //!
 //! # Runtime
 //! Drive the library from a multi-thread Tokio runtime such as [`runtime()`], as the CLI and
@@ -76,6 +77,7 @@ mod gold;
 pub mod http;
 pub mod lake;
 pub mod layout;
+mod memory;
 pub mod month;
 mod owner;
 pub mod plot;
@@ -86,13 +88,14 @@ pub mod status;
 pub mod sync;
 pub mod vacuum;
 
-pub use build::{BuildEvent, BuildOptions, BuildProgress, BuildReport, MemoryHooks, build};
+pub use build::{BuildEvent, BuildOptions, BuildProgress, BuildReport, build};
 pub use cancel::Cancel;
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use delta::DeltaError;
 pub use discover::Source;
 pub use error::{Error, ErrorContext, ErrorKind};
 pub use lake::Lake;
+pub use memory::MemoryHooks;
 pub use month::Month;
 pub use sync::{SyncOptions, SyncReport};
 

@@ -29,6 +29,7 @@ use crate::delta::{self, DeltaError};
 use crate::error::Error;
 use crate::gold::list_sizes;
 use crate::lake::Lake;
+use crate::memory::Release;
 use crate::session::{self, Pin, Session};
 
 const RECORD: &str = "_meta/derived.json";
@@ -104,7 +105,12 @@ pub async fn behind(lake: &Lake) -> Result<Vec<String>, DeltaError> {
 }
 
 /// Derives again until the derived tables are in step, retrying lost commit races.
-pub(crate) async fn bring_in_step(lake: &Lake, clock: &dyn Clock) -> Result<DerivedReport, Error> {
+/// `release` hands freed memory back between the derivation's steps.
+pub(crate) async fn bring_in_step(
+    lake: &Lake,
+    clock: &dyn Clock,
+    release: Release,
+) -> Result<DerivedReport, Error> {
     let mut report = DerivedReport::default();
     for attempt in 0..ATTEMPTS {
         if behind(lake).await.map_err(BuildError::from)?.is_empty() {
@@ -116,7 +122,7 @@ pub(crate) async fn bring_in_step(lake: &Lake, clock: &dyn Clock) -> Result<Deri
             report.retries += 1;
             tokio::time::sleep(backoff(attempt)).await;
         }
-        match derive(lake, clock.now()).await {
+        match derive(lake, clock.now(), release).await {
             Ok(Derived {
                 series,
                 keep,
@@ -156,7 +162,7 @@ fn backoff(attempt: u32) -> Duration {
 /// chains that share no table — series checks, then quality, then list sizes; dims, then
 /// organisation figures — run at once, on both cores, unless every list size is derived
 /// again.
-async fn derive(lake: &Lake, at: DateTime<Utc>) -> Result<Derived, DeltaError> {
+async fn derive(lake: &Lake, at: DateTime<Utc>, release: Release) -> Result<Derived, DeltaError> {
     let clock = std::time::Instant::now();
     let start = versions(lake).await?;
     let keep = keep(lake, &start).await?;
@@ -170,14 +176,17 @@ async fn derive(lake: &Lake, at: DateTime<Utc>) -> Result<Derived, DeltaError> {
         ms = clock.elapsed().as_millis() as u64,
         "derived: session open"
     );
+    release.everywhere().await;
     let snapshot = start.get(PRACTICE_SNAPSHOT.name).copied();
     let organisations = Abortable(tokio::spawn(organisation_chain(
         lake.clone(),
         session.clone(),
         sources.clone(),
         keep.clone(),
+        release,
     )));
-    let practices = practice_chain(lake, &session, snapshot, at, keep.list_sizes.as_ref());
+    let kept = keep.list_sizes.as_ref();
+    let practices = practice_chain(lake, &session, snapshot, at, kept, release);
     let ((series, quality, list_sizes), organisations) = if keep.list_sizes.is_some() {
         (practices.await?, organisations.join().await?)
     } else {
@@ -226,6 +235,7 @@ async fn practice_chain(
     snapshot: Option<u64>,
     at: DateTime<Utc>,
     kept: Option<&list_sizes::Kept>,
+    release: Release,
 ) -> Result<(Vec<QualityResult>, u64, list_sizes::Rebuilt), DeltaError> {
     let clock = std::time::Instant::now();
     let series = series_at(lake, snapshot).await?;
@@ -247,8 +257,9 @@ async fn practice_chain(
         "derived: series checks"
     );
     crate::failpoint::point("series");
+    release.everywhere().await;
     let versions = list_sizes::Sources { snapshot, quality };
-    let list_sizes = list_sizes::rebuild(lake, session, versions, kept).await?;
+    let list_sizes = list_sizes::rebuild(lake, session, versions, kept, release).await?;
     Ok((series, quality, list_sizes))
 }
 
@@ -276,6 +287,7 @@ async fn organisation_chain(
     session: Session,
     versions: BTreeMap<String, u64>,
     keep: Keep,
+    release: Release,
 ) -> Result<Organisations, DeltaError> {
     let snapshot = versions.get(PRACTICE_SNAPSHOT.name).copied();
     let clock = std::time::Instant::now();
@@ -286,8 +298,10 @@ async fn organisation_chain(
         "derived: dims"
     );
     crate::failpoint::point("dims");
+    release.everywhere().await;
+    let kept = keep.org.as_ref();
     let org =
-        crate::gold::rebuild_org_populations(&lake, &session, &versions, keep.org.as_ref()).await?;
+        crate::gold::rebuild_org_populations(&lake, &session, &versions, kept, release).await?;
     let mut outputs = dims.versions;
     outputs.insert(ORG_POPULATION.name.to_string(), org.version);
     Ok(Organisations {

@@ -86,21 +86,7 @@ pub struct BuildOptions {
     pub memory: Option<MemoryHooks>,
 }
 
-/// The allocator's ways of handing freed memory back to the system (see
-/// [`BuildOptions::memory`]).
-#[derive(Debug, Clone, Copy)]
-pub struct MemoryHooks {
-    /// Hands back what the calling thread freed, now: called on a month thread after each
-    /// job of a month, and by a runtime worker going idle ([`crate::runtime_with`]).
-    pub release: fn(),
-    /// Hands back every freed page at once (`true`), or after the allocator's own delay
-    /// (`false`, its setting). The build turns it on while it derives dims and gold: that
-    /// phase frees most of what it allocates within a second, the allocator's delay kept
-    /// it all (a 36-month derivation's peak 280 MiB against 200 MiB handed back at once),
-    /// and handing it back costs that phase no measurable time. The month phase, whose
-    /// page faults it would double, keeps the delay.
-    pub eager: fn(bool),
-}
+pub use crate::memory::MemoryHooks;
 
 /// Eager release while alive: the derivation's memory handed back as it is freed.
 struct Eager(Option<MemoryHooks>);
@@ -219,7 +205,8 @@ pub async fn build(
     options.emit(BuildEvent::Deriving);
     let started = std::time::Instant::now();
     let eager = Eager::on(options.memory);
-    report.derived = derived::bring_in_step(lake, clock).await?;
+    let release = crate::memory::Release::new(options.memory);
+    report.derived = derived::bring_in_step(lake, clock, release).await?;
     drop(eager);
     tracing::info!(
         ms = started.elapsed().as_millis() as u64,

@@ -28,6 +28,7 @@ use crate::catalog::{PRACTICE_LIST_SIZE, PRACTICE_SNAPSHOT, QUALITY};
 use crate::check::series::SERIES_RULES;
 use crate::delta::{self, DeltaError, MonthFiles};
 use crate::lake::Lake;
+use crate::memory::Release;
 use crate::month::Month;
 use crate::session::{self, Session};
 
@@ -65,15 +66,16 @@ pub(crate) async fn rebuild(
     session: &Session,
     versions: Sources,
     kept: Option<&Kept>,
+    release: Release,
 ) -> Result<Rebuilt, DeltaError> {
     let snapshot = &MonthFiles::open(lake, &PRACTICE_SNAPSHOT, versions.snapshot).await?;
     let flags = &flags(lake, versions.quality).await?;
     if let Some(kept) = kept
-        && let Some(rebuilt) = rebuild_months(lake, session, snapshot, flags, kept).await?
+        && let Some(rebuilt) = rebuild_months(lake, session, snapshot, flags, kept, release).await?
     {
         return Ok(rebuilt);
     }
-    let version = rebuild_whole(lake, snapshot, flags).await?;
+    let version = rebuild_whole(lake, snapshot, flags, release).await?;
     Ok(Rebuilt {
         version,
         months: None,
@@ -86,12 +88,13 @@ async fn rebuild_whole(
     lake: &Lake,
     snapshot: &MonthFiles,
     flags: &MonthFlags,
+    release: Release,
 ) -> Result<u64, DeltaError> {
     let def = PRACTICE_LIST_SIZE;
     let clock = std::time::Instant::now();
     let months = snapshot.months().collect();
     let select = |span| async move { Ok(list_sizes(snapshot, flags, span)) };
-    let version = super::write_whole(lake, def, &months, select).await?;
+    let version = super::write_whole(lake, def, &months, select, release).await?;
     tracing::debug!(
         ms = clock.elapsed().as_millis() as u64,
         "list sizes: written whole"
@@ -107,6 +110,7 @@ async fn rebuild_months(
     snapshot: &MonthFiles,
     flags: &MonthFlags,
     kept: &Kept,
+    release: Release,
 ) -> Result<Option<Rebuilt>, DeltaError> {
     let def = PRACTICE_LIST_SIZE;
     let clock = std::time::Instant::now();
@@ -121,8 +125,8 @@ async fn rebuild_months(
         "list sizes: reflagged"
     );
     let select = |span| async move { Ok(list_sizes(snapshot, flags, span)) };
-    let Some((version, months)) = super::write_months(&mut table, def, months, select).await?
-    else {
+    let written = super::write_months(&mut table, def, months, select, release).await?;
+    let Some((version, months)) = written else {
         return Ok(None);
     };
     tracing::debug!(

@@ -22,6 +22,7 @@ use crate::catalog::{
 };
 use crate::delta::{self, DeltaError, FileSpan};
 use crate::lake::Lake;
+use crate::memory::Release;
 use crate::month::Month;
 use crate::session::{self, Session, date_list};
 
@@ -137,6 +138,7 @@ pub(crate) async fn rebuild_org_populations(
     session: &Session,
     versions: &BTreeMap<String, u64>,
     kept: Option<&Kept>,
+    release: Release,
 ) -> Result<OrgWritten, DeltaError> {
     let def = ORG_POPULATION;
     let clock = std::time::Instant::now();
@@ -156,7 +158,8 @@ pub(crate) async fn rebuild_org_populations(
             .union(&kept.snapshot_changed)
             .copied()
             .collect();
-        if let Some((version, months)) = write_months(&mut table, def, changed, select).await? {
+        let written = write_months(&mut table, def, changed, select, release).await?;
+        if let Some((version, months)) = written {
             let ms = clock.elapsed().as_millis() as u64;
             let written = months.len();
             tracing::debug!(
@@ -172,7 +175,7 @@ pub(crate) async fn rebuild_org_populations(
             });
         }
     }
-    let version = write_whole(lake, def, &sources.months(), select).await?;
+    let version = write_whole(lake, def, &sources.months(), select, release).await?;
     let ms = clock.elapsed().as_millis() as u64;
     tracing::debug!(table = def.name, ms, "gold: written");
     Ok(OrgWritten {
@@ -227,6 +230,7 @@ pub(crate) async fn write_months<F, Fut, S>(
     def: TableDef,
     months: BTreeSet<NaiveDate>,
     select: F,
+    release: Release,
 ) -> Result<Option<(u64, BTreeSet<NaiveDate>)>, DeltaError>
 where
     F: FnMut(BTreeSet<NaiveDate>) -> Fut,
@@ -246,7 +250,8 @@ where
         return Ok(None);
     }
     let predicate = format!("snapshot_date IN ({})", date_list(&months));
-    let version = write_by_span(table, def, &months, replaced, Some(predicate), select).await?;
+    let predicate = Some(predicate);
+    let version = write_by_span(table, def, &months, replaced, predicate, select, release).await?;
     Ok(Some((version, months)))
 }
 
@@ -257,6 +262,7 @@ pub(crate) async fn write_whole<F, Fut, S>(
     def: TableDef,
     months: &BTreeSet<NaiveDate>,
     select: F,
+    release: Release,
 ) -> Result<u64, DeltaError>
 where
     F: FnMut(BTreeSet<NaiveDate>) -> Fut,
@@ -269,7 +275,7 @@ where
     let mut table = delta::open_or_create(lake, &def).await?;
     let files = delta::file_spans(&table, &def, "snapshot_date").await?;
     let removed = files.into_iter().map(|f| f.remove).collect();
-    write_by_span(&mut table, def, months, removed, None, select).await
+    write_by_span(&mut table, def, months, removed, None, select, release).await
 }
 
 /// Months gold writes to one file when it derives many. Each file's rows are written
@@ -296,6 +302,7 @@ async fn write_by_span<F, Fut, S>(
     removed: Vec<deltalake::kernel::Remove>,
     predicate: Option<String>,
     mut select: F,
+    release: Release,
 ) -> Result<u64, DeltaError>
 where
     F: FnMut(BTreeSet<NaiveDate>) -> Fut,
@@ -329,6 +336,7 @@ where
             months = span.len(),
             "gold: span written"
         );
+        release.everywhere().await;
     }
     delta::replace_with(table, &def, removed, added, predicate).await
 }
