@@ -27,8 +27,8 @@ pub struct MemoryHooks {
 /// A thread of the blocking pool allocates the bytes of every file the store reads for a
 /// task, which frees them on another thread. mimalloc counts such a block as used until the
 /// thread that allocated it collects its page, and a blocking thread that reads no more
-/// never does: at a 36-month sync's list sizes, pages holding 10 MB of such blocks (1 MB
-/// was live) kept 31 MB committed, against 13 MB at one month. A blocking thread that ends
+/// never does: at a 36-month sync's list sizes mimalloc counted 12-13 MB used where about
+/// 1 MB was live, on pages that kept 29-31 MB committed against 13 MB at one month. A blocking thread that ends
 /// hands them back, but ending them after 1 ms idle instead of 50 made the month phase 12 %
 /// slower (its files are read in bursts), so the derivation asks each thread instead.
 #[derive(Debug, Clone, Copy, Default)]

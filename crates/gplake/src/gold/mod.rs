@@ -158,8 +158,8 @@ pub(crate) async fn rebuild_org_populations(
             .union(&kept.snapshot_changed)
             .copied()
             .collect();
-        let written = write_months(&mut table, def, changed, select, release).await?;
-        if let Some((version, months)) = written {
+        let replaced = write_months(&mut table, def, changed, select, release).await?;
+        if let Some((version, months)) = replaced {
             let ms = clock.elapsed().as_millis() as u64;
             let written = months.len();
             tracing::debug!(
