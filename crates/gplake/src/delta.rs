@@ -539,34 +539,21 @@ impl MonthFiles {
 }
 
 /// The `columns` of every data file of `def` at `version`, read straight from the store
-/// (none when `None`, or when there is no table): for a small table read once whole, where
-/// a query would plan a scan of its many small files for a few thousand rows.
+/// (none when there is no table): for a small table read once whole, where a query would
+/// plan a scan of its many small files for a few thousand rows.
 pub(crate) async fn read_whole(
     lake: &Lake,
     def: &TableDef,
-    version: Option<u64>,
+    version: u64,
     columns: &[&str],
 ) -> Result<Vec<RecordBatch>, DeltaError> {
-    let e = err(def);
-    let Some(version) = version else {
-        return Ok(Vec::new());
-    };
     let Some(table) = open_version(lake, def, Some(version)).await? else {
         return Ok(Vec::new());
     };
-    let snapshot = table.snapshot().map_err(&e)?;
-    check_protocol(snapshot, def)?;
-    let files: Vec<Path> = snapshot
-        .snapshot()
-        .file_views(table.log_store().as_ref(), None)
-        .map_ok(|f| f.object_store_path())
-        .try_collect()
-        .await
-        .map_err(&e)?;
     let mut batches = Vec::new();
-    for file in &files {
-        for batch in file_batches(&table, def, file, columns).await? {
-            batches.push(batch.map_err(|a| e(a.into()))?);
+    for (_, file) in data_files(&table, def).await? {
+        for batch in file_batches(&table, def, &file, columns).await? {
+            batches.push(batch.map_err(|a| err(def)(a.into()))?);
         }
     }
     Ok(batches)
@@ -577,21 +564,13 @@ async fn files_by_month(
     table: &DeltaTable,
     def: &TableDef,
 ) -> Result<std::collections::BTreeMap<NaiveDate, Vec<Path>>, DeltaError> {
-    let e = err(def);
-    let partition = def.partition.unwrap_or("snapshot_date");
-    let snapshot = table.snapshot().map_err(&e)?;
-    check_protocol(snapshot, def)?;
-    let files: Vec<(Option<NaiveDate>, Path)> = snapshot
-        .snapshot()
-        .file_views(table.log_store().as_ref(), None)
-        .map_ok(|f| {
-            let value = f.partition_values_map().get(partition).cloned().flatten();
+    let files = data_files(table, def)
+        .await?
+        .into_iter()
+        .map(|(value, path)| {
             let date = value.and_then(|v| NaiveDate::parse_from_str(&v, "%Y-%m-%d").ok());
-            (date, f.object_store_path())
-        })
-        .try_collect()
-        .await
-        .map_err(&e)?;
+            (date, path)
+        });
     let mut by_month: std::collections::BTreeMap<_, Vec<Path>> = Default::default();
     for (date, path) in files {
         // A file with no partition value holds rows of no month, which no reader asks for.
@@ -600,6 +579,29 @@ async fn files_by_month(
         }
     }
     Ok(by_month)
+}
+
+/// Every data file of `table` as loaded, with its value of `def`'s partition column
+/// (`snapshot_date` for an unpartitioned table, which its files do not hold); an error when
+/// its files cannot be read as they are.
+async fn data_files(
+    table: &DeltaTable,
+    def: &TableDef,
+) -> Result<Vec<(Option<String>, Path)>, DeltaError> {
+    let e = err(def);
+    let partition = def.partition.unwrap_or("snapshot_date");
+    let snapshot = table.snapshot().map_err(&e)?;
+    check_protocol(snapshot, def)?;
+    snapshot
+        .snapshot()
+        .file_views(table.log_store().as_ref(), None)
+        .map_ok(|f| {
+            let value = f.partition_values_map().get(partition).cloned().flatten();
+            (value, f.object_store_path())
+        })
+        .try_collect()
+        .await
+        .map_err(&e)
 }
 
 /// An error unless the table's data files hold its rows and names as they are, as gplake

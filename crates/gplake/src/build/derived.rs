@@ -258,7 +258,7 @@ async fn practice_chain(
     );
     crate::failpoint::point("series");
     release.everywhere().await;
-    let versions = list_sizes::Sources { snapshot, quality };
+    let versions = list_sizes::SourceVersions { snapshot, quality };
     let list_sizes = list_sizes::rebuild(lake, session, versions, kept, release).await?;
     Ok((series, quality, list_sizes))
 }

@@ -43,7 +43,7 @@ pub(crate) struct Kept {
 
 /// The versions of the tables the list sizes are made from.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Sources {
+pub(crate) struct SourceVersions {
     /// `practice_snapshot`'s (the version the session pins; none to read when `None`).
     pub(crate) snapshot: Option<u64>,
     /// `quality`'s, with the latest series checks recorded.
@@ -64,7 +64,7 @@ pub(crate) struct Rebuilt {
 pub(crate) async fn rebuild(
     lake: &Lake,
     session: &Session,
-    versions: Sources,
+    versions: SourceVersions,
     kept: Option<&Kept>,
     release: Release,
 ) -> Result<Rebuilt, DeltaError> {
@@ -418,7 +418,7 @@ struct Checked<'b> {
 /// of sorted rule names) it was planned once per span of list sizes, and even a plain scan
 /// through the session planned one over the table's many small files, for rows read once.
 async fn flags(lake: &Lake, version: u64) -> Result<MonthFlags, DeltaError> {
-    let batches = delta::read_whole(lake, &QUALITY, Some(version), &QUALITY_READ).await?;
+    let batches = delta::read_whole(lake, &QUALITY, version, &QUALITY_READ).await?;
     let columns: Vec<_> = batches
         .iter()
         .map(|b| {
